@@ -1,0 +1,577 @@
+//! Typed configuration, layered as built-in defaults < file < environment < command-line flags.
+//!
+//! Every key is validated before any port is bound; an error names the key and the source it
+//! came from (the file's path, `the environment`, or `a command-line flag`).
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Environment, File, Value, ValueKind};
+use serde::Deserialize;
+
+use crate::classify::route::RouteTemplate;
+
+/// Prefix of the environment variables that configure statuscope (`STATUSCOPE_UPSTREAM`, ...).
+/// Nested keys use a double underscore: `STATUSCOPE_TIMEOUTS__CONNECT=2s`.
+pub const ENV_PREFIX: &str = "STATUSCOPE";
+
+/// Every key a configuration source may set. Anything else is rejected by name.
+const KNOWN_KEYS: &[&str] = &[
+    "listen",
+    "admin",
+    "upstream",
+    "threads",
+    "max_in_flight",
+    "drain_timeout",
+    "upstream_keepalive_pool_size",
+    "h2c",
+    "timeouts.connect",
+    "timeouts.read",
+    "timeouts.write",
+    "timeouts.idle",
+    "routes.templates",
+    "routes.max",
+    "log.format",
+    "log.level",
+    "log.access",
+];
+
+/// The validated configuration statuscope runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address of the proxy listener (`listen`).
+    pub listen: SocketAddr,
+    /// Address of the admin listener serving `/metrics`, `/healthz`, `/readyz` (`admin`).
+    pub admin: SocketAddr,
+    /// The service behind the proxy (`upstream`); required by `statuscope run`.
+    pub upstream: Option<Upstream>,
+    /// Worker threads of the proxy (`threads`).
+    pub threads: usize,
+    /// Requests proxied at once before new ones get a 503 (`max_in_flight`).
+    pub max_in_flight: usize,
+    /// How long SIGTERM waits for in-flight requests before exiting (`drain_timeout`).
+    pub drain_timeout: Duration,
+    /// Idle upstream connections kept for reuse (`upstream_keepalive_pool_size`).
+    pub upstream_keepalive_pool_size: usize,
+    /// Accept HTTP/2 over cleartext (prior knowledge) on the proxy port (`h2c`).
+    pub h2c: bool,
+    /// Upstream timeouts (`timeouts.*`).
+    pub timeouts: Timeouts,
+    /// Route templating (`routes.*`).
+    pub routes: Routes,
+    /// Logging (`log.*`).
+    pub log: Log,
+}
+
+/// The upstream as configured (`host:port`) and the socket address it resolved to at start-up.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// The text the user gave, kept for logs.
+    pub authority: String,
+    /// The resolved address the proxy connects to.
+    pub addr: SocketAddr,
+}
+
+/// Upstream timeouts. Each bounds one step of talking to the upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Establishing a TCP connection (`timeouts.connect`).
+    pub connect: Duration,
+    /// Each read from the upstream, headers or body (`timeouts.read`).
+    pub read: Duration,
+    /// Each write to the upstream (`timeouts.write`).
+    pub write: Duration,
+    /// How long an unused pooled upstream connection is kept (`timeouts.idle`).
+    pub idle: Duration,
+}
+
+/// Route templating and the cap on distinct routes.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    /// Templates such as `/users/{id}`, matched in order before automatic normalisation.
+    pub templates: Vec<RouteTemplate>,
+    /// Distinct automatically normalised routes before spilling into `__other__` (`routes.max`).
+    pub max: usize,
+}
+
+/// Log output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    /// `human` or `json` (`log.format`).
+    pub format: LogFormat,
+    /// A `tracing` filter directive such as `info` or `statuscope=debug` (`log.level`).
+    pub level: String,
+    /// One line per request (route, method, status, origin, duration); off by default.
+    pub access: bool,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A configuration error: the key, where its value came from, and what is wrong.
+#[derive(Debug)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    fn at(key: &str, origin: &str, problem: impl fmt::Display) -> Self {
+        ConfigError(format!("configuration key `{key}` (from {origin}): {problem}"))
+    }
+}
+
+/// Values given on the command line; they override the file and the environment.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--listen`
+    pub listen: Option<String>,
+    /// `--admin`
+    pub admin: Option<String>,
+    /// `--upstream`
+    pub upstream: Option<String>,
+}
+
+/// Where the configuration came from, for the start-up log line.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The validated configuration.
+    pub config: Config,
+    /// A human description of the sources in effect.
+    pub source: String,
+}
+
+/// Loads the layers (file, then `STATUSCOPE_*` environment, then flags) and validates them.
+pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Loaded, ConfigError> {
+    load_from(file, overrides, None)
+}
+
+/// Like [`load`], with an explicit environment instead of the process's (for tests).
+pub fn load_from(
+    file: Option<&Path>,
+    overrides: &Overrides,
+    env: Option<config::Map<String, String>>,
+) -> Result<Loaded, ConfigError> {
+    let mut builder = config::Config::builder();
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(ConfigError(format!(
+                "configuration file {} does not exist",
+                path.display()
+            )));
+        }
+        builder = builder.add_source(File::from(PathBuf::from(path)));
+    }
+    let environment = Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator("_")
+        .separator("__")
+        .list_separator(",")
+        .with_list_parse_key("routes.templates")
+        .try_parsing(true)
+        .source(env);
+    builder = builder.add_source(environment);
+    for (key, value) in [
+        ("listen", &overrides.listen),
+        ("admin", &overrides.admin),
+        ("upstream", &overrides.upstream),
+    ] {
+        if let Some(value) = value {
+            builder = builder
+                .set_override(key, value.as_str())
+                .map_err(|e| ConfigError(e.to_string()))?;
+        }
+    }
+    let merged = builder.build().map_err(|e| ConfigError(e.to_string()))?;
+    reject_unknown_keys(&merged)?;
+    let raw: RawConfig = merged
+        .clone()
+        .try_deserialize()
+        .map_err(|e| ConfigError(format!("invalid configuration: {e}")))?;
+    let config = raw.validate(&merged)?;
+    let source = match file {
+        Some(path) => format!("{} + environment + flags", path.display()),
+        None => "defaults + environment + flags".to_string(),
+    };
+    Ok(Loaded { config, source })
+}
+
+/// Names the source a merged value came from; overrides carry no origin in the `config` crate.
+fn origin_of(merged: &config::Config, key: &str) -> String {
+    match merged.get::<Value>(key) {
+        Ok(value) => describe_origin(&value),
+        Err(_) => "the built-in default".to_string(),
+    }
+}
+
+fn describe_origin(value: &Value) -> String {
+    match value.origin() {
+        Some(origin) => origin.to_string(),
+        None => "a command-line flag".to_string(),
+    }
+}
+
+fn reject_unknown_keys(merged: &config::Config) -> Result<(), ConfigError> {
+    let mut path = String::new();
+    check_keys(&merged.cache, &mut path)
+}
+
+fn check_keys(value: &Value, path: &mut String) -> Result<(), ConfigError> {
+    let ValueKind::Table(table) = &value.kind else {
+        return if path.is_empty() || KNOWN_KEYS.contains(&path.as_str()) {
+            Ok(())
+        } else {
+            Err(ConfigError::at(
+                path,
+                &describe_origin(value),
+                "unknown key; see the configuration reference in README.md",
+            ))
+        };
+    };
+    // A table is only valid where some known key continues below it.
+    let is_known_prefix = path.is_empty()
+        || KNOWN_KEYS
+            .iter()
+            .any(|k| k.len() > path.len() && k.starts_with(path.as_str()) && k.as_bytes()[path.len()] == b'.');
+    if !is_known_prefix {
+        let problem = if KNOWN_KEYS.contains(&path.as_str()) {
+            "expected a single value, found a table"
+        } else {
+            "unknown key; see the configuration reference in README.md"
+        };
+        return Err(ConfigError::at(path, &describe_origin(value), problem));
+    }
+    for (name, child) in table {
+        let before = path.len();
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(name);
+        check_keys(child, path)?;
+        path.truncate(before);
+    }
+    Ok(())
+}
+
+/// The configuration as deserialised, before addresses, durations and templates are checked.
+#[derive(Debug, Deserialize)]
+struct RawConfig {
+    #[serde(default = "defaults::listen")]
+    listen: String,
+    #[serde(default = "defaults::admin")]
+    admin: String,
+    #[serde(default)]
+    upstream: Option<String>,
+    #[serde(default = "defaults::threads")]
+    threads: i64,
+    #[serde(default = "defaults::max_in_flight")]
+    max_in_flight: i64,
+    #[serde(default)]
+    drain_timeout: Option<RawDuration>,
+    #[serde(default = "defaults::upstream_keepalive_pool_size")]
+    upstream_keepalive_pool_size: i64,
+    #[serde(default = "defaults::h2c")]
+    h2c: bool,
+    #[serde(default)]
+    timeouts: RawTimeouts,
+    #[serde(default)]
+    routes: RawRoutes,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawTimeouts {
+    connect: Option<RawDuration>,
+    read: Option<RawDuration>,
+    write: Option<RawDuration>,
+    idle: Option<RawDuration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawRoutes {
+    #[serde(default)]
+    templates: Vec<String>,
+    max: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawLog {
+    format: Option<String>,
+    level: Option<String>,
+    access: Option<bool>,
+}
+
+/// A duration as written: a number of seconds or a human duration such as `1500ms` or `2s`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawDuration {
+    Seconds(f64),
+    Text(String),
+}
+
+mod defaults {
+    pub fn listen() -> String {
+        "0.0.0.0:7070".into()
+    }
+    pub fn admin() -> String {
+        "0.0.0.0:9070".into()
+    }
+    pub fn threads() -> i64 {
+        1
+    }
+    pub fn max_in_flight() -> i64 {
+        1024
+    }
+    pub fn upstream_keepalive_pool_size() -> i64 {
+        128
+    }
+    pub fn h2c() -> bool {
+        true
+    }
+    pub const DRAIN_TIMEOUT: &str = "10s";
+    pub const CONNECT_TIMEOUT: &str = "2s";
+    pub const READ_TIMEOUT: &str = "30s";
+    pub const WRITE_TIMEOUT: &str = "30s";
+    // Below the 60-75 s keep-alive timeouts common web servers use, so a pooled connection is
+    // dropped here before the upstream closes it under a request.
+    pub const IDLE_TIMEOUT: &str = "50s";
+    pub const MAX_ROUTES: i64 = 200;
+}
+
+impl RawConfig {
+    fn validate(self, merged: &config::Config) -> Result<Config, ConfigError> {
+        let origin = |key: &str| origin_of(merged, key);
+        let socket = |key: &str, text: &str| -> Result<SocketAddr, ConfigError> {
+            text.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::at(key, &origin(key), format!("`{text}` is not an IP:port address"))
+            })
+        };
+        let listen = socket("listen", &self.listen)?;
+        let admin = socket("admin", &self.admin)?;
+        if listen == admin {
+            return Err(ConfigError::at(
+                "admin",
+                &origin("admin"),
+                "must differ from `listen`: metrics never share the proxy port",
+            ));
+        }
+        let upstream = match self.upstream {
+            None => None,
+            Some(text) => Some(resolve_upstream(&text).map_err(|problem| {
+                ConfigError::at("upstream", &origin("upstream"), problem)
+            })?),
+        };
+        let positive = |key: &str, n: i64| -> Result<usize, ConfigError> {
+            if n < 1 {
+                Err(ConfigError::at(key, &origin(key), format!("must be at least 1, got {n}")))
+            } else {
+                Ok(n as usize)
+            }
+        };
+        let duration = |key: &str, raw: Option<RawDuration>, default: &str| {
+            let raw = raw.unwrap_or(RawDuration::Text(default.to_string()));
+            parse_duration(&raw).map_err(|problem| ConfigError::at(key, &origin(key), problem))
+        };
+        let timeouts = Timeouts {
+            connect: duration("timeouts.connect", self.timeouts.connect, defaults::CONNECT_TIMEOUT)?,
+            read: duration("timeouts.read", self.timeouts.read, defaults::READ_TIMEOUT)?,
+            write: duration("timeouts.write", self.timeouts.write, defaults::WRITE_TIMEOUT)?,
+            idle: duration("timeouts.idle", self.timeouts.idle, defaults::IDLE_TIMEOUT)?,
+        };
+        for (key, value) in [
+            ("timeouts.connect", timeouts.connect),
+            ("timeouts.read", timeouts.read),
+            ("timeouts.write", timeouts.write),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::at(key, &origin(key), "must be greater than zero"));
+            }
+        }
+        let templates = self
+            .routes
+            .templates
+            .iter()
+            .map(|text| {
+                RouteTemplate::parse(text).map_err(|problem| {
+                    ConfigError::at("routes.templates", &origin("routes.templates"), problem)
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let format = match self.log.format.as_deref().unwrap_or("human") {
+            "human" => LogFormat::Human,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError::at(
+                    "log.format",
+                    &origin("log.format"),
+                    format!("`{other}` is neither `human` nor `json`"),
+                ))
+            }
+        };
+        let level = self.log.level.unwrap_or_else(|| "info".to_string());
+        if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+            return Err(ConfigError::at(
+                "log.level",
+                &origin("log.level"),
+                format!("`{level}` is not a log filter such as `info` or `statuscope=debug`"),
+            ));
+        }
+        Ok(Config {
+            listen,
+            admin,
+            upstream,
+            threads: positive("threads", self.threads)?,
+            max_in_flight: positive("max_in_flight", self.max_in_flight)?,
+            drain_timeout: duration("drain_timeout", self.drain_timeout, defaults::DRAIN_TIMEOUT)?,
+            upstream_keepalive_pool_size: positive(
+                "upstream_keepalive_pool_size",
+                self.upstream_keepalive_pool_size,
+            )?,
+            h2c: self.h2c,
+            timeouts,
+            routes: Routes {
+                templates,
+                max: positive("routes.max", self.routes.max.unwrap_or(defaults::MAX_ROUTES))?,
+            },
+            log: Log {
+                format,
+                level,
+                access: self.log.access.unwrap_or(false),
+            },
+        })
+    }
+}
+
+fn resolve_upstream(text: &str) -> Result<Upstream, String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{text}` is not host:port"))?;
+    if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!("`{text}` is not host:port with a port from 1 to 65535"));
+    }
+    let addr = text
+        .to_socket_addrs()
+        .map_err(|e| format!("`{text}` does not resolve: {e}"))?
+        .next()
+        .ok_or_else(|| format!("`{text}` resolves to no address"))?;
+    Ok(Upstream {
+        authority: text.to_string(),
+        addr,
+    })
+}
+
+fn parse_duration(raw: &RawDuration) -> Result<Duration, String> {
+    match raw {
+        RawDuration::Seconds(seconds) if *seconds < 0.0 || !seconds.is_finite() => {
+            Err(format!("must be a non-negative duration, got {seconds}"))
+        }
+        RawDuration::Seconds(seconds) => Ok(Duration::from_secs_f64(*seconds)),
+        RawDuration::Text(text) if text.trim_start().starts_with('-') => {
+            Err(format!("must be a non-negative duration, got `{text}`"))
+        }
+        RawDuration::Text(text) => humantime::parse_duration(text)
+            .map_err(|e| format!("`{text}` is not a duration such as `500ms` or `2s`: {e}")),
+    }
+}
+
+impl Config {
+    /// The upstream, or an error naming the key when `run` was started without one.
+    pub fn require_upstream(&self) -> Result<&Upstream, ConfigError> {
+        self.upstream.as_ref().ok_or_else(|| {
+            ConfigError(
+                "configuration key `upstream` is required: give --upstream host:port, \
+                 STATUSCOPE_UPSTREAM or `upstream:` in the file"
+                    .to_string(),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<config::Map<String, String>> {
+        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn defaults_apply_without_any_source() {
+        let loaded = load_from(None, &Overrides::default(), env(&[])).unwrap();
+        let config = loaded.config;
+        assert_eq!(config.listen, "0.0.0.0:7070".parse().unwrap());
+        assert_eq!(config.admin, "0.0.0.0:9070".parse().unwrap());
+        assert!(config.upstream.is_none());
+        assert_eq!(config.drain_timeout, Duration::from_secs(10));
+        assert_eq!(config.routes.max, 200);
+        assert_eq!(config.timeouts.connect, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn environment_sets_nested_keys_and_flags_win() {
+        let overrides = Overrides {
+            upstream: Some("127.0.0.1:9999".into()),
+            ..Overrides::default()
+        };
+        let loaded = load_from(
+            None,
+            &overrides,
+            env(&[
+                ("STATUSCOPE_UPSTREAM", "127.0.0.1:8080"),
+                ("STATUSCOPE_TIMEOUTS__READ", "1500ms"),
+                ("STATUSCOPE_ROUTES__TEMPLATES", "/users/{id},/orders/{id}"),
+            ]),
+        )
+        .unwrap();
+        let config = loaded.config;
+        assert_eq!(config.upstream.unwrap().addr.port(), 9999);
+        assert_eq!(config.timeouts.read, Duration::from_millis(1500));
+        assert_eq!(config.routes.templates.len(), 2);
+    }
+
+    #[test]
+    fn unknown_environment_key_is_named_with_its_source() {
+        let err = load_from(None, &Overrides::default(), env(&[("STATUSCOPE_LISTNE", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`listne`"), "{err}");
+        assert!(err.contains("the environment"), "{err}");
+    }
+
+    #[test]
+    fn negative_timeout_is_rejected() {
+        let err = load_from(
+            None,
+            &Overrides::default(),
+            env(&[("STATUSCOPE_TIMEOUTS__CONNECT", "-1")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`timeouts.connect`"), "{err}");
+        assert!(err.contains("non-negative"), "{err}");
+    }
+
+    #[test]
+    fn bad_flag_address_names_the_flag() {
+        let overrides = Overrides {
+            listen: Some("nowhere".into()),
+            ..Overrides::default()
+        };
+        let err = load_from(None, &overrides, env(&[])).unwrap_err().to_string();
+        assert!(err.contains("`listen`"), "{err}");
+        assert!(err.contains("command-line flag"), "{err}");
+    }
+}

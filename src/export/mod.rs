@@ -1,0 +1,107 @@
+//! The export stage: the admin listener serving `/metrics`, `/healthz` and `/readyz`.
+//!
+//! It runs on a thread and runtime of its own, apart from pingora's services, so it keeps
+//! answering (and `/readyz` keeps saying 503) while the proxy drains on SIGTERM.
+
+use std::convert::Infallible;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use prometheus::{Encoder, TextEncoder};
+use tracing::warn;
+
+use crate::lifecycle::Health;
+use crate::record::Metrics;
+
+/// Serves the admin endpoints on `listener` from a new thread until the process exits.
+pub fn spawn_admin(listener: TcpListener, metrics: Arc<Metrics>, health: Arc<Health>) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new()
+        .name("statuscope-admin".into())
+        .spawn(move || runtime.block_on(serve(listener, metrics, health)))?;
+    Ok(())
+}
+
+async fn serve(listener: TcpListener, metrics: Arc<Metrics>, health: Arc<Health>) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(e) => {
+            warn!("admin listener unusable: {e}");
+            return;
+        }
+    };
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                warn!("admin accept failed: {e}");
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        let health = health.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let response = respond(&request, &metrics, &health);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            // Errors here are a scraper hanging up; nothing to report.
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn respond(request: &Request<Incoming>, metrics: &Metrics, health: &Health) -> Response<Full<Bytes>> {
+    let path = request.uri().path();
+    if !matches!(path, "/metrics" | "/healthz" | "/readyz") {
+        return plain(StatusCode::NOT_FOUND, "not found: try /metrics, /healthz or /readyz\n");
+    }
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    match path {
+        "/metrics" => {
+            let encoder = TextEncoder::new();
+            let mut body = Vec::with_capacity(16 * 1024);
+            if let Err(e) = encoder.encode(&metrics.registry().gather(), &mut body) {
+                warn!("encoding metrics failed: {e}");
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed\n");
+            }
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(prometheus::TEXT_FORMAT),
+            );
+            response
+        }
+        "/healthz" => plain(StatusCode::OK, "ok\n"),
+        _ => match health.readiness() {
+            Ok(()) => plain(StatusCode::OK, "ready\n"),
+            Err(reason) => plain(StatusCode::SERVICE_UNAVAILABLE, reason),
+        },
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

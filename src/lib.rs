@@ -1,0 +1,16 @@
+//! statuscope: an HTTP observability sidecar.
+//!
+//! Every request to a service passes through a pingora reverse proxy that tallies each
+//! response by route, method, status code, class and origin and exports the tallies as
+//! Prometheus metrics on an admin port. The modules follow the pipeline:
+//! [`proxy`] → [`classify`] → [`record`] → [`export`], with [`config`], [`lifecycle`],
+//! [`telemetry`] and the self-contained [`demo`] around them.
+
+pub mod classify;
+pub mod config;
+pub mod demo;
+pub mod export;
+pub mod lifecycle;
+pub mod proxy;
+pub mod record;
+pub mod telemetry;

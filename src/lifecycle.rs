@@ -1,0 +1,218 @@
+//! Lifecycle: start-up order, readiness, and shutdown.
+//!
+//! Start-up binds the admin listener, checks the proxy address is free, then hands the proxy
+//! to pingora; `/readyz` turns 200 once the proxy port accepts connections. SIGTERM turns
+//! `/readyz` to 503 at once, pingora stops accepting, in-flight requests finish, and the
+//! process exits 0 as soon as none is left or `drain_timeout` has passed. SIGINT exits at once.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::apps::HttpServerOptions;
+use pingora::proxy::ProxyServiceBuilder;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::proxy::StatuscopeProxy;
+use crate::record::Metrics;
+
+/// How often readiness and drain progress are checked. Both are cheap local checks.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Whether the proxy is ready for traffic, as `/readyz` reports it.
+#[derive(Debug, Default)]
+pub struct Health {
+    phase: AtomicU8,
+}
+
+const STARTING: u8 = 0;
+const READY: u8 = 1;
+const DRAINING: u8 = 2;
+
+impl Health {
+    /// `Ok` while serving; otherwise the reason `/readyz` gives with its 503.
+    pub fn readiness(&self) -> Result<(), &'static str> {
+        match self.phase.load(Ordering::Acquire) {
+            READY => Ok(()),
+            STARTING => Err("starting: the proxy listener is not accepting yet\n"),
+            _ => Err("draining: shutdown has begun\n"),
+        }
+    }
+
+    fn mark_ready(&self) {
+        // Never undo a drain that began while the probe was still waiting.
+        let _ = self
+            .phase
+            .compare_exchange(STARTING, READY, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    fn begin_drain(&self) {
+        self.phase.store(DRAINING, Ordering::Release);
+    }
+}
+
+/// Why the proxy could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The configuration is unusable (exit status 2).
+    Config(crate::config::ConfigError),
+    /// A port could not be bound or a thread started (exit status 1).
+    Io(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "{e}"),
+            StartError::Io(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Runs the proxy and the admin server until a signal (or `stop_after`) ends it.
+pub fn run(config: &Config, source: &str, metrics: Arc<Metrics>, stop_after: Option<Duration>) -> Result<(), StartError> {
+    let proxy = StatuscopeProxy::new(config, metrics.clone()).map_err(StartError::Config)?;
+    let upstream = config.require_upstream().map_err(StartError::Config)?;
+    let health = Arc::new(Health::default());
+
+    let admin = TcpListener::bind(config.admin)
+        .map_err(|e| StartError::Io(format!("cannot bind admin address {}: {e}", config.admin)))?;
+    // pingora retries a taken port for 30 s and then panics: fail clearly and at once instead.
+    drop(
+        TcpListener::bind(config.listen)
+            .map_err(|e| StartError::Io(format!("cannot bind listen address {}: {e}", config.listen)))?,
+    );
+    crate::export::spawn_admin(admin, metrics.clone(), health.clone())
+        .map_err(|e| StartError::Io(format!("cannot start the admin server: {e}")))?;
+
+    let conf = ServerConf {
+        threads: config.threads,
+        // pingora sleeps the whole grace period; the drain watcher exits earlier once idle.
+        grace_period_seconds: Some(config.drain_timeout.as_secs_f64().ceil() as u64),
+        graceful_shutdown_timeout_seconds: Some(1),
+        upstream_keepalive_pool_size: config.upstream_keepalive_pool_size,
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let mut options = HttpServerOptions::default();
+    options.h2c = config.h2c;
+    let mut service = ProxyServiceBuilder::new(&server.configuration, proxy)
+        .name("statuscope proxy")
+        .server_options(options)
+        .build();
+    service.add_tcp(&config.listen.to_string());
+    server.add_service(service);
+
+    spawn_readiness_probe(config.listen, health.clone());
+    info!(
+        listen = %config.listen,
+        admin = %config.admin,
+        upstream = %upstream.authority,
+        config = source,
+        "statuscope starting"
+    );
+    let watch = SignalWatch {
+        health,
+        metrics,
+        drain_timeout: config.drain_timeout,
+        stop_after,
+    };
+    server.run(RunArgs {
+        shutdown_signal: Box::new(watch),
+    });
+    info!("statuscope stopped");
+    Ok(())
+}
+
+/// Marks the proxy ready once its port accepts a connection. The probe connection sends no
+/// request, so pingora closes it without a tally.
+fn spawn_readiness_probe(listen: SocketAddr, health: Arc<Health>) {
+    let target = SocketAddr::new(loopback_for(listen.ip()), listen.port());
+    std::thread::spawn(move || loop {
+        if health.readiness().is_err() && TcpStream::connect_timeout(&target, Duration::from_secs(1)).is_ok() {
+            health.mark_ready();
+            return;
+        }
+        if health.readiness().is_ok() {
+            return;
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    });
+}
+
+fn loopback_for(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        other => other,
+    }
+}
+
+/// Turns signals into pingora shutdowns, starting the drain watcher on SIGTERM.
+struct SignalWatch {
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    drain_timeout: Duration,
+    stop_after: Option<Duration>,
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for SignalWatch {
+    async fn recv(&self) -> ShutdownSignal {
+        let (Ok(mut terminate), Ok(mut interrupt)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
+            warn!("cannot install signal handlers; stopping");
+            return ShutdownSignal::FastShutdown;
+        };
+        let deadline = async {
+            match self.stop_after {
+                Some(after) => tokio::time::sleep(after).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = terminate.recv() => {
+                info!(drain_timeout = ?self.drain_timeout, "SIGTERM: draining in-flight requests");
+                self.health.begin_drain();
+                spawn_drain_watcher(self.metrics.clone(), self.drain_timeout);
+                ShutdownSignal::GracefulTerminate
+            }
+            _ = interrupt.recv() => {
+                info!("SIGINT: stopping now");
+                self.health.begin_drain();
+                ShutdownSignal::FastShutdown
+            }
+            _ = deadline => {
+                self.health.begin_drain();
+                ShutdownSignal::FastShutdown
+            }
+        }
+    }
+}
+
+/// Exits 0 once no request has been in flight for two polls in a row, or at the drain timeout.
+/// pingora itself would sleep out its whole grace period even with nothing left to finish.
+fn spawn_drain_watcher(metrics: Arc<Metrics>, drain_timeout: Duration) {
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        let mut idle_polls = 0;
+        while started.elapsed() < drain_timeout {
+            idle_polls = if metrics.in_flight().get() == 0 { idle_polls + 1 } else { 0 };
+            if idle_polls >= 2 {
+                info!(elapsed = ?started.elapsed(), "drained; exiting");
+                std::process::exit(0);
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+        warn!(in_flight = metrics.in_flight().get(), "drain timeout reached; exiting");
+        std::process::exit(0);
+    });
+}

@@ -1,0 +1,121 @@
+//! The `statuscope` command: `run`, `check-config` and `demo`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use statuscope::config::{self, Overrides};
+use statuscope::lifecycle::{self, StartError};
+use statuscope::record::Metrics;
+use statuscope::{demo, telemetry};
+
+/// Exit status for a configuration or usage error (as clap uses for bad flags).
+const EXIT_CONFIG: u8 = 2;
+/// Exit status for a failure at run time, such as a port already in use.
+const EXIT_RUNTIME: u8 = 1;
+
+#[derive(Parser)]
+#[command(name = "statuscope", version, about = "HTTP observability sidecar: per-route status-code tallies for Prometheus")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Proxy traffic to the upstream and export metrics on the admin port.
+    Run {
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// Validate a configuration file (with the environment) without starting.
+    CheckConfig {
+        /// The YAML or TOML file to check.
+        file: PathBuf,
+    },
+    /// Run statuscope in front of a built-in demo service, drive traffic and print live tallies.
+    Demo {
+        /// Stop by itself after this long (e.g. `30s`, `2m`); runs until Ctrl-C when absent.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+        /// Proxy address of the demo.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        listen: String,
+        /// Admin address of the demo (`/metrics`).
+        #[arg(long, default_value = "127.0.0.1:9070")]
+        admin: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Configuration file (YAML or TOML).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Proxy listen address, host:port (overrides file and environment).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Admin listen address, host:port (overrides file and environment).
+    #[arg(long)]
+    admin: Option<String>,
+    /// The service to proxy to, host:port (overrides file and environment).
+    #[arg(long)]
+    upstream: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { args } => {
+            let overrides = Overrides {
+                listen: args.listen,
+                admin: args.admin,
+                upstream: args.upstream,
+            };
+            let loaded = match config::load(args.config.as_deref(), &overrides) {
+                Ok(loaded) => loaded,
+                Err(e) => return fail(EXIT_CONFIG, &e),
+            };
+            if let Err(e) = loaded.config.require_upstream() {
+                return fail(EXIT_CONFIG, &e);
+            }
+            telemetry::init(&loaded.config.log);
+            let metrics = Arc::new(Metrics::new());
+            finish(lifecycle::run(&loaded.config, &loaded.source, metrics, None))
+        }
+        Command::CheckConfig { file } => match config::load(Some(&file), &Overrides::default()) {
+            Ok(_) => {
+                println!("{}: configuration is valid", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(EXIT_CONFIG, &e),
+        },
+        Command::Demo { duration, listen, admin } => {
+            let overrides = Overrides {
+                listen: Some(listen),
+                admin: Some(admin),
+                upstream: None,
+            };
+            match demo::run(&overrides, duration) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => finish(Err(e)),
+            }
+        }
+    }
+}
+
+fn finish(result: Result<(), StartError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(StartError::Config(e)) => fail(EXIT_CONFIG, &e),
+        Err(e) => fail(EXIT_RUNTIME, &e),
+    }
+}
+
+fn fail(status: u8, error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("statuscope: {error}");
+    ExitCode::from(status)
+}

@@ -1,0 +1,155 @@
+//! Recording: the Prometheus metrics statuscope exports, in a registry of its own.
+//!
+//! The metric and label names here are a contract with the dashboards and alerts; the README's
+//! metrics reference lists them.
+
+use std::time::Duration;
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
+
+use crate::classify::{status_class, Origin, UpstreamErrorKind};
+
+/// Histogram buckets from 1 ms to 30 s: fine where APIs answer, coarse where they time out.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// All of statuscope's metrics and the registry that exports them.
+pub struct Metrics {
+    registry: Registry,
+    responses: IntCounterVec,
+    duration: HistogramVec,
+    in_flight: IntGauge,
+    upstream_errors: IntCounterVec,
+    route_overflow: IntCounter,
+}
+
+/// One finished exchange as it is tallied.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange<'a> {
+    /// The route template.
+    pub route: &'a str,
+    /// The method label.
+    pub method: &'static str,
+    /// The status the client saw (499 when it went away first).
+    pub code: u16,
+    /// Who produced that status.
+    pub origin: Origin,
+    /// From the request header's arrival to the end of the response.
+    pub duration: Duration,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them, with the process metrics, in a fresh registry.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let responses = IntCounterVec::new(
+            Opts::new(
+                "statuscope_responses_total",
+                "Final responses by route, method, status code, status class and origin.",
+            ),
+            &["route", "method", "code", "class", "origin"],
+        )
+        .expect("valid metric");
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "statuscope_response_duration_seconds",
+                "Time from the request header's arrival to the end of the response.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["route", "method", "class"],
+        )
+        .expect("valid metric");
+        let in_flight = IntGauge::new(
+            "statuscope_requests_in_flight",
+            "Requests received and not yet answered in full.",
+        )
+        .expect("valid metric");
+        let upstream_errors = IntCounterVec::new(
+            Opts::new(
+                "statuscope_upstream_errors_total",
+                "Failures talking to the upstream, by kind.",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let route_overflow = IntCounter::new(
+            "statuscope_route_overflow_total",
+            "Requests tallied under route=\"__other__\" because the cap on distinct routes was reached.",
+        )
+        .expect("valid metric");
+        let build_info = IntGaugeVec::new(
+            Opts::new("statuscope_build_info", "Always 1; the version label names the build."),
+            &["version"],
+        )
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        for kind in UpstreamErrorKind::ALL {
+            upstream_errors.with_label_values(&[kind.as_str()]);
+        }
+        for collector in [
+            Box::new(responses.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(duration.clone()),
+            Box::new(in_flight.clone()),
+            Box::new(upstream_errors.clone()),
+            Box::new(route_overflow.clone()),
+            Box::new(build_info),
+            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
+        ] {
+            registry.register(collector).expect("metric names are unique");
+        }
+        Metrics {
+            registry,
+            responses,
+            duration,
+            in_flight,
+            upstream_errors,
+            route_overflow,
+        }
+    }
+
+    /// The registry to expose on `/metrics`.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The gauge of requests in flight.
+    pub fn in_flight(&self) -> &IntGauge {
+        &self.in_flight
+    }
+
+    /// Tallies one final response.
+    pub fn record(&self, exchange: &Exchange<'_>) {
+        let class = status_class(exchange.code);
+        let mut code_buf = itoa::Buffer::new();
+        let code = code_buf.format(exchange.code);
+        self.responses
+            .with_label_values(&[exchange.route, exchange.method, code, class, exchange.origin.as_str()])
+            .inc();
+        let histogram: Histogram = self
+            .duration
+            .with_label_values(&[exchange.route, exchange.method, class]);
+        histogram.observe(exchange.duration.as_secs_f64());
+    }
+
+    /// Counts one failure talking to the upstream.
+    pub fn record_upstream_error(&self, kind: UpstreamErrorKind) {
+        self.upstream_errors.with_label_values(&[kind.as_str()]).inc();
+    }
+
+    /// Counts one request spilled into `route="__other__"`.
+    pub fn record_route_overflow(&self) {
+        self.route_overflow.inc();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
