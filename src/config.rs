@@ -130,7 +130,9 @@ impl std::error::Error for ConfigError {}
 
 impl ConfigError {
     fn at(key: &str, origin: &str, problem: impl fmt::Display) -> Self {
-        ConfigError(format!("configuration key `{key}` (from {origin}): {problem}"))
+        ConfigError(format!(
+            "configuration key `{key}` (from {origin}): {problem}"
+        ))
     }
 }
 
@@ -210,10 +212,18 @@ pub fn load_from(
 
 /// Names the source a merged value came from; overrides carry no origin in the `config` crate.
 fn origin_of(merged: &config::Config, key: &str) -> String {
-    match merged.get::<Value>(key) {
-        Ok(value) => describe_origin(&value),
-        Err(_) => "the built-in default".to_string(),
+    // Walk the merged tree itself: `Config::get` returns copies that have lost their origin.
+    let mut value = &merged.cache;
+    for part in key.split('.') {
+        match &value.kind {
+            ValueKind::Table(table) => match table.get(part) {
+                Some(child) => value = child,
+                None => return "the built-in default".to_string(),
+            },
+            _ => return "the built-in default".to_string(),
+        }
     }
+    describe_origin(value)
 }
 
 fn describe_origin(value: &Value) -> String {
@@ -242,9 +252,9 @@ fn check_keys(value: &Value, path: &mut String) -> Result<(), ConfigError> {
     };
     // A table is only valid where some known key continues below it.
     let is_known_prefix = path.is_empty()
-        || KNOWN_KEYS
-            .iter()
-            .any(|k| k.len() > path.len() && k.starts_with(path.as_str()) && k.as_bytes()[path.len()] == b'.');
+        || KNOWN_KEYS.iter().any(|k| {
+            k.len() > path.len() && k.starts_with(path.as_str()) && k.as_bytes()[path.len()] == b'.'
+        });
     if !is_known_prefix {
         let problem = if KNOWN_KEYS.contains(&path.as_str()) {
             "expected a single value, found a table"
@@ -356,7 +366,11 @@ impl RawConfig {
         let origin = |key: &str| origin_of(merged, key);
         let socket = |key: &str, text: &str| -> Result<SocketAddr, ConfigError> {
             text.parse::<SocketAddr>().map_err(|_| {
-                ConfigError::at(key, &origin(key), format!("`{text}` is not an IP:port address"))
+                ConfigError::at(
+                    key,
+                    &origin(key),
+                    format!("`{text}` is not an IP:port address"),
+                )
             })
         };
         let listen = socket("listen", &self.listen)?;
@@ -370,13 +384,18 @@ impl RawConfig {
         }
         let upstream = match self.upstream {
             None => None,
-            Some(text) => Some(resolve_upstream(&text).map_err(|problem| {
-                ConfigError::at("upstream", &origin("upstream"), problem)
-            })?),
+            Some(text) => Some(
+                resolve_upstream(&text)
+                    .map_err(|problem| ConfigError::at("upstream", &origin("upstream"), problem))?,
+            ),
         };
         let positive = |key: &str, n: i64| -> Result<usize, ConfigError> {
             if n < 1 {
-                Err(ConfigError::at(key, &origin(key), format!("must be at least 1, got {n}")))
+                Err(ConfigError::at(
+                    key,
+                    &origin(key),
+                    format!("must be at least 1, got {n}"),
+                ))
             } else {
                 Ok(n as usize)
             }
@@ -386,9 +405,17 @@ impl RawConfig {
             parse_duration(&raw).map_err(|problem| ConfigError::at(key, &origin(key), problem))
         };
         let timeouts = Timeouts {
-            connect: duration("timeouts.connect", self.timeouts.connect, defaults::CONNECT_TIMEOUT)?,
+            connect: duration(
+                "timeouts.connect",
+                self.timeouts.connect,
+                defaults::CONNECT_TIMEOUT,
+            )?,
             read: duration("timeouts.read", self.timeouts.read, defaults::READ_TIMEOUT)?,
-            write: duration("timeouts.write", self.timeouts.write, defaults::WRITE_TIMEOUT)?,
+            write: duration(
+                "timeouts.write",
+                self.timeouts.write,
+                defaults::WRITE_TIMEOUT,
+            )?,
             idle: duration("timeouts.idle", self.timeouts.idle, defaults::IDLE_TIMEOUT)?,
         };
         for (key, value) in [
@@ -397,7 +424,11 @@ impl RawConfig {
             ("timeouts.write", timeouts.write),
         ] {
             if value.is_zero() {
-                return Err(ConfigError::at(key, &origin(key), "must be greater than zero"));
+                return Err(ConfigError::at(
+                    key,
+                    &origin(key),
+                    "must be greater than zero",
+                ));
             }
         }
         let templates = self
@@ -444,7 +475,10 @@ impl RawConfig {
             timeouts,
             routes: Routes {
                 templates,
-                max: positive("routes.max", self.routes.max.unwrap_or(defaults::MAX_ROUTES))?,
+                max: positive(
+                    "routes.max",
+                    self.routes.max.unwrap_or(defaults::MAX_ROUTES),
+                )?,
             },
             log: Log {
                 format,
@@ -460,7 +494,9 @@ fn resolve_upstream(text: &str) -> Result<Upstream, String> {
         .rsplit_once(':')
         .ok_or_else(|| format!("`{text}` is not host:port"))?;
     if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
-        return Err(format!("`{text}` is not host:port with a port from 1 to 65535"));
+        return Err(format!(
+            "`{text}` is not host:port with a port from 1 to 65535"
+        ));
     }
     let addr = text
         .to_socket_addrs()
@@ -505,7 +541,12 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Option<config::Map<String, String>> {
-        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
@@ -544,9 +585,13 @@ mod tests {
 
     #[test]
     fn unknown_environment_key_is_named_with_its_source() {
-        let err = load_from(None, &Overrides::default(), env(&[("STATUSCOPE_LISTNE", "x")]))
-            .unwrap_err()
-            .to_string();
+        let err = load_from(
+            None,
+            &Overrides::default(),
+            env(&[("STATUSCOPE_LISTNE", "x")]),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("`listne`"), "{err}");
         assert!(err.contains("the environment"), "{err}");
     }
@@ -562,6 +607,7 @@ mod tests {
         .to_string();
         assert!(err.contains("`timeouts.connect`"), "{err}");
         assert!(err.contains("non-negative"), "{err}");
+        assert!(err.contains("the environment"), "{err}");
     }
 
     #[test]
@@ -570,7 +616,9 @@ mod tests {
             listen: Some("nowhere".into()),
             ..Overrides::default()
         };
-        let err = load_from(None, &overrides, env(&[])).unwrap_err().to_string();
+        let err = load_from(None, &overrides, env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`listen`"), "{err}");
         assert!(err.contains("command-line flag"), "{err}");
     }

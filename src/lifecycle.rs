@@ -76,7 +76,12 @@ impl std::fmt::Display for StartError {
 }
 
 /// Runs the proxy and the admin server until a signal (or `stop_after`) ends it.
-pub fn run(config: &Config, source: &str, metrics: Arc<Metrics>, stop_after: Option<Duration>) -> Result<(), StartError> {
+pub fn run(
+    config: &Config,
+    source: &str,
+    metrics: Arc<Metrics>,
+    stop_after: Option<Duration>,
+) -> Result<(), StartError> {
     let proxy = StatuscopeProxy::new(config, metrics.clone()).map_err(StartError::Config)?;
     let upstream = config.require_upstream().map_err(StartError::Config)?;
     let health = Arc::new(Health::default());
@@ -84,10 +89,9 @@ pub fn run(config: &Config, source: &str, metrics: Arc<Metrics>, stop_after: Opt
     let admin = TcpListener::bind(config.admin)
         .map_err(|e| StartError::Io(format!("cannot bind admin address {}: {e}", config.admin)))?;
     // pingora retries a taken port for 30 s and then panics: fail clearly and at once instead.
-    drop(
-        TcpListener::bind(config.listen)
-            .map_err(|e| StartError::Io(format!("cannot bind listen address {}: {e}", config.listen)))?,
-    );
+    drop(TcpListener::bind(config.listen).map_err(|e| {
+        StartError::Io(format!("cannot bind listen address {}: {e}", config.listen))
+    })?);
     crate::export::spawn_admin(admin, metrics.clone(), health.clone())
         .map_err(|e| StartError::Io(format!("cannot start the admin server: {e}")))?;
 
@@ -136,7 +140,9 @@ pub fn run(config: &Config, source: &str, metrics: Arc<Metrics>, stop_after: Opt
 fn spawn_readiness_probe(listen: SocketAddr, health: Arc<Health>) {
     let target = SocketAddr::new(loopback_for(listen.ip()), listen.port());
     std::thread::spawn(move || loop {
-        if health.readiness().is_err() && TcpStream::connect_timeout(&target, Duration::from_secs(1)).is_ok() {
+        if health.readiness().is_err()
+            && TcpStream::connect_timeout(&target, Duration::from_secs(1)).is_ok()
+        {
             health.mark_ready();
             return;
         }
@@ -166,9 +172,10 @@ struct SignalWatch {
 #[async_trait]
 impl ShutdownSignalWatch for SignalWatch {
     async fn recv(&self) -> ShutdownSignal {
-        let (Ok(mut terminate), Ok(mut interrupt)) =
-            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-        else {
+        let (Ok(mut terminate), Ok(mut interrupt)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             warn!("cannot install signal handlers; stopping");
             return ShutdownSignal::FastShutdown;
         };
@@ -205,14 +212,21 @@ fn spawn_drain_watcher(metrics: Arc<Metrics>, drain_timeout: Duration) {
     std::thread::spawn(move || {
         let mut idle_polls = 0;
         while started.elapsed() < drain_timeout {
-            idle_polls = if metrics.in_flight().get() == 0 { idle_polls + 1 } else { 0 };
+            idle_polls = if metrics.in_flight().get() == 0 {
+                idle_polls + 1
+            } else {
+                0
+            };
             if idle_polls >= 2 {
                 info!(elapsed = ?started.elapsed(), "drained; exiting");
                 std::process::exit(0);
             }
             std::thread::sleep(POLL_INTERVAL);
         }
-        warn!(in_flight = metrics.in_flight().get(), "drain timeout reached; exiting");
+        warn!(
+            in_flight = metrics.in_flight().get(),
+            "drain timeout reached; exiting"
+        );
         std::process::exit(0);
     });
 }

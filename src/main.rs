@@ -18,7 +18,11 @@ const EXIT_CONFIG: u8 = 2;
 const EXIT_RUNTIME: u8 = 1;
 
 #[derive(Parser)]
-#[command(name = "statuscope", version, about = "HTTP observability sidecar: per-route status-code tallies for Prometheus")]
+#[command(
+    name = "statuscope",
+    version,
+    about = "HTTP observability sidecar: per-route status-code tallies for Prometheus"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -84,7 +88,12 @@ fn main() -> ExitCode {
             }
             telemetry::init(&loaded.config.log);
             let metrics = Arc::new(Metrics::new());
-            finish(lifecycle::run(&loaded.config, &loaded.source, metrics, None))
+            finish(lifecycle::run(
+                &loaded.config,
+                &loaded.source,
+                metrics,
+                None,
+            ))
         }
         Command::CheckConfig { file } => match config::load(Some(&file), &Overrides::default()) {
             Ok(_) => {
@@ -93,7 +102,11 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(EXIT_CONFIG, &e),
         },
-        Command::Demo { duration, listen, admin } => {
+        Command::Demo {
+            duration,
+            listen,
+            admin,
+        } => {
             let overrides = Overrides {
                 listen: Some(listen),
                 admin: Some(admin),

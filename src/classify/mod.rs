@@ -150,9 +150,15 @@ mod tests {
     #[test]
     fn upstream_errors_map_to_their_kind() {
         let refused = pingora::Error::explain(ErrorType::ConnectRefused, "x").into_up();
-        assert_eq!(UpstreamErrorKind::of(&refused), Some(UpstreamErrorKind::ConnectRefused));
+        assert_eq!(
+            UpstreamErrorKind::of(&refused),
+            Some(UpstreamErrorKind::ConnectRefused)
+        );
         let timeout = pingora::Error::explain(ErrorType::ReadTimedout, "x").into_up();
-        assert_eq!(UpstreamErrorKind::of(&timeout), Some(UpstreamErrorKind::ReadTimeout));
+        assert_eq!(
+            UpstreamErrorKind::of(&timeout),
+            Some(UpstreamErrorKind::ReadTimeout)
+        );
         let downstream = pingora::Error::explain(ErrorType::ReadError, "x").into_down();
         assert_eq!(UpstreamErrorKind::of(&downstream), None);
         assert!(is_client_gone(&downstream));

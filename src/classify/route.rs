@@ -139,7 +139,12 @@ impl RouteTable {
             };
         }
         let normalised = normalise(path);
-        if let Some(label) = self.seen.read().unwrap_or_else(|e| e.into_inner()).get(normalised.as_str()) {
+        if let Some(label) = self
+            .seen
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(normalised.as_str())
+        {
             return Route {
                 label: label.clone(),
                 overflow: false,
@@ -205,9 +210,9 @@ fn looks_like_id(segment: &str) -> bool {
     bytes.len() >= 20
         && bytes.iter().any(u8::is_ascii_digit)
         && bytes.iter().any(u8::is_ascii_alphabetic)
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'%' | b'='))
+        && bytes.iter().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'%' | b'=')
+        })
 }
 
 fn is_uuid(bytes: &[u8]) -> bool {
@@ -224,7 +229,10 @@ mod tests {
 
     fn table(templates: &[&str], max: usize) -> RouteTable {
         RouteTable::new(
-            templates.iter().map(|t| RouteTemplate::parse(t).unwrap()).collect(),
+            templates
+                .iter()
+                .map(|t| RouteTemplate::parse(t).unwrap())
+                .collect(),
             max,
         )
     }
@@ -234,20 +242,32 @@ mod tests {
         let routes = table(&["/users/me", "/users/{id}", "/static/{path*}"], 10);
         assert_eq!(&*routes.resolve("/users/me").label, "/users/me");
         assert_eq!(&*routes.resolve("/users/alice").label, "/users/{id}");
-        assert_eq!(&*routes.resolve("/static/css/site.css").label, "/static/{path*}");
+        assert_eq!(
+            &*routes.resolve("/static/css/site.css").label,
+            "/static/{path*}"
+        );
         assert_eq!(&*routes.resolve("/static/").label, "/static/{path*}");
         // One segment only: a deeper path falls through to normalisation.
-        assert_eq!(&*routes.resolve("/users/alice/orders").label, "/users/alice/orders");
+        assert_eq!(
+            &*routes.resolve("/users/alice/orders").label,
+            "/users/alice/orders"
+        );
     }
 
     #[test]
     fn identifier_segments_are_normalised() {
         assert_eq!(normalise("/users/42"), "/users/{id}");
-        assert_eq!(normalise("/orders/3f2c1a9e-4b7d-4e8a-9c1b-2d3e4f5a6b7c/items"), "/orders/{id}/items");
+        assert_eq!(
+            normalise("/orders/3f2c1a9e-4b7d-4e8a-9c1b-2d3e4f5a6b7c/items"),
+            "/orders/{id}/items"
+        );
         assert_eq!(normalise("/blobs/deadbeefdeadbeef"), "/blobs/{id}");
         assert_eq!(normalise("/s/aB3dE5gH7jK9mN1pQ3sT"), "/s/{id}");
         assert_eq!(normalise("/api/v1/health"), "/api/v1/health");
-        assert_eq!(normalise("/articles/how-to-write-a-proxy"), "/articles/how-to-write-a-proxy");
+        assert_eq!(
+            normalise("/articles/how-to-write-a-proxy"),
+            "/articles/how-to-write-a-proxy"
+        );
         assert_eq!(normalise(""), "/");
         assert_eq!(normalise("/"), "/");
     }
@@ -267,10 +287,20 @@ mod tests {
 
     #[test]
     fn malformed_templates_are_explained() {
-        assert!(RouteTemplate::parse("users/{id}").unwrap_err().contains("start with"));
-        assert!(RouteTemplate::parse("/users/{id").unwrap_err().contains("closing"));
-        assert!(RouteTemplate::parse("/users/{}").unwrap_err().contains("name"));
-        assert!(RouteTemplate::parse("/a/{rest*}/b").unwrap_err().contains("last"));
-        assert!(RouteTemplate::parse("/a/x{id}").unwrap_err().contains("mixes"));
+        assert!(RouteTemplate::parse("users/{id}")
+            .unwrap_err()
+            .contains("start with"));
+        assert!(RouteTemplate::parse("/users/{id")
+            .unwrap_err()
+            .contains("closing"));
+        assert!(RouteTemplate::parse("/users/{}")
+            .unwrap_err()
+            .contains("name"));
+        assert!(RouteTemplate::parse("/a/{rest*}/b")
+            .unwrap_err()
+            .contains("last"));
+        assert!(RouteTemplate::parse("/a/x{id}")
+            .unwrap_err()
+            .contains("mixes"));
     }
 }

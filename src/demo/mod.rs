@@ -1,11 +1,105 @@
-//! The demo: statuscope in front of a built-in service, with traffic and a live table.
+//! `statuscope demo`: statuscope in front of a built-in service, with clients driving traffic
+//! through it and a live table of the tallies in the terminal.
 
-use std::time::Duration;
+pub mod service;
+pub mod summary;
+pub mod traffic;
 
-use crate::config::Overrides;
-use crate::lifecycle::StartError;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::{self, Config, Overrides};
+use crate::lifecycle::{self, StartError};
+use crate::record::Metrics;
+use summary::Summary;
+
+/// How often the table is redrawn.
+const REFRESH: Duration = Duration::from_secs(3);
+/// Concurrent demo clients.
+const WORKERS: usize = 8;
 
 /// Runs the demo until Ctrl-C or `duration`.
-pub fn run(_overrides: &Overrides, _duration: Option<Duration>) -> Result<(), StartError> {
+pub fn run(overrides: &Overrides, duration: Option<Duration>) -> Result<(), StartError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| StartError::Io(format!("cannot start the demo runtime: {e}")))?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .map_err(|e| StartError::Io(format!("cannot bind the demo service: {e}")))?;
+    let service_addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Io(e.to_string()))?;
+
+    let mut overrides = overrides.clone();
+    overrides.upstream = Some(service_addr.to_string());
+    let loaded = config::load(None, &overrides).map_err(StartError::Config)?;
+    let config = demo_config(loaded.config);
+    crate::telemetry::init(&config.log);
+
+    let metrics = Arc::new(Metrics::new());
+    runtime.spawn(service::serve(listener));
+    runtime.spawn(traffic_when_ready(config.listen, config.admin));
+    runtime.spawn(print_table(metrics.clone(), config.admin));
+
+    let started = Instant::now();
+    lifecycle::run(&config, "built-in demo", metrics.clone(), duration)?;
+    let table =
+        Summary::gather(metrics.registry()).render(started.elapsed(), &config.admin.to_string());
+    println!("{table}");
+    runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(())
+}
+
+/// The demo's settings on top of the defaults: a short read timeout so the slow route shows
+/// proxy-made 504s, and quiet logs so the table stays readable.
+fn demo_config(mut config: Config) -> Config {
+    config.timeouts.read = Duration::from_secs(2);
+    config.drain_timeout = Duration::from_secs(2);
+    config.log.level = "error,pingora_proxy=off,pingora_core=off".to_string();
+    config
+}
+
+/// Starts the clients once `/readyz` says the proxy accepts connections.
+async fn traffic_when_ready(proxy: SocketAddr, admin: SocketAddr) {
+    loop {
+        if let Ok(stream) = tokio::net::TcpStream::connect(admin).await {
+            if readyz_ok(stream).await {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    traffic::drive(proxy, WORKERS).await;
+}
+
+async fn readyz_ok(mut stream: tokio::net::TcpStream) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if stream
+        .write_all(b"GET /readyz HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.is_ok() && &head[9..12] == b"200"
+}
+
+async fn print_table(metrics: Arc<Metrics>, admin: SocketAddr) {
+    let started = Instant::now();
+    let clear = std::io::stdout().is_terminal();
+    let admin = admin.to_string();
+    loop {
+        tokio::time::sleep(REFRESH).await;
+        let table = Summary::gather(metrics.registry()).render(started.elapsed(), &admin);
+        if clear {
+            // Clear the screen and home the cursor, so the table redraws in place.
+            print!("\x1b[2J\x1b[H");
+        }
+        println!("{table}");
+    }
 }

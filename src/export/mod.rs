@@ -21,9 +21,15 @@ use crate::lifecycle::Health;
 use crate::record::Metrics;
 
 /// Serves the admin endpoints on `listener` from a new thread until the process exits.
-pub fn spawn_admin(listener: TcpListener, metrics: Arc<Metrics>, health: Arc<Health>) -> std::io::Result<()> {
+pub fn spawn_admin(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     std::thread::Builder::new()
         .name("statuscope-admin".into())
         .spawn(move || runtime.block_on(serve(listener, metrics, health)))?;
@@ -61,10 +67,17 @@ async fn serve(listener: TcpListener, metrics: Arc<Metrics>, health: Arc<Health>
     }
 }
 
-fn respond(request: &Request<Incoming>, metrics: &Metrics, health: &Health) -> Response<Full<Bytes>> {
+fn respond(
+    request: &Request<Incoming>,
+    metrics: &Metrics,
+    health: &Health,
+) -> Response<Full<Bytes>> {
     let path = request.uri().path();
     if !matches!(path, "/metrics" | "/healthz" | "/readyz") {
-        return plain(StatusCode::NOT_FOUND, "not found: try /metrics, /healthz or /readyz\n");
+        return plain(
+            StatusCode::NOT_FOUND,
+            "not found: try /metrics, /healthz or /readyz\n",
+        );
     }
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
@@ -79,7 +92,10 @@ fn respond(request: &Request<Incoming>, metrics: &Metrics, health: &Health) -> R
             let mut body = Vec::with_capacity(16 * 1024);
             if let Err(e) = encoder.encode(&metrics.registry().gather(), &mut body) {
                 warn!("encoding metrics failed: {e}");
-                return plain(StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed\n");
+                return plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "metrics encoding failed\n",
+                );
             }
             let mut response = Response::new(Full::new(Bytes::from(body)));
             response.headers_mut().insert(

@@ -139,9 +139,18 @@ mod tests {
 
     #[test]
     fn timeouts_are_504_and_refusals_502() {
-        assert_eq!(ProxyError::upstream(UpstreamErrorKind::ReadTimeout).status, 504);
-        assert_eq!(ProxyError::upstream(UpstreamErrorKind::ConnectTimeout).status, 504);
-        assert_eq!(ProxyError::upstream(UpstreamErrorKind::ConnectRefused).status, 502);
+        assert_eq!(
+            ProxyError::upstream(UpstreamErrorKind::ReadTimeout).status,
+            504
+        );
+        assert_eq!(
+            ProxyError::upstream(UpstreamErrorKind::ConnectTimeout).status,
+            504
+        );
+        assert_eq!(
+            ProxyError::upstream(UpstreamErrorKind::ConnectRefused).status,
+            502
+        );
     }
 
     #[test]

@@ -15,7 +15,9 @@ use pingora::{Error, Result};
 use tracing::info;
 
 use crate::classify::route::RouteTable;
-use crate::classify::{is_client_gone, method_label, Origin, UpstreamErrorKind, CLIENT_CLOSED_REQUEST};
+use crate::classify::{
+    is_client_gone, method_label, Origin, UpstreamErrorKind, CLIENT_CLOSED_REQUEST,
+};
 use crate::config::Config;
 use crate::record::{Exchange, Metrics};
 use admission::{Admission, InFlight, Permit};
@@ -40,7 +42,10 @@ pub struct RequestCtx {
 
 impl StatuscopeProxy {
     /// Builds the proxy for `config`, whose upstream must be set.
-    pub fn new(config: &Config, metrics: Arc<Metrics>) -> std::result::Result<Self, crate::config::ConfigError> {
+    pub fn new(
+        config: &Config,
+        metrics: Arc<Metrics>,
+    ) -> std::result::Result<Self, crate::config::ConfigError> {
         let upstream = config.require_upstream()?;
         let mut peer = HttpPeer::new(upstream.addr, false, String::new());
         peer.options.connection_timeout = Some(config.timeouts.connect);
@@ -62,7 +67,10 @@ impl StatuscopeProxy {
         let Ok(header) = answer.header(body.len()) else {
             return false;
         };
-        session.write_response_header(Box::new(header), false).await.is_ok()
+        session
+            .write_response_header(Box::new(header), false)
+            .await
+            .is_ok()
             && session.write_response_body(Some(body), true).await.is_ok()
     }
 
@@ -118,11 +126,20 @@ impl ProxyHttp for StatuscopeProxy {
         Ok(true)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
         Ok(Box::new(self.peer.clone()))
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, error: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        error: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         let mut error_code = session.response_written().map_or(0, |h| h.status.as_u16());
         if error_code == 0 {
             if let Some(answer) = ProxyError::for_error(error) {

@@ -82,7 +82,10 @@ impl Metrics {
         )
         .expect("valid metric");
         let build_info = IntGaugeVec::new(
-            Opts::new("statuscope_build_info", "Always 1; the version label names the build."),
+            Opts::new(
+                "statuscope_build_info",
+                "Always 1; the version label names the build.",
+            ),
             &["version"],
         )
         .expect("valid metric");
@@ -101,7 +104,9 @@ impl Metrics {
             Box::new(build_info),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ] {
-            registry.register(collector).expect("metric names are unique");
+            registry
+                .register(collector)
+                .expect("metric names are unique");
         }
         Metrics {
             registry,
@@ -129,17 +134,25 @@ impl Metrics {
         let mut code_buf = itoa::Buffer::new();
         let code = code_buf.format(exchange.code);
         self.responses
-            .with_label_values(&[exchange.route, exchange.method, code, class, exchange.origin.as_str()])
+            .with_label_values(&[
+                exchange.route,
+                exchange.method,
+                code,
+                class,
+                exchange.origin.as_str(),
+            ])
             .inc();
-        let histogram: Histogram = self
-            .duration
-            .with_label_values(&[exchange.route, exchange.method, class]);
+        let histogram: Histogram =
+            self.duration
+                .with_label_values(&[exchange.route, exchange.method, class]);
         histogram.observe(exchange.duration.as_secs_f64());
     }
 
     /// Counts one failure talking to the upstream.
     pub fn record_upstream_error(&self, kind: UpstreamErrorKind) {
-        self.upstream_errors.with_label_values(&[kind.as_str()]).inc();
+        self.upstream_errors
+            .with_label_values(&[kind.as_str()])
+            .inc();
     }
 
     /// Counts one request spilled into `route="__other__"`.

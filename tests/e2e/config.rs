@@ -1,0 +1,127 @@
+//! Configuration: layering, and bad configuration stopping start-up with exit status 2.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use crate::support::upstream::Upstream;
+use crate::support::{client, free_port, get, Launch, Statuscope};
+
+fn statuscope(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_statuscope"));
+    command.args(args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().unwrap()
+}
+
+fn write_config(name: &str, text: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("statuscope-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn assert_config_error(output: &Output, fragments: &[&str]) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    for fragment in fragments {
+        assert!(
+            stderr.contains(fragment),
+            "`{fragment}` missing from: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn unknown_key_in_a_file_names_the_key_and_the_file() {
+    let path = write_config(
+        "unknown.yaml",
+        "upstream: 127.0.0.1:8080\ntimeouts:\n  conect: 1s\n",
+    );
+    let output = statuscope(&["run", "--config", path.to_str().unwrap()], &[]);
+    assert_config_error(
+        &output,
+        &["`timeouts.conect`", path.to_str().unwrap(), "unknown key"],
+    );
+}
+
+#[test]
+fn bad_address_flag_is_rejected_before_binding() {
+    let admin = free_port();
+    let output = statuscope(
+        &[
+            "run",
+            "--upstream",
+            "127.0.0.1:8080",
+            "--listen",
+            "localhost",
+            "--admin",
+            &format!("127.0.0.1:{admin}"),
+        ],
+        &[],
+    );
+    assert_config_error(&output, &["`listen`", "command-line flag"]);
+}
+
+#[test]
+fn negative_timeout_from_the_environment_is_rejected() {
+    let output = statuscope(
+        &["run", "--upstream", "127.0.0.1:8080"],
+        &[("STATUSCOPE_TIMEOUTS__CONNECT", "-2s")],
+    );
+    assert_config_error(&output, &["`timeouts.connect`", "the environment"]);
+}
+
+#[test]
+fn malformed_route_template_is_rejected() {
+    let path = write_config(
+        "template.toml",
+        "upstream = \"127.0.0.1:8080\"\n[routes]\ntemplates = [\"/users/{id\"]\n",
+    );
+    let output = statuscope(&["check-config", path.to_str().unwrap()], &[]);
+    assert_config_error(&output, &["`routes.templates`", "closing"]);
+}
+
+#[test]
+fn run_without_an_upstream_is_rejected() {
+    let output = statuscope(&["run"], &[]);
+    assert_config_error(&output, &["`upstream`"]);
+}
+
+#[test]
+fn check_config_accepts_a_valid_file() {
+    let path = write_config(
+        "valid.yaml",
+        "upstream: 127.0.0.1:8080\nthreads: 2\ntimeouts:\n  read: 5s\nroutes:\n  templates: [\"/users/{id}\"]\n  max: 50\nlog:\n  format: json\n",
+    );
+    let output = statuscope(&["check-config", path.to_str().unwrap()], &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flags_override_environment_which_overrides_the_file() {
+    let upstream = Upstream::start();
+    let wrong: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    // The file points at a dead port and sets the read timeout; the environment overrides the
+    // upstream with another dead port; the flag (from `Launch`) finally names the real one.
+    let path = write_config(
+        "layers.yaml",
+        &format!("upstream: {wrong}\ntimeouts:\n  read: 7s\n"),
+    );
+    let statuscope = Statuscope::launch(Launch {
+        upstream: Some(upstream.addr),
+        env: vec![("STATUSCOPE_UPSTREAM", format!("127.0.0.1:{}", free_port()))],
+        config: Some(&path),
+    });
+    let received = get(&client(), &statuscope, "/status/200").await;
+    assert_eq!(received.status, 200);
+    assert!(
+        statuscope.stderr().contains(path.to_str().unwrap()),
+        "start-up line names the file"
+    );
+}

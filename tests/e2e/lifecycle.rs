@@ -1,0 +1,76 @@
+//! Shutdown: SIGTERM drains in-flight requests and exits 0; SIGINT exits at once.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::support::upstream::Upstream;
+use crate::support::{raw_get, Launch, Statuscope, PATIENCE};
+
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn sigterm_lets_the_in_flight_request_finish_then_exits_zero() {
+    let upstream = Upstream::start();
+    let mut statuscope = Statuscope::launch(Launch {
+        upstream: Some(upstream.addr),
+        env: vec![("STATUSCOPE_DRAIN_TIMEOUT", "20s".into())],
+        ..Launch::default()
+    });
+    let mut slow = TcpStream::connect(statuscope.listen).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    slow.write_all(b"GET /slow/1500 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    wait_until("the slow request to be in flight", || {
+        statuscope.total("statuscope_requests_in_flight", &[]) == 1.0
+    });
+
+    statuscope.signal(libc::SIGTERM);
+    wait_until("/readyz to fail", || {
+        raw_get(statuscope.admin, "/readyz").is_some_and(|(s, _)| s == 503)
+    });
+    // The admin port keeps serving metrics while the proxy drains.
+    let (status, metrics) = raw_get(statuscope.admin, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("statuscope_requests_in_flight 1"),
+        "{metrics}"
+    );
+    // New connections are no longer accepted.
+    let listen = statuscope.listen;
+    wait_until("the listener to close", || {
+        TcpStream::connect(listen).is_err() || raw_get(listen, "/status/200").is_none()
+    });
+
+    let mut response = String::new();
+    slow.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("slow"), "{response}");
+    let status = statuscope.wait_exit();
+    assert!(
+        status.success(),
+        "exit status {status}\n{}",
+        statuscope.stderr()
+    );
+    assert!(
+        statuscope.stderr().contains("drained"),
+        "{}",
+        statuscope.stderr()
+    );
+}
+
+#[test]
+fn sigint_exits_at_once() {
+    let upstream = Upstream::start();
+    let mut statuscope = Statuscope::start(upstream.addr);
+    statuscope.signal(libc::SIGINT);
+    let status = statuscope.wait_exit();
+    assert!(status.success(), "exit status {status}");
+}

@@ -1,0 +1,15 @@
+//! End-to-end tests: a real statuscope process between real clients and a real upstream, all
+//! over loopback sockets.
+
+mod support;
+
+mod config;
+mod lifecycle;
+mod logs;
+mod passthrough;
+mod promtool;
+mod protocols;
+mod proxy_errors;
+mod routes;
+mod streaming;
+mod tallies;

@@ -1,0 +1,195 @@
+//! Errors the proxy makes itself: correct codes, structured bodies, `origin="proxy"`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::support::upstream::Upstream;
+use crate::support::{client, free_port, get, Launch, Received, Statuscope, PATIENCE};
+
+fn assert_structured(received: &Received, status: u16, code: &str, kind: &str) {
+    assert_eq!(received.status, status);
+    assert_eq!(received.headers["statuscope-error"], kind);
+    assert_eq!(received.headers["content-type"], "application/json");
+    let body: serde_json::Value = serde_json::from_slice(&received.body).unwrap();
+    assert_eq!(body["code"], code);
+    assert!(!body["details"][0].as_str().unwrap().is_empty());
+}
+
+fn wait_in_flight(statuscope: &Statuscope, expected: f64) {
+    let deadline = Instant::now() + PATIENCE;
+    while statuscope.total("statuscope_requests_in_flight", &[]) != expected {
+        assert!(
+            Instant::now() < deadline,
+            "in-flight never reached {expected}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_down_gives_a_structured_502_from_the_proxy() {
+    let nowhere: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let statuscope = Statuscope::start(nowhere);
+    let received = get(&client(), &statuscope, "/users/7").await;
+    assert_structured(&received, 502, "UPSTREAM_UNAVAILABLE", "connect_refused");
+    statuscope.wait_idle();
+    let labels = [
+        ("route", "/users/{id}"),
+        ("code", "502"),
+        ("class", "5xx"),
+        ("origin", "proxy"),
+    ];
+    assert_eq!(statuscope.total("statuscope_responses_total", &labels), 1.0);
+    assert_eq!(
+        statuscope.total(
+            "statuscope_upstream_errors_total",
+            &[("kind", "connect_refused")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        statuscope.total("statuscope_responses_total", &[("origin", "upstream")]),
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_upstream_gives_504_at_the_read_timeout() {
+    let upstream = Upstream::start();
+    let statuscope = Statuscope::launch(Launch {
+        upstream: Some(upstream.addr),
+        env: vec![("STATUSCOPE_TIMEOUTS__READ", "300ms".into())],
+        ..Launch::default()
+    });
+    let received = get(&client(), &statuscope, "/slow/3000").await;
+    assert_structured(&received, 504, "UPSTREAM_TIMEOUT", "read_timeout");
+    statuscope.wait_idle();
+    assert_eq!(
+        statuscope.total(
+            "statuscope_responses_total",
+            &[("code", "504"), ("origin", "proxy")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        statuscope.total(
+            "statuscope_upstream_errors_total",
+            &[("kind", "read_timeout")]
+        ),
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_flight_limit_sheds_with_503_and_retry_after() {
+    let upstream = Upstream::start();
+    let statuscope = Statuscope::launch(Launch {
+        upstream: Some(upstream.addr),
+        env: vec![("STATUSCOPE_MAX_IN_FLIGHT", "2".into())],
+        ..Launch::default()
+    });
+    let client = client();
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let client = client.clone();
+            let url = format!("http://{}/slow/1500", statuscope.listen);
+            tokio::spawn(async move {
+                crate::support::send(&client, "GET", &url, &[], b"")
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    wait_in_flight(&statuscope, 2.0);
+    let shed = get(&client, &statuscope, "/orders").await;
+    assert_structured(&shed, 503, "OVERLOADED", "overloaded");
+    assert_eq!(shed.headers["retry-after"], "1");
+    for task in slow {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+    statuscope.wait_idle();
+    assert_eq!(
+        statuscope.total(
+            "statuscope_responses_total",
+            &[("code", "503"), ("origin", "proxy"), ("route", "/orders")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        statuscope.total(
+            "statuscope_responses_total",
+            &[("code", "200"), ("origin", "upstream")]
+        ),
+        2.0
+    );
+    // The shed request never reached the upstream.
+    assert_eq!(upstream.requests(), 2);
+}
+
+#[test]
+fn client_abort_while_waiting_is_tallied_as_499_from_the_client() {
+    let upstream = Upstream::start();
+    let statuscope = Statuscope::start(upstream.addr);
+    let mut stream = TcpStream::connect(statuscope.listen).unwrap();
+    stream
+        .write_all(b"GET /slow/2000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    wait_in_flight(&statuscope, 1.0);
+    drop(stream);
+    statuscope.wait_idle();
+    assert_eq!(
+        statuscope.total(
+            "statuscope_responses_total",
+            &[("code", "499"), ("origin", "client"), ("class", "4xx")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        statuscope.total("statuscope_responses_total", &[("class", "5xx")]),
+        0.0
+    );
+}
+
+#[test]
+fn client_abort_mid_body_is_tallied_as_499_from_the_client() {
+    let upstream = Upstream::start();
+    let statuscope = Statuscope::start(upstream.addr);
+    let mut stream = TcpStream::connect(statuscope.listen).unwrap();
+    stream
+        .write_all(b"GET /bytes/1073741824 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 65536];
+    let n = stream.read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    drop(stream);
+    statuscope.wait_idle();
+    assert_eq!(
+        statuscope.total(
+            "statuscope_responses_total",
+            &[("code", "499"), ("origin", "client")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        statuscope.total("statuscope_responses_total", &[("code", "200")]),
+        0.0
+    );
+}
+
+#[test]
+fn malformed_request_gets_400_and_never_reaches_the_upstream() {
+    let upstream = Upstream::start();
+    let statuscope = Statuscope::start(upstream.addr);
+    let mut stream = TcpStream::connect(statuscope.listen).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: t\r\nno colon here\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert_eq!(upstream.requests(), 0);
+}

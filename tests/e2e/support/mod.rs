@@ -1,0 +1,313 @@
+//! Shared test parts: a real statuscope process, a real upstream, real clients, and a strict
+//! parser for the Prometheus text format.
+
+pub mod exposition;
+pub mod upstream;
+
+use std::io::{BufRead, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+pub use exposition::Sample;
+
+/// How long a test waits for something that a readiness probe or a process exit signals.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A port nobody listens on right now (bound and released by the kernel's ephemeral choice).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A statuscope process started by this test; killed (by its PID) when dropped.
+pub struct Statuscope {
+    child: Child,
+    /// The proxy address.
+    pub listen: SocketAddr,
+    /// The admin address.
+    pub admin: SocketAddr,
+    stderr_path: std::path::PathBuf,
+}
+
+/// How to start statuscope.
+#[derive(Default)]
+pub struct Launch<'a> {
+    /// `--upstream`
+    pub upstream: Option<SocketAddr>,
+    /// Extra environment (`STATUSCOPE_*`).
+    pub env: Vec<(&'a str, String)>,
+    /// A configuration file.
+    pub config: Option<&'a Path>,
+}
+
+impl Statuscope {
+    /// Starts `statuscope run` in front of `upstream` and waits for `/readyz`.
+    pub fn start(upstream: SocketAddr) -> Statuscope {
+        Self::launch(Launch {
+            upstream: Some(upstream),
+            ..Launch::default()
+        })
+    }
+
+    /// Starts `statuscope run` as described and waits for `/readyz`.
+    pub fn launch(launch: Launch<'_>) -> Statuscope {
+        let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let stderr_path = std::env::temp_dir().join(format!(
+            "statuscope-test-{}-{}.log",
+            std::process::id(),
+            listen.port()
+        ));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_statuscope"));
+        command
+            .arg("run")
+            .arg("--listen")
+            .arg(listen.to_string())
+            .arg("--admin")
+            .arg(admin.to_string())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).unwrap());
+        if let Some(upstream) = launch.upstream {
+            command.arg("--upstream").arg(upstream.to_string());
+        }
+        if let Some(config) = launch.config {
+            command.arg("--config").arg(config);
+        }
+        for (key, value) in &launch.env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("statuscope starts");
+        let mut statuscope = Statuscope {
+            child,
+            listen,
+            admin,
+            stderr_path,
+        };
+        statuscope.wait_ready();
+        statuscope
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "statuscope exited during start-up ({status}):\n{}",
+                    self.stderr()
+                );
+            }
+            if raw_get(self.admin, "/readyz").is_some_and(|(status, _)| status == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("statuscope never became ready:\n{}", self.stderr());
+    }
+
+    /// The process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything statuscope logged so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Sends a signal to the process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on the PID of a child this test spawned and has not reaped.
+        let result = unsafe { libc::kill(self.child.id() as i32, signal) };
+        assert_eq!(result, 0, "kill({signal}) failed");
+    }
+
+    /// Waits for the process to exit, failing the test after `PATIENCE`.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("statuscope did not exit:\n{}", self.stderr());
+    }
+
+    /// The raw `/metrics` text.
+    pub fn metrics_text(&self) -> String {
+        let (status, body) = raw_get(self.admin, "/metrics").expect("admin answers");
+        assert_eq!(status, 200);
+        body
+    }
+
+    /// `/metrics`, parsed strictly.
+    pub fn metrics(&self) -> Vec<Sample> {
+        exposition::parse(&self.metrics_text())
+    }
+
+    /// The sum of the samples of `name` whose labels include all of `labels`.
+    pub fn total(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        exposition::total(&self.metrics(), name, labels)
+    }
+
+    /// Waits until `statuscope_requests_in_flight` is 0 — every sent request has been tallied.
+    pub fn wait_idle(&self) {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if self.total("statuscope_requests_in_flight", &[]) == 0.0 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("requests still in flight:\n{}", self.metrics_text());
+    }
+
+    /// Peak resident memory of the process in bytes (`VmHWM`).
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib * 1024
+    }
+}
+
+impl Drop for Statuscope {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.stderr_path);
+    }
+}
+
+/// A minimal blocking GET with `Connection: close`: status and body, or `None` if nobody answers.
+pub fn raw_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.get(9..12)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// A keep-alive HTTP/1.1 client.
+pub type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+/// A keep-alive HTTP/1.1 client pool.
+pub fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// A response as the client received it.
+pub struct Received {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: http::HeaderMap,
+    /// The whole body.
+    pub body: Bytes,
+}
+
+/// Sends one request and reads the whole response.
+pub async fn send(
+    client: &HttpClient,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Received {
+    let mut builder = http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let request = builder
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .unwrap();
+    let response = client.request(request).await.expect("response");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    Received {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A GET through `statuscope`'s proxy port.
+pub async fn get(client: &HttpClient, statuscope: &Statuscope, path: &str) -> Received {
+    send(
+        client,
+        "GET",
+        &format!("http://{}{path}", statuscope.listen),
+        &[],
+        b"",
+    )
+    .await
+}
+
+/// The head of a response read off a raw connection.
+pub struct Head {
+    /// The status line.
+    pub status: String,
+    /// `Content-Length`, if given.
+    pub content_length: Option<usize>,
+    /// Whether the body uses chunked transfer coding.
+    pub chunked: bool,
+}
+
+/// Reads a response head (status line and headers) from a raw connection.
+pub fn read_head(reader: &mut impl BufRead) -> Head {
+    let mut head = Head {
+        status: String::new(),
+        content_length: None,
+        chunked: false,
+    };
+    reader.read_line(&mut head.status).unwrap();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            return head;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("content-length") {
+                head.content_length = Some(value.parse().unwrap());
+            }
+            if name.eq_ignore_ascii_case("transfer-encoding")
+                && value.eq_ignore_ascii_case("chunked")
+            {
+                head.chunked = true;
+            }
+        }
+    }
+}

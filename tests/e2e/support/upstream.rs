@@ -1,0 +1,188 @@
+//! A real upstream service for the tests: a hyper HTTP/1.1 server on its own thread.
+//!
+//! Paths: `/status/{code}[/...]` answers that code; `/slow/{ms}` waits first; `/bytes/{n}`
+//! streams n bytes with a length (`/chunked/{n}`: chunked); `/upload` counts the request body; `/echo` returns the request as JSON.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// A running test upstream. It stops when dropped.
+pub struct Upstream {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    requests: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Upstream {
+    /// Starts an upstream on a free loopback port.
+    pub fn start() -> Upstream {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counters = (requests.clone(), connections.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                tokio::select! {
+                    _ = accept_loop(listener, counters) => {}
+                    _ = stopped => {}
+                }
+            });
+            runtime.shutdown_background();
+        });
+        Upstream {
+            addr,
+            requests,
+            connections,
+            _stop: stop,
+        }
+    }
+
+    /// How many requests reached the upstream.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    /// How many TCP connections the upstream accepted.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    (requests, connections): (Arc<AtomicUsize>, Arc<AtomicUsize>),
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        connections.fetch_add(1, Ordering::SeqCst);
+        let counter = requests.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                handle(request)
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+async fn handle(request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = request.uri().path().to_string();
+    let mut segments = path.trim_start_matches('/').split('/');
+    let response = match (segments.next(), segments.next()) {
+        (Some("status"), Some(code)) => {
+            let code: u16 = code.parse().unwrap();
+            let no_body = matches!(code, 204 | 304) || request.method() == http::Method::HEAD;
+            let body = if no_body {
+                full("")
+            } else {
+                full(format!("code {code}"))
+            };
+            Response::builder()
+                .status(code)
+                .header("x-upstream", format!("status-{code}"))
+                .body(body)
+                .unwrap()
+        }
+        (Some("slow"), Some(ms)) => {
+            tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
+            Response::new(full("slow"))
+        }
+        (Some(kind @ ("bytes" | "chunked")), Some(n)) => {
+            let total: usize = n.parse().unwrap();
+            let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+            let body = stream::unfold(total, move |left| {
+                let chunk = chunk.clone();
+                async move {
+                    (left > 0).then(|| {
+                        let take = left.min(chunk.len());
+                        (
+                            Ok::<_, Infallible>(Frame::data(chunk.slice(..take))),
+                            left - take,
+                        )
+                    })
+                }
+            });
+            // Without a length, hyper frames the body with chunked transfer coding.
+            let mut response = Response::builder();
+            if kind == "bytes" {
+                response = response.header("content-length", total.to_string());
+            }
+            response
+                .body(BodyExt::boxed(StreamBody::new(body)))
+                .unwrap()
+        }
+        (Some("upload"), _) => {
+            let mut body = request.into_body();
+            let mut received = 0usize;
+            while let Some(frame) = body.frame().await {
+                if let Ok(data) = frame.expect("upload body").into_data() {
+                    received += data.len();
+                }
+            }
+            Response::new(full(received.to_string()))
+        }
+        (Some("echo"), _) => {
+            let method = request.method().to_string();
+            let uri = request.uri().to_string();
+            let headers: Vec<(String, String)> = request
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            let echo = serde_json::json!({
+                "method": method,
+                "uri": uri,
+                "headers": headers,
+                "body": String::from_utf8_lossy(&body),
+            });
+            Response::builder()
+                .header("content-type", "application/json")
+                .body(full(echo.to_string()))
+                .unwrap()
+        }
+        _ => Response::new(full("ok")),
+    };
+    Ok(response)
+}
