@@ -365,13 +365,7 @@ impl RawConfig {
     fn validate(self, merged: &config::Config) -> Result<Config, ConfigError> {
         let origin = |key: &str| origin_of(merged, key);
         let socket = |key: &str, text: &str| -> Result<SocketAddr, ConfigError> {
-            text.parse::<SocketAddr>().map_err(|_| {
-                ConfigError::at(
-                    key,
-                    &origin(key),
-                    format!("`{text}` is not an IP:port address"),
-                )
-            })
+            resolve(text).map_err(|problem| ConfigError::at(key, &origin(key), problem))
         };
         let listen = socket("listen", &self.listen)?;
         let admin = socket("admin", &self.admin)?;
@@ -384,10 +378,20 @@ impl RawConfig {
         }
         let upstream = match self.upstream {
             None => None,
-            Some(text) => Some(
-                resolve_upstream(&text)
-                    .map_err(|problem| ConfigError::at("upstream", &origin("upstream"), problem))?,
-            ),
+            Some(text) => {
+                let addr = socket("upstream", &text)?;
+                if addr.port() == 0 {
+                    return Err(ConfigError::at(
+                        "upstream",
+                        &origin("upstream"),
+                        format!("`{text}` needs a port from 1 to 65535"),
+                    ));
+                }
+                Some(Upstream {
+                    addr,
+                    authority: text,
+                })
+            }
         };
         let positive = |key: &str, n: i64| -> Result<usize, ConfigError> {
             if n < 1 {
@@ -489,24 +493,23 @@ impl RawConfig {
     }
 }
 
-fn resolve_upstream(text: &str) -> Result<Upstream, String> {
+/// Resolves `host:port` (an IP or a name, resolved once, here) to its first socket address.
+fn resolve(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
     let (host, port) = text
         .rsplit_once(':')
         .ok_or_else(|| format!("`{text}` is not host:port"))?;
-    if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+    if host.is_empty() || port.parse::<u16>().is_err() {
         return Err(format!(
-            "`{text}` is not host:port with a port from 1 to 65535"
+            "`{text}` is not host:port with a port from 0 to 65535"
         ));
     }
-    let addr = text
-        .to_socket_addrs()
+    text.to_socket_addrs()
         .map_err(|e| format!("`{text}` does not resolve: {e}"))?
         .next()
-        .ok_or_else(|| format!("`{text}` resolves to no address"))?;
-    Ok(Upstream {
-        authority: text.to_string(),
-        addr,
-    })
+        .ok_or_else(|| format!("`{text}` resolves to no address"))
 }
 
 fn parse_duration(raw: &RawDuration) -> Result<Duration, String> {

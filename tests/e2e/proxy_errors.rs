@@ -193,3 +193,31 @@ fn malformed_request_gets_400_and_never_reaches_the_upstream() {
     assert!(response.starts_with("HTTP/1.1 400"), "{response}");
     assert_eq!(upstream.requests(), 0);
 }
+
+#[test]
+fn invalid_chunked_request_body_gets_a_structured_400() {
+    let upstream = Upstream::start();
+    let statuscope = Statuscope::start(upstream.addr);
+    let mut stream = TcpStream::connect(statuscope.listen).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(
+        response.contains("statuscope-error: bad_request"),
+        "{response}"
+    );
+    statuscope.wait_idle();
+    assert_eq!(
+        statuscope.total(
+            "statuscope_responses_total",
+            &[("code", "400"), ("origin", "proxy")]
+        ),
+        1.0
+    );
+}
