@@ -1,11 +1,10 @@
 //! The proxy is transparent: codes, headers, bodies, methods and targets arrive unchanged.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::time::Duration;
+use std::io::{BufRead, Read, Write};
+use std::net::TcpListener;
 
 use crate::support::upstream::Upstream;
-use crate::support::{client, get, read_head, send, Statuscope};
+use crate::support::{client, get, raw_connection, raw_exchange, read_head, send, Statuscope};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_final_status_code_passes_through_unchanged() {
@@ -95,15 +94,10 @@ fn interim_responses_are_forwarded_and_not_counted_as_final() {
     let upstream =
         interim_upstream("HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n");
     let statuscope = Statuscope::start(upstream);
-    let mut stream = TcpStream::connect(statuscope.listen).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-        .write_all(b"GET /page HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let response = raw_exchange(
+        statuscope.listen,
+        b"GET /page HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
     assert!(response.starts_with("HTTP/1.1 103"), "{response}");
     assert!(response.contains("link: </style.css>"), "{response}");
     assert!(response.contains("HTTP/1.1 200"), "{response}");
@@ -148,12 +142,7 @@ async fn head_and_query_strings_pass_without_reaching_labels() {
 fn chunked_bodies_pass_in_both_directions() {
     let upstream = Upstream::start();
     let statuscope = Statuscope::start(upstream.addr);
-    let stream = TcpStream::connect(statuscope.listen).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    let mut reader = BufReader::new(stream);
+    let (mut writer, mut reader) = raw_connection(statuscope.listen);
     writer
         .write_all(b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
         .unwrap();

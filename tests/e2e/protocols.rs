@@ -1,8 +1,6 @@
 //! Protocol features pass through: `Expect: 100-continue`, WebSocket upgrades, h2c.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+use std::io::{BufRead, Read, Write};
 
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::client::legacy::Client;
@@ -10,18 +8,13 @@ use hyper_util::rt::TokioExecutor;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::upstream::Upstream;
-use crate::support::{send, Statuscope};
+use crate::support::{raw_connection, send, Statuscope};
 
 #[test]
 fn expect_100_continue_upload_works() {
     let upstream = Upstream::start();
     let statuscope = Statuscope::start(upstream.addr);
-    let stream = TcpStream::connect(statuscope.listen).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    let mut reader = BufReader::new(stream);
+    let (mut writer, mut reader) = raw_connection(statuscope.listen);
     writer
         .write_all(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
         .unwrap();

@@ -5,7 +5,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::support::upstream::Upstream;
-use crate::support::{client, free_port, get, Launch, Received, Statuscope, PATIENCE};
+use crate::support::{
+    client, free_port, get, raw_exchange, Launch, Received, Statuscope, PATIENCE,
+};
 
 fn assert_structured(received: &Received, status: u16, code: &str, kind: &str) {
     assert_eq!(received.status, status);
@@ -181,15 +183,10 @@ fn client_abort_mid_body_is_tallied_as_499_from_the_client() {
 fn malformed_request_gets_400_and_never_reaches_the_upstream() {
     let upstream = Upstream::start();
     let statuscope = Statuscope::start(upstream.addr);
-    let mut stream = TcpStream::connect(statuscope.listen).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: t\r\nno colon here\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
+    let response = raw_exchange(
+        statuscope.listen,
+        b"GET / HTTP/1.1\r\nHost: t\r\nno colon here\r\n\r\n",
+    );
     assert!(response.starts_with("HTTP/1.1 400"), "{response}");
     assert_eq!(upstream.requests(), 0);
 }
@@ -198,15 +195,10 @@ fn malformed_request_gets_400_and_never_reaches_the_upstream() {
 fn invalid_chunked_request_body_gets_a_structured_400() {
     let upstream = Upstream::start();
     let statuscope = Statuscope::start(upstream.addr);
-    let mut stream = TcpStream::connect(statuscope.listen).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-        .write_all(b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
+    let response = raw_exchange(
+        statuscope.listen,
+        b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    );
     assert!(response.starts_with("HTTP/1.1 400"), "{response}");
     assert!(
         response.contains("statuscope-error: bad_request"),

@@ -4,7 +4,7 @@
 pub mod exposition;
 pub mod upstream;
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -191,12 +191,28 @@ impl Drop for Statuscope {
     }
 }
 
+/// A raw connection to `addr` with a read timeout, as a writer and a buffered reader.
+pub fn raw_connection(addr: SocketAddr) -> (TcpStream, BufReader<TcpStream>) {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let writer = stream.try_clone().unwrap();
+    (writer, BufReader::new(stream))
+}
+
+/// Writes `request` on a new raw connection and reads until the server closes it.
+pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let (mut writer, mut reader) = raw_connection(addr);
+    writer.write_all(request).unwrap();
+    let mut response = Vec::new();
+    // A reset after the response still leaves what arrived before it.
+    let _ = reader.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
+}
+
 /// A minimal blocking GET with `Connection: close`: status and body, or `None` if nobody answers.
 pub fn raw_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
+    stream.set_read_timeout(Some(PATIENCE)).ok()?;
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
