@@ -6,6 +6,8 @@
 //! [`proxy`] → [`classify`] → [`record`] → [`export`], with [`config`], [`lifecycle`],
 //! [`telemetry`] and the self-contained [`demo`] around them.
 
+#![warn(missing_docs)]
+
 pub mod classify;
 pub mod config;
 pub mod demo;
