@@ -2,9 +2,10 @@
 //!
 //! Every request to a service passes through a pingora reverse proxy that tallies each
 //! response by route, method, status code, class and origin and exports the tallies as
-//! Prometheus metrics on an admin port. The modules follow the pipeline:
-//! [`proxy`] → [`classify`] → [`record`] → [`export`], with [`config`], [`lifecycle`],
-//! [`telemetry`] and the self-contained [`demo`] around them.
+//! Prometheus metrics on an admin port, and checks each exchange against a catalogue of
+//! status-code misuse rules. The modules follow the pipeline:
+//! [`proxy`] → [`sample`] → [`classify`] and [`rules`] → [`record`] → [`export`], with
+//! [`config`], [`lifecycle`], [`telemetry`] and the self-contained [`demo`] around them.
 
 #![warn(missing_docs)]
 
@@ -15,4 +16,6 @@ pub mod export;
 pub mod lifecycle;
 pub mod proxy;
 pub mod record;
+pub mod rules;
+pub mod sample;
 pub mod telemetry;

@@ -45,7 +45,10 @@ fn large_download_and_upload_stream_without_growing_memory() {
 
     statuscope.wait_idle();
     let peak = statuscope.peak_rss();
-    println!("peak RSS across 256 MiB each way: {:.1} MiB", peak as f64 / (1024.0 * 1024.0));
+    println!(
+        "peak RSS across 256 MiB each way: {:.1} MiB",
+        peak as f64 / (1024.0 * 1024.0)
+    );
     assert!(peak < RSS_LIMIT, "peak RSS {} MiB", peak / (1024 * 1024));
     assert_eq!(
         statuscope.total("statuscope_responses_total", &[("code", "200")]),

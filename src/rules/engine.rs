@@ -1,0 +1,245 @@
+//! The rule engine: the catalogue as configured (rules switched on or off, severities
+//! overridden, per-route exceptions), run over one exchange with every rule isolated, so a
+//! panicking rule costs only its own verdict.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::{Exchange, Rule, Severity, CATALOGUE};
+
+/// How one rule is configured (`rules.<id>.*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleSetting {
+    /// Index of the rule in [`CATALOGUE`].
+    pub rule: usize,
+    /// `rules.<id>.enabled`
+    pub enabled: bool,
+    /// `rules.<id>.severity`
+    pub severity: Option<Severity>,
+}
+
+/// Exceptions for one route (`route_rules[]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRules {
+    /// The route label the exceptions apply to.
+    pub route: String,
+    /// Indices of the rules switched off on this route.
+    pub disabled: Vec<usize>,
+    /// Fields that also make an error body structured on this route.
+    pub error_fields: Vec<String>,
+}
+
+/// A rule's verdict on one exchange, after configuration.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// The rule that fired.
+    pub rule: &'static Rule,
+    /// Its index in [`CATALOGUE`].
+    pub index: usize,
+    /// The severity, after any override.
+    pub severity: Severity,
+    /// What was seen.
+    pub evidence: String,
+}
+
+/// What evaluating one rule produced.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The rule fired.
+    Finding(Finding),
+    /// The rule panicked; the exchange is otherwise unaffected.
+    Panicked {
+        /// The rule's index in [`CATALOGUE`].
+        index: usize,
+    },
+}
+
+struct Active {
+    index: usize,
+    rule: &'static Rule,
+    severity: Option<Severity>,
+}
+
+struct RouteException {
+    disabled: u64,
+    fields: Vec<String>,
+}
+
+/// The configured catalogue.
+pub struct Engine {
+    active: Vec<Active>,
+    fields: Vec<String>,
+    routes: HashMap<String, RouteException>,
+}
+
+impl Engine {
+    /// Builds the engine from the rules' settings, the default error fields and route exceptions.
+    pub fn new(
+        settings: &[RuleSetting],
+        error_fields: &[String],
+        route_rules: &[RouteRules],
+    ) -> Engine {
+        let active = CATALOGUE
+            .iter()
+            .enumerate()
+            .filter_map(|(index, rule)| {
+                let setting = settings.iter().find(|s| s.rule == index);
+                let enabled = setting.is_none_or(|s| s.enabled);
+                enabled.then(|| Active {
+                    index,
+                    rule,
+                    severity: setting.and_then(|s| s.severity),
+                })
+            })
+            .collect();
+        let routes = route_rules
+            .iter()
+            .map(|exception| {
+                let disabled = exception
+                    .disabled
+                    .iter()
+                    .fold(0u64, |bits, index| bits | 1 << index);
+                let mut fields = error_fields.to_vec();
+                fields.extend(exception.error_fields.iter().cloned());
+                (exception.route.clone(), RouteException { disabled, fields })
+            })
+            .collect();
+        Engine {
+            active,
+            fields: error_fields.to_vec(),
+            routes,
+        }
+    }
+
+    /// Runs every active rule over `exchange`, reporting each finding and each panic to `sink`.
+    pub fn evaluate(&self, exchange: &Exchange<'_>, mut sink: impl FnMut(Outcome)) {
+        let exception = self.routes.get(exchange.route);
+        let exchange = Exchange {
+            error_fields: exception.map_or(&self.fields, |e| &e.fields),
+            ..*exchange
+        };
+        let disabled = exception.map_or(0, |e| e.disabled);
+        for active in &self.active {
+            if disabled & (1 << active.index) != 0 {
+                continue;
+            }
+            match catch_unwind(AssertUnwindSafe(|| (active.rule.evaluate)(&exchange))) {
+                Ok(None) => {}
+                Ok(Some(verdict)) => sink(Outcome::Finding(Finding {
+                    rule: active.rule,
+                    index: active.index,
+                    severity: active.severity.unwrap_or(verdict.severity),
+                    evidence: verdict.evidence,
+                })),
+                Err(_) => sink(Outcome::Panicked {
+                    index: active.index,
+                }),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::testing::{case, default_fields};
+    use crate::rules::{find, Verdict};
+
+    fn findings(engine: &Engine, route: &str, case: &crate::rules::testing::Case) -> Vec<Finding> {
+        let exchange = case.exchange(route);
+        let mut found = Vec::new();
+        engine.evaluate(&exchange, |outcome| {
+            if let Outcome::Finding(f) = outcome {
+                found.push(f);
+            }
+        });
+        found
+    }
+
+    #[test]
+    fn the_catalogue_ids_are_unique_and_at_most_64() {
+        let mut ids: Vec<_> = CATALOGUE.iter().map(|r| r.id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), CATALOGUE.len());
+        assert!(CATALOGUE.len() <= 64, "route exceptions use a 64-bit mask");
+    }
+
+    #[test]
+    fn settings_switch_rules_off_and_override_severity() {
+        let (missing_location, _) = find("created-without-location").unwrap();
+        let (leaks, _) = find("error-leaks-internals").unwrap();
+        let settings = [
+            RuleSetting {
+                rule: missing_location,
+                enabled: false,
+                severity: None,
+            },
+            RuleSetting {
+                rule: leaks,
+                enabled: true,
+                severity: Some(Severity::Info),
+            },
+        ];
+        let engine = Engine::new(&settings, &default_fields(), &[]);
+        assert!(findings(&engine, "/r", &case(201).method("POST")).is_empty());
+        let leak = case(500).body("text/plain", "Traceback (most recent call last):");
+        let found = findings(&engine, "/r", &leak);
+        let leak_finding = found
+            .iter()
+            .find(|f| f.rule.id == "error-leaks-internals")
+            .unwrap();
+        assert_eq!(leak_finding.severity, Severity::Info);
+    }
+
+    #[test]
+    fn route_exceptions_apply_to_their_route_only() {
+        let (on_success, _) = find("error-body-on-success").unwrap();
+        let graphql = RouteRules {
+            route: "/graphql".into(),
+            disabled: vec![on_success],
+            error_fields: vec!["errors".into()],
+        };
+        let engine = Engine::new(&[], &default_fields(), &[graphql]);
+        let errors = case(200).body("application/json", r#"{"errors": [{"message": "x"}]}"#);
+        assert!(findings(&engine, "/graphql", &errors).is_empty());
+        assert_eq!(findings(&engine, "/rest", &errors).len(), 1);
+        let bad_request = case(400).body("application/json", r#"{"errors": [{"message": "x"}]}"#);
+        assert!(findings(&engine, "/graphql", &bad_request).is_empty());
+        assert_eq!(
+            findings(&engine, "/rest", &bad_request)[0].rule.id,
+            "unstructured-error-body"
+        );
+    }
+
+    static PANICS: Rule = Rule {
+        id: "panics",
+        title: "",
+        severity: Severity::Info,
+        fires_when: "",
+        rationale: "",
+        evaluate: |_| -> Option<Verdict> { panic!("a buggy rule") },
+    };
+
+    #[test]
+    fn a_panicking_rule_is_reported_and_the_others_still_run() {
+        let mut engine = Engine::new(&[], &default_fields(), &[]);
+        engine.active.insert(
+            0,
+            Active {
+                index: 63,
+                rule: &PANICS,
+                severity: None,
+            },
+        );
+        let case = case(201).method("POST");
+        let exchange = case.exchange("/r");
+        let (mut panics, mut found) = (Vec::new(), Vec::new());
+        engine.evaluate(&exchange, |outcome| match outcome {
+            Outcome::Panicked { index } => panics.push(index),
+            Outcome::Finding(f) => found.push(f.rule.id),
+        });
+        assert_eq!(panics, [63]);
+        assert_eq!(found, ["created-without-location"]);
+    }
+}

@@ -1,0 +1,135 @@
+//! `error-leaks-internals`: a body that shows the service's insides.
+
+use std::sync::LazyLock;
+
+use regex::bytes::{Regex, RegexSet};
+
+use super::{Exchange, Rule, Severity, Verdict};
+
+/// The rule.
+pub static RULE: Rule = Rule {
+    id: "error-leaks-internals",
+    title: "Stack trace or internal error text in a body",
+    severity: Severity::Error,
+    fires_when: "any response body carrying a stack trace or internal error text: Python tracebacks, \
+                 Java/.NET/Node stack frames, Go goroutine dumps, Rust panics, SQL error texts (SQLSTATE, \
+                 ORA-, \"syntax error at or near\")",
+    rationale: "The guide's §6.1: log the details of an unhandled exception, don't send them. Stack frames \
+                and SQL errors reveal file layout, library versions and queries to anyone, and help \
+                attackers (OWASP: improper error handling).",
+    evaluate,
+};
+
+/// What each pattern reveals, in the order of [`PATTERNS`].
+const KINDS: &[&str] = &[
+    "a Python traceback",
+    "a Python stack frame",
+    "a Java stack frame",
+    "a Java exception",
+    "a .NET stack frame",
+    "a .NET stack trace marker",
+    "a Node.js stack frame",
+    "a Go goroutine dump",
+    "a Go runtime panic",
+    "a Rust panic",
+    "a PHP error location",
+    "a Ruby stack frame",
+    "an SQLSTATE code",
+    "an Oracle error code",
+    "a PostgreSQL syntax error",
+    "a MySQL syntax error",
+    "a database driver error",
+];
+
+const PATTERNS: &[&str] = &[
+    r"Traceback \(most recent call last\)",
+    r#"File "[^"\n]+", line \d+, in "#,
+    r"\bat [\w$]+(?:\.[\w$<>]+)+\([\w$]+\.java:\d+\)",
+    r#"Exception in thread "|\bjava\.(?:lang|io|sql|util)\.[A-Z]\w*(?:Exception|Error)\b"#,
+    r"\bat [\w.<>`\[\]]+\([^)\n]*\) in [^\n]+:line \d+",
+    r"--- End of (?:inner exception )?stack trace ---|\bSystem\.[A-Z]\w*Exception\b",
+    r"\bat (?:async )?[\w$.<>\[\] ]+ \((?:/|[A-Za-z]:\\|node:|file://)[^)\n]+:\d+:\d+\)",
+    r"goroutine \d+ \[[a-z ]+\]:",
+    r"panic: runtime error:",
+    r"thread '[^'\n]+' panicked at",
+    r"(?:Fatal error|Warning|Parse error): .+ in /[^\n]+\.php on line \d+",
+    r"from /[^\n]+\.rb:\d+:in `",
+    r"SQLSTATE\[|\bSQLSTATE[ =:]+[0-9A-Z]{5}\b",
+    r"\bORA-\d{5}\b",
+    r"syntax error at or near",
+    r"You have an error in your SQL syntax",
+    r"\bpsycopg2\.errors\.|\bPG::[A-Z]\w*Error\b|\bsqlite3\.OperationalError\b|\bSQLException\b",
+];
+
+// ASCII classes (`(?-u)`) keep the automata small: stack traces are ASCII where it matters.
+static SET: LazyLock<RegexSet> = LazyLock::new(|| {
+    RegexSet::new(PATTERNS.iter().map(|p| format!("(?-u){p}"))).expect("valid patterns")
+});
+static EACH: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+    PATTERNS
+        .iter()
+        .map(|p| Regex::new(&format!("(?-u){p}")).expect("valid pattern"))
+        .collect()
+});
+
+/// Names what the body leaks and quotes it, or `None` when it looks clean.
+pub fn detect(body: &[u8]) -> Option<String> {
+    let index = SET.matches(body).into_iter().next()?;
+    let found = EACH[index].find(body)?;
+    let quoted: String = String::from_utf8_lossy(found.as_bytes())
+        .chars()
+        .take(100)
+        .collect();
+    Some(format!("{}: {quoted}", KINDS[index]))
+}
+
+fn evaluate(exchange: &Exchange<'_>) -> Option<Verdict> {
+    let body = exchange.body?;
+    let leak = detect(&body.bytes)?;
+    Some(Verdict::new(
+        Severity::Error,
+        format!("{} body shows {leak}", exchange.status),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::testing::case;
+
+    #[test]
+    fn every_pattern_has_a_name() {
+        assert_eq!(KINDS.len(), PATTERNS.len());
+    }
+
+    #[test]
+    fn fires_on_stack_traces_and_sql_errors() {
+        for body in [
+            "Traceback (most recent call last):\n  File \"/app/main.py\", line 12, in handler\nKeyError: 'id'",
+            "java.lang.NullPointerException\n\tat com.example.UserService.find(UserService.java:42)",
+            "System.InvalidOperationException: x\n   at Shop.Api.Orders.Get(Int32 id) in C:\\src\\Orders.cs:line 30",
+            "TypeError: x is undefined\n    at Object.<anonymous> (/srv/app/index.js:10:15)",
+            "goroutine 1 [running]:\nmain.main()\n\t/app/main.go:8",
+            "thread 'tokio-runtime-worker' panicked at src/main.rs:5:9",
+            r#"{"error": "SQLSTATE[42S02]: Base table or view not found"}"#,
+            r#"{"message": "ORA-00942: table or view does not exist"}"#,
+            r#"{"error": "ERROR: syntax error at or near \"FROM\""}"#,
+            "You have an error in your SQL syntax; check the manual",
+            "Fatal error: Uncaught Exception: boom in /var/www/index.php on line 7",
+        ] {
+            assert!(case(500).body("text/plain", body).fires(&RULE), "{body}");
+        }
+    }
+
+    #[test]
+    fn quiet_on_ordinary_errors_and_prose() {
+        for body in [
+            r#"{"code": "INTERNAL", "details": ["database unavailable"]}"#,
+            "Please try again at 10:30 (in a few minutes).",
+            "The meeting is at the office (Main St. 3).",
+            r#"{"note": "see the syntax guide", "status": "ORA-12"}"#,
+        ] {
+            assert!(!case(500).body("text/plain", body).fires(&RULE), "{body}");
+        }
+    }
+}

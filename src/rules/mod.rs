@@ -1,0 +1,295 @@
+//! The misuse rules: a catalogue of checks of one completed exchange against HTTP semantics
+//! (RFC 9110) and the API conventions of the reference guide.
+//!
+//! A rule is a pure function of an [`Exchange`]: it returns a [`Verdict`] when the exchange
+//! breaks the rule. Each rule lives in a file of its own with its id, title, severity,
+//! rationale and tests; [`CATALOGUE`] lists them all. One exchange yields at most one finding
+//! per rule, so `statuscope_findings_total / statuscope_responses_total` is the share of
+//! responses that break a rule.
+
+pub mod engine;
+pub mod parse;
+
+mod body_on_no_content;
+mod cacheable_server_error;
+mod created_for_safe_method;
+mod created_without_location;
+mod error_body_on_success;
+mod error_content_mismatch;
+mod error_leaks_internals;
+mod forbidden_without_credentials;
+mod invalid_retry_after;
+mod method_changing_redirect;
+mod method_not_allowed_without_allow;
+mod missing_retry_after;
+mod nonstandard_status;
+mod redirect_without_location;
+mod unauthorized_without_challenge;
+mod unexpected_continue;
+mod unstructured_error_body;
+
+use std::fmt;
+
+use http::{HeaderMap, Method};
+use serde::{Deserialize, Serialize};
+
+use crate::sample::Sample;
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; often a matter of style.
+    Info,
+    /// Breaks a convention clients rely on.
+    Warning,
+    /// Breaks HTTP semantics or misleads clients and monitoring.
+    Error,
+}
+
+impl Severity {
+    /// All severities, least serious first.
+    pub const ALL: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Error];
+
+    /// The `severity` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+
+    /// Parses a label value.
+    pub fn parse(text: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Facts about the request that some rule needs.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// The request carried `Authorization`.
+    pub has_authorization: bool,
+    /// The request carried `Cookie`.
+    pub has_cookie: bool,
+    /// The request carried `Expect: 100-continue`.
+    pub expects_continue: bool,
+    /// The request's `Accept` value, if any.
+    pub accept: Option<&'a str>,
+}
+
+/// One completed exchange, as the rules see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange<'a> {
+    /// The request method.
+    pub method: &'a Method,
+    /// The route label.
+    pub route: &'a str,
+    /// The request path, without its query.
+    pub path: &'a str,
+    /// Request facts.
+    pub request: RequestFacts<'a>,
+    /// The final status code the upstream sent.
+    pub status: u16,
+    /// The upstream's response headers.
+    pub headers: &'a HeaderMap,
+    /// The upstream sent `100 Continue` before the final response.
+    pub sent_continue: bool,
+    /// The sampled body, when sampling is on and the body is of a kind rules read.
+    pub body: Option<&'a Sample>,
+    /// The fields that make a JSON error body structured (`error_fields` plus the route's own).
+    pub error_fields: &'a [String],
+}
+
+impl Exchange<'_> {
+    /// A response header as text, if present and valid.
+    pub fn header(&self, name: impl http::header::AsHeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The response's `Content-Type` essence, lower case (`application/json`).
+    pub fn content_type(&self) -> Option<String> {
+        self.header(http::header::CONTENT_TYPE).map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+    }
+}
+
+/// What a rule found: its severity (some rules have two) and a short piece of evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// The severity before any configured override.
+    pub severity: Severity,
+    /// A short explanation quoting what was seen.
+    pub evidence: String,
+}
+
+impl Verdict {
+    /// A verdict at `severity` with `evidence`.
+    pub fn new(severity: Severity, evidence: impl Into<String>) -> Verdict {
+        Verdict {
+            severity,
+            evidence: evidence.into(),
+        }
+    }
+}
+
+/// A misuse rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// The stable id (a contract with dashboards, alerts and docs).
+    pub id: &'static str,
+    /// A one-line title.
+    pub title: &'static str,
+    /// The default severity (the most serious one for rules with two).
+    pub severity: Severity,
+    /// When it fires, in words.
+    pub fires_when: &'static str,
+    /// Why it matters, with the RFC 9110 or reference-guide section.
+    pub rationale: &'static str,
+    /// The check.
+    pub evaluate: fn(&Exchange<'_>) -> Option<Verdict>,
+}
+
+/// Every rule, in the order the docs list them.
+pub static CATALOGUE: [&Rule; 17] = [
+    &error_body_on_success::RULE,
+    &missing_retry_after::RULE,
+    &invalid_retry_after::RULE,
+    &created_without_location::RULE,
+    &created_for_safe_method::RULE,
+    &body_on_no_content::RULE,
+    &redirect_without_location::RULE,
+    &method_changing_redirect::RULE,
+    &unauthorized_without_challenge::RULE,
+    &forbidden_without_credentials::RULE,
+    &method_not_allowed_without_allow::RULE,
+    &unstructured_error_body::RULE,
+    &error_leaks_internals::RULE,
+    &unexpected_continue::RULE,
+    &nonstandard_status::RULE,
+    &error_content_mismatch::RULE,
+    &cacheable_server_error::RULE,
+];
+
+/// The rule with this id (`_` accepted for `-`, for environment variables).
+pub fn find(id: &str) -> Option<(usize, &'static Rule)> {
+    CATALOGUE
+        .iter()
+        .enumerate()
+        .find(|(_, rule)| {
+            rule.id.len() == id.len()
+                && rule
+                    .id
+                    .bytes()
+                    .zip(id.bytes())
+                    .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
+        })
+        .map(|(index, rule)| (index, *rule))
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A builder of exchanges for the rules' unit tests.
+
+    use super::*;
+    use crate::sample::BodyKind;
+
+    /// Default error fields, as configured out of the box.
+    pub fn default_fields() -> Vec<String> {
+        ["code", "error", "type", "title", "message"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    /// An exchange under construction.
+    pub struct Case {
+        pub method: Method,
+        pub status: u16,
+        pub headers: HeaderMap,
+        pub request: RequestFacts<'static>,
+        pub sent_continue: bool,
+        pub body: Option<Sample>,
+        pub fields: Vec<String>,
+    }
+
+    /// A GET answered with `status`, no headers, no body.
+    pub fn case(status: u16) -> Case {
+        Case {
+            method: Method::GET,
+            status,
+            headers: HeaderMap::new(),
+            request: RequestFacts {
+                has_authorization: false,
+                has_cookie: false,
+                expects_continue: false,
+                accept: None,
+            },
+            sent_continue: false,
+            body: None,
+            fields: default_fields(),
+        }
+    }
+
+    impl Case {
+        pub fn method(mut self, method: &str) -> Case {
+            self.method = Method::from_bytes(method.as_bytes()).unwrap();
+            self
+        }
+
+        pub fn header(mut self, name: &'static str, value: &str) -> Case {
+            self.headers.append(name, value.parse().unwrap());
+            self
+        }
+
+        pub fn body(self, content_type: &str, text: &str) -> Case {
+            let kind = BodyKind::of(content_type).expect("a sampled content type");
+            let mut case = self.header("content-type", content_type);
+            case.body = Some(Sample {
+                kind,
+                bytes: text.as_bytes().to_vec(),
+                truncated: false,
+            });
+            case
+        }
+
+        pub fn request(mut self, request: RequestFacts<'static>) -> Case {
+            self.request = request;
+            self
+        }
+
+        pub fn exchange<'a>(&'a self, route: &'a str) -> Exchange<'a> {
+            Exchange {
+                method: &self.method,
+                route,
+                path: route,
+                request: self.request,
+                status: self.status,
+                headers: &self.headers,
+                sent_continue: self.sent_continue,
+                body: self.body.as_ref(),
+                error_fields: &self.fields,
+            }
+        }
+
+        pub fn check(&self, rule: &Rule) -> Option<Verdict> {
+            (rule.evaluate)(&self.exchange("/test"))
+        }
+
+        pub fn fires(&self, rule: &Rule) -> bool {
+            self.check(rule).is_some()
+        }
+    }
+}
