@@ -3,6 +3,7 @@
 //! Every key is validated before any port is bound; an error names the key and the source it
 //! came from (the file's path, `the environment`, or `a command-line flag`).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,8 @@ use config::{Environment, File, Value, ValueKind};
 use serde::Deserialize;
 
 use crate::classify::route::RouteTemplate;
+use crate::rules::engine::{RouteRules, RuleSetting};
+use crate::rules::Severity;
 
 /// Prefix of the environment variables that configure statuscope (`STATUSCOPE_UPSTREAM`, ...).
 /// Nested keys use a double underscore: `STATUSCOPE_TIMEOUTS__CONNECT=2s`.
@@ -36,7 +39,45 @@ const KNOWN_KEYS: &[&str] = &[
     "log.format",
     "log.level",
     "log.access",
+    "body_sample_bytes",
+    "error_fields",
+    "findings.enabled",
+    "findings.endpoint",
+    "findings.keep_per_rule",
+    "findings.log_interval",
+    "rules.*.enabled",
+    "rules.*.severity",
+    "route_rules",
 ];
+
+/// Largest `body_sample_bytes`: the sample is held per in-flight request.
+pub const MAX_BODY_SAMPLE_BYTES: usize = 1024 * 1024;
+
+/// Does `path` name a known key? A `*` in a known key stands for any one segment.
+fn is_known_key(path: &str) -> bool {
+    KNOWN_KEYS
+        .iter()
+        .any(|known| segments_match(known, path, false))
+}
+
+/// Does some known key continue below `path`?
+fn is_known_table(path: &str) -> bool {
+    path.is_empty()
+        || KNOWN_KEYS
+            .iter()
+            .any(|known| segments_match(known, path, true))
+}
+
+fn segments_match(known: &str, path: &str, prefix_only: bool) -> bool {
+    let mut known = known.split('.');
+    for part in path.split('.') {
+        match known.next() {
+            Some(k) if k == "*" || k == part => {}
+            _ => return false,
+        }
+    }
+    known.next().is_some() == prefix_only
+}
 
 /// The validated configuration statuscope runs with.
 #[derive(Debug, Clone)]
@@ -63,6 +104,29 @@ pub struct Config {
     pub routes: Routes,
     /// Logging (`log.*`).
     pub log: Log,
+    /// Bytes of each response body kept for the rules; 0 turns sampling off (`body_sample_bytes`).
+    pub body_sample_bytes: usize,
+    /// Top-level JSON fields that make an error body structured (`error_fields`).
+    pub error_fields: Vec<String>,
+    /// Findings: evaluation, the `/findings` endpoint and their logging (`findings.*`).
+    pub findings: Findings,
+    /// Per-rule switches and severity overrides (`rules.<id>.*`).
+    pub rule_settings: Vec<RuleSetting>,
+    /// Per-route exceptions (`route_rules`).
+    pub route_rules: Vec<RouteRules>,
+}
+
+/// How findings are produced and shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Findings {
+    /// Evaluate the rule catalogue at all (`findings.enabled`).
+    pub enabled: bool,
+    /// Serve `GET /findings` on the admin port (`findings.endpoint`).
+    pub endpoint: bool,
+    /// Recent findings kept per rule for `/findings` (`findings.keep_per_rule`).
+    pub keep_per_rule: usize,
+    /// At most one log line per rule and route per this interval (`findings.log_interval`).
+    pub log_interval: Duration,
 }
 
 /// The upstream as configured (`host:port`) and the socket address it resolved to at start-up.
@@ -240,7 +304,7 @@ fn reject_unknown_keys(merged: &config::Config) -> Result<(), ConfigError> {
 
 fn check_keys(value: &Value, path: &mut String) -> Result<(), ConfigError> {
     let ValueKind::Table(table) = &value.kind else {
-        return if path.is_empty() || KNOWN_KEYS.contains(&path.as_str()) {
+        return if path.is_empty() || is_known_key(path) {
             Ok(())
         } else {
             Err(ConfigError::at(
@@ -250,13 +314,8 @@ fn check_keys(value: &Value, path: &mut String) -> Result<(), ConfigError> {
             ))
         };
     };
-    // A table is only valid where some known key continues below it.
-    let is_known_prefix = path.is_empty()
-        || KNOWN_KEYS.iter().any(|k| {
-            k.len() > path.len() && k.starts_with(path.as_str()) && k.as_bytes()[path.len()] == b'.'
-        });
-    if !is_known_prefix {
-        let problem = if KNOWN_KEYS.contains(&path.as_str()) {
+    if !is_known_table(path) {
+        let problem = if is_known_key(path) {
             "expected a single value, found a table"
         } else {
             "unknown key; see the configuration reference in README.md"
@@ -300,6 +359,40 @@ struct RawConfig {
     routes: RawRoutes,
     #[serde(default)]
     log: RawLog,
+    #[serde(default = "defaults::body_sample_bytes")]
+    body_sample_bytes: i64,
+    #[serde(default = "defaults::error_fields")]
+    error_fields: Vec<String>,
+    #[serde(default)]
+    findings: RawFindings,
+    #[serde(default)]
+    rules: BTreeMap<String, RawRule>,
+    #[serde(default)]
+    route_rules: Vec<RawRouteRules>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawFindings {
+    enabled: Option<bool>,
+    endpoint: Option<bool>,
+    keep_per_rule: Option<i64>,
+    log_interval: Option<RawDuration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawRule {
+    enabled: Option<bool>,
+    severity: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRouteRules {
+    route: String,
+    #[serde(default)]
+    disable: Vec<String>,
+    #[serde(default)]
+    error_fields: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -359,6 +452,16 @@ mod defaults {
     // dropped here before the upstream closes it under a request.
     pub const IDLE_TIMEOUT: &str = "50s";
     pub const MAX_ROUTES: i64 = 200;
+    pub fn body_sample_bytes() -> i64 {
+        8 * 1024
+    }
+    pub fn error_fields() -> Vec<String> {
+        ["code", "error", "type", "title", "message"]
+            .map(String::from)
+            .to_vec()
+    }
+    pub const KEEP_PER_RULE: i64 = 20;
+    pub const LOG_INTERVAL: &str = "60s";
 }
 
 impl RawConfig {
@@ -464,7 +567,97 @@ impl RawConfig {
                 format!("`{level}` is not a log filter such as `info` or `statuscope=debug`"),
             ));
         }
+        let body_sample_bytes = usize::try_from(self.body_sample_bytes)
+            .ok()
+            .filter(|n| *n <= MAX_BODY_SAMPLE_BYTES)
+            .ok_or_else(|| {
+                ConfigError::at(
+                    "body_sample_bytes",
+                    &origin("body_sample_bytes"),
+                    format!(
+                        "must be from 0 to {MAX_BODY_SAMPLE_BYTES}, got {}",
+                        self.body_sample_bytes
+                    ),
+                )
+            })?;
+        let rule_index = |key: &str, id: &str| {
+            crate::rules::find(id)
+                .map(|(index, _)| index)
+                .ok_or_else(|| {
+                    ConfigError::at(
+                        key,
+                        &origin(key),
+                        format!("unknown rule id `{id}`; `statuscope rules` lists them"),
+                    )
+                })
+        };
+        let mut rule_settings = Vec::with_capacity(self.rules.len());
+        for (id, raw) in &self.rules {
+            let key = format!("rules.{id}");
+            let rule = rule_index(&key, id)?;
+            let severity = match raw.severity.as_deref() {
+                None => None,
+                Some(text) => Some(Severity::parse(text).ok_or_else(|| {
+                    let key = format!("{key}.severity");
+                    ConfigError::at(
+                        &key,
+                        &origin(&key),
+                        format!("`{text}` is not one of error, warning, info"),
+                    )
+                })?),
+            };
+            rule_settings.push(RuleSetting {
+                rule,
+                enabled: raw.enabled.unwrap_or(true),
+                severity,
+            });
+        }
+        let route_rules = self
+            .route_rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                let disabled = raw
+                    .disable
+                    .iter()
+                    .map(|id| {
+                        rule_index("route_rules", id).map_err(|_| {
+                            ConfigError::at(
+                                &format!("route_rules[{i}].disable"),
+                                &origin("route_rules"),
+                                format!("unknown rule id `{id}`; `statuscope rules` lists them"),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(RouteRules {
+                    route: raw.route,
+                    disabled,
+                    error_fields: raw.error_fields,
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let findings = Findings {
+            enabled: self.findings.enabled.unwrap_or(true),
+            endpoint: self.findings.endpoint.unwrap_or(true),
+            keep_per_rule: positive(
+                "findings.keep_per_rule",
+                self.findings
+                    .keep_per_rule
+                    .unwrap_or(defaults::KEEP_PER_RULE),
+            )?,
+            log_interval: duration(
+                "findings.log_interval",
+                self.findings.log_interval,
+                defaults::LOG_INTERVAL,
+            )?,
+        };
         Ok(Config {
+            body_sample_bytes,
+            error_fields: self.error_fields,
+            findings,
+            rule_settings,
+            route_rules,
             listen,
             admin,
             upstream,
@@ -611,6 +804,65 @@ mod tests {
         assert!(err.contains("`timeouts.connect`"), "{err}");
         assert!(err.contains("non-negative"), "{err}");
         assert!(err.contains("the environment"), "{err}");
+    }
+
+    #[test]
+    fn rule_settings_accept_underscored_ids_from_the_environment() {
+        let loaded = load_from(
+            None,
+            &Overrides::default(),
+            env(&[
+                ("STATUSCOPE_RULES__ERROR_BODY_ON_SUCCESS__ENABLED", "false"),
+                ("STATUSCOPE_RULES__MISSING_RETRY_AFTER__SEVERITY", "error"),
+            ]),
+        )
+        .unwrap();
+        let settings = loaded.config.rule_settings;
+        assert_eq!(settings.len(), 2);
+        assert!(settings.iter().any(|s| !s.enabled));
+        assert!(settings.iter().any(|s| s.severity == Some(Severity::Error)));
+    }
+
+    #[test]
+    fn unknown_rule_ids_are_named() {
+        let err = load_from(
+            None,
+            &Overrides::default(),
+            env(&[("STATUSCOPE_RULES__NO_SUCH_RULE__ENABLED", "false")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown rule id `no_such_rule`"), "{err}");
+        let err = load_from(
+            None,
+            &Overrides::default(),
+            env(&[("STATUSCOPE_RULES__MISSING_RETRY_AFTER__LOUDNESS", "9")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`rules.missing_retry_after.loudness`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn body_sample_bytes_is_bounded() {
+        let err = load_from(
+            None,
+            &Overrides::default(),
+            env(&[("STATUSCOPE_BODY_SAMPLE_BYTES", "-1")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`body_sample_bytes`"), "{err}");
+        let zero = load_from(
+            None,
+            &Overrides::default(),
+            env(&[("STATUSCOPE_BODY_SAMPLE_BYTES", "0")]),
+        )
+        .unwrap();
+        assert_eq!(zero.config.body_sample_bytes, 0);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::proxy::StatuscopeProxy;
-use crate::record::Metrics;
+use crate::record::{Metrics, Recorder};
 
 /// How often readiness and drain progress are checked. Both are cheap local checks.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -79,10 +79,10 @@ impl std::fmt::Display for StartError {
 pub fn run(
     config: &Config,
     source: &str,
-    metrics: Arc<Metrics>,
+    recorder: &Recorder,
     stop_after: Option<Duration>,
 ) -> Result<(), StartError> {
-    let proxy = StatuscopeProxy::new(config, metrics.clone()).map_err(StartError::Config)?;
+    let proxy = StatuscopeProxy::new(config, recorder).map_err(StartError::Config)?;
     let upstream = config.require_upstream().map_err(StartError::Config)?;
     let health = Arc::new(Health::default());
 
@@ -92,7 +92,8 @@ pub fn run(
     drop(TcpListener::bind(config.listen).map_err(|e| {
         StartError::Io(format!("cannot bind listen address {}: {e}", config.listen))
     })?);
-    crate::export::spawn_admin(admin, metrics.clone(), health.clone())
+    let findings = config.findings.endpoint.then(|| recorder.findings.clone());
+    crate::export::spawn_admin(admin, recorder.metrics.clone(), health.clone(), findings)
         .map_err(|e| StartError::Io(format!("cannot start the admin server: {e}")))?;
 
     let conf = ServerConf {
@@ -124,7 +125,7 @@ pub fn run(
     );
     let watch = SignalWatch {
         health,
-        metrics,
+        metrics: recorder.metrics.clone(),
         drain_timeout: config.drain_timeout,
         stop_after,
     };

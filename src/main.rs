@@ -2,14 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use statuscope::config::{self, Overrides};
 use statuscope::lifecycle::{self, StartError};
-use statuscope::record::Metrics;
+use statuscope::record::Recorder;
 use statuscope::{demo, telemetry};
 
 /// Exit status for a configuration or usage error (as clap uses for bad flags).
@@ -87,11 +86,11 @@ fn main() -> ExitCode {
                 return fail(EXIT_CONFIG, &e);
             }
             telemetry::init(&loaded.config.log);
-            let metrics = Arc::new(Metrics::new());
+            let recorder = Recorder::new(&loaded.config);
             finish(lifecycle::run(
                 &loaded.config,
                 &loaded.source,
-                metrics,
+                &recorder,
                 None,
             ))
         }

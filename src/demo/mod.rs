@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{self, Config, Overrides};
 use crate::lifecycle::{self, StartError};
-use crate::record::Metrics;
+use crate::record::{Metrics, Recorder};
 use summary::Summary;
 
 /// How often the table is redrawn.
@@ -40,15 +40,15 @@ pub fn run(overrides: &Overrides, duration: Option<Duration>) -> Result<(), Star
     let config = demo_config(loaded.config);
     crate::telemetry::init(&config.log);
 
-    let metrics = Arc::new(Metrics::new());
+    let recorder = Recorder::new(&config);
     runtime.spawn(service::serve(listener));
     runtime.spawn(traffic_when_ready(config.listen, config.admin));
-    runtime.spawn(print_table(metrics.clone(), config.admin));
+    runtime.spawn(print_table(recorder.metrics.clone(), config.admin));
 
     let started = Instant::now();
-    lifecycle::run(&config, "built-in demo", metrics.clone(), duration)?;
-    let table =
-        Summary::gather(metrics.registry()).render(started.elapsed(), &config.admin.to_string());
+    lifecycle::run(&config, "built-in demo", &recorder, duration)?;
+    let table = Summary::gather(recorder.metrics.registry())
+        .render(started.elapsed(), &config.admin.to_string());
     println!("{table}");
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(())

@@ -1,4 +1,5 @@
-//! The export stage: the admin listener serving `/metrics`, `/healthz` and `/readyz`.
+//! The export stage: the admin listener serving `/metrics`, `/findings`, `/healthz` and
+//! `/readyz`.
 //!
 //! It runs on a thread and runtime of its own, apart from pingora's services, so it keeps
 //! answering (and `/readyz` keeps saying 503) while the proxy drains on SIGTERM.
@@ -18,25 +19,40 @@ use prometheus::{Encoder, TextEncoder};
 use tracing::warn;
 
 use crate::lifecycle::Health;
+use crate::record::findings::FindingsStore;
 use crate::record::Metrics;
+
+/// What the admin endpoints read.
+struct Admin {
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    /// `None` when `findings.endpoint` is off.
+    findings: Option<Arc<FindingsStore>>,
+}
 
 /// Serves the admin endpoints on `listener` from a new thread until the process exits.
 pub fn spawn_admin(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    findings: Option<Arc<FindingsStore>>,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let admin = Arc::new(Admin {
+        metrics,
+        health,
+        findings,
+    });
     std::thread::Builder::new()
         .name("statuscope-admin".into())
-        .spawn(move || runtime.block_on(serve(listener, metrics, health)))?;
+        .spawn(move || runtime.block_on(serve(listener, admin)))?;
     Ok(())
 }
 
-async fn serve(listener: TcpListener, metrics: Arc<Metrics>, health: Arc<Health>) {
+async fn serve(listener: TcpListener, admin: Arc<Admin>) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(listener) => listener,
         Err(e) => {
@@ -52,11 +68,10 @@ async fn serve(listener: TcpListener, metrics: Arc<Metrics>, health: Arc<Health>
                 continue;
             }
         };
-        let metrics = metrics.clone();
-        let health = health.clone();
+        let admin = admin.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
-                let response = respond(&request, &metrics, &health);
+                let response = admin.respond(&request);
                 async move { Ok::<_, Infallible>(response) }
             });
             // Errors here are a scraper hanging up; nothing to report.
@@ -67,49 +82,64 @@ async fn serve(listener: TcpListener, metrics: Arc<Metrics>, health: Arc<Health>
     }
 }
 
-fn respond(
-    request: &Request<Incoming>,
-    metrics: &Metrics,
-    health: &Health,
-) -> Response<Full<Bytes>> {
-    let path = request.uri().path();
-    if !matches!(path, "/metrics" | "/healthz" | "/readyz") {
-        return plain(
-            StatusCode::NOT_FOUND,
-            "not found: try /metrics, /healthz or /readyz\n",
-        );
-    }
-    if !matches!(*request.method(), Method::GET | Method::HEAD) {
-        let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
-        response
-            .headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
-        return response;
-    }
-    match path {
-        "/metrics" => {
-            let encoder = TextEncoder::new();
-            let mut body = Vec::with_capacity(16 * 1024);
-            if let Err(e) = encoder.encode(&metrics.registry().gather(), &mut body) {
-                warn!("encoding metrics failed: {e}");
-                return plain(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "metrics encoding failed\n",
-                );
-            }
-            let mut response = Response::new(Full::new(Bytes::from(body)));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static(prometheus::TEXT_FORMAT),
+impl Admin {
+    fn respond(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+        let path = request.uri().path();
+        let known = match path {
+            "/metrics" | "/healthz" | "/readyz" => true,
+            "/findings" => self.findings.is_some(),
+            _ => false,
+        };
+        if !known {
+            return plain(
+                StatusCode::NOT_FOUND,
+                "not found: try /metrics, /findings, /healthz or /readyz\n",
             );
-            response
         }
-        "/healthz" => plain(StatusCode::OK, "ok\n"),
-        _ => match health.readiness() {
-            Ok(()) => plain(StatusCode::OK, "ready\n"),
-            Err(reason) => plain(StatusCode::SERVICE_UNAVAILABLE, reason),
-        },
+        if !matches!(*request.method(), Method::GET | Method::HEAD) {
+            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+            response
+                .headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+        match path {
+            "/metrics" => {
+                let encoder = TextEncoder::new();
+                let mut body = Vec::with_capacity(16 * 1024);
+                if let Err(e) = encoder.encode(&self.metrics.registry().gather(), &mut body) {
+                    warn!("encoding metrics failed: {e}");
+                    return plain(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "metrics encoding failed\n",
+                    );
+                }
+                with_type(body, prometheus::TEXT_FORMAT)
+            }
+            "/findings" => {
+                let json = self
+                    .findings
+                    .as_ref()
+                    .map(|f| f.to_json())
+                    .unwrap_or_default();
+                with_type(json.into_bytes(), "application/json")
+            }
+            "/healthz" => plain(StatusCode::OK, "ok\n"),
+            _ => match self.health.readiness() {
+                Ok(()) => plain(StatusCode::OK, "ready\n"),
+                Err(reason) => plain(StatusCode::SERVICE_UNAVAILABLE, reason),
+            },
+        }
     }
+}
+
+fn with_type(body: Vec<u8>, content_type: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {

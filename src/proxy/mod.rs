@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use pingora::http::ResponseHeader;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, Result};
@@ -19,17 +20,25 @@ use crate::classify::{
     is_client_gone, method_label, Origin, UpstreamErrorKind, CLIENT_CLOSED_REQUEST,
 };
 use crate::config::Config;
-use crate::record::{Exchange, Metrics};
+use crate::record::findings::{FindingsStore, Place};
+use crate::record::{Exchange, Metrics, Recorder};
+use crate::rules::engine::{Engine, Outcome};
+use crate::rules::{self, RequestFacts};
+use crate::sample::Sampler;
 use admission::{Admission, InFlight, Permit};
 use error_response::ProxyError;
 
-/// The statuscope proxy: one upstream, route templating, admission and recording.
+/// The statuscope proxy: one upstream, route templating, admission, recording and the rules.
 pub struct StatuscopeProxy {
     peer: HttpPeer,
     routes: RouteTable,
     admission: Admission,
     metrics: Arc<Metrics>,
     access_log: bool,
+    /// `None` when `findings.enabled` is off: no sampling, no evaluation.
+    engine: Option<Engine>,
+    body_sample_bytes: usize,
+    findings: Arc<FindingsStore>,
 }
 
 /// What statuscope knows about one request while it is proxied.
@@ -38,13 +47,15 @@ pub struct RequestCtx {
     _in_flight: InFlight,
     _permit: Option<Permit>,
     answered_by_proxy: Option<ProxyError>,
+    sampler: Option<Sampler>,
+    sent_continue: bool,
 }
 
 impl StatuscopeProxy {
     /// Builds the proxy for `config`, whose upstream must be set.
     pub fn new(
         config: &Config,
-        metrics: Arc<Metrics>,
+        recorder: &Recorder,
     ) -> std::result::Result<Self, crate::config::ConfigError> {
         let upstream = config.require_upstream()?;
         let mut peer = HttpPeer::new(upstream.addr, false, String::new());
@@ -55,9 +66,18 @@ impl StatuscopeProxy {
         Ok(StatuscopeProxy {
             peer,
             routes: RouteTable::new(config.routes.templates.clone(), config.routes.max),
-            admission: Admission::new(config.max_in_flight, metrics.in_flight().clone()),
-            metrics,
+            admission: Admission::new(config.max_in_flight, recorder.metrics.in_flight().clone()),
+            metrics: recorder.metrics.clone(),
             access_log: config.log.access,
+            engine: config.findings.enabled.then(|| {
+                Engine::new(
+                    &config.rule_settings,
+                    &config.error_fields,
+                    &config.route_rules,
+                )
+            }),
+            body_sample_bytes: config.body_sample_bytes,
+            findings: recorder.findings.clone(),
         })
     }
 
@@ -90,6 +110,58 @@ impl StatuscopeProxy {
     }
 }
 
+impl StatuscopeProxy {
+    /// Runs the rule catalogue over an exchange the upstream answered (after the response).
+    fn judge(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        route: &Arc<str>,
+        method: &'static str,
+        code: u16,
+    ) {
+        let (Some(engine), Some(response)) = (&self.engine, session.response_written()) else {
+            return;
+        };
+        let sample = ctx.sampler.take().map(|sampler| {
+            self.metrics.record_sample(sampler.sampled());
+            sampler.finish()
+        });
+        let request = session.req_header();
+        let header = |name| request.headers.get(name).and_then(|v| v.to_str().ok());
+        let exchange = rules::Exchange {
+            method: &request.method,
+            route,
+            path: request.uri.path(),
+            request: RequestFacts {
+                has_authorization: request.headers.contains_key(http::header::AUTHORIZATION),
+                has_cookie: request.headers.contains_key(http::header::COOKIE),
+                expects_continue: header(http::header::EXPECT)
+                    .is_some_and(|v| v.eq_ignore_ascii_case("100-continue")),
+                accept: header(http::header::ACCEPT),
+            },
+            status: code,
+            headers: &response.headers,
+            sent_continue: ctx.sent_continue,
+            body: sample.as_ref(),
+            error_fields: &[],
+        };
+        engine.evaluate(&exchange, |outcome| match outcome {
+            Outcome::Finding(finding) => {
+                self.metrics.record_finding(&finding, route, method, code);
+                let place = Place {
+                    route,
+                    method,
+                    path: exchange.path,
+                    status: code,
+                };
+                self.findings.add(&finding, place);
+            }
+            Outcome::Panicked { index } => self.metrics.record_rule_panic(index),
+        });
+    }
+}
+
 fn has_request_body(header: &pingora::http::RequestHeader) -> bool {
     let headers = &header.headers;
     headers.contains_key(http::header::TRANSFER_ENCODING)
@@ -108,6 +180,8 @@ impl ProxyHttp for StatuscopeProxy {
             _in_flight: self.admission.arrive(),
             _permit: None,
             answered_by_proxy: None,
+            sampler: None,
+            sent_continue: false,
         }
     }
 
@@ -132,6 +206,40 @@ impl ProxyHttp for StatuscopeProxy {
         _ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         Ok(Box::new(self.peer.clone()))
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if response.status.is_informational() {
+            ctx.sent_continue |= response.status == http::StatusCode::CONTINUE;
+            return Ok(());
+        }
+        if self.engine.is_some() && session.req_header().method != http::Method::HEAD {
+            let header = |name| response.headers.get(name).and_then(|v| v.to_str().ok());
+            ctx.sampler = Sampler::start(
+                self.body_sample_bytes,
+                header(http::header::CONTENT_TYPE),
+                header(http::header::CONTENT_ENCODING),
+            );
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let (Some(sampler), Some(chunk)) = (ctx.sampler.as_mut(), body.as_ref()) {
+            sampler.feed(chunk);
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(
@@ -185,6 +293,9 @@ impl ProxyHttp for StatuscopeProxy {
             duration: ctx.started.elapsed(),
         };
         self.metrics.record(&exchange);
+        if origin == Origin::Upstream {
+            self.judge(session, ctx, &route.label, exchange.method, code);
+        }
         if self.access_log {
             info!(
                 target: "statuscope::access",

@@ -1,8 +1,13 @@
-//! Recording: the Prometheus metrics statuscope exports, in a registry of its own.
+//! Recording: the Prometheus metrics statuscope exports, in a registry of its own, and the
+//! recent findings behind `/findings`.
 //!
 //! The metric and label names here are a contract with the dashboards and alerts; the README's
 //! metrics reference lists them.
 
+pub mod findings;
+pub mod redact;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
@@ -11,6 +16,8 @@ use prometheus::{
 };
 
 use crate::classify::{status_class, Origin, UpstreamErrorKind};
+use crate::rules::engine::Finding;
+use crate::rules::CATALOGUE;
 
 /// Histogram buckets from 1 ms to 30 s: fine where APIs answer, coarse where they time out.
 pub const DURATION_BUCKETS: &[f64] = &[
@@ -25,6 +32,10 @@ pub struct Metrics {
     in_flight: IntGauge,
     upstream_errors: IntCounterVec,
     route_overflow: IntCounter,
+    findings: IntCounterVec,
+    sampled_bytes: IntCounter,
+    samples: IntCounter,
+    rule_panics: IntCounterVec,
 }
 
 /// One finished exchange as it is tallied.
@@ -92,8 +103,37 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        let findings = IntCounterVec::new(
+            Opts::new(
+                "statuscope_findings_total",
+                "Responses that broke a misuse rule, by rule, severity, route, method and status code.",
+            ),
+            &["rule", "severity", "route", "method", "code"],
+        )
+        .expect("valid metric");
+        let sampled_bytes = IntCounter::new(
+            "statuscope_body_sampled_bytes_total",
+            "Response body bytes copied into samples for the rules.",
+        )
+        .expect("valid metric");
+        let samples = IntCounter::new(
+            "statuscope_body_samples_total",
+            "Response bodies sampled for the rules.",
+        )
+        .expect("valid metric");
+        let rule_panics = IntCounterVec::new(
+            Opts::new(
+                "statuscope_rule_panics_total",
+                "Rule evaluations that panicked (the exchange is unaffected), by rule.",
+            ),
+            &["rule"],
+        )
+        .expect("valid metric");
         for kind in UpstreamErrorKind::ALL {
             upstream_errors.with_label_values(&[kind.as_str()]);
+        }
+        for rule in CATALOGUE {
+            rule_panics.with_label_values(&[rule.id]);
         }
         for collector in [
             Box::new(responses.clone()) as Box<dyn prometheus::core::Collector>,
@@ -101,6 +141,10 @@ impl Metrics {
             Box::new(in_flight.clone()),
             Box::new(upstream_errors.clone()),
             Box::new(route_overflow.clone()),
+            Box::new(findings.clone()),
+            Box::new(sampled_bytes.clone()),
+            Box::new(samples.clone()),
+            Box::new(rule_panics.clone()),
             Box::new(build_info),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ] {
@@ -115,6 +159,10 @@ impl Metrics {
             in_flight,
             upstream_errors,
             route_overflow,
+            findings,
+            sampled_bytes,
+            samples,
+            rule_panics,
         }
     }
 
@@ -155,9 +203,59 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one finding.
+    pub fn record_finding(&self, finding: &Finding, route: &str, method: &'static str, code: u16) {
+        let mut code_buf = itoa::Buffer::new();
+        self.findings
+            .with_label_values(&[
+                finding.rule.id,
+                finding.severity.as_str(),
+                route,
+                method,
+                code_buf.format(code),
+            ])
+            .inc();
+    }
+
+    /// Counts one body sample of `bytes` raw bytes.
+    pub fn record_sample(&self, bytes: usize) {
+        self.samples.inc();
+        self.sampled_bytes.inc_by(bytes as u64);
+    }
+
+    /// Counts one panic of the rule at `index` in the catalogue.
+    pub fn record_rule_panic(&self, index: usize) {
+        self.rule_panics
+            .with_label_values(&[CATALOGUE[index].id])
+            .inc();
+    }
+
     /// Counts one request spilled into `route="__other__"`.
     pub fn record_route_overflow(&self) {
         self.route_overflow.inc();
+    }
+}
+
+/// Everything statuscope records: the metrics and the recent findings, shared by the proxy,
+/// the admin server and the demo.
+#[derive(Clone)]
+pub struct Recorder {
+    /// The Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// The recent findings behind `/findings`.
+    pub findings: Arc<findings::FindingsStore>,
+}
+
+impl Recorder {
+    /// A recorder for `config`.
+    pub fn new(config: &crate::config::Config) -> Self {
+        Recorder {
+            metrics: Arc::new(Metrics::new()),
+            findings: Arc::new(findings::FindingsStore::new(
+                config.findings.keep_per_rule,
+                config.findings.log_interval,
+            )),
+        }
     }
 }
 

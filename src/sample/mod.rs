@@ -107,6 +107,11 @@ impl Sampler {
         take
     }
 
+    /// Raw bytes copied so far.
+    pub fn sampled(&self) -> usize {
+        self.raw.len()
+    }
+
     /// Decodes the collected prefix (off the response path).
     pub fn finish(self) -> Sample {
         let (bytes, decode_cut) = decode::decode(self.encoding, &self.raw, self.limit);
