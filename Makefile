@@ -16,7 +16,7 @@ endif
 
 DEMO_ARGS ?=
 
-.PHONY: all deps build test demo lint fmt clean
+.PHONY: all deps build test demo docs lint fmt clean
 
 all: build
 
@@ -38,6 +38,10 @@ demo: deps
 test: deps
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
+
+## docs: regenerate docs/rules.md from the rule catalogue (a test fails when it is stale).
+docs:
+	$(CARGO) run --quiet -- rules --markdown > docs/rules.md
 
 lint:
 	$(CARGO) fmt --check

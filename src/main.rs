@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use statuscope::config::{self, Overrides};
 use statuscope::lifecycle::{self, StartError};
 use statuscope::record::Recorder;
+use statuscope::rules::describe;
 use statuscope::{demo, telemetry};
 
 /// Exit status for a configuration or usage error (as clap uses for bad flags).
@@ -38,6 +39,15 @@ enum Command {
     CheckConfig {
         /// The YAML or TOML file to check.
         file: PathBuf,
+    },
+    /// Print the catalogue of misuse rules.
+    Rules {
+        /// As JSON.
+        #[arg(long, conflicts_with = "markdown")]
+        json: bool,
+        /// As Markdown (the text of docs/rules.md).
+        #[arg(long)]
+        markdown: bool,
     },
     /// Run statuscope in front of a built-in demo service, drive traffic and print live tallies.
     Demo {
@@ -101,6 +111,17 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(EXIT_CONFIG, &e),
         },
+        Command::Rules { json, markdown } => {
+            let text = if json {
+                describe::json()
+            } else if markdown {
+                describe::markdown()
+            } else {
+                describe::table()
+            };
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
         Command::Demo {
             duration,
             listen,

@@ -7,6 +7,7 @@
 //! per rule, so `statuscope_findings_total / statuscope_responses_total` is the share of
 //! responses that break a rule.
 
+pub mod describe;
 pub mod engine;
 pub mod parse;
 
@@ -68,7 +69,7 @@ impl Severity {
 
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
