@@ -191,12 +191,16 @@ pub fn normalise(path: &str) -> String {
     out
 }
 
-/// Decimal numbers, UUIDs, hex strings of 16+ digits, and opaque tokens of 20+ characters
-/// mixing letters and digits (base64url ids, hashes, session tokens).
+/// Decimal numbers, UUIDs, hex strings of 16+ digits, opaque tokens of 20+ characters mixing
+/// letters and digits (base64url ids, hashes, session tokens), and anything with an `@` or
+/// `%40` (e-mail addresses are personal data and must not become labels).
 fn looks_like_id(segment: &str) -> bool {
     let bytes = segment.as_bytes();
     if bytes.is_empty() {
         return false;
+    }
+    if bytes.contains(&b'@') || bytes.windows(3).any(|w| w.eq_ignore_ascii_case(b"%40")) {
+        return true;
     }
     if bytes.iter().all(u8::is_ascii_digit) {
         return true;
@@ -263,6 +267,11 @@ mod tests {
         );
         assert_eq!(normalise("/blobs/deadbeefdeadbeef"), "/blobs/{id}");
         assert_eq!(normalise("/s/aB3dE5gH7jK9mN1pQ3sT"), "/s/{id}");
+        assert_eq!(
+            normalise("/users/bob@example.com/orders"),
+            "/users/{id}/orders"
+        );
+        assert_eq!(normalise("/users/bob%40example.com"), "/users/{id}");
         assert_eq!(normalise("/api/v1/health"), "/api/v1/health");
         assert_eq!(
             normalise("/articles/how-to-write-a-proxy"),

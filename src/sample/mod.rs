@@ -168,3 +168,70 @@ mod tests {
         assert!(!sample.truncated);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use std::io::Write;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn compress(encoding: &str, body: &[u8]) -> Vec<u8> {
+        match encoding {
+            "gzip" => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(body).unwrap();
+                e.finish().unwrap()
+            }
+            "deflate" => {
+                let mut e =
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(body).unwrap();
+                e.finish().unwrap()
+            }
+            "br" => {
+                let mut out = Vec::new();
+                brotli::CompressorWriter::new(&mut out, 4096, 3, 22)
+                    .write_all(body)
+                    .unwrap();
+                out
+            }
+            "zstd" => zstd::stream::encode_all(body, 1).unwrap(),
+            _ => body.to_vec(),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn the_sample_never_exceeds_its_limit(
+            body in prop::collection::vec(any::<u8>(), 0..20_000),
+            repeat in 1usize..50,
+            splits in prop::collection::vec(1usize..5000, 0..12),
+            limit in 1usize..8192,
+            encoding in prop::sample::select(vec!["identity", "gzip", "deflate", "br", "zstd"]),
+        ) {
+            // Repetition makes bodies that compress well, so decoded output can outgrow the input.
+            let body: Vec<u8> = body.iter().copied().cycle().take(body.len() * repeat).collect();
+            let wire = compress(encoding, &body);
+            let mut sampler = Sampler::start(limit, Some("application/json"), Some(encoding)).unwrap();
+            let mut rest = &wire[..];
+            for split in splits {
+                let (chunk, tail) = rest.split_at(split.min(rest.len()));
+                sampler.feed(chunk);
+                rest = tail;
+            }
+            sampler.feed(rest);
+            prop_assert!(sampler.sampled() <= limit);
+            let sample = sampler.finish();
+            prop_assert!(sample.bytes.len() <= limit);
+            prop_assert!(body.starts_with(&sample.bytes), "the sample is a prefix of the body");
+            if encoding == "identity" {
+                prop_assert_eq!(sample.bytes.len(), body.len().min(limit));
+                prop_assert_eq!(sample.truncated, body.len() > limit);
+            }
+        }
+    }
+}

@@ -11,5 +11,6 @@ mod promtool;
 mod protocols;
 mod proxy_errors;
 mod routes;
+mod rules;
 mod streaming;
 mod tallies;

@@ -1,9 +1,8 @@
 //! The proxy is transparent: codes, headers, bodies, methods and targets arrive unchanged.
 
 use std::io::{BufRead, Read, Write};
-use std::net::TcpListener;
 
-use crate::support::upstream::Upstream;
+use crate::support::upstream::{interim_upstream, Upstream};
 use crate::support::{client, get, raw_connection, raw_exchange, read_head, send, Statuscope};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -71,22 +70,6 @@ async fn method_target_headers_and_body_reach_the_upstream_unchanged() {
     assert!(has("x-custom", "value one"), "{headers:?}");
     assert!(has("authorization", "Bearer secret"), "{headers:?}");
     assert!(has("host", &statuscope.listen.to_string()), "{headers:?}");
-}
-
-/// A raw upstream that sends interim 1xx responses before the final 200.
-fn interim_upstream(interims: &'static str) -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let mut stream = stream.unwrap();
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let _ = stream.write_all(interims.as_bytes());
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfinal");
-        }
-    });
-    addr
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //!
 //! Paths: `/status/{code}[/...]` answers that code; `/slow/{ms}` waits first; `/bytes/{n}`
 //! streams n bytes with a length (`/chunked/{n}`: chunked); `/upload` counts the request body; `/echo` returns the request as JSON.
+//! A request with `x-reply-*` headers, on any path, is answered as they say (see [`reply`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -102,6 +103,9 @@ fn full(bytes: impl Into<Bytes>) -> Body {
 }
 
 async fn handle(request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    if request.headers().contains_key("x-reply-status") {
+        return Ok(reply(request.headers()));
+    }
     let path = request.uri().path().to_string();
     let mut segments = path.trim_start_matches('/').split('/');
     let response = match (segments.next(), segments.next()) {
@@ -185,4 +189,103 @@ async fn handle(request: Request<Incoming>) -> Result<Response<Body>, Infallible
         _ => Response::new(full("ok")),
     };
     Ok(response)
+}
+
+/// Compresses `body` as `encoding` (`gzip`, `deflate`, `br` or `zstd`) — deterministically, so a
+/// test can compute the bytes the upstream sent.
+pub fn encode(encoding: &str, body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    match encoding {
+        "gzip" => {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(body).unwrap();
+            encoder.finish().unwrap()
+        }
+        "deflate" => {
+            let mut encoder =
+                flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(body).unwrap();
+            encoder.finish().unwrap()
+        }
+        "br" => {
+            let mut out = Vec::new();
+            brotli::CompressorWriter::new(&mut out, 4096, 5, 22)
+                .write_all(body)
+                .unwrap();
+            out
+        }
+        "zstd" => zstd::stream::encode_all(body, 3).unwrap(),
+        other => panic!("unknown encoding {other}"),
+    }
+}
+
+/// The body `/reply` sends for an `x-reply-body` value: `\n` stands for a newline.
+pub fn reply_body(spec: &str) -> Vec<u8> {
+    spec.replace("\\n", "\n").into_bytes()
+}
+
+/// Answers as instructed: `x-reply-status`, `x-reply-header: Name: value` (repeatable),
+/// `x-reply-body` (with `\n` for newlines), `x-reply-encoding` (compresses the body and sets
+/// `Content-Encoding`), `x-reply-chunks: 3,1,5` (sends the body in frames of these sizes, the
+/// rest in one last frame, with chunked transfer coding).
+fn reply(headers: &http::HeaderMap) -> Response<Body> {
+    let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_string());
+    let status: u16 = text("x-reply-status").map_or(200, |s| s.parse().unwrap());
+    let mut body = text("x-reply-body")
+        .map(|b| reply_body(&b))
+        .unwrap_or_default();
+    let mut response = Response::builder().status(status);
+    for line in headers.get_all("x-reply-header") {
+        let (name, value) = line.to_str().unwrap().split_once(':').unwrap();
+        response = response.header(name.trim(), value.trim());
+    }
+    if let Some(encoding) = text("x-reply-encoding") {
+        body = encode(&encoding, &body);
+        response = response.header("content-encoding", encoding);
+    }
+    let Some(sizes) = text("x-reply-chunks") else {
+        return response.body(full(body)).unwrap();
+    };
+    let mut frames = Vec::new();
+    let mut rest = Bytes::from(body);
+    for size in sizes.split(',').map(|s| s.trim().parse::<usize>().unwrap()) {
+        let take = size.min(rest.len());
+        frames.push(rest.split_to(take));
+    }
+    frames.push(rest);
+    let stream = stream::iter(
+        frames
+            .into_iter()
+            .filter(|f| !f.is_empty())
+            .map(|f| Ok::<_, Infallible>(Frame::data(f))),
+    );
+    response
+        .body(BodyExt::boxed(StreamBody::new(stream)))
+        .unwrap()
+}
+
+/// A raw upstream that sends `interims` (1xx responses) before a final `200 OK` with body `final`.
+pub fn interim_upstream(interims: &'static str) -> SocketAddr {
+    raw_upstream(
+        interims,
+        "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfinal",
+    )
+}
+
+/// A raw upstream answering every request with `head` then `tail`, byte for byte, then closing.
+pub fn raw_upstream(head: &'static str, tail: &'static str) -> SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(tail.as_bytes());
+        }
+    });
+    addr
 }
