@@ -1,1 +1,200 @@
-fn main() {}
+//! The cost of judging one exchange: sampling (copy and decode) plus the whole rule catalogue,
+//! over representative exchanges. Run with `make bench-rules` (or `cargo bench --bench rules`).
+
+use std::io::Write;
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use http::{HeaderMap, Method};
+use statuscope::rules::engine::{Engine, Outcome};
+use statuscope::rules::{Exchange, RequestFacts};
+use statuscope::sample::Sampler;
+
+const SAMPLE_BYTES: usize = 8 * 1024;
+
+/// An 8 KiB JSON document: a successful list of orders.
+fn json_success() -> Vec<u8> {
+    let mut body = String::from(r#"{"orders": ["#);
+    let mut i = 0;
+    while body.len() < SAMPLE_BYTES - 100 {
+        body.push_str(&format!(
+            r#"{{"id": {i}, "item": "book", "quantity": 1, "status": "shipped"}},"#
+        ));
+        i += 1;
+    }
+    body.push_str(r#"{"id": 0}], "next": null}"#);
+    body.into_bytes()
+}
+
+/// An 8 KiB JSON error body with a stack trace, gzip-compressed as a service would send it.
+fn gzip_error() -> Vec<u8> {
+    let mut body = String::from(r#"{"code": "INTERNAL", "details": ["#);
+    while body.len() < SAMPLE_BYTES - 100 {
+        body.push_str(r#""at com.example.orders.OrderService.find(OrderService.java:42)","#);
+    }
+    body.push_str(r#""end"]}"#);
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(body.as_bytes()).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// An 8 KiB HTML page.
+fn html_page() -> Vec<u8> {
+    let mut page = String::from(
+        "<!doctype html><html><head><title>Orders</title></head><body><h1>Your orders</h1><ul>",
+    );
+    while page.len() < SAMPLE_BYTES - 20 {
+        page.push_str("<li><a href=\"/orders/1\">Order 1</a> shipped</li>");
+    }
+    page.push_str("</ul></body></html>");
+    page.into_bytes()
+}
+
+struct Scenario {
+    name: &'static str,
+    status: u16,
+    headers: HeaderMap,
+    body: Option<Vec<u8>>,
+}
+
+fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(*name, value.parse().unwrap());
+    }
+    map
+}
+
+fn judge(engine: &Engine, scenario: &Scenario, method: &Method) -> usize {
+    let sample = scenario.body.as_ref().and_then(|body| {
+        let header = |name| scenario.headers.get(name).and_then(|v| v.to_str().ok());
+        let mut sampler = Sampler::start(
+            SAMPLE_BYTES,
+            header(http::header::CONTENT_TYPE),
+            header(http::header::CONTENT_ENCODING),
+        )?;
+        // Bodies arrive in pieces; 4 KiB reads are typical.
+        for chunk in body.chunks(4096) {
+            sampler.feed(chunk);
+        }
+        Some(sampler.finish())
+    });
+    let exchange = Exchange {
+        method,
+        route: "/orders/{id}",
+        path: "/orders/42",
+        request: RequestFacts {
+            has_authorization: true,
+            has_cookie: false,
+            expects_continue: false,
+            accept: Some("application/json"),
+        },
+        status: scenario.status,
+        headers: &scenario.headers,
+        sent_continue: false,
+        body: sample.as_ref(),
+        error_fields: &[],
+    };
+    let mut findings = 0;
+    engine.evaluate(&exchange, |outcome| {
+        if let Outcome::Finding(_) = outcome {
+            findings += 1;
+        }
+    });
+    findings
+}
+
+fn catalogue(c: &mut Criterion) {
+    let fields: Vec<String> = ["code", "error", "type", "title", "message"]
+        .map(String::from)
+        .to_vec();
+    let engine = Engine::new(&[], &fields, &[]);
+    let method = Method::GET;
+    let scenarios = [
+        Scenario {
+            name: "no body (200, JSON headers)",
+            status: 200,
+            headers: headers(&[
+                ("content-type", "application/json"),
+                ("content-length", "0"),
+            ]),
+            body: None,
+        },
+        Scenario {
+            name: "8 KiB JSON success body",
+            status: 200,
+            headers: headers(&[("content-type", "application/json")]),
+            body: Some(json_success()),
+        },
+        Scenario {
+            name: "8 KiB gzip JSON error body",
+            status: 500,
+            headers: headers(&[
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+            ]),
+            body: Some(gzip_error()),
+        },
+        Scenario {
+            name: "8 KiB HTML page",
+            status: 200,
+            headers: headers(&[("content-type", "text/html; charset=utf-8")]),
+            body: Some(html_page()),
+        },
+    ];
+    let mut group = c.benchmark_group("catalogue per exchange");
+    for scenario in &scenarios {
+        group.bench_function(scenario.name, |b| {
+            b.iter(|| judge(&engine, black_box(scenario), &method))
+        });
+    }
+    group.finish();
+}
+
+/// Each rule alone on pre-decoded 8 KiB samples, and the decoding alone: where the time goes.
+fn each_rule(c: &mut Criterion) {
+    let json = Sampler::start(SAMPLE_BYTES, Some("application/json"), None).map(|mut s| {
+        s.feed(&json_success());
+        s.finish()
+    });
+    let mut group = c.benchmark_group("one rule on an 8 KiB JSON sample");
+    group
+        .measurement_time(std::time::Duration::from_secs(1))
+        .warm_up_time(std::time::Duration::from_millis(300));
+    let headers = headers(&[("content-type", "application/json")]);
+    for status in [200u16, 500] {
+        for rule in statuscope::rules::CATALOGUE {
+            let exchange = Exchange {
+                method: &Method::GET,
+                route: "/orders/{id}",
+                path: "/orders/42",
+                request: RequestFacts {
+                    has_authorization: true,
+                    has_cookie: false,
+                    expects_continue: false,
+                    accept: None,
+                },
+                status,
+                headers: &headers,
+                sent_continue: false,
+                body: json.as_ref(),
+                error_fields: &[],
+            };
+            group.bench_function(format!("{status} {}", rule.id), |b| {
+                b.iter(|| (rule.evaluate)(black_box(&exchange)))
+            });
+        }
+    }
+    group.finish();
+    let gzip = gzip_error();
+    c.bench_function("decode 8 KiB gzip sample", |b| {
+        b.iter(|| {
+            let mut sampler =
+                Sampler::start(SAMPLE_BYTES, Some("application/json"), Some("gzip")).unwrap();
+            sampler.feed(black_box(&gzip));
+            sampler.finish()
+        })
+    });
+}
+
+criterion_group!(benches, catalogue, each_rule);
+criterion_main!(benches);

@@ -1,5 +1,7 @@
 //! `error-body-on-success`: a 2xx whose body says the request failed.
 
+use std::ops::ControlFlow;
+
 use super::parse::html::headline;
 use super::parse::json::{scan, Value};
 use super::{Exchange, Rule, Severity, Verdict};
@@ -53,9 +55,6 @@ fn json_error(exchange: &Exchange<'_>, bytes: &[u8]) -> Option<String> {
     let mut found = None;
     let (mut title, mut problem_status) = (false, false);
     scan(bytes, |key, value| {
-        if found.is_some() {
-            return;
-        }
         found = match (key, value) {
             (b"error", Value::Null | Value::Bool(false)) => None,
             (b"error", Value::String(b"")) => None,
@@ -85,6 +84,11 @@ fn json_error(exchange: &Exchange<'_>, bytes: &[u8]) -> Option<String> {
                 None
             }
         };
+        if found.is_some() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     });
     found.or_else(|| {
         (title && problem_status)

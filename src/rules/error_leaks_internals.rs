@@ -2,6 +2,7 @@
 
 use std::sync::LazyLock;
 
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::bytes::{Regex, RegexSet};
 
 use super::{Exchange, Rule, Severity, Verdict};
@@ -47,7 +48,7 @@ const PATTERNS: &[&str] = &[
     r"\bat [\w$]+(?:\.[\w$<>]+)+\([\w$]+\.java:\d+\)",
     r#"Exception in thread "|\bjava\.(?:lang|io|sql|util)\.[A-Z]\w*(?:Exception|Error)\b"#,
     r"\bat [\w.<>`\[\]]+\([^)\n]*\) in [^\n]+:line \d+",
-    r"--- End of (?:inner exception )?stack trace ---|\bSystem\.[A-Z]\w*Exception\b",
+    r"--- End of (?:inner exception )?stack trace|\bSystem\.[A-Z]\w*Exception\b",
     r"\bat (?:async )?[\w$.<>\[\] ]+ \((?:/|[A-Za-z]:\\|node:|file://)[^)\n]+:\d+:\d+\)",
     r"goroutine \d+ \[[a-z ]+\]:",
     r"panic: runtime error:",
@@ -62,6 +63,45 @@ const PATTERNS: &[&str] = &[
 ];
 
 // ASCII classes (`(?-u)`) keep the automata small: stack traces are ASCII where it matters.
+/// Literals at least one of which every pattern contains: a fast scan for them spares the
+/// regular expressions almost every body, which mentions none.
+const TRIGGERS: &[&str] = &[
+    "Traceback",
+    "File \"",
+    ".java:",
+    "Exception in thread",
+    "java.",
+    ":line ",
+    "--- End of",
+    "System.",
+    " (/",
+    " (node:",
+    " (file://",
+    ":\\",
+    "goroutine ",
+    "panic: runtime error",
+    "' panicked at",
+    ".php on line",
+    ".rb:",
+    "SQLSTATE",
+    "ORA-",
+    "syntax error at or near",
+    "SQL syntax",
+    "psycopg2.errors.",
+    "PG::",
+    "sqlite3.OperationalError",
+    "SQLException",
+];
+
+static TRIGGER: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    // Leftmost-first lets the crate use its SIMD (Teddy) prefilter for this few literals.
+    AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostFirst)
+        .kind(Some(AhoCorasickKind::DFA))
+        .build(TRIGGERS)
+        .expect("valid literals")
+});
+
 static SET: LazyLock<RegexSet> = LazyLock::new(|| {
     RegexSet::new(PATTERNS.iter().map(|p| format!("(?-u){p}"))).expect("valid patterns")
 });
@@ -74,8 +114,28 @@ static EACH: LazyLock<Vec<Regex>> = LazyLock::new(|| {
 
 /// Names what the body leaks and quotes it, or `None` when it looks clean.
 pub fn detect(body: &[u8]) -> Option<String> {
-    let index = SET.matches(body).into_iter().next()?;
-    let found = EACH[index].find(body)?;
+    // Run the expressions only on a window around each literal hit, never on the whole body.
+    let mut from = 0;
+    for _ in 0..MAX_WINDOWS {
+        let hit = TRIGGER.find(&body[from..])?;
+        let start = (from + hit.start()).saturating_sub(WINDOW);
+        let end = (from + hit.end() + WINDOW).min(body.len());
+        if let Some(leak) = describe(&body[start..end]) {
+            return Some(leak);
+        }
+        from += hit.end();
+    }
+    None
+}
+
+/// How far before and after a literal hit a leak's text may reach.
+const WINDOW: usize = 320;
+/// Literal hits examined per body, bounding the cost of a body full of false hits.
+const MAX_WINDOWS: usize = 16;
+
+fn describe(window: &[u8]) -> Option<String> {
+    let index = SET.matches(window).into_iter().next()?;
+    let found = EACH[index].find(window)?;
     let quoted: String = String::from_utf8_lossy(found.as_bytes())
         .chars()
         .take(100)
@@ -102,22 +162,41 @@ mod tests {
         assert_eq!(KINDS.len(), PATTERNS.len());
     }
 
+    /// One leak of each kind, in the order of `PATTERNS`.
+    const LEAKS: &[&str] = &[
+        "Traceback (most recent call last):\n  File \"/app/main.py\", line 12, in handler\nKeyError: 'id'",
+        "  File \"/app/main.py\", line 12, in handler",
+        "java.lang.NullPointerException\n\tat com.example.UserService.find(UserService.java:42)",
+        "Exception in thread \"main\" java.lang.IllegalStateException: boom",
+        "   at Shop.Api.Orders.Get(Int32 id) in C:\\src\\Orders.cs:line 30",
+        "--- End of stack trace from previous location ---",
+        "TypeError: x is undefined\n    at Object.<anonymous> (/srv/app/index.js:10:15)",
+        "goroutine 1 [running]:\nmain.main()\n\t/app/main.go:8",
+        "panic: runtime error: index out of range [3] with length 3",
+        "thread 'tokio-runtime-worker' panicked at src/main.rs:5:9",
+        "Fatal error: Uncaught Exception: boom in /var/www/index.php on line 7",
+        "from /app/models/user.rb:12:in `find'",
+        r#"{"error": "SQLSTATE[42S02]: Base table or view not found"}"#,
+        r#"{"message": "ORA-00942: table or view does not exist"}"#,
+        r#"{"error": "ERROR: syntax error at or near \"FROM\""}"#,
+        "You have an error in your SQL syntax; check the manual",
+        "psycopg2.errors.UndefinedTable: relation \"users\" does not exist",
+    ];
+
     #[test]
-    fn fires_on_stack_traces_and_sql_errors() {
-        for body in [
-            "Traceback (most recent call last):\n  File \"/app/main.py\", line 12, in handler\nKeyError: 'id'",
-            "java.lang.NullPointerException\n\tat com.example.UserService.find(UserService.java:42)",
-            "System.InvalidOperationException: x\n   at Shop.Api.Orders.Get(Int32 id) in C:\\src\\Orders.cs:line 30",
-            "TypeError: x is undefined\n    at Object.<anonymous> (/srv/app/index.js:10:15)",
-            "goroutine 1 [running]:\nmain.main()\n\t/app/main.go:8",
-            "thread 'tokio-runtime-worker' panicked at src/main.rs:5:9",
-            r#"{"error": "SQLSTATE[42S02]: Base table or view not found"}"#,
-            r#"{"message": "ORA-00942: table or view does not exist"}"#,
-            r#"{"error": "ERROR: syntax error at or near \"FROM\""}"#,
-            "You have an error in your SQL syntax; check the manual",
-            "Fatal error: Uncaught Exception: boom in /var/www/index.php on line 7",
-        ] {
-            assert!(case(500).body("text/plain", body).fires(&RULE), "{body}");
+    fn fires_on_every_kind_of_leak() {
+        assert_eq!(LEAKS.len(), PATTERNS.len());
+        for (index, leak) in LEAKS.iter().enumerate() {
+            assert!(case(500).body("text/plain", leak).fires(&RULE), "{leak}");
+            // Each pattern is reachable: the literal prefilter lets its example through.
+            assert!(
+                TRIGGER.is_match(leak.as_bytes()),
+                "no trigger for pattern {index}"
+            );
+            assert!(
+                SET.matches(leak.as_bytes()).matched(index),
+                "pattern {index} misses {leak}"
+            );
         }
     }
 

@@ -1,5 +1,7 @@
 //! `unstructured-error-body`: an error response a program cannot read.
 
+use std::ops::ControlFlow;
+
 use http::Method;
 
 use super::parse::json::{scan, Shape};
@@ -57,7 +59,12 @@ fn evaluate(exchange: &Exchange<'_>) -> Option<Verdict> {
     }
     let mut structured = false;
     let shape = scan(&body.bytes, |key, _| {
-        structured |= exchange.error_fields.iter().any(|f| f.as_bytes() == key);
+        structured = exchange.error_fields.iter().any(|f| f.as_bytes() == key);
+        if structured {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     });
     match shape {
         _ if structured => None,

@@ -4,6 +4,8 @@
 //! without allocating, and it keeps going as far as a truncated sample allows: an error
 //! envelope's top-level keys usually come first, so a cut body can still be judged.
 
+use std::ops::ControlFlow;
+
 /// A top-level member's value, summarised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Value<'a> {
@@ -41,8 +43,12 @@ pub enum Shape {
     },
 }
 
-/// Scans `bytes`, calling `visit(key, value)` for each top-level member (keys raw, as written).
-pub fn scan<'a>(bytes: &'a [u8], mut visit: impl FnMut(&'a [u8], Value<'a>)) -> Shape {
+/// Scans `bytes`, calling `visit(key, value)` for each top-level member (keys raw, as written)
+/// until it returns [`ControlFlow::Break`]; a scan stopped early reports an incomplete object.
+pub fn scan<'a>(
+    bytes: &'a [u8],
+    mut visit: impl FnMut(&'a [u8], Value<'a>) -> ControlFlow<()>,
+) -> Shape {
     let mut at = skip_ws(bytes, skip_bom(bytes));
     match bytes.get(at) {
         Some(b'{') => at += 1,
@@ -73,7 +79,9 @@ pub fn scan<'a>(bytes: &'a [u8], mut visit: impl FnMut(&'a [u8], Value<'a>)) -> 
         let Some((value, next)) = value(bytes, at) else {
             return incomplete;
         };
-        visit(key, value);
+        if visit(key, value).is_break() {
+            return incomplete;
+        }
         at = skip_ws(bytes, next);
         match bytes.get(at) {
             Some(b',') => at += 1,
@@ -105,13 +113,15 @@ fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
 
 /// The index of the closing quote of a string whose contents start at `at`.
 fn string_end(bytes: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        match bytes.get(at)? {
+    // A plain loop: JSON strings are short, and a memchr call per string costs more than it saves.
+    while let Some(&b) = bytes.get(at) {
+        match b {
             b'"' => return Some(at),
             b'\\' => at += 2,
             _ => at += 1,
         }
     }
+    None
 }
 
 /// Parses the value at `at`; returns its summary and the index just past it.
@@ -157,22 +167,26 @@ fn value(bytes: &[u8], at: usize) -> Option<(Value<'_>, usize)> {
 }
 
 /// The index just past the container opening at `at`, or `None` if the sample ends inside it.
+/// Only brackets of the opener's kind are counted: in well-formed JSON the other kind nests
+/// properly inside, and strings are skipped whole.
 fn container_end(bytes: &[u8], mut at: usize) -> Option<usize> {
+    let open = bytes[at];
+    let close = if open == b'[' { b']' } else { b'}' };
     let mut depth = 0usize;
-    loop {
-        match bytes.get(at)? {
-            b'"' => at = string_end(bytes, at + 1)?,
-            b'[' | b'{' => depth += 1,
-            b']' | b'}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(at + 1);
-                }
+    while let Some(&b) = bytes.get(at) {
+        if b == b'"' {
+            at = string_end(bytes, at + 1)?;
+        } else if b == open {
+            depth += 1;
+        } else if b == close {
+            depth -= 1;
+            if depth == 0 {
+                return Some(at + 1);
             }
-            _ => {}
         }
         at += 1;
     }
+    None
 }
 
 #[cfg(test)]
@@ -182,7 +196,8 @@ mod tests {
     fn members(text: &str) -> (Vec<(String, Value<'_>)>, Shape) {
         let mut seen = Vec::new();
         let shape = scan(text.as_bytes(), |k, v| {
-            seen.push((String::from_utf8_lossy(k).into_owned(), v))
+            seen.push((String::from_utf8_lossy(k).into_owned(), v));
+            ControlFlow::Continue(())
         });
         (seen, shape)
     }
@@ -208,6 +223,21 @@ mod tests {
         assert_eq!(shape, Shape::Object { complete: false });
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].0, "error");
+    }
+
+    #[test]
+    fn the_visitor_can_stop_the_scan() {
+        let mut keys = 0;
+        let shape = scan(br#"{"a": 1, "b": 2, "c": 3}"#, |_, _| {
+            keys += 1;
+            if keys == 2 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        assert_eq!(keys, 2);
+        assert_eq!(shape, Shape::Object { complete: false });
     }
 
     #[test]
