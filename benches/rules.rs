@@ -11,17 +11,29 @@ use statuscope::sample::Sampler;
 
 const SAMPLE_BYTES: usize = 8 * 1024;
 
-/// An 8 KiB JSON document: a successful list of orders.
-fn json_success() -> Vec<u8> {
+/// A JSON document of about `size` bytes: a successful list of orders.
+fn json_success(size: usize) -> Vec<u8> {
     let mut body = String::from(r#"{"orders": ["#);
     let mut i = 0;
-    while body.len() < SAMPLE_BYTES - 100 {
+    while body.len() < size - 100 {
         body.push_str(&format!(
             r#"{{"id": {i}, "item": "book", "quantity": 1, "status": "shipped"}},"#
         ));
         i += 1;
     }
     body.push_str(r#"{"id": 0}], "next": null}"#);
+    body.into_bytes()
+}
+
+/// A JSON document of about `size` bytes without any key an error envelope uses.
+fn json_list(size: usize) -> Vec<u8> {
+    let mut body = String::from(r#"{"id": 101, "name": "Alice", "items": ["#);
+    let mut i = 0;
+    while body.len() < size - 20 {
+        body.push_str(&format!(r#""item-{i:02}","#));
+        i += 1;
+    }
+    body.push_str(r#""end"]}"#);
     body.into_bytes()
 }
 
@@ -120,10 +132,16 @@ fn catalogue(c: &mut Criterion) {
             body: None,
         },
         Scenario {
+            name: "1 KiB JSON success body",
+            status: 200,
+            headers: headers(&[("content-type", "application/json")]),
+            body: Some(json_list(1024)),
+        },
+        Scenario {
             name: "8 KiB JSON success body",
             status: 200,
             headers: headers(&[("content-type", "application/json")]),
-            body: Some(json_success()),
+            body: Some(json_success(SAMPLE_BYTES)),
         },
         Scenario {
             name: "8 KiB gzip JSON error body",
@@ -153,10 +171,10 @@ fn catalogue(c: &mut Criterion) {
 /// Each rule alone on pre-decoded 8 KiB samples, and the decoding alone: where the time goes.
 fn each_rule(c: &mut Criterion) {
     let json = Sampler::start(SAMPLE_BYTES, Some("application/json"), None).map(|mut s| {
-        s.feed(&json_success());
+        s.feed(&json_list(1024));
         s.finish()
     });
-    let mut group = c.benchmark_group("one rule on an 8 KiB JSON sample");
+    let mut group = c.benchmark_group("one rule on a 1 KiB JSON sample");
     group
         .measurement_time(std::time::Duration::from_secs(1))
         .warm_up_time(std::time::Duration::from_millis(300));

@@ -20,10 +20,7 @@ fn evaluate(exchange: &Exchange<'_>) -> Option<Verdict> {
         return None;
     }
     let accept = exchange.request.accept?;
-    let html = matches!(
-        exchange.content_type().as_deref(),
-        Some("text/html" | "application/xhtml+xml")
-    );
+    let html = exchange.content_type_is(&["text/html", "application/xhtml+xml"]);
     (html && accepts_only_json(accept)).then(|| {
         let accept: String = accept.chars().take(80).collect();
         Verdict::new(

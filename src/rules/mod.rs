@@ -115,15 +115,16 @@ impl Exchange<'_> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The response's `Content-Type` essence, lower case (`application/json`).
-    pub fn content_type(&self) -> Option<String> {
-        self.header(http::header::CONTENT_TYPE).map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+    /// The response's `Content-Type` essence as sent (`application/json`), parameters dropped.
+    pub fn content_type(&self) -> Option<&str> {
+        self.header(http::header::CONTENT_TYPE)
+            .map(|v| v.split(';').next().unwrap_or("").trim())
+    }
+
+    /// True when the `Content-Type` essence is one of `types` (compared without case).
+    pub fn content_type_is(&self, types: &[&str]) -> bool {
+        self.content_type()
+            .is_some_and(|essence| types.iter().any(|t| essence.eq_ignore_ascii_case(t)))
     }
 }
 

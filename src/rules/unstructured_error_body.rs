@@ -40,7 +40,7 @@ fn evaluate(exchange: &Exchange<'_>) -> Option<Verdict> {
     let Some(body) = exchange.body else {
         // Not sampled: judge by the declared type alone, and only when it says "not JSON".
         let content_type = content_type?;
-        return (BodyKind::of(&content_type).is_none()).then(|| {
+        return (BodyKind::of(content_type).is_none()).then(|| {
             Verdict::new(
                 Severity::Warning,
                 format!("{status} with a {content_type} body"),

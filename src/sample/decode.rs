@@ -44,21 +44,26 @@ impl Encoding {
 }
 
 /// Decodes `raw` to at most `limit` bytes. The flag is true when output stopped at the limit
-/// or the input ended mid-stream.
-pub fn decode(encoding: Encoding, raw: &[u8], limit: usize) -> (Vec<u8>, bool) {
+/// or the input ended mid-stream. Unencoded input is returned as it is, without a copy.
+pub fn decode(encoding: Encoding, mut raw: Vec<u8>, limit: usize) -> (Vec<u8>, bool) {
+    let encoded = &raw[..];
     match encoding {
-        Encoding::Identity => (raw[..raw.len().min(limit)].to_vec(), raw.len() > limit),
-        Encoding::Gzip => read_bounded(flate2::read::MultiGzDecoder::new(raw), limit),
+        Encoding::Identity => {
+            let over = raw.len() > limit;
+            raw.truncate(limit);
+            (raw, over)
+        }
+        Encoding::Gzip => read_bounded(flate2::read::MultiGzDecoder::new(encoded), limit),
         Encoding::Deflate => {
-            let (zlib, cut) = read_bounded(flate2::read::ZlibDecoder::new(raw), limit);
-            if zlib.is_empty() && !raw.is_empty() {
-                read_bounded(flate2::read::DeflateDecoder::new(raw), limit)
+            let (zlib, cut) = read_bounded(flate2::read::ZlibDecoder::new(encoded), limit);
+            if zlib.is_empty() && !encoded.is_empty() {
+                read_bounded(flate2::read::DeflateDecoder::new(encoded), limit)
             } else {
                 (zlib, cut)
             }
         }
-        Encoding::Brotli => read_bounded(brotli::Decompressor::new(raw, 4096), limit),
-        Encoding::Zstd => match zstd::stream::read::Decoder::with_buffer(raw) {
+        Encoding::Brotli => read_bounded(brotli::Decompressor::new(encoded, 4096), limit),
+        Encoding::Zstd => match zstd::stream::read::Decoder::with_buffer(encoded) {
             Ok(decoder) => read_bounded(decoder, limit),
             Err(_) => (Vec::new(), true),
         },
@@ -110,7 +115,7 @@ mod tests {
             (Encoding::Brotli, br),
             (Encoding::Zstd, zstd),
         ] {
-            let (decoded, cut) = decode(encoding, &encoded, 1024);
+            let (decoded, cut) = decode(encoding, encoded, 1024);
             assert_eq!(decoded, TEXT, "{encoding:?}");
             assert!(!cut, "{encoding:?}");
         }
@@ -120,7 +125,7 @@ mod tests {
     fn a_decompression_bomb_stops_at_the_limit() {
         let bomb = gzip(&vec![b'a'; 10 * 1024 * 1024]);
         assert!(bomb.len() < 16 * 1024);
-        let (decoded, cut) = decode(Encoding::Gzip, &bomb, 8192);
+        let (decoded, cut) = decode(Encoding::Gzip, bomb, 8192);
         assert_eq!(decoded.len(), 8192);
         assert!(cut);
     }
@@ -129,7 +134,11 @@ mod tests {
     fn a_cut_stream_still_yields_its_prefix() {
         let long: Vec<u8> = TEXT.iter().cycle().take(20_000).copied().collect();
         let encoded = gzip(&long);
-        let (decoded, cut) = decode(Encoding::Gzip, &encoded[..encoded.len() / 2], 100_000);
+        let (decoded, cut) = decode(
+            Encoding::Gzip,
+            encoded[..encoded.len() / 2].to_vec(),
+            100_000,
+        );
         assert!(!decoded.is_empty());
         assert!(long.starts_with(&decoded));
         assert!(cut);

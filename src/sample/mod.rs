@@ -114,7 +114,7 @@ impl Sampler {
 
     /// Decodes the collected prefix (off the response path).
     pub fn finish(self) -> Sample {
-        let (bytes, decode_cut) = decode::decode(self.encoding, &self.raw, self.limit);
+        let (bytes, decode_cut) = decode::decode(self.encoding, self.raw, self.limit);
         Sample {
             kind: self.kind,
             bytes,
