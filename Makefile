@@ -16,7 +16,7 @@ endif
 
 DEMO_ARGS ?=
 
-.PHONY: all deps build test demo docs lint fmt clean
+.PHONY: all deps build test demo docs bench lint fmt clean
 
 all: build
 
@@ -38,6 +38,11 @@ demo: deps
 test: deps
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
+
+## bench: the rules' micro-benchmark, then rules on vs off through the proxy (installs nginx and wrk).
+bench: deps
+	$(CARGO) bench --bench rules
+	bench/rules-overhead.sh
 
 ## docs: regenerate docs/rules.md from the rule catalogue (a test fails when it is stale).
 docs:

@@ -7,12 +7,11 @@ pub mod traffic;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{self, Config, Overrides};
 use crate::lifecycle::{self, StartError};
-use crate::record::{Metrics, Recorder};
+use crate::record::Recorder;
 use summary::Summary;
 
 /// How often the table is redrawn.
@@ -43,11 +42,11 @@ pub fn run(overrides: &Overrides, duration: Option<Duration>) -> Result<(), Star
     let recorder = Recorder::new(&config);
     runtime.spawn(service::serve(listener));
     runtime.spawn(traffic_when_ready(config.listen, config.admin));
-    runtime.spawn(print_table(recorder.metrics.clone(), config.admin));
+    runtime.spawn(print_table(recorder.clone(), config.admin));
 
     let started = Instant::now();
     lifecycle::run(&config, "built-in demo", &recorder, duration)?;
-    let table = Summary::gather(recorder.metrics.registry())
+    let table = Summary::gather(&recorder)
         .render(started.elapsed(), &config.admin.to_string());
     println!("{table}");
     runtime.shutdown_timeout(Duration::from_millis(100));
@@ -89,13 +88,13 @@ async fn readyz_ok(mut stream: tokio::net::TcpStream) -> bool {
     stream.read_exact(&mut head).await.is_ok() && &head[9..12] == b"200"
 }
 
-async fn print_table(metrics: Arc<Metrics>, admin: SocketAddr) {
+async fn print_table(recorder: Recorder, admin: SocketAddr) {
     let started = Instant::now();
     let clear = std::io::stdout().is_terminal();
     let admin = admin.to_string();
     loop {
         tokio::time::sleep(REFRESH).await;
-        let table = Summary::gather(metrics.registry()).render(started.elapsed(), &admin);
+        let table = Summary::gather(&recorder).render(started.elapsed(), &admin);
         if clear {
             // Clear the screen and home the cursor, so the table redraws in place.
             print!("\x1b[2J\x1b[H");

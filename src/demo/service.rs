@@ -1,17 +1,24 @@
 //! The demo service: a small API answering a realistic mix of codes on a few routes, slowly or
 //! not at all now and then, so every origin (service, proxy, client) shows up in the tallies.
+//! Some routes commit a status-code misuse — every rule in the catalogue is broken somewhere —
+//! and others are correct look-alikes that must raise no finding.
+//!
+//! Two misuses (a 204 announcing content, an unasked-for 100 Continue) are impossible to commit
+//! through hyper, which rightly refuses; the `/legacy/` routes answer them from raw bytes.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, Method, Request, Response, StatusCode};
+use http::{header, HeaderName, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// A tiny xorshift generator: the demo needs variety, not cryptographic randomness.
 pub struct Dice(AtomicU64);
@@ -34,6 +41,9 @@ impl Dice {
 }
 
 /// Serves the demo API on `listener` until the process ends.
+///
+/// One request per connection, so each request's first bytes tell whether hyper or the raw
+/// `/legacy/` responder answers it.
 pub async fn serve(listener: tokio::net::TcpListener) {
     let dice: &'static Dice = Box::leak(Box::new(Dice::new(0x5eed_cafe)));
     loop {
@@ -41,86 +51,139 @@ pub async fn serve(listener: tokio::net::TcpListener) {
             continue;
         };
         tokio::spawn(async move {
+            let mut first = [0u8; 32];
+            let peeked = stream.peek(&mut first).await.unwrap_or(0);
+            let line = &first[..peeked];
+            if line.windows(8).any(|w| w == b"/legacy/") {
+                legacy(stream).await;
+                return;
+            }
             let service = service_fn(move |request| answer(request, dice));
             let _ = http1::Builder::new()
+                .keep_alive(false)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
     }
 }
 
-fn json(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+/// Answers one `/legacy/` request from raw bytes, the way an old hand-written server might.
+async fn legacy(mut stream: TcpStream) {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let response: &[u8] = if head.starts_with(b"DELETE") {
+        // body-on-no-content: a 204 that announces five bytes it never sends.
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"
+    } else {
+        // unexpected-continue: a 100 Continue to a request that did not ask for one.
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+          Content-Length: 15\r\nConnection: close\r\n\r\n{\"saved\": true}"
+    };
+    let _ = stream.write_all(response).await;
+    let _ = stream.shutdown().await;
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-fn with_header(
-    mut response: Response<Full<Bytes>>,
-    name: header::HeaderName,
-    value: &'static str,
-) -> Response<Full<Bytes>> {
     response
         .headers_mut()
-        .insert(name, header::HeaderValue::from_static(value));
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
     response
 }
 
-async fn answer(
-    request: Request<Incoming>,
-    dice: &Dice,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+fn json(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    respond(status, "application/json", body)
+}
+
+fn with(mut response: Response<Full<Bytes>>, name: HeaderName, value: &'static str) -> Response<Full<Bytes>> {
+    response.headers_mut().insert(name, header::HeaderValue::from_static(value));
+    response
+}
+
+const STACK_TRACE: &str = r#"{"code": "INTERNAL", "trace": "java.lang.IllegalStateException: index closed\n\tat com.shop.search.Index.query(Index.java:88)\n\tat com.shop.search.SearchController.get(SearchController.java:31)"}"#;
+
+async fn answer(request: Request<Incoming>, dice: &Dice) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path();
     let method = request.method().clone();
     let roll = dice.roll(100);
     let response = match (method, path) {
-        (_, "/health") => json(StatusCode::OK, r#"{"status":"up"}"#),
+        (Method::GET | Method::HEAD, "/health") => json(StatusCode::OK, r#"{"status":"up"}"#),
+        // method-not-allowed-without-allow
+        (_, "/health") => json(StatusCode::METHOD_NOT_ALLOWED, r#"{"code":"METHOD_NOT_ALLOWED"}"#),
         (Method::GET, p) if p.starts_with("/users/") => match roll {
             0..=79 => json(StatusCode::OK, r#"{"id":101,"name":"Alice"}"#),
-            80..=94 => json(
-                StatusCode::NOT_FOUND,
-                r#"{"code":"NOT_FOUND","details":["no such user"]}"#,
-            ),
-            _ => json(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                r#"{"code":"INTERNAL","details":["database unavailable"]}"#,
-            ),
+            80..=94 => json(StatusCode::NOT_FOUND, r#"{"code":"NOT_FOUND","details":["no such user"]}"#),
+            // unstructured-error-body
+            _ => respond(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "Internal Server Error"),
         },
-        (Method::GET, "/orders") => json(StatusCode::OK, r#"{"orders":[]}"#),
+        // created-without-location
+        (Method::POST, "/users") => json(StatusCode::CREATED, r#"{"id":102}"#),
+        (Method::GET, "/orders") => json(StatusCode::OK, r#"{"orders":[],"errors":[]}"#),
         (Method::POST, "/orders") => match roll {
-            0..=84 => with_header(
-                json(StatusCode::CREATED, r#"{"id":7}"#),
-                header::LOCATION,
-                "/orders/7",
-            ),
-            85..=94 => json(
+            0..=84 => with(json(StatusCode::CREATED, r#"{"id":7}"#), header::LOCATION, "/orders/7"),
+            85..=92 => json(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 r#"{"code":"VALIDATION_ERROR","details":["quantity must be positive"]}"#,
             ),
-            _ => with_header(
-                json(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    r#"{"code":"RATE_LIMITED","details":["slow down"]}"#,
-                ),
+            93..=96 => with(
+                json(StatusCode::TOO_MANY_REQUESTS, r#"{"code":"RATE_LIMITED","details":["slow down"]}"#),
                 header::RETRY_AFTER,
                 "5",
             ),
+            // missing-retry-after
+            _ => json(StatusCode::TOO_MANY_REQUESTS, r#"{"code":"RATE_LIMITED"}"#),
         },
+        // method-changing-redirect
+        (Method::POST, "/v1/orders") => with(json(StatusCode::MOVED_PERMANENTLY, "{}"), header::LOCATION, "/orders"),
         (Method::POST, "/login") => match roll {
             0..=69 => json(StatusCode::OK, r#"{"token":"abcd1234"}"#),
-            _ => with_header(
-                json(
-                    StatusCode::UNAUTHORIZED,
-                    r#"{"code":"INVALID_CREDENTIALS"}"#,
-                ),
+            _ => with(
+                json(StatusCode::UNAUTHORIZED, r#"{"code":"INVALID_CREDENTIALS"}"#),
                 header::WWW_AUTHENTICATE,
                 "Bearer",
             ),
         },
+        // unauthorized-without-challenge
+        (Method::GET, "/admin") => json(StatusCode::UNAUTHORIZED, r#"{"code":"UNAUTHENTICATED"}"#),
+        // forbidden-without-credentials (the demo clients send no credentials here)
+        (Method::GET, "/billing") => json(StatusCode::FORBIDDEN, r#"{"code":"FORBIDDEN"}"#),
+        (Method::GET, "/search") => match roll {
+            0..=79 => json(StatusCode::OK, r#"{"results":[],"total":0}"#),
+            // error-body-on-success
+            80..=91 => json(StatusCode::OK, r#"{"error":"search index unavailable","results":[]}"#),
+            // error-leaks-internals
+            _ => json(StatusCode::INTERNAL_SERVER_ERROR, STACK_TRACE),
+        },
+        // created-for-safe-method
+        (Method::GET, "/sessions/new") => with(json(StatusCode::CREATED, r#"{"session":"s-1"}"#), header::LOCATION, "/sessions/1"),
+        // redirect-without-location
+        (Method::GET, "/docs") => json(StatusCode::FOUND, "{}"),
+        (Method::GET, "/old-home") => with(json(StatusCode::MOVED_PERMANENTLY, "{}"), header::LOCATION, "/home"),
+        (Method::GET, "/payments") => match roll {
+            0..=89 => json(StatusCode::OK, r#"{"payments":[]}"#),
+            // invalid-retry-after
+            _ => with(json(StatusCode::SERVICE_UNAVAILABLE, r#"{"code":"MAINTENANCE"}"#), header::RETRY_AFTER, "in a minute"),
+        },
+        (Method::GET, "/catalog") => match roll {
+            0..=89 => json(StatusCode::OK, r#"{"products":[]}"#),
+            // cacheable-server-error
+            _ => with(
+                with(json(StatusCode::SERVICE_UNAVAILABLE, r#"{"code":"UNAVAILABLE"}"#), header::RETRY_AFTER, "30"),
+                header::CACHE_CONTROL,
+                "public, max-age=300",
+            ),
+        },
+        // nonstandard-status
+        (Method::GET, "/feature-flags") => json(StatusCode::from_u16(299).expect("valid code"), r#"{"flags":{}}"#),
+        // error-content-mismatch (the demo clients ask for JSON only)
+        (Method::GET, "/widgets") => respond(StatusCode::BAD_GATEWAY, "text/html", "<html><body><h1>Bad Gateway</h1></body></html>"),
         (Method::GET, "/reports") => {
             // Now and then far slower than the proxy's read timeout: the proxy answers 504.
             if roll < 10 {
@@ -133,15 +196,7 @@ async fn answer(
             tokio::time::sleep(Duration::from_millis(800)).await;
             json(StatusCode::OK, r#"{"export":"done"}"#)
         }
-        (Method::GET, "/old-home") => with_header(
-            json(StatusCode::MOVED_PERMANENTLY, "{}"),
-            header::LOCATION,
-            "/home",
-        ),
-        _ => json(
-            StatusCode::NOT_FOUND,
-            r#"{"code":"NOT_FOUND","details":["no such route"]}"#,
-        ),
+        _ => json(StatusCode::NOT_FOUND, r#"{"code":"NOT_FOUND","details":["no such route"]}"#),
     };
     Ok(response)
 }

@@ -1,13 +1,19 @@
-//! The demo's live table, read back from the same registry `/metrics` serves.
+//! The demo's live table, read back from the same registry `/metrics` serves and the same
+//! store `/findings` serves.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use prometheus::Registry;
+use prometheus::proto::Metric;
 
-/// Tallies of `statuscope_responses_total`, summed three ways.
-#[derive(Debug, Default, PartialEq, Eq)]
+use crate::record::Recorder;
+
+/// Width of the terminal the table is laid out for.
+const WIDTH: usize = 80;
+
+/// Tallies of `statuscope_responses_total` summed three ways, and the findings per rule.
+#[derive(Debug, Default, PartialEq)]
 pub struct Summary {
     /// Requests per class.
     pub by_class: BTreeMap<String, u64>,
@@ -15,41 +21,58 @@ pub struct Summary {
     pub by_code: BTreeMap<(String, String), u64>,
     /// Requests per (route, method), split by class.
     pub by_route: BTreeMap<(String, String), BTreeMap<String, u64>>,
+    /// Findings per (rule, severity).
+    pub by_rule: BTreeMap<(String, String), u64>,
+    /// The latest finding of each rule, as one line: method, path, status and evidence.
+    pub examples: BTreeMap<String, String>,
+}
+
+fn label(metric: &Metric, name: &str) -> String {
+    metric
+        .get_label()
+        .iter()
+        .find(|l| l.name() == name)
+        .map(|l| l.value().to_string())
+        .unwrap_or_default()
+}
+
+fn clip(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut clipped: String = text.chars().take(width - 1).collect();
+    clipped.push('…');
+    clipped
 }
 
 impl Summary {
-    /// Reads the current tallies from `registry`.
-    pub fn gather(registry: &Registry) -> Summary {
+    /// Reads the current tallies and findings.
+    pub fn gather(recorder: &Recorder) -> Summary {
         let mut summary = Summary::default();
-        let families = registry.gather();
-        let Some(family) = families
-            .iter()
-            .find(|f| f.name() == "statuscope_responses_total")
-        else {
-            return summary;
-        };
-        for metric in family.get_metric() {
-            let label = |name: &str| {
-                metric
-                    .get_label()
-                    .iter()
-                    .find(|l| l.name() == name)
-                    .map(|l| l.value().to_string())
-                    .unwrap_or_default()
-            };
-            let count = metric.get_counter().get_value() as u64;
-            let class = label("class");
-            *summary.by_class.entry(class.clone()).or_default() += count;
-            *summary
-                .by_code
-                .entry((label("code"), label("origin")))
-                .or_default() += count;
-            *summary
-                .by_route
-                .entry((label("route"), label("method")))
-                .or_default()
-                .entry(class)
-                .or_default() += count;
+        for family in recorder.metrics.registry().gather() {
+            for metric in family.get_metric() {
+                let count = metric.get_counter().get_value() as u64;
+                match family.name() {
+                    "statuscope_responses_total" => {
+                        let class = label(metric, "class");
+                        *summary.by_class.entry(class.clone()).or_default() += count;
+                        let code = (label(metric, "code"), label(metric, "origin"));
+                        *summary.by_code.entry(code).or_default() += count;
+                        let route = (label(metric, "route"), label(metric, "method"));
+                        *summary.by_route.entry(route).or_default().entry(class).or_default() += count;
+                    }
+                    "statuscope_findings_total" => {
+                        let rule = (label(metric, "rule"), label(metric, "severity"));
+                        *summary.by_rule.entry(rule).or_default() += count;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for finding in recorder.findings.recent() {
+            summary.examples.entry(finding.rule.to_string()).or_insert_with(|| {
+                format!("{} {} → {}: {}", finding.method, finding.path, finding.status, finding.evidence)
+            });
         }
         summary
     }
@@ -88,13 +111,22 @@ impl Summary {
         }
         let _ = writeln!(out);
         for ((route, method), counts) in &self.by_route {
-            let route: String = route.chars().take(23).collect();
-            let _ = write!(out, "{route:<24}{method:<8}");
+            let _ = write!(out, "{:<24}{method:<8}", clip(route, 23));
             for class in classes {
                 let _ = write!(out, "{:>8}", counts.get(class).copied().unwrap_or(0));
             }
             let _ = writeln!(out);
         }
+        let _ = writeln!(out);
+        let findings: u64 = self.by_rule.values().sum();
+        let _ = writeln!(out, "{:<34}{:<9}{:>8}   latest example", "findings", "severity", findings);
+        for ((rule, severity), count) in &self.by_rule {
+            let _ = writeln!(out, "{rule:<34}{severity:<9}{count:>8}");
+            if let Some(example) = self.examples.get(rule) {
+                let _ = writeln!(out, "  {}", clip(example, WIDTH - 2));
+            }
+        }
+        let _ = writeln!(out, "\nexamples of each: curl http://{admin}/findings");
         out
     }
 }
@@ -103,11 +135,14 @@ impl Summary {
 mod tests {
     use super::*;
     use crate::classify::Origin;
-    use crate::record::{Exchange, Metrics};
+    use crate::config::{load_from, Overrides};
+    use crate::record::Exchange;
 
     #[test]
     fn summary_sums_the_recorded_tallies() {
-        let metrics = Metrics::new();
+        let config = load_from(None, &Overrides::default(), Some(Default::default())).unwrap().config;
+        let recorder = Recorder::new(&config);
+        let metrics = &recorder.metrics;
         for (code, origin) in [
             (200, Origin::Upstream),
             (200, Origin::Upstream),
@@ -121,7 +156,7 @@ mod tests {
                 duration: Duration::from_millis(3),
             });
         }
-        let summary = Summary::gather(metrics.registry());
+        let summary = Summary::gather(&recorder);
         assert_eq!(summary.by_class["2xx"], 2);
         assert_eq!(summary.by_class["5xx"], 1);
         assert_eq!(

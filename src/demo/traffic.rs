@@ -1,5 +1,6 @@
 //! The demo's clients: a few keep-alive workers sending a weighted mix of requests through
-//! the proxy, some of which they give up on (client aborts).
+//! the proxy (JSON API calls, without credentials), some of which they give up on (client
+//! aborts).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -23,70 +24,38 @@ struct Scenario {
 
 const PATIENT: Duration = Duration::from_secs(10);
 
+const fn get(weight: u64, path: &'static str) -> Scenario {
+    Scenario { weight, method: "GET", path, body: "", patience: PATIENT }
+}
+
+const fn send(weight: u64, method: &'static str, path: &'static str, body: &'static str) -> Scenario {
+    Scenario { weight, method, path, body, patience: PATIENT }
+}
+
 const SCENARIOS: &[Scenario] = &[
-    Scenario {
-        weight: 30,
-        method: "GET",
-        path: "/users/{id}",
-        body: "",
-        patience: PATIENT,
-    },
-    Scenario {
-        weight: 15,
-        method: "GET",
-        path: "/orders",
-        body: "",
-        patience: PATIENT,
-    },
-    Scenario {
-        weight: 15,
-        method: "POST",
-        path: "/orders",
-        body: r#"{"item":"book","quantity":1}"#,
-        patience: PATIENT,
-    },
-    Scenario {
-        weight: 10,
-        method: "POST",
-        path: "/login",
-        body: r#"{"user":"alice","password":"x"}"#,
-        patience: PATIENT,
-    },
-    Scenario {
-        weight: 15,
-        method: "GET",
-        path: "/health",
-        body: "",
-        patience: PATIENT,
-    },
-    Scenario {
-        weight: 5,
-        method: "GET",
-        path: "/reports",
-        body: "",
-        patience: PATIENT,
-    },
-    Scenario {
-        weight: 3,
-        method: "GET",
-        path: "/export",
-        body: "",
-        patience: Duration::from_millis(300),
-    },
-    Scenario {
-        weight: 4,
-        method: "GET",
-        path: "/old-home",
-        body: "",
-        patience: PATIENT,
-    },
-    Scenario {
-        weight: 3,
-        method: "GET",
-        path: "/nowhere",
-        body: "",
-        patience: PATIENT,
-    },
+    get(25, "/users/{id}"),
+    get(10, "/orders"),
+    send(12, "POST", "/orders", r#"{"item":"book","quantity":1}"#),
+    send(2, "POST", "/users", r#"{"name":"Bob"}"#),
+    send(8, "POST", "/login", r#"{"user":"alice","password":"x"}"#),
+    get(12, "/health"),
+    send(1, "DELETE", "/health", ""),
+    get(2, "/admin"),
+    get(2, "/billing"),
+    get(8, "/search"),
+    get(1, "/sessions/new"),
+    get(1, "/docs"),
+    send(1, "POST", "/v1/orders", r#"{"item":"pen"}"#),
+    get(4, "/payments"),
+    get(3, "/catalog"),
+    get(1, "/feature-flags"),
+    get(1, "/widgets"),
+    send(1, "DELETE", "/legacy/items/{id}", ""),
+    send(1, "POST", "/legacy/upload", r#"{"file":"a.txt"}"#),
+    get(4, "/reports"),
+    Scenario { weight: 2, method: "GET", path: "/export", body: "", patience: Duration::from_millis(300) },
+    get(2, "/old-home"),
+    get(2, "/nowhere"),
 ];
 
 /// Sends traffic to `proxy` from `workers` concurrent keep-alive clients, forever.
@@ -115,6 +84,8 @@ pub async fn drive(proxy: SocketAddr, workers: usize) {
                     .method(scenario.method)
                     .uri(format!("http://{proxy}{path}"))
                     .header("content-type", "application/json")
+                    // A JSON API client: an HTML error page is of no use to it.
+                    .header("accept", "application/json")
                     .body(Full::new(Bytes::from_static(scenario.body.as_bytes())))
                     .expect("valid demo request");
                 let exchange = async {
