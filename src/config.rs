@@ -847,6 +847,30 @@ mod tests {
     }
 
     #[test]
+    fn route_rules_are_read_from_a_file_and_their_ids_checked() {
+        let dir = std::env::temp_dir().join(format!("statuscope-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.yaml");
+        std::fs::write(&good, "route_rules:\n  - route: /graphql\n    disable: [error-body-on-success]\n    error_fields: [errors]\n").unwrap();
+        let loaded = load_from(Some(&good), &Overrides::default(), env(&[])).unwrap();
+        assert_eq!(loaded.config.route_rules[0].route, "/graphql");
+        assert_eq!(loaded.config.route_rules[0].error_fields, ["errors"]);
+        let bad = dir.join("bad.yaml");
+        std::fs::write(
+            &bad,
+            "route_rules:\n  - route: /graphql\n    disable: [no-such-rule]\n",
+        )
+        .unwrap();
+        let err = load_from(Some(&bad), &Overrides::default(), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`route_rules[0].disable`") && err.contains("`no-such-rule`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn body_sample_bytes_is_bounded() {
         let err = load_from(
             None,

@@ -46,8 +46,7 @@ pub fn run(overrides: &Overrides, duration: Option<Duration>) -> Result<(), Star
 
     let started = Instant::now();
     lifecycle::run(&config, "built-in demo", &recorder, duration)?;
-    let table = Summary::gather(&recorder)
-        .render(started.elapsed(), &config.admin.to_string());
+    let table = Summary::gather(&recorder).render(started.elapsed(), &config.admin.to_string());
     println!("{table}");
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(())

@@ -89,12 +89,17 @@ async fn legacy(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
 }
 
-fn respond(status: StatusCode, content_type: &'static str, body: &'static str) -> Response<Full<Bytes>> {
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: &'static str,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
     response
 }
 
@@ -102,38 +107,64 @@ fn json(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     respond(status, "application/json", body)
 }
 
-fn with(mut response: Response<Full<Bytes>>, name: HeaderName, value: &'static str) -> Response<Full<Bytes>> {
-    response.headers_mut().insert(name, header::HeaderValue::from_static(value));
+fn with(
+    mut response: Response<Full<Bytes>>,
+    name: HeaderName,
+    value: &'static str,
+) -> Response<Full<Bytes>> {
+    response
+        .headers_mut()
+        .insert(name, header::HeaderValue::from_static(value));
     response
 }
 
 const STACK_TRACE: &str = r#"{"code": "INTERNAL", "trace": "java.lang.IllegalStateException: index closed\n\tat com.shop.search.Index.query(Index.java:88)\n\tat com.shop.search.SearchController.get(SearchController.java:31)"}"#;
 
-async fn answer(request: Request<Incoming>, dice: &Dice) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(
+    request: Request<Incoming>,
+    dice: &Dice,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path();
     let method = request.method().clone();
     let roll = dice.roll(100);
     let response = match (method, path) {
         (Method::GET | Method::HEAD, "/health") => json(StatusCode::OK, r#"{"status":"up"}"#),
         // method-not-allowed-without-allow
-        (_, "/health") => json(StatusCode::METHOD_NOT_ALLOWED, r#"{"code":"METHOD_NOT_ALLOWED"}"#),
+        (_, "/health") => json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            r#"{"code":"METHOD_NOT_ALLOWED"}"#,
+        ),
         (Method::GET, p) if p.starts_with("/users/") => match roll {
             0..=79 => json(StatusCode::OK, r#"{"id":101,"name":"Alice"}"#),
-            80..=94 => json(StatusCode::NOT_FOUND, r#"{"code":"NOT_FOUND","details":["no such user"]}"#),
+            80..=94 => json(
+                StatusCode::NOT_FOUND,
+                r#"{"code":"NOT_FOUND","details":["no such user"]}"#,
+            ),
             // unstructured-error-body
-            _ => respond(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "Internal Server Error"),
+            _ => respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                "Internal Server Error",
+            ),
         },
         // created-without-location
         (Method::POST, "/users") => json(StatusCode::CREATED, r#"{"id":102}"#),
         (Method::GET, "/orders") => json(StatusCode::OK, r#"{"orders":[],"errors":[]}"#),
         (Method::POST, "/orders") => match roll {
-            0..=84 => with(json(StatusCode::CREATED, r#"{"id":7}"#), header::LOCATION, "/orders/7"),
+            0..=84 => with(
+                json(StatusCode::CREATED, r#"{"id":7}"#),
+                header::LOCATION,
+                "/orders/7",
+            ),
             85..=92 => json(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 r#"{"code":"VALIDATION_ERROR","details":["quantity must be positive"]}"#,
             ),
             93..=96 => with(
-                json(StatusCode::TOO_MANY_REQUESTS, r#"{"code":"RATE_LIMITED","details":["slow down"]}"#),
+                json(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    r#"{"code":"RATE_LIMITED","details":["slow down"]}"#,
+                ),
                 header::RETRY_AFTER,
                 "5",
             ),
@@ -141,11 +172,18 @@ async fn answer(request: Request<Incoming>, dice: &Dice) -> Result<Response<Full
             _ => json(StatusCode::TOO_MANY_REQUESTS, r#"{"code":"RATE_LIMITED"}"#),
         },
         // method-changing-redirect
-        (Method::POST, "/v1/orders") => with(json(StatusCode::MOVED_PERMANENTLY, "{}"), header::LOCATION, "/orders"),
+        (Method::POST, "/v1/orders") => with(
+            json(StatusCode::MOVED_PERMANENTLY, "{}"),
+            header::LOCATION,
+            "/orders",
+        ),
         (Method::POST, "/login") => match roll {
             0..=69 => json(StatusCode::OK, r#"{"token":"abcd1234"}"#),
             _ => with(
-                json(StatusCode::UNAUTHORIZED, r#"{"code":"INVALID_CREDENTIALS"}"#),
+                json(
+                    StatusCode::UNAUTHORIZED,
+                    r#"{"code":"INVALID_CREDENTIALS"}"#,
+                ),
                 header::WWW_AUTHENTICATE,
                 "Bearer",
             ),
@@ -157,33 +195,59 @@ async fn answer(request: Request<Incoming>, dice: &Dice) -> Result<Response<Full
         (Method::GET, "/search") => match roll {
             0..=79 => json(StatusCode::OK, r#"{"results":[],"total":0}"#),
             // error-body-on-success
-            80..=91 => json(StatusCode::OK, r#"{"error":"search index unavailable","results":[]}"#),
+            80..=91 => json(
+                StatusCode::OK,
+                r#"{"error":"search index unavailable","results":[]}"#,
+            ),
             // error-leaks-internals
             _ => json(StatusCode::INTERNAL_SERVER_ERROR, STACK_TRACE),
         },
         // created-for-safe-method
-        (Method::GET, "/sessions/new") => with(json(StatusCode::CREATED, r#"{"session":"s-1"}"#), header::LOCATION, "/sessions/1"),
+        (Method::GET, "/sessions/new") => with(
+            json(StatusCode::CREATED, r#"{"session":"s-1"}"#),
+            header::LOCATION,
+            "/sessions/1",
+        ),
         // redirect-without-location
         (Method::GET, "/docs") => json(StatusCode::FOUND, "{}"),
-        (Method::GET, "/old-home") => with(json(StatusCode::MOVED_PERMANENTLY, "{}"), header::LOCATION, "/home"),
+        (Method::GET, "/old-home") => with(
+            json(StatusCode::MOVED_PERMANENTLY, "{}"),
+            header::LOCATION,
+            "/home",
+        ),
         (Method::GET, "/payments") => match roll {
             0..=89 => json(StatusCode::OK, r#"{"payments":[]}"#),
             // invalid-retry-after
-            _ => with(json(StatusCode::SERVICE_UNAVAILABLE, r#"{"code":"MAINTENANCE"}"#), header::RETRY_AFTER, "in a minute"),
+            _ => with(
+                json(StatusCode::SERVICE_UNAVAILABLE, r#"{"code":"MAINTENANCE"}"#),
+                header::RETRY_AFTER,
+                "in a minute",
+            ),
         },
         (Method::GET, "/catalog") => match roll {
             0..=89 => json(StatusCode::OK, r#"{"products":[]}"#),
             // cacheable-server-error
             _ => with(
-                with(json(StatusCode::SERVICE_UNAVAILABLE, r#"{"code":"UNAVAILABLE"}"#), header::RETRY_AFTER, "30"),
+                with(
+                    json(StatusCode::SERVICE_UNAVAILABLE, r#"{"code":"UNAVAILABLE"}"#),
+                    header::RETRY_AFTER,
+                    "30",
+                ),
                 header::CACHE_CONTROL,
                 "public, max-age=300",
             ),
         },
         // nonstandard-status
-        (Method::GET, "/feature-flags") => json(StatusCode::from_u16(299).expect("valid code"), r#"{"flags":{}}"#),
+        (Method::GET, "/feature-flags") => json(
+            StatusCode::from_u16(299).expect("valid code"),
+            r#"{"flags":{}}"#,
+        ),
         // error-content-mismatch (the demo clients ask for JSON only)
-        (Method::GET, "/widgets") => respond(StatusCode::BAD_GATEWAY, "text/html", "<html><body><h1>Bad Gateway</h1></body></html>"),
+        (Method::GET, "/widgets") => respond(
+            StatusCode::BAD_GATEWAY,
+            "text/html",
+            "<html><body><h1>Bad Gateway</h1></body></html>",
+        ),
         (Method::GET, "/reports") => {
             // Now and then far slower than the proxy's read timeout: the proxy answers 504.
             if roll < 10 {
@@ -196,7 +260,10 @@ async fn answer(request: Request<Incoming>, dice: &Dice) -> Result<Response<Full
             tokio::time::sleep(Duration::from_millis(800)).await;
             json(StatusCode::OK, r#"{"export":"done"}"#)
         }
-        _ => json(StatusCode::NOT_FOUND, r#"{"code":"NOT_FOUND","details":["no such route"]}"#),
+        _ => json(
+            StatusCode::NOT_FOUND,
+            r#"{"code":"NOT_FOUND","details":["no such route"]}"#,
+        ),
     };
     Ok(response)
 }

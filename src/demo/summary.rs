@@ -59,7 +59,12 @@ impl Summary {
                         let code = (label(metric, "code"), label(metric, "origin"));
                         *summary.by_code.entry(code).or_default() += count;
                         let route = (label(metric, "route"), label(metric, "method"));
-                        *summary.by_route.entry(route).or_default().entry(class).or_default() += count;
+                        *summary
+                            .by_route
+                            .entry(route)
+                            .or_default()
+                            .entry(class)
+                            .or_default() += count;
                     }
                     "statuscope_findings_total" => {
                         let rule = (label(metric, "rule"), label(metric, "severity"));
@@ -70,9 +75,15 @@ impl Summary {
             }
         }
         for finding in recorder.findings.recent() {
-            summary.examples.entry(finding.rule.to_string()).or_insert_with(|| {
-                format!("{} {} → {}: {}", finding.method, finding.path, finding.status, finding.evidence)
-            });
+            summary
+                .examples
+                .entry(finding.rule.to_string())
+                .or_insert_with(|| {
+                    format!(
+                        "{} {} → {}: {}",
+                        finding.method, finding.path, finding.status, finding.evidence
+                    )
+                });
         }
         summary
     }
@@ -119,7 +130,11 @@ impl Summary {
         }
         let _ = writeln!(out);
         let findings: u64 = self.by_rule.values().sum();
-        let _ = writeln!(out, "{:<34}{:<9}{:>8}   latest example", "findings", "severity", findings);
+        let _ = writeln!(
+            out,
+            "{:<34}{:<9}{:>8}   latest example",
+            "findings", "severity", findings
+        );
         for ((rule, severity), count) in &self.by_rule {
             let _ = writeln!(out, "{rule:<34}{severity:<9}{count:>8}");
             if let Some(example) = self.examples.get(rule) {
@@ -140,7 +155,9 @@ mod tests {
 
     #[test]
     fn summary_sums_the_recorded_tallies() {
-        let config = load_from(None, &Overrides::default(), Some(Default::default())).unwrap().config;
+        let config = load_from(None, &Overrides::default(), Some(Default::default()))
+            .unwrap()
+            .config;
         let recorder = Recorder::new(&config);
         let metrics = &recorder.metrics;
         for (code, origin) in [

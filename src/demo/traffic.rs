@@ -25,11 +25,28 @@ struct Scenario {
 const PATIENT: Duration = Duration::from_secs(10);
 
 const fn get(weight: u64, path: &'static str) -> Scenario {
-    Scenario { weight, method: "GET", path, body: "", patience: PATIENT }
+    Scenario {
+        weight,
+        method: "GET",
+        path,
+        body: "",
+        patience: PATIENT,
+    }
 }
 
-const fn send(weight: u64, method: &'static str, path: &'static str, body: &'static str) -> Scenario {
-    Scenario { weight, method, path, body, patience: PATIENT }
+const fn send(
+    weight: u64,
+    method: &'static str,
+    path: &'static str,
+    body: &'static str,
+) -> Scenario {
+    Scenario {
+        weight,
+        method,
+        path,
+        body,
+        patience: PATIENT,
+    }
 }
 
 const SCENARIOS: &[Scenario] = &[
@@ -53,7 +70,13 @@ const SCENARIOS: &[Scenario] = &[
     send(1, "DELETE", "/legacy/items/{id}", ""),
     send(1, "POST", "/legacy/upload", r#"{"file":"a.txt"}"#),
     get(4, "/reports"),
-    Scenario { weight: 2, method: "GET", path: "/export", body: "", patience: Duration::from_millis(300) },
+    Scenario {
+        weight: 2,
+        method: "GET",
+        path: "/export",
+        body: "",
+        patience: Duration::from_millis(300),
+    },
     get(2, "/old-home"),
     get(2, "/nowhere"),
 ];
