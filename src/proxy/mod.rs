@@ -146,8 +146,10 @@ impl StatuscopeProxy {
             body: sample.as_ref(),
             error_fields: &[],
         };
+        let mut flagged = false;
         engine.evaluate(&exchange, |outcome| match outcome {
             Outcome::Finding(finding) => {
+                flagged = true;
                 self.metrics.record_finding(&finding, route, method, code);
                 let place = Place {
                     route,
@@ -159,6 +161,7 @@ impl StatuscopeProxy {
             }
             Outcome::Panicked { index } => self.metrics.record_rule_panic(index),
         });
+        self.metrics.record_judged(route, method, flagged);
     }
 }
 

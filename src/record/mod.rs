@@ -33,6 +33,8 @@ pub struct Metrics {
     upstream_errors: IntCounterVec,
     route_overflow: IntCounter,
     findings: IntCounterVec,
+    judged: IntCounterVec,
+    flagged: IntCounterVec,
     sampled_bytes: IntCounter,
     samples: IntCounter,
     rule_panics: IntCounterVec,
@@ -111,6 +113,22 @@ impl Metrics {
             &["rule", "severity", "route", "method", "code"],
         )
         .expect("valid metric");
+        let judged = IntCounterVec::new(
+            Opts::new(
+                "statuscope_judged_responses_total",
+                "Responses from the upstream checked against the misuse rules, by route and method.",
+            ),
+            &["route", "method"],
+        )
+        .expect("valid metric");
+        let flagged = IntCounterVec::new(
+            Opts::new(
+                "statuscope_flagged_responses_total",
+                "Judged responses that broke at least one misuse rule, by route and method.",
+            ),
+            &["route", "method"],
+        )
+        .expect("valid metric");
         let sampled_bytes = IntCounter::new(
             "statuscope_body_sampled_bytes_total",
             "Response body bytes copied into samples for the rules.",
@@ -142,6 +160,8 @@ impl Metrics {
             Box::new(upstream_errors.clone()),
             Box::new(route_overflow.clone()),
             Box::new(findings.clone()),
+            Box::new(judged.clone()),
+            Box::new(flagged.clone()),
             Box::new(sampled_bytes.clone()),
             Box::new(samples.clone()),
             Box::new(rule_panics.clone()),
@@ -160,6 +180,8 @@ impl Metrics {
             upstream_errors,
             route_overflow,
             findings,
+            judged,
+            flagged,
             sampled_bytes,
             samples,
             rule_panics,
@@ -215,6 +237,14 @@ impl Metrics {
                 code_buf.format(code),
             ])
             .inc();
+    }
+
+    /// Counts one response checked against the rules, and whether it broke any.
+    pub fn record_judged(&self, route: &str, method: &'static str, flagged: bool) {
+        self.judged.with_label_values(&[route, method]).inc();
+        if flagged {
+            self.flagged.with_label_values(&[route, method]).inc();
+        }
     }
 
     /// Counts one body sample of `bytes` raw bytes.

@@ -212,13 +212,14 @@ fn cases() -> Vec<(Case, Case)> {
                     "<h1>Bad Gateway</h1>",
                 )
             },
+            // A JSON-only client given a JSON error: nothing to say, by any rule.
             Case {
-                request: &[("accept", "text/html,*/*")],
+                request: &[("accept", "application/json")],
                 ..case(
                     "error-content-mismatch",
                     502,
-                    &["content-type: text/html"],
-                    "<h1>Bad Gateway</h1>",
+                    &[JSON],
+                    r#"{"code": "BAD_GATEWAY"}"#,
                 )
             },
         ),
@@ -298,6 +299,17 @@ async fn each_rule_fires_on_its_violation_and_not_on_the_look_alike() {
             ("route", route.as_str()),
             ("method", violation.method),
         ];
+        // Both were judged; only the violation was flagged (look-alikes break no rule at all).
+        let on_route = [("route", route.as_str())];
+        assert_eq!(
+            statuscope.total("statuscope_judged_responses_total", &on_route),
+            2.0
+        );
+        assert_eq!(
+            statuscope.total("statuscope_flagged_responses_total", &on_route),
+            1.0,
+            "{route}"
+        );
         assert_eq!(
             statuscope.total("statuscope_findings_total", &labels),
             1.0,
