@@ -16,7 +16,7 @@ endif
 
 DEMO_ARGS ?=
 
-.PHONY: all deps build test demo docs bench lint fmt clean
+.PHONY: all deps build test demo docs generate bench lint fmt clean
 
 all: build
 
@@ -43,6 +43,10 @@ test: deps
 bench: deps
 	$(CARGO) bench --bench rules
 	bench/rules-overhead.sh
+
+## generate: regenerate dashboards/ and the generated Kubernetes objects (tests fail when stale).
+generate:
+	$(CARGO) run --quiet --example generate
 
 ## docs: regenerate docs/rules.md from the rule catalogue (a test fails when it is stale).
 docs:
