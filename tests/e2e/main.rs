@@ -4,9 +4,11 @@
 mod support;
 
 mod config;
+mod deploy;
 mod lifecycle;
 mod logs;
 mod passthrough;
+mod prometheus;
 mod promtool;
 mod protocols;
 mod proxy_errors;
