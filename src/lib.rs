@@ -13,6 +13,7 @@ pub mod classify;
 pub mod config;
 pub mod demo;
 pub mod export;
+pub mod inject;
 pub mod lifecycle;
 pub mod proxy;
 pub mod record;

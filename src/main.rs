@@ -10,7 +10,7 @@ use statuscope::config::{self, Overrides};
 use statuscope::lifecycle::{self, StartError};
 use statuscope::record::Recorder;
 use statuscope::rules::describe;
-use statuscope::{demo, telemetry};
+use statuscope::{demo, inject, telemetry};
 
 /// Exit status for a configuration or usage error (as clap uses for bad flags).
 const EXIT_CONFIG: u8 = 2;
@@ -39,6 +39,26 @@ enum Command {
     CheckConfig {
         /// The YAML or TOML file to check.
         file: PathBuf,
+    },
+    /// Add statuscope to the workloads in Kubernetes YAML and re-target their Services (to stdout).
+    Inject {
+        /// YAML files or folders of them; `-` or nothing reads standard input.
+        paths: Vec<PathBuf>,
+        /// The statuscope image.
+        #[arg(long, default_value = concat!("ghcr.io/statuscope/statuscope:", env!("CARGO_PKG_VERSION")))]
+        image: String,
+        /// The sidecar's proxy port, which Services are re-targeted to.
+        #[arg(long, default_value_t = 7070)]
+        proxy_port: u16,
+        /// The sidecar's admin port (probes and /metrics).
+        #[arg(long, default_value_t = 9070)]
+        admin_port: u16,
+        /// The application's port (number or name) when its pods declare several.
+        #[arg(long)]
+        app_port: Option<String>,
+        /// A ConfigMap with statuscope.yaml to mount at /etc/statuscope.
+        #[arg(long)]
+        config_map: Option<String>,
     },
     /// Print the catalogue of misuse rules.
     Rules {
@@ -111,6 +131,33 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(EXIT_CONFIG, &e),
         },
+        Command::Inject {
+            paths,
+            image,
+            proxy_port,
+            admin_port,
+            app_port,
+            config_map,
+        } => {
+            let options = inject::Options {
+                image,
+                proxy_port,
+                admin_port,
+                app_port,
+                config_map,
+            };
+            let input = match read_inputs(&paths) {
+                Ok(input) => input,
+                Err(e) => return fail(EXIT_CONFIG, &e),
+            };
+            match inject::inject(&input, &options) {
+                Ok(output) => {
+                    print!("{output}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(EXIT_CONFIG, &e),
+            }
+        }
         Command::Rules { json, markdown } => {
             let text = if json {
                 describe::json()
@@ -138,6 +185,43 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Reads the files named (folders: their `.yaml` and `.yml` files, in name order), or stdin.
+fn read_inputs(paths: &[PathBuf]) -> Result<String, String> {
+    use std::io::Read;
+    if paths.is_empty() || paths.iter().any(|p| p.as_os_str() == "-") {
+        let mut input = String::new();
+        std::io::stdin()
+            .read_to_string(&mut input)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        return Ok(input);
+    }
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut input = String::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        input.push_str("---\n");
+        input.push_str(&text);
+        if !text.ends_with('\n') {
+            input.push('\n');
+        }
+    }
+    Ok(input)
 }
 
 fn finish(result: Result<(), StartError>) -> ExitCode {

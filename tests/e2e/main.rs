@@ -5,6 +5,7 @@ mod support;
 
 mod config;
 mod deploy;
+mod inject;
 mod lifecycle;
 mod logs;
 mod passthrough;

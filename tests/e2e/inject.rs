@@ -1,0 +1,157 @@
+//! `statuscope inject`: golden files, idempotence, refusals, and valid Kubernetes output.
+//!
+//! `UPDATE_GOLDEN=1 cargo test --test e2e inject` rewrites the golden files after a deliberate
+//! change; review the diff before committing it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use crate::deploy::root;
+
+fn inject(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_statuscope"));
+    command.arg("inject").args(args).current_dir(root());
+    if let Some(input) = stdin {
+        use std::io::Write;
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        return child.wait_with_output().unwrap();
+    }
+    command.output().unwrap()
+}
+
+fn cases() -> PathBuf {
+    root().join("tests/inject")
+}
+
+fn check_golden(input: &str, golden: &Path, args: &[&str]) -> String {
+    let mut all = vec![input];
+    all.extend_from_slice(args);
+    let output = inject(&all, None);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let produced = String::from_utf8(output.stdout).unwrap();
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(golden, &produced).unwrap();
+    }
+    let expected = std::fs::read_to_string(golden).unwrap_or_default();
+    assert!(
+        produced == expected,
+        "{} differs from {input}'s injection:\n{produced}",
+        golden.display()
+    );
+    produced
+}
+
+#[test]
+fn workloads_and_their_services_are_injected_as_the_golden_files_say() {
+    for (case, args) in [
+        ("shop", &[][..]),
+        (
+            "pod",
+            &[
+                "--config-map",
+                "statuscope-config",
+                "--image",
+                "registry.local/statuscope:dev",
+            ][..],
+        ),
+    ] {
+        let input = format!("tests/inject/{case}.yaml");
+        let golden = cases().join(format!("{case}.golden.yaml"));
+        let produced = check_golden(&input, &golden, args);
+        // Injecting the injected output changes nothing.
+        let again = inject(&[], Some(&produced));
+        assert!(again.status.success());
+        assert_eq!(
+            String::from_utf8(again.stdout).unwrap(),
+            produced,
+            "{case}: not idempotent"
+        );
+    }
+}
+
+#[test]
+fn untouched_documents_are_kept_byte_for_byte() {
+    let produced = String::from_utf8(inject(&["tests/inject/shop.yaml"], None).stdout).unwrap();
+    let original = std::fs::read_to_string(cases().join("shop.yaml")).unwrap();
+    for untouched in ["# Untouched: its comments and formatting survive.\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: shop}\ndata:\n  greeting: \"hello\"   # kept as written\n",
+        "# A Service in another namespace with the same selector: not the shop's pods.\n"]
+    {
+        assert!(original.contains(untouched));
+        assert!(produced.contains(untouched), "{untouched}");
+    }
+}
+
+#[test]
+fn what_cannot_be_injected_safely_is_refused_by_name() {
+    for (case, message) in [
+        (
+            "host-network",
+            "DaemonSet/node-agent: the pod uses hostNetwork",
+        ),
+        (
+            "unresolvable-port",
+            "Service/api: targetPort `web` names no port",
+        ),
+        (
+            "ambiguous-ports",
+            "Deployment/gateway: its containers declare 2 TCP ports",
+        ),
+    ] {
+        let output = inject(&[&format!("tests/inject/{case}.yaml")], None);
+        assert_eq!(output.status.code(), Some(2), "{case}");
+        assert!(
+            output.stdout.is_empty(),
+            "{case}: nothing is written on refusal"
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains(message),
+            "{case}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let chosen = inject(
+        &["tests/inject/ambiguous-ports.yaml", "--app-port", "8443"],
+        None,
+    );
+    assert!(chosen.status.success());
+    assert!(String::from_utf8_lossy(&chosen.stdout).contains("127.0.0.1:8443"));
+}
+
+#[test]
+fn injected_manifests_validate_against_kubernetes_schemas() {
+    for golden in ["shop.golden.yaml", "pod.golden.yaml"] {
+        let path = cases().join(golden);
+        let output = crate::deploy::run(
+            "kubernetes-validate",
+            &["--strict", path.to_str().unwrap()],
+            &root(),
+        );
+        assert!(
+            output.status.success(),
+            "{golden}: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let yamllint =
+            crate::deploy::run("yamllint", &["--strict", path.to_str().unwrap()], &root());
+        assert!(
+            yamllint.status.success(),
+            "{golden}: {}",
+            String::from_utf8_lossy(&yamllint.stdout)
+        );
+    }
+}
