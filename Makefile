@@ -1,31 +1,39 @@
 # statuscope — the two commands are `make demo` and `make test`.
 #
-# `make deps` installs what the build and the tests need from Debian when it is missing:
-# cmake (pingora builds zlib-ng with it) and promtool (Debian's prometheus package), which the
-# tests use to lint the live /metrics output.
+# `make deps` installs what the build needs from Debian when it is missing: cmake (pingora
+# builds zlib-ng with it). `make test-deps` adds what the tests check against, each a real tool:
+# promtool and prometheus (Debian's prometheus package), kubectl for `kubectl kustomize`
+# (Debian's kubernetes-client when no kubectl is installed), and, in a virtualenv under .tools/,
+# kubernetes-validate, yamllint and jsonschema from PyPI.
 
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES :=
-ifeq ($(shell command -v cmake),)
-APT_PACKAGES += cmake
-endif
-ifeq ($(shell command -v promtool),)
-APT_PACKAGES += prometheus
-endif
-
+TOOLS := $(CURDIR)/.tools
+PY_TOOLS := kubernetes-validate==1.37.0 yamllint==1.38.0 jsonschema==4.26.0 PyYAML==6.0.3
 DEMO_ARGS ?=
 
-.PHONY: all deps build test demo docs generate bench lint fmt clean
+BUILD_PACKAGES := $(if $(shell command -v cmake),,cmake)
+TEST_PACKAGES := $(if $(shell command -v promtool),,prometheus) $(if $(shell command -v kubectl),,kubernetes-client)
+
+.PHONY: all deps test-deps build test demo docs generate bench lint fmt clean
 
 all: build
 
 deps:
-ifneq ($(strip $(APT_PACKAGES)),)
+ifneq ($(strip $(BUILD_PACKAGES)),)
 	$(SUDO) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES)
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(BUILD_PACKAGES)
 endif
-	@command -v cmake >/dev/null && command -v promtool >/dev/null
+	@command -v cmake >/dev/null
+
+test-deps: deps
+ifneq ($(strip $(TEST_PACKAGES)),)
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(TEST_PACKAGES)
+endif
+	@[ -x $(TOOLS)/bin/kubernetes-validate ] && [ -x $(TOOLS)/bin/yamllint ] \
+	  || { python3 -m venv $(TOOLS) && $(TOOLS)/bin/pip install -q $(PY_TOOLS); }
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v kubectl >/dev/null
 
 build: deps
 	$(CARGO) build --release
@@ -34,9 +42,9 @@ build: deps
 demo: deps
 	$(CARGO) run --release -- demo $(DEMO_ARGS)
 
-## test: every unit and end-to-end test, over real sockets.
-test: deps
-	$(CARGO) test --all-targets
+## test: every unit and end-to-end test, over real sockets, with the real tools.
+test: test-deps
+	PATH="$(TOOLS)/bin:$$PATH" $(CARGO) test --all-targets
 	$(CARGO) test --doc
 
 ## bench: the rules' micro-benchmark, then rules on vs off through the proxy (installs nginx and wrk).
