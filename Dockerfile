@@ -1,6 +1,8 @@
 # statuscope's image: a static-enough binary on a distroless, non-root base.
 #   docker build -t statuscope:0.1.0 .
 FROM rust:1-bookworm AS build
+# cmake builds pingora's zlib-ng; Debian's point releases move its exact version, so unpinned.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends cmake \
  && rm -rf /var/lib/apt/lists/*

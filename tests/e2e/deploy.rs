@@ -186,6 +186,11 @@ fn the_crd_validation_rejects_a_misspelt_field() {
 }
 
 #[test]
+fn the_dockerfile_passes_hadolint() {
+    assert_success(&run("hadolint", &["Dockerfile"], &root()), "hadolint");
+}
+
+#[test]
 fn yamllint_is_clean() {
     assert_success(&run("yamllint", &["--strict", "."], &root()), "yamllint");
 }
