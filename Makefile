@@ -47,10 +47,16 @@ test: test-deps
 	PATH="$(TOOLS)/bin:$$PATH" $(CARGO) test --all-targets
 	$(CARGO) test --doc
 
-## bench: the rules' micro-benchmark, then rules on vs off through the proxy (installs nginx and wrk).
+## bench: the rules' micro-benchmark, the request path's instruction count (callgrind), rules on
+## vs off through the proxy, and the side-by-side comparison with nginx, HAProxy and Caddy
+## (installs wrk, nginx, haproxy, caddy and valgrind when missing). About an hour with the
+## defaults; see bench/compare.py for ROUNDS, DURATION, CONCURRENCY and THREADS.
 bench: deps
+	@command -v valgrind >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq valgrind; }
 	$(CARGO) bench --bench rules
+	bench/hotpath.sh
 	bench/rules-overhead.sh
+	bench/compare.py
 
 ## generate: regenerate dashboards/ and the generated Kubernetes objects (tests fail when stale).
 generate:

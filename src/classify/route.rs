@@ -109,6 +109,7 @@ pub struct RouteTable {
     templates: Vec<RouteTemplate>,
     max_routes: usize,
     seen: RwLock<HashSet<Arc<str>>>,
+    overflow: Arc<str>,
 }
 
 /// The route a path resolved to.
@@ -127,10 +128,12 @@ impl RouteTable {
             templates,
             max_routes,
             seen: RwLock::new(HashSet::new()),
+            overflow: Arc::from(OVERFLOW_ROUTE),
         }
     }
 
-    /// Resolves a path (without query) to its route.
+    /// Resolves a path (without query) to its route. A label, once given out, lives as long as
+    /// the table, so callers may key caches by its address.
     pub fn resolve(&self, path: &str) -> Route {
         if let Some(template) = self.templates.iter().find(|t| t.matches(path)) {
             return Route {
@@ -138,20 +141,19 @@ impl RouteTable {
                 overflow: false,
             };
         }
-        let normalised = normalise(path);
-        if let Some(label) = self
-            .seen
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(normalised.as_str())
-        {
+        // Most paths have no identifier to replace: look them up as they are, without a copy.
+        let normalised = needs_normalising(path).then(|| normalise(path));
+        let key = normalised
+            .as_deref()
+            .unwrap_or(if path.is_empty() { "/" } else { path });
+        if let Some(label) = self.seen.read().unwrap_or_else(|e| e.into_inner()).get(key) {
             return Route {
                 label: label.clone(),
                 overflow: false,
             };
         }
         let mut seen = self.seen.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(label) = seen.get(normalised.as_str()) {
+        if let Some(label) = seen.get(key) {
             return Route {
                 label: label.clone(),
                 overflow: false,
@@ -159,17 +161,22 @@ impl RouteTable {
         }
         if seen.len() >= self.max_routes {
             return Route {
-                label: Arc::from(OVERFLOW_ROUTE),
+                label: self.overflow.clone(),
                 overflow: true,
             };
         }
-        let label: Arc<str> = Arc::from(normalised);
+        let label: Arc<str> = Arc::from(key);
         seen.insert(label.clone());
         Route {
             label,
             overflow: false,
         }
     }
+}
+
+/// True when some segment of `path` would be replaced by [`normalise`].
+fn needs_normalising(path: &str) -> bool {
+    path.split('/').any(looks_like_id)
 }
 
 /// Replaces identifier-like segments with `{id}`: `/users/42/orders` → `/users/{id}/orders`.
@@ -279,6 +286,16 @@ mod tests {
         );
         assert_eq!(normalise(""), "/");
         assert_eq!(normalise("/"), "/");
+    }
+
+    #[test]
+    fn labels_are_shared_not_copied() {
+        let routes = table(&[], 1);
+        let a = routes.resolve("/users/1").label;
+        let b = routes.resolve("/users/2").label;
+        assert!(Arc::ptr_eq(&a, &b));
+        let over = routes.resolve("/other").label;
+        assert!(Arc::ptr_eq(&over, &routes.resolve("/another").label));
     }
 
     #[test]

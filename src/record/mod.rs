@@ -5,14 +5,14 @@
 //! metrics reference lists them.
 
 pub mod findings;
+pub mod handles;
 pub mod redact;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 use crate::classify::{status_class, Origin, UpstreamErrorKind};
@@ -38,6 +38,7 @@ pub struct Metrics {
     sampled_bytes: IntCounter,
     samples: IntCounter,
     rule_panics: IntCounterVec,
+    handles: handles::HandleCache,
 }
 
 /// One finished exchange as it is tallied.
@@ -185,6 +186,7 @@ impl Metrics {
             sampled_bytes,
             samples,
             rule_panics,
+            handles: handles::HandleCache::default(),
         }
     }
 
@@ -200,22 +202,32 @@ impl Metrics {
 
     /// Tallies one final response.
     pub fn record(&self, exchange: &Exchange<'_>) {
-        let class = status_class(exchange.code);
-        let mut code_buf = itoa::Buffer::new();
-        let code = code_buf.format(exchange.code);
-        self.responses
-            .with_label_values(&[
+        let key = (exchange.method, exchange.code, exchange.origin as u8);
+        let resolve = || {
+            let class = status_class(exchange.code);
+            let mut code_buf = itoa::Buffer::new();
+            let code = code_buf.format(exchange.code);
+            let labels = [
                 exchange.route,
                 exchange.method,
                 code,
                 class,
                 exchange.origin.as_str(),
-            ])
-            .inc();
-        let histogram: Histogram =
-            self.duration
-                .with_label_values(&[exchange.route, exchange.method, class]);
-        histogram.observe(exchange.duration.as_secs_f64());
+            ];
+            handles::ResponseHandles {
+                responses: self.responses.with_label_values(&labels),
+                duration: self.duration.with_label_values(&[
+                    exchange.route,
+                    exchange.method,
+                    class,
+                ]),
+            }
+        };
+        self.handles
+            .responses(exchange.route, key, resolve, |handles| {
+                handles.responses.inc();
+                handles.duration.observe(exchange.duration.as_secs_f64());
+            });
     }
 
     /// Counts one failure talking to the upstream.
@@ -241,10 +253,16 @@ impl Metrics {
 
     /// Counts one response checked against the rules, and whether it broke any.
     pub fn record_judged(&self, route: &str, method: &'static str, flagged: bool) {
-        self.judged.with_label_values(&[route, method]).inc();
-        if flagged {
-            self.flagged.with_label_values(&[route, method]).inc();
-        }
+        let resolve = || handles::JudgedHandles {
+            judged: self.judged.with_label_values(&[route, method]),
+            flagged: self.flagged.with_label_values(&[route, method]),
+        };
+        self.handles.judged(route, method, resolve, |handles| {
+            handles.judged.inc();
+            if flagged {
+                handles.flagged.inc();
+            }
+        });
     }
 
     /// Counts one body sample of `bytes` raw bytes.
