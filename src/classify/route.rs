@@ -5,7 +5,10 @@
 //! everything is `__other__`. Query strings never get here: only the path is templated.
 
 use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
 use std::sync::{Arc, RwLock};
+
+use crate::record::handles::FxHasher;
 
 /// The route label requests spill into once the cap on distinct routes is reached.
 pub const OVERFLOW_ROUTE: &str = "__other__";
@@ -108,7 +111,7 @@ impl RouteTemplate {
 pub struct RouteTable {
     templates: Vec<RouteTemplate>,
     max_routes: usize,
-    seen: RwLock<HashSet<Arc<str>>>,
+    seen: RwLock<HashSet<Arc<str>, BuildHasherDefault<FxHasher>>>,
     overflow: Arc<str>,
 }
 
@@ -127,7 +130,7 @@ impl RouteTable {
         RouteTable {
             templates,
             max_routes,
-            seen: RwLock::new(HashSet::new()),
+            seen: RwLock::new(HashSet::default()),
             overflow: Arc::from(OVERFLOW_ROUTE),
         }
     }
@@ -176,7 +179,7 @@ impl RouteTable {
 
 /// True when some segment of `path` would be replaced by [`normalise`].
 fn needs_normalising(path: &str) -> bool {
-    path.split('/').any(looks_like_id)
+    path.as_bytes().split(|b| *b == b'/').any(looks_like_id)
 }
 
 /// Replaces identifier-like segments with `{id}`: `/users/42/orders` → `/users/{id}/orders`.
@@ -189,7 +192,7 @@ pub fn normalise(path: &str) -> String {
         if index > 0 {
             out.push('/');
         }
-        if looks_like_id(segment) {
+        if looks_like_id(segment.as_bytes()) {
             out.push_str(ID_PLACEHOLDER);
         } else {
             out.push_str(segment);
@@ -201,18 +204,15 @@ pub fn normalise(path: &str) -> String {
 /// Decimal numbers, UUIDs, hex strings of 16+ digits, opaque tokens of 20+ characters mixing
 /// letters and digits (base64url ids, hashes, session tokens), and anything with an `@` or
 /// `%40` (e-mail addresses are personal data and must not become labels).
-fn looks_like_id(segment: &str) -> bool {
-    let bytes = segment.as_bytes();
+fn looks_like_id(bytes: &[u8]) -> bool {
+    // Each test gives up at its first mismatch: most segments are short words, rejected at once.
     if bytes.is_empty() {
         return false;
     }
     if bytes.contains(&b'@') || bytes.windows(3).any(|w| w.eq_ignore_ascii_case(b"%40")) {
         return true;
     }
-    if bytes.iter().all(u8::is_ascii_digit) {
-        return true;
-    }
-    if is_uuid(bytes) {
+    if bytes.iter().all(u8::is_ascii_digit) || is_uuid(bytes) {
         return true;
     }
     if bytes.len() >= 16 && bytes.iter().all(u8::is_ascii_hexdigit) {

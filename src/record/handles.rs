@@ -6,8 +6,9 @@
 //! no lock and no allocation. The caches are bounded by the label cardinality (the route cap).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+
+use hashbrown::HashMap;
 
 use prometheus::{Histogram, IntCounter};
 use thread_local::ThreadLocal;
@@ -123,8 +124,6 @@ fn route_entry<'a>(
     routes: &'a mut FxMap<Box<str>, RouteHandles>,
     route: &str,
 ) -> &'a mut RouteHandles {
-    if !routes.contains_key(route) {
-        routes.insert(Box::from(route), RouteHandles::default());
-    }
-    routes.get_mut(route).expect("just inserted")
+    // One hash and probe per request; the key is allocated only the first time.
+    routes.entry_ref(route).or_default()
 }
