@@ -17,11 +17,6 @@ const EXIT_CONFIG: u8 = 2;
 /// Exit status for a failure at run time, such as a port already in use.
 const EXIT_RUNTIME: u8 = 1;
 
-/// mimalloc: pingora allocates and frees small buffers on every request, and glibc's malloc was
-/// a sixth of the instructions per request in callgrind.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "statuscope",
