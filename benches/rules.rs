@@ -7,7 +7,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, Method};
 use statuscope::rules::engine::{Engine, Outcome};
 use statuscope::rules::{Exchange, RequestFacts};
-use statuscope::sample::Sampler;
+use statuscope::sample::{Sample, Sampler};
 
 const SAMPLE_BYTES: usize = 8 * 1024;
 
@@ -76,6 +76,31 @@ fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
     map
 }
 
+/// An authenticated JSON client's GET of `/orders/42`, answered as given.
+fn exchange<'a>(
+    method: &'a Method,
+    status: u16,
+    headers: &'a HeaderMap,
+    body: Option<&'a Sample>,
+) -> Exchange<'a> {
+    Exchange {
+        method,
+        route: "/orders/{id}",
+        path: "/orders/42",
+        request: RequestFacts {
+            has_authorization: true,
+            has_cookie: false,
+            expects_continue: false,
+            accept: Some("application/json"),
+        },
+        status,
+        headers,
+        sent_continue: false,
+        body,
+        error_fields: &[],
+    }
+}
+
 fn judge(engine: &Engine, scenario: &Scenario, method: &Method) -> usize {
     let sample = scenario.body.as_ref().and_then(|body| {
         let header = |name| scenario.headers.get(name).and_then(|v| v.to_str().ok());
@@ -90,22 +115,7 @@ fn judge(engine: &Engine, scenario: &Scenario, method: &Method) -> usize {
         }
         Some(sampler.finish())
     });
-    let exchange = Exchange {
-        method,
-        route: "/orders/{id}",
-        path: "/orders/42",
-        request: RequestFacts {
-            has_authorization: true,
-            has_cookie: false,
-            expects_continue: false,
-            accept: Some("application/json"),
-        },
-        status: scenario.status,
-        headers: &scenario.headers,
-        sent_continue: false,
-        body: sample.as_ref(),
-        error_fields: &[],
-    };
+    let exchange = exchange(method, scenario.status, &scenario.headers, sample.as_ref());
     let mut findings = 0;
     engine.evaluate(&exchange, |outcome| {
         if let Outcome::Finding(_) = outcome {
@@ -181,22 +191,7 @@ fn each_rule(c: &mut Criterion) {
     let headers = headers(&[("content-type", "application/json")]);
     for status in [200u16, 500] {
         for rule in statuscope::rules::CATALOGUE {
-            let exchange = Exchange {
-                method: &Method::GET,
-                route: "/orders/{id}",
-                path: "/orders/42",
-                request: RequestFacts {
-                    has_authorization: true,
-                    has_cookie: false,
-                    expects_continue: false,
-                    accept: None,
-                },
-                status,
-                headers: &headers,
-                sent_continue: false,
-                body: json.as_ref(),
-                error_fields: &[],
-            };
+            let exchange = exchange(&Method::GET, status, &headers, json.as_ref());
             group.bench_function(format!("{status} {}", rule.id), |b| {
                 b.iter(|| (rule.evaluate)(black_box(&exchange)))
             });

@@ -1,11 +1,10 @@
 //! Configuration: layering, and bad configuration stopping start-up with exit status 2.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use crate::support::upstream::Upstream;
-use crate::support::{client, free_port, get, Launch, Statuscope};
+use crate::support::{client, config_file, free_port, get, Launch, Statuscope};
 
 fn statuscope(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_statuscope"));
@@ -14,12 +13,6 @@ fn statuscope(args: &[&str], env: &[(&str, &str)]) -> Output {
         command.env(key, value);
     }
     command.output().unwrap()
-}
-
-fn write_config(name: &str, text: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("statuscope-{}-{name}", std::process::id()));
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 fn assert_config_error(output: &Output, fragments: &[&str]) {
@@ -35,7 +28,7 @@ fn assert_config_error(output: &Output, fragments: &[&str]) {
 
 #[test]
 fn unknown_key_in_a_file_names_the_key_and_the_file() {
-    let path = write_config(
+    let path = config_file(
         "unknown.yaml",
         "upstream: 127.0.0.1:8080\ntimeouts:\n  conect: 1s\n",
     );
@@ -75,7 +68,7 @@ fn negative_timeout_from_the_environment_is_rejected() {
 
 #[test]
 fn malformed_route_template_is_rejected() {
-    let path = write_config(
+    let path = config_file(
         "template.toml",
         "upstream = \"127.0.0.1:8080\"\n[routes]\ntemplates = [\"/users/{id\"]\n",
     );
@@ -91,7 +84,7 @@ fn run_without_an_upstream_is_rejected() {
 
 #[test]
 fn check_config_accepts_a_valid_file() {
-    let path = write_config(
+    let path = config_file(
         "valid.yaml",
         "upstream: 127.0.0.1:8080\nthreads: 2\ntimeouts:\n  read: 5s\nroutes:\n  templates: [\"/users/{id}\"]\n  max: 50\nlog:\n  format: json\n",
     );
@@ -109,7 +102,7 @@ async fn flags_override_environment_which_overrides_the_file() {
     let wrong: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     // The file points at a dead port and sets the read timeout; the environment overrides the
     // upstream with another dead port; the flag (from `Launch`) finally names the real one.
-    let path = write_config(
+    let path = config_file(
         "layers.yaml",
         &format!("upstream: {wrong}\ntimeouts:\n  read: 7s\n"),
     );

@@ -15,5 +15,6 @@ mod protocols;
 mod proxy_errors;
 mod routes;
 mod rules;
+mod sampling;
 mod streaming;
 mod tallies;

@@ -1,17 +1,15 @@
 //! Route labels: configured templates, automatic id normalisation, and the cardinality cap.
 
 use crate::support::upstream::Upstream;
-use crate::support::{client, get, Launch, Statuscope};
+use crate::support::{client, config_file, get, Launch, Statuscope};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn templates_normalisation_and_the_cap_bound_the_route_label() {
     let upstream = Upstream::start();
-    let path = std::env::temp_dir().join(format!("statuscope-{}-routes.yaml", std::process::id()));
-    std::fs::write(
-        &path,
+    let path = config_file(
+        "routes.yaml",
         "routes:\n  templates:\n    - /users/{name}/profile\n    - /static/{path*}\n  max: 3\n",
-    )
-    .unwrap();
+    );
     let statuscope = Statuscope::launch(Launch {
         upstream: Some(upstream.addr),
         config: Some(&path),

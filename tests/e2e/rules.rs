@@ -429,14 +429,12 @@ async fn compressed_and_oddly_chunked_bodies_are_judged_and_passed_unchanged() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rules_can_be_switched_off_re_graded_and_excepted_per_route() {
     let upstream = Upstream::start();
-    let path = std::env::temp_dir().join(format!("statuscope-{}-rules.yaml", std::process::id()));
-    std::fs::write(
-        &path,
+    let path = crate::support::config_file(
+        "rules.yaml",
         "routes:\n  templates: [/graphql]\nrules:\n  missing-retry-after:\n    severity: error\n  \
          created-without-location:\n    enabled: false\nroute_rules:\n  - route: /graphql\n    \
          disable: [error-body-on-success]\n",
-    )
-    .unwrap();
+    );
     let statuscope = Statuscope::launch(Launch {
         upstream: Some(upstream.addr),
         config: Some(&path),

@@ -29,6 +29,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Writes a configuration file for one test into the temporary directory.
+pub fn config_file(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("statuscope-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// A statuscope process started by this test; killed (by its PID) when dropped.
 pub struct Statuscope {
     child: Child,
