@@ -45,6 +45,10 @@ impl Health {
         }
     }
 
+    fn is_starting(&self) -> bool {
+        self.phase.load(Ordering::Acquire) == STARTING
+    }
+
     fn mark_ready(&self) {
         // Never undo a drain that began while the probe was still waiting.
         let _ = self
@@ -140,17 +144,15 @@ pub fn run(
 /// request, so pingora closes it without a tally.
 fn spawn_readiness_probe(listen: SocketAddr, health: Arc<Health>) {
     let target = SocketAddr::new(loopback_for(listen.ip()), listen.port());
-    std::thread::spawn(move || loop {
-        if health.readiness().is_err()
-            && TcpStream::connect_timeout(&target, Duration::from_secs(1)).is_ok()
-        {
-            health.mark_ready();
-            return;
+    // Gives up once shutdown has begun: the listener may never come up then.
+    std::thread::spawn(move || {
+        while health.is_starting() {
+            if TcpStream::connect_timeout(&target, Duration::from_secs(1)).is_ok() {
+                health.mark_ready();
+                return;
+            }
+            std::thread::sleep(POLL_INTERVAL);
         }
-        if health.readiness().is_ok() {
-            return;
-        }
-        std::thread::sleep(POLL_INTERVAL);
     });
 }
 
