@@ -143,20 +143,28 @@ def write(name, text):
     return path
 
 
+def nginx_config(name, workers, http):
+    """An nginx configuration running in the foreground from the work directory."""
+    return write(f"{name}.conf", f"""
+worker_processes {workers};
+daemon off;
+pid {work}/{name}.pid;
+error_log {work}/{name}-error.log;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  keepalive_requests 10000000;
+{http}
+}}
+""")
+
+
 def start_upstream():
     body = '{"id":101,"name":"Alice","items":[' + ",".join(f'"item-{i:03d}"' for i in range(90)) + '],"end":true}'
     big = os.path.join(work, "big.bin")
     with open(big, "wb") as f:
         f.truncate(STREAM_BYTES)
-    config = write("upstream.conf", f"""
-worker_processes 1;
-daemon off;
-pid {work}/upstream.pid;
-error_log {work}/upstream-error.log;
-events {{ worker_connections 8192; }}
-http {{
-  access_log off;
-  keepalive_requests 10000000;
+    config = nginx_config("upstream", 1, f"""
   client_max_body_size 0;
   default_type application/json;
   server {{
@@ -169,9 +177,7 @@ http {{
     location = /error {{ return 500 '{{"code":"INTERNAL","details":["try later"]}}'; }}
     location = /upload {{ return 200 '{{"ok":true}}'; }}
     location = /big {{ default_type application/octet-stream; alias {big}; }}
-  }}
-}}
-""")
+  }}""")
     start("upstream", [binary("nginx"), "-c", config, "-p", work])
     wait_port(UPSTREAM, "/ok")
 
@@ -183,15 +189,7 @@ def start_contenders(threads):
         processes[name] = start(name, [statuscope, "run", "--upstream", f"127.0.0.1:{UPSTREAM}",
                                        "--listen", f"127.0.0.1:{PORTS[name]}", "--admin", f"127.0.0.1:{ADMIN[name]}"],
                                 {"STATUSCOPE_THREADS": str(threads), "STATUSCOPE_LOG__LEVEL": "warn", **extra})
-    nginx = write(f"nginx-{threads}.conf", f"""
-worker_processes {threads};
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log;
-events {{ worker_connections 8192; }}
-http {{
-  access_log off;
-  keepalive_requests 10000000;
+    nginx = nginx_config(f"nginx-{threads}", threads, f"""
   upstream backend {{ server 127.0.0.1:{UPSTREAM}; keepalive 256; }}
   server {{
     listen 127.0.0.1:{PORTS['nginx']} backlog=4096;
@@ -203,9 +201,7 @@ http {{
       proxy_request_buffering off;
       proxy_buffering off;
     }}
-  }}
-}}
-""")
+  }}""")
     processes["nginx"] = start("nginx", [binary("nginx"), "-c", nginx, "-p", work])
     haproxy = write(f"haproxy-{threads}.cfg", f"""
 global

@@ -100,7 +100,7 @@ impl Sampler {
             if self.raw.capacity() == 0 {
                 // One allocation for the whole sample in the common case.
                 self.raw
-                    .reserve_exact(self.limit.min(chunk.len().max(1024)).max(take));
+                    .reserve_exact(self.limit.min(chunk.len().max(1024)));
             }
             self.raw.extend_from_slice(&chunk[..take]);
         }
