@@ -13,6 +13,7 @@ use config::{Environment, File, Value, ValueKind};
 use serde::Deserialize;
 
 use crate::classify::route::RouteTemplate;
+use crate::proxy::request_head::HeadLimits;
 use crate::rules::engine::{RouteRules, RuleSetting};
 use crate::rules::Severity;
 
@@ -30,6 +31,12 @@ const KNOWN_KEYS: &[&str] = &[
     "drain_timeout",
     "upstream_keepalive_pool_size",
     "h2c",
+    "downstream.max_connections",
+    "downstream.header_timeout",
+    "downstream.keepalive_timeout",
+    "downstream.max_header_bytes",
+    "downstream.max_headers",
+    "downstream.max_target_bytes",
     "timeouts.connect",
     "timeouts.read",
     "timeouts.write",
@@ -45,6 +52,7 @@ const KNOWN_KEYS: &[&str] = &[
     "findings.endpoint",
     "findings.keep_per_rule",
     "findings.log_interval",
+    "findings.token_file",
     "rules.*.enabled",
     "rules.*.severity",
     "route_rules",
@@ -98,6 +106,8 @@ pub struct Config {
     pub upstream_keepalive_pool_size: usize,
     /// Accept HTTP/2 over cleartext (prior knowledge) on the proxy port (`h2c`).
     pub h2c: bool,
+    /// Limits on client connections and request heads (`downstream.*`).
+    pub downstream: Downstream,
     /// Upstream timeouts (`timeouts.*`).
     pub timeouts: Timeouts,
     /// Route templating (`routes.*`).
@@ -127,6 +137,42 @@ pub struct Findings {
     pub keep_per_rule: usize,
     /// At most one log line per rule and route per this interval (`findings.log_interval`).
     pub log_interval: Duration,
+    /// `/findings` requires `Authorization: Bearer <token>` with the token read from this file
+    /// (`findings.token_file`); unset, `/findings` is open to whoever reaches the admin port.
+    pub token: Option<Secret>,
+}
+
+/// A secret read from a file: compared, never printed (its `Debug` hides it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for comparison.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// Limits on the client side of the proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downstream {
+    /// Client connections open at once; more are closed at accept (`downstream.max_connections`).
+    pub max_connections: usize,
+    /// Time for a request head to arrive once its connection is open or its first byte has
+    /// been read; 408 after it (`downstream.header_timeout`).
+    pub header_timeout: Duration,
+    /// How long an idle keep-alive client connection waits for its next request
+    /// (`downstream.keepalive_timeout`).
+    pub keepalive_timeout: Duration,
+    /// Size limits on request heads (`downstream.max_header_bytes`, `downstream.max_headers`,
+    /// `downstream.max_target_bytes`).
+    pub head: HeadLimits,
 }
 
 /// The upstream as configured (`host:port`) and the socket address it resolved to at start-up.
@@ -152,7 +198,7 @@ pub struct Timeouts {
 }
 
 /// Route templating and the cap on distinct routes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routes {
     /// Templates such as `/users/{id}`, matched in order before automatic normalisation.
     pub templates: Vec<RouteTemplate>,
@@ -354,6 +400,8 @@ struct RawConfig {
     #[serde(default = "defaults::h2c")]
     h2c: bool,
     #[serde(default)]
+    downstream: RawDownstream,
+    #[serde(default)]
     timeouts: RawTimeouts,
     #[serde(default)]
     routes: RawRoutes,
@@ -377,6 +425,17 @@ struct RawFindings {
     endpoint: Option<bool>,
     keep_per_rule: Option<i64>,
     log_interval: Option<RawDuration>,
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawDownstream {
+    max_connections: Option<i64>,
+    header_timeout: Option<RawDuration>,
+    keepalive_timeout: Option<RawDuration>,
+    max_header_bytes: Option<i64>,
+    max_headers: Option<i64>,
+    max_target_bytes: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -461,6 +520,16 @@ mod defaults {
             .to_vec()
     }
     pub const KEEP_PER_RULE: i64 = 20;
+    // A pod's file descriptor limit is commonly 65,536 or more; each client connection also
+    // costs an upstream connection while a request is in flight.
+    pub const MAX_CONNECTIONS: i64 = 10_000;
+    // nginx allows 60 s; a sidecar's clients are in the same cluster and send heads at once.
+    pub const HEADER_TIMEOUT: &str = "10s";
+    pub const KEEPALIVE_TIMEOUT: &str = "60s";
+    // Above the 8-16 KiB most servers accept, below anything that needs a second look.
+    pub const MAX_HEADER_BYTES: i64 = 32 * 1024;
+    pub const MAX_HEADERS: i64 = 100;
+    pub const MAX_TARGET_BYTES: i64 = 8 * 1024;
     pub const LOG_INTERVAL: &str = "60s";
 }
 
@@ -637,7 +706,62 @@ impl RawConfig {
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
+        let token = match self.findings.token_file {
+            None => None,
+            Some(path) => Some(read_token(&path).map_err(|problem| {
+                ConfigError::at(
+                    "findings.token_file",
+                    &origin("findings.token_file"),
+                    problem,
+                )
+            })?),
+        };
+        let header_timeout = duration(
+            "downstream.header_timeout",
+            self.downstream.header_timeout,
+            defaults::HEADER_TIMEOUT,
+        )?;
+        if header_timeout.is_zero() {
+            return Err(ConfigError::at(
+                "downstream.header_timeout",
+                &origin("downstream.header_timeout"),
+                "must be greater than zero",
+            ));
+        }
+        let downstream = Downstream {
+            max_connections: positive(
+                "downstream.max_connections",
+                self.downstream
+                    .max_connections
+                    .unwrap_or(defaults::MAX_CONNECTIONS),
+            )?,
+            header_timeout,
+            keepalive_timeout: duration(
+                "downstream.keepalive_timeout",
+                self.downstream.keepalive_timeout,
+                defaults::KEEPALIVE_TIMEOUT,
+            )?,
+            head: HeadLimits {
+                max_header_bytes: positive(
+                    "downstream.max_header_bytes",
+                    self.downstream
+                        .max_header_bytes
+                        .unwrap_or(defaults::MAX_HEADER_BYTES),
+                )?,
+                max_headers: positive(
+                    "downstream.max_headers",
+                    self.downstream.max_headers.unwrap_or(defaults::MAX_HEADERS),
+                )?,
+                max_target_bytes: positive(
+                    "downstream.max_target_bytes",
+                    self.downstream
+                        .max_target_bytes
+                        .unwrap_or(defaults::MAX_TARGET_BYTES),
+                )?,
+            },
+        };
         let findings = Findings {
+            token,
             enabled: self.findings.enabled.unwrap_or(true),
             endpoint: self.findings.endpoint.unwrap_or(true),
             keep_per_rule: positive(
@@ -669,6 +793,7 @@ impl RawConfig {
                 self.upstream_keepalive_pool_size,
             )?,
             h2c: self.h2c,
+            downstream,
             timeouts,
             routes: Routes {
                 templates,
@@ -683,6 +808,60 @@ impl RawConfig {
                 access: self.log.access.unwrap_or(false),
             },
         })
+    }
+}
+
+/// Reads a bearer token: the file's content without surrounding whitespace, never empty.
+fn read_token(path: &Path) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "{} must hold one token of visible ASCII characters",
+            path.display()
+        ));
+    }
+    Ok(Secret(token.to_string()))
+}
+
+impl Config {
+    /// The keys whose values differ from `running`'s and that a reload cannot apply: they are
+    /// read once at start (listeners, threads, logging, the findings store and endpoint).
+    pub fn keys_needing_restart(&self, running: &Config) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        let mut check = |key, changed| {
+            if changed {
+                keys.push(key);
+            }
+        };
+        check("listen", self.listen != running.listen);
+        check("admin", self.admin != running.admin);
+        check("threads", self.threads != running.threads);
+        check("drain_timeout", self.drain_timeout != running.drain_timeout);
+        check(
+            "upstream_keepalive_pool_size",
+            self.upstream_keepalive_pool_size != running.upstream_keepalive_pool_size,
+        );
+        check("h2c", self.h2c != running.h2c);
+        check("log", self.log != running.log);
+        check(
+            "findings.endpoint",
+            self.findings.endpoint != running.findings.endpoint,
+        );
+        check(
+            "findings.keep_per_rule",
+            self.findings.keep_per_rule != running.findings.keep_per_rule,
+        );
+        check(
+            "findings.log_interval",
+            self.findings.log_interval != running.findings.log_interval,
+        );
+        check(
+            "findings.token_file",
+            self.findings.token != running.findings.token,
+        );
+        keys
     }
 }
 

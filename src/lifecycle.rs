@@ -4,6 +4,7 @@
 //! to pingora; `/readyz` turns 200 once the proxy port accepts connections. SIGTERM turns
 //! `/readyz` to 503 at once, pingora stops accepting, in-flight requests finish, and the
 //! process exits 0 as soon as none is left or `drain_timeout` has passed. SIGINT exits at once.
+//! SIGHUP reloads the configuration from the same sources (see [`Reload`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -11,16 +12,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use pingora::apps::HttpServerOptions;
-use pingora::proxy::ProxyServiceBuilder;
+use pingora::proxy::http_proxy;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::listening::Service;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
+use crate::proxy::guard::{ConnectionGuard, HeadGuard};
+use crate::proxy::settings::Settings;
 use crate::proxy::StatuscopeProxy;
 use crate::record::{Metrics, Recorder};
+
+/// Loads the configuration again from the sources the process started with; called on SIGHUP.
+pub type Reload = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 
 /// How often readiness and drain progress are checked. Both are cheap local checks.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -79,14 +85,17 @@ impl std::fmt::Display for StartError {
     }
 }
 
-/// Runs the proxy and the admin server until a signal (or `stop_after`) ends it.
+/// Runs the proxy and the admin server until a signal (or `stop_after`) ends it. Without a
+/// `reload`, SIGHUP is logged and ignored.
 pub fn run(
     config: &Config,
     source: &str,
     recorder: &Recorder,
     stop_after: Option<Duration>,
+    reload: Option<Reload>,
 ) -> Result<(), StartError> {
-    let proxy = StatuscopeProxy::new(config, recorder).map_err(StartError::Config)?;
+    let settings = Arc::new(Settings::new(config).map_err(StartError::Config)?);
+    let proxy = StatuscopeProxy::new(settings.clone(), recorder);
     let upstream = config.require_upstream().map_err(StartError::Config)?;
     let health = Arc::new(Health::default());
 
@@ -97,8 +106,14 @@ pub fn run(
         StartError::Io(format!("cannot bind listen address {}: {e}", config.listen))
     })?);
     let findings = config.findings.endpoint.then(|| recorder.findings.clone());
-    crate::export::spawn_admin(admin, recorder.metrics.clone(), health.clone(), findings)
-        .map_err(|e| StartError::Io(format!("cannot start the admin server: {e}")))?;
+    crate::export::spawn_admin(
+        admin,
+        recorder.metrics.clone(),
+        health.clone(),
+        findings,
+        config.findings.token.clone(),
+    )
+    .map_err(|e| StartError::Io(format!("cannot start the admin server: {e}")))?;
 
     let conf = ServerConf {
         threads: config.threads,
@@ -110,12 +125,13 @@ pub fn run(
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let mut options = HttpServerOptions::default();
-    options.h2c = config.h2c;
-    let mut service = ProxyServiceBuilder::new(&server.configuration, proxy)
-        .name("statuscope proxy")
-        .server_options(options)
-        .build();
+    let heads = HeadGuard::new(
+        http_proxy(&server.configuration, proxy),
+        settings.clone(),
+        recorder.metrics.clone(),
+        config.h2c,
+    );
+    let mut service = Service::new("statuscope proxy".to_string(), ConnectionGuard::new(heads));
     service.add_tcp(&config.listen.to_string());
     server.add_service(service);
 
@@ -132,6 +148,12 @@ pub fn run(
         metrics: recorder.metrics.clone(),
         drain_timeout: config.drain_timeout,
         stop_after,
+        reloader: reload.map(|reload| Reloader {
+            reload,
+            settings,
+            metrics: recorder.metrics.clone(),
+            started_with: config.clone(),
+        }),
     };
     server.run(RunArgs {
         shutdown_signal: Box::new(watch),
@@ -164,20 +186,59 @@ fn loopback_for(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Turns signals into pingora shutdowns, starting the drain watcher on SIGTERM.
+/// Turns signals into pingora shutdowns, starting the drain watcher on SIGTERM, and reloads
+/// the configuration on SIGHUP.
 struct SignalWatch {
     health: Arc<Health>,
     metrics: Arc<Metrics>,
     drain_timeout: Duration,
     stop_after: Option<Duration>,
+    reloader: Option<Reloader>,
+}
+
+/// Applies a reloaded configuration to the running proxy.
+struct Reloader {
+    reload: Reload,
+    settings: Arc<Settings>,
+    metrics: Arc<Metrics>,
+    /// Keys outside [`Settings`] only take effect at start; a reload that changes them says so.
+    started_with: Config,
+}
+
+impl Reloader {
+    fn reload(&self) {
+        let applied = (self.reload)().and_then(|config| {
+            self.settings.replace(&config)?;
+            Ok(config)
+        });
+        match applied {
+            Ok(config) => {
+                self.metrics.record_reload(true);
+                let restart = config.keys_needing_restart(&self.started_with);
+                if restart.is_empty() {
+                    info!("SIGHUP: configuration reloaded");
+                } else {
+                    warn!(
+                        keys = restart.join(", "),
+                        "SIGHUP: configuration reloaded; these keys changed but only take effect on restart"
+                    );
+                }
+            }
+            Err(e) => {
+                self.metrics.record_reload(false);
+                warn!(error = %e, "SIGHUP: configuration rejected; the previous one stays in force");
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl ShutdownSignalWatch for SignalWatch {
     async fn recv(&self) -> ShutdownSignal {
-        let (Ok(mut terminate), Ok(mut interrupt)) = (
+        let (Ok(mut terminate), Ok(mut interrupt), Ok(mut hangup)) = (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
         ) else {
             warn!("cannot install signal handlers; stopping");
             return ShutdownSignal::FastShutdown;
@@ -188,21 +249,28 @@ impl ShutdownSignalWatch for SignalWatch {
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
-            _ = terminate.recv() => {
-                info!(drain_timeout = ?self.drain_timeout, "SIGTERM: draining in-flight requests");
-                self.health.begin_drain();
-                spawn_drain_watcher(self.metrics.clone(), self.drain_timeout);
-                ShutdownSignal::GracefulTerminate
-            }
-            _ = interrupt.recv() => {
-                info!("SIGINT: stopping now");
-                self.health.begin_drain();
-                ShutdownSignal::FastShutdown
-            }
-            _ = deadline => {
-                self.health.begin_drain();
-                ShutdownSignal::FastShutdown
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => match &self.reloader {
+                    Some(reloader) => reloader.reload(),
+                    None => info!("SIGHUP: this configuration is built in; nothing to reload"),
+                },
+                _ = terminate.recv() => {
+                    info!(drain_timeout = ?self.drain_timeout, "SIGTERM: draining in-flight requests");
+                    self.health.begin_drain();
+                    spawn_drain_watcher(self.metrics.clone(), self.drain_timeout);
+                    return ShutdownSignal::GracefulTerminate;
+                }
+                _ = interrupt.recv() => {
+                    info!("SIGINT: stopping now");
+                    self.health.begin_drain();
+                    return ShutdownSignal::FastShutdown;
+                }
+                _ = &mut deadline => {
+                    self.health.begin_drain();
+                    return ShutdownSignal::FastShutdown;
+                }
             }
         }
     }

@@ -108,7 +108,8 @@ fn main() -> ExitCode {
                 admin: args.admin,
                 upstream: args.upstream,
             };
-            let loaded = match config::load(args.config.as_deref(), &overrides) {
+            let file = args.config.clone();
+            let loaded = match config::load(file.as_deref(), &overrides) {
                 Ok(loaded) => loaded,
                 Err(e) => return fail(EXIT_CONFIG, &e),
             };
@@ -117,11 +118,15 @@ fn main() -> ExitCode {
             }
             telemetry::init(&loaded.config.log);
             let recorder = Recorder::new(&loaded.config);
+            let reload: lifecycle::Reload = Box::new(move || {
+                config::load(file.as_deref(), &overrides).map(|loaded| loaded.config)
+            });
             finish(lifecycle::run(
                 &loaded.config,
                 &loaded.source,
                 &recorder,
                 None,
+                Some(reload),
             ))
         }
         Command::CheckConfig { file } => match config::load(Some(&file), &Overrides::default()) {

@@ -45,7 +45,7 @@ pub fn run(overrides: &Overrides, duration: Option<Duration>) -> Result<(), Star
     runtime.spawn(print_table(recorder.clone(), config.admin));
 
     let started = Instant::now();
-    lifecycle::run(&config, "built-in demo", &recorder, duration)?;
+    lifecycle::run(&config, "built-in demo", &recorder, duration, None)?;
     let table = Summary::gather(&recorder).render(started.elapsed(), &config.admin.to_string());
     println!("{table}");
     runtime.shutdown_timeout(Duration::from_millis(100));

@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use prometheus::{Encoder, TextEncoder};
 use tracing::warn;
 
+use crate::config::Secret;
 use crate::lifecycle::Health;
 use crate::record::findings::FindingsStore;
 use crate::record::Metrics;
@@ -28,6 +29,8 @@ struct Admin {
     health: Arc<Health>,
     /// `None` when `findings.endpoint` is off.
     findings: Option<Arc<FindingsStore>>,
+    /// The bearer token `/findings` requires, if any (`findings.token_file`).
+    findings_token: Option<Secret>,
 }
 
 /// Serves the admin endpoints on `listener` from a new thread until the process exits.
@@ -36,6 +39,7 @@ pub fn spawn_admin(
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     findings: Option<Arc<FindingsStore>>,
+    findings_token: Option<Secret>,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -45,6 +49,7 @@ pub fn spawn_admin(
         metrics,
         health,
         findings,
+        findings_token,
     });
     std::thread::Builder::new()
         .name("statuscope-admin".into())
@@ -116,6 +121,14 @@ impl Admin {
                 }
                 with_type(body, prometheus::TEXT_FORMAT)
             }
+            "/findings" if !self.authorised(request) => {
+                let mut response = plain(StatusCode::UNAUTHORIZED, "a bearer token is required\n");
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer realm=\"statuscope\""),
+                );
+                response
+            }
             "/findings" => {
                 let json = self
                     .findings
@@ -131,6 +144,26 @@ impl Admin {
             },
         }
     }
+}
+
+impl Admin {
+    /// Does the request carry the `/findings` token (or is none required)?
+    fn authorised(&self, request: &Request<Incoming>) -> bool {
+        let Some(token) = &self.findings_token else {
+            return true;
+        };
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
+            .unwrap_or_default();
+        constant_time_eq(presented, token.expose().as_bytes())
+    }
+}
+
+/// Compares without an early exit, so response timing does not reveal a matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn with_type(body: Vec<u8>, content_type: &'static str) -> Response<Full<Bytes>> {

@@ -5,12 +5,30 @@ use std::sync::Arc;
 
 use prometheus::IntGauge;
 
-/// Counts requests in flight and admits at most `limit` of them to the upstream at once.
+/// Counts requests in flight and admits at most a limit of them to the upstream at once.
 #[derive(Debug, Clone)]
 pub struct Admission {
-    limit: usize,
-    admitted: Arc<AtomicUsize>,
+    admitted: Slots,
     gauge: IntGauge,
+}
+
+/// A count of places taken, bounded by a limit the caller gives on each attempt (so a
+/// reload can change it without losing count).
+#[derive(Debug, Clone, Default)]
+pub struct Slots {
+    taken: Arc<AtomicUsize>,
+}
+
+impl Slots {
+    /// Takes a place, or `None` when `limit` are already taken.
+    pub fn try_take(&self, limit: usize) -> Option<Permit> {
+        let previous = self.taken.fetch_add(1, Ordering::AcqRel);
+        let permit = Permit {
+            taken: self.taken.clone(),
+        };
+        // Dropping the permit undoes the increment for a refused attempt.
+        (previous < limit).then_some(permit)
+    }
 }
 
 /// Held by every request from its header's arrival until it has been tallied; keeps
@@ -26,24 +44,23 @@ impl Drop for InFlight {
     }
 }
 
-/// Held by a request admitted to the upstream; frees its place when dropped.
+/// A place taken from [`Slots`]; freed when dropped.
 #[derive(Debug)]
 pub struct Permit {
-    admitted: Arc<AtomicUsize>,
+    taken: Arc<AtomicUsize>,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.admitted.fetch_sub(1, Ordering::AcqRel);
+        self.taken.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 impl Admission {
-    /// Admits up to `limit` requests at once, reporting every request in `gauge`.
-    pub fn new(limit: usize, gauge: IntGauge) -> Self {
+    /// Reports every request in `gauge`.
+    pub fn new(gauge: IntGauge) -> Self {
         Admission {
-            limit,
-            admitted: Arc::new(AtomicUsize::new(0)),
+            admitted: Slots::default(),
             gauge,
         }
     }
@@ -56,14 +73,10 @@ impl Admission {
         }
     }
 
-    /// Admits the request to the upstream, or `None` when `limit` are already there.
-    pub fn try_admit(&self) -> Option<Permit> {
-        let previous = self.admitted.fetch_add(1, Ordering::AcqRel);
-        let permit = Permit {
-            admitted: self.admitted.clone(),
-        };
-        // Dropping the permit undoes the increment for a refused request.
-        (previous < self.limit).then_some(permit)
+    /// Admits the request to the upstream, or `None` when `limit` are already there. The
+    /// limit is the caller's so a reload can change it without losing count.
+    pub fn try_admit(&self, limit: usize) -> Option<Permit> {
+        self.admitted.try_take(limit)
     }
 }
 
@@ -74,18 +87,22 @@ mod tests {
     #[test]
     fn admits_up_to_the_limit_and_frees_places() {
         let gauge = IntGauge::new("g", "g").unwrap();
-        let admission = Admission::new(2, gauge.clone());
-        let first = admission.try_admit().unwrap();
-        let _second = admission.try_admit().unwrap();
-        assert!(admission.try_admit().is_none());
+        let admission = Admission::new(gauge.clone());
+        let first = admission.try_admit(2).unwrap();
+        let _second = admission.try_admit(2).unwrap();
+        assert!(admission.try_admit(2).is_none());
         drop(first);
-        assert!(admission.try_admit().is_some());
+        assert!(admission.try_admit(2).is_some());
+        assert!(
+            admission.try_admit(3).is_some(),
+            "a raised limit applies at once"
+        );
     }
 
     #[test]
     fn the_gauge_follows_arrivals() {
         let gauge = IntGauge::new("g", "g").unwrap();
-        let admission = Admission::new(1, gauge.clone());
+        let admission = Admission::new(gauge.clone());
         let a = admission.arrive();
         let b = admission.arrive();
         assert_eq!(gauge.get(), 2);

@@ -24,6 +24,20 @@ pub struct ProxyError {
     pub detail: &'static str,
     /// Seconds for `Retry-After`, when the client should come back later.
     pub retry_after: Option<u32>,
+    /// The `Allow` header of a 405 (RFC 9110 §15.5.6 requires one).
+    pub allow: Option<&'static str>,
+}
+
+/// A refusal of a malformed request head: 400 unless a more precise status applies.
+const fn refusal(status: u16, code: &'static str, detail: &'static str) -> ProxyError {
+    ProxyError {
+        status,
+        code,
+        kind: "bad_request",
+        detail,
+        retry_after: None,
+        allow: None,
+    }
 }
 
 impl ProxyError {
@@ -34,15 +48,49 @@ impl ProxyError {
         kind: "overloaded",
         detail: "the sidecar has too many requests in flight; retry shortly",
         retry_after: Some(1),
+        allow: None,
     };
 
     /// The request could not be read as HTTP (for example a malformed chunked body).
-    pub const BAD_REQUEST: ProxyError = ProxyError {
-        status: 400,
-        code: "BAD_REQUEST",
-        kind: "bad_request",
-        detail: "the request is not valid HTTP",
-        retry_after: None,
+    pub const BAD_REQUEST: ProxyError =
+        refusal(400, "BAD_REQUEST", "the request is not valid HTTP");
+
+    /// The request head did not arrive within `downstream.header_timeout`.
+    pub const REQUEST_TIMEOUT: ProxyError = refusal(
+        408,
+        "REQUEST_TIMEOUT",
+        "the request head did not arrive in time",
+    );
+
+    /// The request target is longer than `downstream.max_target_bytes`.
+    pub const URI_TOO_LONG: ProxyError =
+        refusal(414, "URI_TOO_LONG", "the request target is too long");
+
+    /// The head is larger than `downstream.max_header_bytes` or has too many fields.
+    pub const HEADERS_TOO_LARGE: ProxyError = refusal(
+        431,
+        "REQUEST_HEADER_FIELDS_TOO_LARGE",
+        "the request head is too large",
+    );
+
+    /// A transfer coding other than `chunked` (RFC 9112 §6.1).
+    pub const NOT_IMPLEMENTED: ProxyError = refusal(
+        501,
+        "NOT_IMPLEMENTED",
+        "the request uses a transfer coding the proxy does not implement",
+    );
+
+    /// A request line naming HTTP/2 or later on an HTTP/1 connection.
+    pub const VERSION_NOT_SUPPORTED: ProxyError = refusal(
+        505,
+        "HTTP_VERSION_NOT_SUPPORTED",
+        "the HTTP version is not supported",
+    );
+
+    /// CONNECT: statuscope observes a service, it is not a tunnel.
+    pub const METHOD_NOT_ALLOWED: ProxyError = ProxyError {
+        allow: Some("GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH"),
+        ..refusal(405, "METHOD_NOT_ALLOWED", "CONNECT is not proxied")
     };
 
     /// A fault inside the proxy.
@@ -52,6 +100,7 @@ impl ProxyError {
         kind: "internal",
         detail: "the sidecar failed to handle the request",
         retry_after: None,
+        allow: None,
     };
 
     /// The answer for a failure talking to the upstream.
@@ -94,6 +143,7 @@ impl ProxyError {
             kind: kind.as_str(),
             detail,
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -115,17 +165,44 @@ impl ProxyError {
 
     /// The JSON body.
     pub fn body(&self) -> Bytes {
-        let body = serde_json::json!({ "code": self.code, "details": [self.detail] });
+        self.body_with_detail(self.detail)
+    }
+
+    /// The JSON body with a more precise `details` line than the default one.
+    pub fn body_with_detail(&self, detail: &str) -> Bytes {
+        let body = serde_json::json!({ "code": self.code, "details": [detail] });
         Bytes::from(body.to_string())
+    }
+
+    /// The whole HTTP/1.1 response, closing the connection, for answers written straight to a
+    /// socket before pingora has a session.
+    pub fn to_http1(&self, detail: &str) -> pingora::Result<Vec<u8>> {
+        let body = self.body_with_detail(detail);
+        let mut header = self.header(body.len())?;
+        header.insert_header(http::header::CONNECTION, "close")?;
+        let reason = header.status.canonical_reason().unwrap_or("");
+        let mut wire = format!("HTTP/1.1 {} {reason}\r\n", self.status).into_bytes();
+        for (name, value) in header.headers.iter() {
+            wire.extend_from_slice(name.as_str().as_bytes());
+            wire.extend_from_slice(b": ");
+            wire.extend_from_slice(value.as_bytes());
+            wire.extend_from_slice(b"\r\n");
+        }
+        wire.extend_from_slice(b"\r\n");
+        wire.extend_from_slice(&body);
+        Ok(wire)
     }
 
     /// The response header for a body of `body_len` bytes.
     pub fn header(&self, body_len: usize) -> pingora::Result<ResponseHeader> {
-        let mut header = ResponseHeader::build(self.status, Some(5))?;
+        let mut header = ResponseHeader::build(self.status, Some(7))?;
         header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
         header.insert_header(http::header::CONTENT_LENGTH, body_len.to_string())?;
         header.insert_header(http::header::CACHE_CONTROL, "no-store")?;
         header.insert_header(ERROR_HEADER, self.kind)?;
+        if let Some(methods) = self.allow {
+            header.insert_header(http::header::ALLOW, methods)?;
+        }
         if let Some(seconds) = self.retry_after {
             header.insert_header(http::header::RETRY_AFTER, seconds.to_string())?;
         }

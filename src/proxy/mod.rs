@@ -4,6 +4,9 @@
 
 pub mod admission;
 pub mod error_response;
+pub mod guard;
+pub mod request_head;
+pub mod settings;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,34 +18,30 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, Result};
 use tracing::info;
 
-use crate::classify::route::RouteTable;
 use crate::classify::{
     is_client_gone, method_label, Origin, UpstreamErrorKind, CLIENT_CLOSED_REQUEST,
 };
-use crate::config::Config;
 use crate::record::findings::{FindingsStore, Place};
 use crate::record::{Exchange, Metrics, Recorder};
-use crate::rules::engine::{Engine, Outcome};
+use crate::rules::engine::Outcome;
 use crate::rules::{self, RequestFacts};
 use crate::sample::Sampler;
 use admission::{Admission, InFlight, Permit};
 use error_response::ProxyError;
+use settings::{LiveSettings, Settings};
 
 /// The statuscope proxy: one upstream, route templating, admission, recording and the rules.
 pub struct StatuscopeProxy {
-    peer: HttpPeer,
-    routes: RouteTable,
+    settings: Arc<Settings>,
     admission: Admission,
     metrics: Arc<Metrics>,
-    access_log: bool,
-    /// `None` when `findings.enabled` is off: no sampling, no evaluation.
-    engine: Option<Engine>,
-    body_sample_bytes: usize,
     findings: Arc<FindingsStore>,
 }
 
 /// What statuscope knows about one request while it is proxied.
 pub struct RequestCtx {
+    /// The settings in force when the request arrived, kept to its end across any reload.
+    settings: Arc<LiveSettings>,
     started: Instant,
     _in_flight: InFlight,
     _permit: Option<Permit>,
@@ -52,33 +51,14 @@ pub struct RequestCtx {
 }
 
 impl StatuscopeProxy {
-    /// Builds the proxy for `config`, whose upstream must be set.
-    pub fn new(
-        config: &Config,
-        recorder: &Recorder,
-    ) -> std::result::Result<Self, crate::config::ConfigError> {
-        let upstream = config.require_upstream()?;
-        let mut peer = HttpPeer::new(upstream.addr, false, String::new());
-        peer.options.connection_timeout = Some(config.timeouts.connect);
-        peer.options.read_timeout = Some(config.timeouts.read);
-        peer.options.write_timeout = Some(config.timeouts.write);
-        peer.options.idle_timeout = Some(config.timeouts.idle);
-        Ok(StatuscopeProxy {
-            peer,
-            routes: RouteTable::new(config.routes.templates.clone(), config.routes.max),
-            admission: Admission::new(config.max_in_flight, recorder.metrics.in_flight().clone()),
+    /// Builds the proxy on shared, reloadable `settings`.
+    pub fn new(settings: Arc<Settings>, recorder: &Recorder) -> Self {
+        StatuscopeProxy {
+            settings,
+            admission: Admission::new(recorder.metrics.in_flight().clone()),
             metrics: recorder.metrics.clone(),
-            access_log: config.log.access,
-            engine: config.findings.enabled.then(|| {
-                Engine::new(
-                    &config.rule_settings,
-                    &config.error_fields,
-                    &config.route_rules,
-                )
-            }),
-            body_sample_bytes: config.body_sample_bytes,
             findings: recorder.findings.clone(),
-        })
+        }
     }
 
     /// Sends a response of the proxy's own making; `false` if the client could not be written to.
@@ -120,13 +100,14 @@ impl StatuscopeProxy {
         method: &'static str,
         code: u16,
     ) {
-        let (Some(engine), Some(response)) = (&self.engine, session.response_written()) else {
-            return;
-        };
         let sample = ctx.sampler.take().map(|sampler| {
             self.metrics.record_sample(sampler.sampled());
             sampler.finish()
         });
+        let (Some(engine), Some(response)) = (&ctx.settings.engine, session.response_written())
+        else {
+            return;
+        };
         let request = session.req_header();
         let header = |name| request.headers.get(name).and_then(|v| v.to_str().ok());
         let exchange = rules::Exchange {
@@ -179,6 +160,7 @@ impl ProxyHttp for StatuscopeProxy {
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
+            settings: self.settings.current(),
             started: Instant::now(),
             _in_flight: self.admission.arrive(),
             _permit: None,
@@ -189,7 +171,7 @@ impl ProxyHttp for StatuscopeProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        if let Some(permit) = self.admission.try_admit() {
+        if let Some(permit) = self.admission.try_admit(ctx.settings.max_in_flight) {
             ctx._permit = Some(permit);
             return Ok(false);
         }
@@ -206,9 +188,9 @@ impl ProxyHttp for StatuscopeProxy {
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(self.peer.clone()))
+        Ok(Box::new(ctx.settings.peer.clone()))
     }
 
     async fn response_filter(
@@ -221,10 +203,10 @@ impl ProxyHttp for StatuscopeProxy {
             ctx.sent_continue |= response.status == http::StatusCode::CONTINUE;
             return Ok(());
         }
-        if self.engine.is_some() && session.req_header().method != http::Method::HEAD {
+        if ctx.settings.engine.is_some() && session.req_header().method != http::Method::HEAD {
             let header = |name| response.headers.get(name).and_then(|v| v.to_str().ok());
             ctx.sampler = Sampler::start(
-                self.body_sample_bytes,
+                ctx.settings.body_sample_bytes,
                 header(http::header::CONTENT_TYPE),
                 header(http::header::CONTENT_ENCODING),
             );
@@ -281,7 +263,7 @@ impl ProxyHttp for StatuscopeProxy {
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
         let (code, origin) = Self::outcome(session, error, ctx);
         let header = session.req_header();
-        let route = self.routes.resolve(header.uri.path());
+        let route = ctx.settings.routes.resolve(header.uri.path());
         if route.overflow {
             self.metrics.record_route_overflow();
         }
@@ -299,15 +281,20 @@ impl ProxyHttp for StatuscopeProxy {
         if origin == Origin::Upstream {
             self.judge(session, ctx, &route.label, exchange.method, code);
         }
-        if self.access_log {
-            info!(
-                target: "statuscope::access",
-                route = exchange.route,
-                method = exchange.method,
-                code = exchange.code,
-                origin = exchange.origin.as_str(),
-                duration_ms = exchange.duration.as_secs_f64() * 1000.0,
-            );
+        if ctx.settings.access_log {
+            log_access(&exchange);
         }
     }
+}
+
+/// The access log line of one tallied exchange (`log.access`).
+fn log_access(exchange: &Exchange<'_>) {
+    info!(
+        target: "statuscope::access",
+        route = exchange.route,
+        method = exchange.method,
+        code = exchange.code,
+        origin = exchange.origin.as_str(),
+        duration_ms = exchange.duration.as_secs_f64() * 1000.0,
+    );
 }

@@ -38,6 +38,9 @@ pub struct Metrics {
     sampled_bytes: IntCounter,
     samples: IntCounter,
     rule_panics: IntCounterVec,
+    connections: IntGauge,
+    connections_refused: IntCounter,
+    reloads: IntCounterVec,
     handles: handles::HandleCache,
 }
 
@@ -148,6 +151,27 @@ impl Metrics {
             &["rule"],
         )
         .expect("valid metric");
+        let connections = IntGauge::new(
+            "statuscope_downstream_connections",
+            "Client connections open on the proxy port.",
+        )
+        .expect("valid metric");
+        let connections_refused = IntCounter::new(
+            "statuscope_downstream_connections_refused_total",
+            "Client connections closed at accept because downstream.max_connections were open.",
+        )
+        .expect("valid metric");
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "statuscope_config_reloads_total",
+                "Configuration reloads on SIGHUP, by result (success, failure).",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        for result in ["success", "failure"] {
+            reloads.with_label_values(&[result]);
+        }
         for kind in UpstreamErrorKind::ALL {
             upstream_errors.with_label_values(&[kind.as_str()]);
         }
@@ -166,6 +190,9 @@ impl Metrics {
             Box::new(sampled_bytes.clone()),
             Box::new(samples.clone()),
             Box::new(rule_panics.clone()),
+            Box::new(connections.clone()),
+            Box::new(connections_refused.clone()),
+            Box::new(reloads.clone()),
             Box::new(build_info),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ] {
@@ -186,6 +213,9 @@ impl Metrics {
             sampled_bytes,
             samples,
             rule_panics,
+            connections,
+            connections_refused,
+            reloads,
             handles: handles::HandleCache::default(),
         }
     }
@@ -281,6 +311,22 @@ impl Metrics {
     /// Counts one request spilled into `route="__other__"`.
     pub fn record_route_overflow(&self) {
         self.route_overflow.inc();
+    }
+
+    /// The gauge of open client connections.
+    pub fn connections(&self) -> &IntGauge {
+        &self.connections
+    }
+
+    /// Counts one client connection closed at accept for lack of room.
+    pub fn record_connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
+    /// Counts one configuration reload attempt.
+    pub fn record_reload(&self, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.reloads.with_label_values(&[result]).inc();
     }
 }
 

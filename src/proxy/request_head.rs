@@ -1,0 +1,582 @@
+//! A strict reader of HTTP/1 request heads, run before pingora parses anything.
+//!
+//! pingora's parser is lenient where a proxy must not be (bare LF line endings, a request with
+//! both `Content-Length` and `Transfer-Encoding`, duplicate `Content-Length`) and answers what
+//! it does refuse with an untallied 400. This reader refuses every ambiguous or malformed head
+//! with the status RFC 9110/9112 names, so a request either reaches the upstream exactly as
+//! every HTTP implementation would read it, or not at all.
+//!
+//! It is incremental: each line is checked once, when its line feed arrives, so a client that
+//! sends a byte at a time costs linear work.
+
+use memchr::memchr;
+
+use super::error_response::ProxyError;
+
+/// The limits a request head must stay within.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadLimits {
+    /// Bytes of the whole head, request line and header fields (431 beyond).
+    pub max_header_bytes: usize,
+    /// Header fields (431 beyond).
+    pub max_headers: usize,
+    /// Bytes of the request target (414 beyond).
+    pub max_target_bytes: usize,
+}
+
+/// Why a request was refused: the status and body to send, and a precise reason for the log
+/// and the `details` of the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// The response sent.
+    pub error: ProxyError,
+    /// What exactly was wrong, in a few words.
+    pub reason: &'static str,
+}
+
+/// What the reader knows so far about a head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// The head is not complete yet; read more.
+    NeedMore,
+    /// The head is complete and acceptable; it ends at `head_len`.
+    Complete(Head),
+    /// The head is refused.
+    Refused(Refusal),
+}
+
+/// Facts about an accepted head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// Bytes from the start of the buffer to the end of the blank line that ends the head.
+    pub head_len: usize,
+    /// The body is chunked, so the bytes after the head are chunk framing.
+    pub chunked: bool,
+}
+
+/// The request line as far as it was readable, for tallying a refused request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestLine<'a> {
+    /// The method, if the line had one made of token characters.
+    pub method: Option<&'a [u8]>,
+    /// The path of an origin-form target, if the line had one.
+    pub path: Option<&'a [u8]>,
+}
+
+/// An incremental request head reader. Feed it the growing buffer with [`HeadReader::advance`].
+#[derive(Debug, Default)]
+pub struct HeadReader {
+    /// Where the next unchecked line starts.
+    line_start: usize,
+    /// Blank lines seen before the request line (RFC 9112 §2.2 allows a few).
+    leading_blank_lines: usize,
+    request_line_seen: bool,
+    http10: bool,
+    connect: bool,
+    headers: usize,
+    hosts: usize,
+    content_lengths: usize,
+    transfer_encoding: TransferEncoding,
+    /// A coding other than `chunked` was named (statuscope implements only `chunked`).
+    other_coding: bool,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum TransferEncoding {
+    #[default]
+    Absent,
+    /// Present, with `chunked` as the last coding seen so far.
+    EndsChunked,
+    /// Present, with a last coding other than `chunked`.
+    EndsOther,
+}
+
+const LEADING_BLANK_LINES: usize = 4;
+
+fn refuse(error: ProxyError, reason: &'static str) -> Progress {
+    Progress::Refused(Refusal { error, reason })
+}
+
+fn bad(reason: &'static str) -> Progress {
+    refuse(ProxyError::BAD_REQUEST, reason)
+}
+
+/// RFC 9110 §5.6.2 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A field value byte: visible ASCII, space, tab or obs-text; never a control character.
+fn is_field_value_byte(b: u8) -> bool {
+    b == b'\t' || (0x20..0x7f).contains(&b) || b >= 0x80
+}
+
+/// A request-target byte: visible ASCII only (RFC 3986 needs everything else percent-encoded).
+fn is_target_byte(b: u8) -> bool {
+    (0x21..0x7f).contains(&b)
+}
+
+fn trim_ows(mut value: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = value {
+        value = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = value {
+        value = rest;
+    }
+    value
+}
+
+impl HeadReader {
+    /// Checks the lines of `buf` that completed since the last call. `buf` must be the same
+    /// buffer, only ever appended to.
+    pub fn advance(&mut self, buf: &[u8], limits: &HeadLimits) -> Progress {
+        loop {
+            let Some(offset) = memchr(b'\n', &buf[self.line_start..]) else {
+                return self.need_more(buf.len(), limits);
+            };
+            let end = self.line_start + offset;
+            let Some(line) = buf[self.line_start..end].strip_suffix(b"\r") else {
+                return bad("a line ends in a bare LF");
+            };
+            let next = end + 1;
+            if next > limits.max_header_bytes {
+                return refuse(
+                    ProxyError::HEADERS_TOO_LARGE,
+                    "the request head is too large",
+                );
+            }
+            self.line_start = next;
+            let verdict = if !self.request_line_seen {
+                if line.is_empty() {
+                    self.leading_blank_lines += 1;
+                    if self.leading_blank_lines > LEADING_BLANK_LINES {
+                        return bad("blank lines instead of a request line");
+                    }
+                    continue;
+                }
+                self.request_line(line, limits)
+            } else if line.is_empty() {
+                return self.finish(next);
+            } else {
+                self.field_line(line, limits)
+            };
+            if let Some(refusal) = verdict {
+                return refusal;
+            }
+        }
+    }
+
+    fn need_more(&self, buffered: usize, limits: &HeadLimits) -> Progress {
+        let partial = buffered - self.line_start;
+        if buffered >= limits.max_header_bytes {
+            return refuse(
+                ProxyError::HEADERS_TOO_LARGE,
+                "the request head is too large",
+            );
+        }
+        if !self.request_line_seen && partial > limits.max_target_bytes + 64 {
+            // The request line alone has outgrown any acceptable target.
+            return refuse(ProxyError::URI_TOO_LONG, "the request target is too long");
+        }
+        Progress::NeedMore
+    }
+
+    fn request_line(&mut self, line: &[u8], limits: &HeadLimits) -> Option<Progress> {
+        self.request_line_seen = true;
+        let (method, target, version) = match split_request_line(line) {
+            Ok(parts) => parts,
+            Err(reason) => return Some(bad(reason)),
+        };
+        if target.len() > limits.max_target_bytes {
+            return Some(refuse(
+                ProxyError::URI_TOO_LONG,
+                "the request target is too long",
+            ));
+        }
+        if let Err(refusal) = check_version(version) {
+            return Some(refusal);
+        }
+        self.http10 = version == b"HTTP/1.0";
+        self.connect = method == b"CONNECT";
+        if self.connect {
+            return Some(refuse(
+                ProxyError::METHOD_NOT_ALLOWED,
+                "CONNECT is not proxied",
+            ));
+        }
+        let form_ok = match target[0] {
+            b'/' => true,
+            b'*' => target.len() == 1 && method == b"OPTIONS",
+            _ => is_absolute_http_uri(target),
+        };
+        (!form_ok).then(|| bad("the request target is not in origin, absolute or asterisk form"))
+    }
+
+    fn field_line(&mut self, line: &[u8], limits: &HeadLimits) -> Option<Progress> {
+        if matches!(line[0], b' ' | b'\t') {
+            return Some(bad("obsolete line folding"));
+        }
+        self.headers += 1;
+        if self.headers > limits.max_headers {
+            return Some(refuse(
+                ProxyError::HEADERS_TOO_LARGE,
+                "too many header fields",
+            ));
+        }
+        let Some(colon) = memchr(b':', line) else {
+            return Some(bad("a header line without a colon"));
+        };
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+            return Some(bad("a header name with a character outside the token set"));
+        }
+        if !value.iter().all(|&b| is_field_value_byte(b)) {
+            return Some(bad("a control character in a header value"));
+        }
+        let value = trim_ows(value);
+        if name.eq_ignore_ascii_case(b"host") {
+            self.hosts += 1;
+            if self.hosts > 1 {
+                return Some(bad("more than one Host header"));
+            }
+            if !is_valid_host(value) {
+                return Some(bad("an invalid Host header"));
+            }
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            self.content_lengths += 1;
+            if self.content_lengths > 1 {
+                return Some(bad("more than one Content-Length header"));
+            }
+            if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
+                return Some(bad("an invalid Content-Length"));
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            return self.transfer_codings(value).err();
+        }
+        None
+    }
+
+    /// RFC 9112 §6.1: codings apply in order; `chunked` must be last and only once.
+    fn transfer_codings(&mut self, value: &[u8]) -> Result<(), Progress> {
+        for coding in value.split(|&b| b == b',').map(trim_ows) {
+            if coding.is_empty() {
+                return Err(bad("an empty transfer coding"));
+            }
+            if self.transfer_encoding == TransferEncoding::EndsChunked {
+                return Err(bad("a transfer coding after chunked"));
+            }
+            self.transfer_encoding = if coding.eq_ignore_ascii_case(b"chunked") {
+                TransferEncoding::EndsChunked
+            } else if coding.iter().all(|&b| is_tchar(b)) {
+                self.other_coding = true;
+                TransferEncoding::EndsOther
+            } else {
+                return Err(bad("an invalid transfer coding"));
+            };
+        }
+        Ok(())
+    }
+
+    fn finish(&self, head_len: usize) -> Progress {
+        if !self.http10 && self.hosts == 0 {
+            return bad("an HTTP/1.1 request without a Host header");
+        }
+        match self.transfer_encoding {
+            TransferEncoding::Absent => {}
+            // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing is faulty.
+            _ if self.http10 => return bad("Transfer-Encoding in an HTTP/1.0 request"),
+            // RFC 9112 §6.3: ought to be handled as an error; the classic smuggling vector.
+            _ if self.content_lengths > 0 => {
+                return bad("both Content-Length and Transfer-Encoding")
+            }
+            // RFC 9112 §6.3: the body length cannot be determined; 400.
+            TransferEncoding::EndsOther => return bad("chunked is not the final transfer coding"),
+            // RFC 9112 §6.1: a coding the server does not understand is a 501.
+            TransferEncoding::EndsChunked if self.other_coding => {
+                return refuse(
+                    ProxyError::NOT_IMPLEMENTED,
+                    "a transfer coding other than chunked",
+                )
+            }
+            TransferEncoding::EndsChunked => {}
+        }
+        Progress::Complete(Head {
+            head_len,
+            chunked: self.transfer_encoding == TransferEncoding::EndsChunked,
+        })
+    }
+}
+
+/// `method SP request-target SP HTTP-version`, each separated by exactly one space.
+fn split_request_line(line: &[u8]) -> Result<(&[u8], &[u8], &[u8]), &'static str> {
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("the request line is not `method target version`");
+    };
+    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
+        return Err("an invalid method");
+    }
+    if target.is_empty() || !target.iter().all(|&b| is_target_byte(b)) {
+        return Err("an invalid character in the request target");
+    }
+    Ok((method, target, version))
+}
+
+/// RFC 9112 §2.3: `HTTP/1.x` is served as 1.1 (or 1.0); another major version is a 505.
+fn check_version(version: &[u8]) -> Result<(), Progress> {
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            if *major == b'1' {
+                Ok(())
+            } else {
+                Err(refuse(
+                    ProxyError::VERSION_NOT_SUPPORTED,
+                    "an HTTP version other than 1.x on an HTTP/1 connection",
+                ))
+            }
+        }
+        _ => Err(bad("an invalid HTTP version")),
+    }
+}
+
+fn is_absolute_http_uri(target: &[u8]) -> bool {
+    let lower = |prefix: &[u8]| {
+        target.len() > prefix.len() && target[..prefix.len()].eq_ignore_ascii_case(prefix)
+    };
+    lower(b"http://") || lower(b"https://")
+}
+
+/// RFC 9110 §7.2: `uri-host [ ":" port ]`, where uri-host is a reg-name, IPv4 or IP literal.
+/// An empty value is allowed (a target without an authority).
+fn is_valid_host(value: &[u8]) -> bool {
+    let (host, port) = match value {
+        [b'[', rest @ ..] => match memchr(b']', rest) {
+            Some(close) => {
+                let literal = &rest[..close];
+                if literal.is_empty()
+                    || !literal
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+                {
+                    return false;
+                }
+                (&value[..close + 2], &rest[close + 1..])
+            }
+            None => return false,
+        },
+        _ => match memchr(b':', value) {
+            Some(colon) => (&value[..colon], &value[colon..]),
+            None => (value, &value[value.len()..]),
+        },
+    };
+    let reg_name_ok = host.first() == Some(&b'[')
+        || host
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b));
+    let port_ok = match port {
+        [] => true,
+        [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    reg_name_ok && port_ok
+}
+
+/// The method and origin-form path of a request line, as far as they are readable; used to
+/// tally a refused request under its route.
+pub fn request_line(buf: &[u8]) -> RequestLine<'_> {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let line = &buf[start..];
+    let line = &line[..memchr(b'\n', line).unwrap_or(line.len())];
+    let mut parts = line.split(|&b| b == b' ');
+    let method = parts
+        .next()
+        .filter(|m| !m.is_empty() && m.iter().all(|&b| is_tchar(b)));
+    let path = parts
+        .next()
+        .filter(|t| t.first() == Some(&b'/') && t.iter().all(|&b| is_target_byte(b)))
+        .map(|t| &t[..memchr(b'?', t).unwrap_or(t.len())]);
+    RequestLine { method, path }
+}
+
+/// Checks the chunk framing of the body bytes that arrived with the head, so a malformed
+/// chunked body is refused before anything is forwarded. Bytes still to come are checked by
+/// pingora's body reader as they stream.
+pub fn check_buffered_chunks(mut body: &[u8]) -> Result<(), Refusal> {
+    let bad = |reason| Refusal {
+        error: ProxyError::BAD_REQUEST,
+        reason,
+    };
+    loop {
+        let Some(end) = memchr(b'\n', body) else {
+            return Ok(());
+        };
+        let Some(line) = body[..end].strip_suffix(b"\r") else {
+            return Err(bad("a chunk-size line ends in a bare LF"));
+        };
+        let (size, extensions) = match memchr(b';', line) {
+            Some(semi) => (&line[..semi], &line[semi..]),
+            None => (line, &line[line.len()..]),
+        };
+        let size = trim_ows(size);
+        if size.is_empty() || size.len() > 15 || !size.iter().all(u8::is_ascii_hexdigit) {
+            return Err(bad("an invalid chunk size"));
+        }
+        if !extensions.iter().all(|&b| is_field_value_byte(b)) {
+            return Err(bad("a control character in a chunk extension"));
+        }
+        let size = size.iter().fold(0usize, |n, &b| {
+            n * 16 + (b as char).to_digit(16).unwrap_or(0) as usize
+        });
+        body = &body[end + 1..];
+        if size == 0 {
+            // Trailer fields follow; pingora reads them.
+            return Ok(());
+        }
+        if body.len() < size + 2 {
+            return Ok(());
+        }
+        if &body[size..size + 2] != b"\r\n" {
+            return Err(bad("chunk data longer or shorter than its size"));
+        }
+        body = &body[size + 2..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: HeadLimits = HeadLimits {
+        max_header_bytes: 1024,
+        max_headers: 8,
+        max_target_bytes: 64,
+    };
+
+    fn read(head: &[u8]) -> Progress {
+        HeadReader::default().advance(head, &LIMITS)
+    }
+
+    fn status(head: &[u8]) -> u16 {
+        match read(head) {
+            Progress::Refused(r) => r.error.status,
+            other => panic!(
+                "{:?} was not refused: {other:?}",
+                String::from_utf8_lossy(head)
+            ),
+        }
+    }
+
+    #[test]
+    fn accepts_an_ordinary_head_and_finds_its_end() {
+        let head = b"GET /a?b=1 HTTP/1.1\r\nHost: x.test\r\nAccept: */*\r\n\r\nbody";
+        assert_eq!(
+            read(head),
+            Progress::Complete(Head {
+                head_len: head.len() - 4,
+                chunked: false
+            })
+        );
+    }
+
+    #[test]
+    fn a_byte_at_a_time_reaches_the_same_answer() {
+        let head = b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let mut reader = HeadReader::default();
+        for n in 1..head.len() {
+            assert_eq!(reader.advance(&head[..n], &LIMITS), Progress::NeedMore);
+        }
+        assert_eq!(
+            reader.advance(head, &LIMITS),
+            Progress::Complete(Head {
+                head_len: head.len(),
+                chunked: true
+            })
+        );
+    }
+
+    #[test]
+    fn refuses_smuggling_shapes() {
+        for head in [
+            &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\n X: folded\r\n\r\n",
+            b"GET / HTTP/1.1\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+        ] {
+            assert_eq!(status(head), 400, "{}", String::from_utf8_lossy(head));
+        }
+    }
+
+    #[test]
+    fn names_the_rfc_status_for_each_limit_and_feature() {
+        assert_eq!(status(b"GET / HTTP/2.0\r\n"), 505);
+        assert_eq!(status(b"CONNECT a:443 HTTP/1.1\r\n"), 405);
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            501
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            400
+        );
+        let long_target = format!("GET /{} HTTP/1.1\r\n", "a".repeat(100));
+        assert_eq!(status(long_target.as_bytes()), 414);
+        let many = format!("GET / HTTP/1.1\r\n{}", "X: y\r\n".repeat(9));
+        assert_eq!(status(many.as_bytes()), 431);
+        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "y".repeat(1100));
+        assert_eq!(status(big.as_bytes()), 431);
+    }
+
+    #[test]
+    fn accepts_what_http_allows() {
+        for head in [
+            &b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            b"GET / HTTP/1.0\r\n\r\n",
+            b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET http://a.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost:\r\n\r\n",
+            b"PURGE /x HTTP/1.1\r\nHost: a\r\nX: caf\xc3\xa9\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            assert!(
+                matches!(read(head), Progress::Complete(_)),
+                "{}",
+                String::from_utf8_lossy(head)
+            );
+        }
+    }
+
+    #[test]
+    fn the_request_line_is_read_for_the_tally_as_far_as_possible() {
+        let line = request_line(b"GET /users/7?token=x HTTP/1.1\r\nHost");
+        assert_eq!(line.method, Some(&b"GET"[..]));
+        assert_eq!(line.path, Some(&b"/users/7"[..]));
+        assert_eq!(request_line(b"\x01 nope").method, None);
+    }
+
+    #[test]
+    fn chunk_framing_in_the_buffered_body_is_checked() {
+        assert!(check_buffered_chunks(b"5\r\nhello\r\n0\r\n\r\n").is_ok());
+        assert!(check_buffered_chunks(b"5;name=value\r\nhel").is_ok());
+        assert!(check_buffered_chunks(b"zz\r\n").is_err());
+        assert!(check_buffered_chunks(b"5\r\nhello world\r\n").is_err());
+        assert!(check_buffered_chunks(b"5\nhello\r\n").is_err());
+        assert!(check_buffered_chunks(b"5;a=\x01\r\n").is_err());
+        assert!(check_buffered_chunks(b"ffffffffffffffffff\r\n").is_err());
+    }
+}

@@ -1,0 +1,96 @@
+//! The settings a SIGHUP reload can change while requests are in flight.
+//!
+//! Each request takes one snapshot when its head has been accepted and keeps it to the end,
+//! so a reload never applies half a configuration to a request: the old settings finish the
+//! requests that started under them, new requests see the new ones. Reading the current
+//! snapshot is one atomic load (`arc-swap`), never a lock.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use pingora::prelude::HttpPeer;
+
+use crate::classify::route::RouteTable;
+use crate::config::{Config, ConfigError, Downstream, Routes};
+use crate::rules::engine::Engine;
+
+/// One consistent set of reloadable settings.
+pub struct LiveSettings {
+    /// The upstream and its timeouts (`upstream`, `timeouts.*`).
+    pub peer: HttpPeer,
+    /// Route templating (`routes.*`).
+    pub routes: Arc<RouteTable>,
+    /// Requests proxied at once before a 503 (`max_in_flight`).
+    pub max_in_flight: usize,
+    /// The rule engine, or `None` when `findings.enabled` is off.
+    pub engine: Option<Engine>,
+    /// Bytes of each response body sampled for the rules (`body_sample_bytes`).
+    pub body_sample_bytes: usize,
+    /// One log line per request (`log.access`).
+    pub access_log: bool,
+    /// Client connection and request head limits (`downstream.*`).
+    pub downstream: Downstream,
+    /// The route configuration `routes` was built from, to keep the table (and the routes it
+    /// has learnt) across a reload that leaves it unchanged.
+    route_config: Routes,
+}
+
+impl LiveSettings {
+    /// Builds the settings for `config`, reusing `previous`'s route table when the route
+    /// configuration is the same.
+    pub fn new(config: &Config, previous: Option<&LiveSettings>) -> Result<Self, ConfigError> {
+        let upstream = config.require_upstream()?;
+        let mut peer = HttpPeer::new(upstream.addr, false, String::new());
+        peer.options.connection_timeout = Some(config.timeouts.connect);
+        peer.options.read_timeout = Some(config.timeouts.read);
+        peer.options.write_timeout = Some(config.timeouts.write);
+        peer.options.idle_timeout = Some(config.timeouts.idle);
+        let routes = match previous {
+            Some(previous) if previous.route_config == config.routes => previous.routes.clone(),
+            _ => Arc::new(RouteTable::new(
+                config.routes.templates.clone(),
+                config.routes.max,
+            )),
+        };
+        Ok(LiveSettings {
+            peer,
+            routes,
+            max_in_flight: config.max_in_flight,
+            engine: config.findings.enabled.then(|| {
+                Engine::new(
+                    &config.rule_settings,
+                    &config.error_fields,
+                    &config.route_rules,
+                )
+            }),
+            body_sample_bytes: config.body_sample_bytes,
+            access_log: config.log.access,
+            downstream: config.downstream.clone(),
+            route_config: config.routes.clone(),
+        })
+    }
+}
+
+/// The current settings, shared by the proxy, its connection guard and the reloader.
+pub struct Settings(ArcSwap<LiveSettings>);
+
+impl Settings {
+    /// Starts with the settings for `config`.
+    pub fn new(config: &Config) -> Result<Self, ConfigError> {
+        Ok(Settings(ArcSwap::from_pointee(LiveSettings::new(
+            config, None,
+        )?)))
+    }
+
+    /// The settings in force now, kept for as long as the caller holds them.
+    pub fn current(&self) -> Arc<LiveSettings> {
+        self.0.load_full()
+    }
+
+    /// Puts `config`'s settings in force for every request that starts from now on.
+    pub fn replace(&self, config: &Config) -> Result<(), ConfigError> {
+        let next = LiveSettings::new(config, Some(&self.0.load()))?;
+        self.0.store(Arc::new(next));
+        Ok(())
+    }
+}
