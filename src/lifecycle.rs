@@ -20,7 +20,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
 use crate::config::{Config, ConfigError};
-use crate::proxy::guard::{ConnectionGuard, HeadGuard};
+use crate::proxy::guard::ConnectionGuard;
 use crate::proxy::settings::Settings;
 use crate::proxy::StatuscopeProxy;
 use crate::record::{Metrics, Recorder};
@@ -125,13 +125,13 @@ pub fn run(
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let heads = HeadGuard::new(
+    let guard = ConnectionGuard::new(
         http_proxy(&server.configuration, proxy),
         settings.clone(),
         recorder.metrics.clone(),
         config.h2c,
     );
-    let mut service = Service::new("statuscope proxy".to_string(), ConnectionGuard::new(heads));
+    let mut service = Service::new("statuscope proxy".to_string(), guard);
     service.add_tcp(&config.listen.to_string());
     server.add_service(service);
 

@@ -1,8 +1,9 @@
 //! The guard in front of pingora: every client connection and every HTTP/1 request head
 //! passes here first.
 //!
-//! - [`ConnectionGuard`] caps open client connections (`downstream.max_connections`) and
-//!   closes a connection that sends nothing within `downstream.header_timeout`.
+//! - [`ConnectionGuard`] caps open client connections (`downstream.max_connections`),
+//!   closes a connection that sends nothing within `downstream.header_timeout`, and tells
+//!   h2c connections (by their preface) from HTTP/1 ones.
 //! - [`HeadGuard`] reads each request head itself, with a deadline and size limits, checks it
 //!   with the strict [`request_head`](super::request_head) reader, and only then hands the
 //!   connection to pingora with the head already buffered. A refused head gets its 4xx (or
@@ -12,6 +13,7 @@
 //! straight to pingora.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::BytesMut;
@@ -19,6 +21,7 @@ use pingora::apps::{
     HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp,
 };
 use pingora::protocols::http::ServerSession;
+use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::Stream;
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
@@ -59,23 +62,6 @@ pub struct HeadGuard {
 }
 
 impl HeadGuard {
-    /// Guards `proxy`, which must share `settings` and `metrics`.
-    pub fn new(
-        proxy: HttpProxy<StatuscopeProxy>,
-        settings: Arc<Settings>,
-        metrics: Arc<Metrics>,
-        h2c: bool,
-    ) -> Self {
-        let mut options = HttpServerOptions::default();
-        options.h2c = h2c;
-        HeadGuard {
-            proxy: Arc::new(proxy),
-            settings,
-            metrics,
-            options,
-        }
-    }
-
     /// Answers a refused head, closes the connection and tallies the request.
     async fn refuse(
         &self,
@@ -102,14 +88,7 @@ impl HeadGuard {
             reason = refusal.reason,
             "refused a request head"
         );
-        if let Ok(wire) = refusal.error.to_http1(refusal.reason) {
-            // A client that does not read its answer is not waited for.
-            let write = async {
-                stream.write_all(&wire).await?;
-                stream.shutdown().await
-            };
-            let _ = timeout(settings.downstream.header_timeout, write).await;
-        }
+        // Tallied before the answer goes out, so whoever has read the answer finds the tally.
         let exchange = Exchange {
             route: route.as_ref().map_or(MALFORMED_ROUTE, |r| &r.label),
             method,
@@ -120,6 +99,16 @@ impl HeadGuard {
         self.metrics.record(&exchange);
         if settings.access_log {
             log_access(&exchange);
+        }
+        if let Ok(wire) = refusal.error.to_http1(refusal.reason) {
+            // A client that does not read its answer is not waited for.
+            let write = async {
+                stream.write_all(&wire).await?;
+                stream.shutdown().await
+            };
+            if let Ok(Ok(())) = timeout(settings.downstream.header_timeout, write).await {
+                linger(&mut stream).await;
+            }
         }
     }
 }
@@ -164,6 +153,23 @@ impl HttpServerApp for HeadGuard {
 
     async fn http_cleanup(&self) {
         self.proxy.http_cleanup().await;
+    }
+}
+
+/// Reads and discards what the client still sends after its answer, for a short while:
+/// closing a socket with unread input makes the kernel send a reset, which can destroy the
+/// answer before the client reads it (nginx's "lingering close").
+async fn linger(stream: &mut Stream) {
+    const LINGER: Duration = Duration::from_secs(1);
+    const LINGER_BYTES: usize = 1024 * 1024;
+    let mut scratch = [0u8; 4096];
+    let mut discarded = 0;
+    let deadline = Instant::now() + LINGER;
+    while discarded < LINGER_BYTES {
+        match timeout_at(deadline, stream.read(&mut scratch)).await {
+            Ok(Ok(n)) if n > 0 => discarded += n,
+            _ => return,
+        }
     }
 }
 
@@ -216,17 +222,45 @@ async fn read_head(
     }
 }
 
-/// Caps open client connections and closes those that never start a request.
+/// The HTTP/2 connection preface (RFC 9113 §3.4), which opens every h2c connection.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Caps open client connections, closes those that never start a request, and tells h2c
+/// from HTTP/1 connections.
 pub struct ConnectionGuard {
-    heads: Arc<HeadGuard>,
+    /// For HTTP/1 connections: pingora's h2c sniffing switched off.
+    http1: Arc<HeadGuard>,
+    /// For connections that opened with the HTTP/2 preface, when `h2c` is on.
+    h2c: Option<Arc<HeadGuard>>,
+    metrics: Arc<Metrics>,
+    settings: Arc<Settings>,
     open: Slots,
 }
 
 impl ConnectionGuard {
-    /// Guards the connections of `heads`.
-    pub fn new(heads: HeadGuard) -> Self {
+    /// Guards connections to `proxy`, accepting h2c when `h2c` is set.
+    pub fn new(
+        proxy: HttpProxy<StatuscopeProxy>,
+        settings: Arc<Settings>,
+        metrics: Arc<Metrics>,
+        h2c: bool,
+    ) -> Self {
+        let proxy = Arc::new(proxy);
+        let guard = |h2c| {
+            let mut options = HttpServerOptions::default();
+            options.h2c = h2c;
+            Arc::new(HeadGuard {
+                proxy: proxy.clone(),
+                settings: settings.clone(),
+                metrics: metrics.clone(),
+                options,
+            })
+        };
         ConnectionGuard {
-            heads: Arc::new(heads),
+            http1: guard(false),
+            h2c: h2c.then(|| guard(true)),
+            metrics,
+            settings,
             open: Slots::default(),
         }
     }
@@ -241,31 +275,60 @@ impl Drop for OpenConnection<'_> {
     }
 }
 
+/// Reads the first bytes of a connection, as many as it takes to tell the HTTP/2 preface
+/// from anything else (one, for a connection that is not a `P`), and puts them back.
+///
+/// pingora's own sniffing waits for 24 bytes, so a complete HTTP/1 request shorter than
+/// that (`GET / HTTP/1.0\r\n\r\n`) would wait forever.
+async fn opens_with_h2_preface(stream: Stream, look_for_h2: bool) -> Option<(Stream, bool)> {
+    let mut stream = stream.into_any().downcast::<L4Stream>().ok()?;
+    let mut seen = [0u8; H2_PREFACE.len()];
+    let mut len = 0;
+    let wanted = if look_for_h2 { H2_PREFACE.len() } else { 1 };
+    while len < wanted {
+        // Never more than the preface's remaining bytes: nothing past it is consumed.
+        let n = stream.read(&mut seen[len..wanted]).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        len += n;
+        if !H2_PREFACE.starts_with(&seen[..len]) {
+            break;
+        }
+    }
+    stream.rewind(&seen[..len]);
+    Some((stream as Stream, look_for_h2 && len == H2_PREFACE.len()))
+}
+
 #[async_trait]
 impl ServerApp for ConnectionGuard {
     async fn process_new(
         self: &Arc<Self>,
-        mut stream: Stream,
+        stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let metrics = &self.heads.metrics;
-        let limits = self.heads.settings.current().downstream.clone();
+        let limits = self.settings.current().downstream.clone();
         // Dropping the stream closes it: nothing is owed to a connection refused at accept.
         let Some(_slot) = self.open.try_take(limits.max_connections) else {
-            metrics.record_connection_refused();
+            self.metrics.record_connection_refused();
             return None;
         };
-        metrics.connections().inc();
-        let _open = OpenConnection(metrics);
-        let mut first = [0u8; 1];
-        match timeout(limits.header_timeout, stream.try_peek(&mut first)).await {
-            Ok(Ok(_)) => ServerApp::process_new(&self.heads, stream, shutdown).await,
-            // Silent or gone before a first byte: close without an answer.
-            Ok(Err(_)) | Err(_) => None,
-        }
+        self.metrics.connections().inc();
+        let _open = OpenConnection(&self.metrics);
+        // Silent or gone before its first bytes: closed without an answer.
+        let sniffed = timeout(
+            limits.header_timeout,
+            opens_with_h2_preface(stream, self.h2c.is_some()),
+        );
+        let (stream, h2) = sniffed.await.ok()??;
+        let app = match (&self.h2c, h2) {
+            (Some(h2c), true) => h2c,
+            _ => &self.http1,
+        };
+        ServerApp::process_new(app, stream, shutdown).await
     }
 
     async fn cleanup(&self) {
-        ServerApp::cleanup(self.heads.as_ref()).await;
+        ServerApp::cleanup(self.http1.as_ref()).await;
     }
 }

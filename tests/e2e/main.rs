@@ -5,6 +5,7 @@ mod support;
 
 mod config;
 mod deploy;
+mod hostile;
 mod inject;
 mod lifecycle;
 mod logs;
