@@ -183,7 +183,7 @@ impl HeadReader {
 
     fn request_line(&mut self, line: &[u8], limits: &HeadLimits) -> Option<Progress> {
         self.request_line_seen = true;
-        let (method, target, version) = match split_request_line(line) {
+        let [method, target, version] = match split_request_line(line) {
             Ok(parts) => parts,
             Err(reason) => return Some(bad(reason)),
         };
@@ -307,8 +307,11 @@ impl HeadReader {
     }
 }
 
+/// The three parts of a request line.
+type RequestLineParts<'a> = [&'a [u8]; 3];
+
 /// `method SP request-target SP HTTP-version`, each separated by exactly one space.
-fn split_request_line(line: &[u8]) -> Result<(&[u8], &[u8], &[u8]), &'static str> {
+fn split_request_line(line: &[u8]) -> Result<RequestLineParts<'_>, &'static str> {
     let mut parts = line.split(|&b| b == b' ');
     let (Some(method), Some(target), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -321,7 +324,7 @@ fn split_request_line(line: &[u8]) -> Result<(&[u8], &[u8], &[u8]), &'static str
     if target.is_empty() || !target.iter().all(|&b| is_target_byte(b)) {
         return Err("an invalid character in the request target");
     }
-    Ok((method, target, version))
+    Ok([method, target, version])
 }
 
 /// RFC 9112 §2.3: `HTTP/1.x` is served as 1.1 (or 1.0); another major version is a 505.
