@@ -110,6 +110,7 @@ async fn flags_override_environment_which_overrides_the_file() {
         upstream: Some(upstream.addr),
         env: vec![("STATUSCOPE_UPSTREAM", format!("127.0.0.1:{}", free_port()))],
         config: Some(&path),
+        ..Launch::default()
     });
     let received = get(&client(), &statuscope, "/status/200").await;
     assert_eq!(received.status, 200);

@@ -2,18 +2,10 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::upstream::Upstream;
-use crate::support::{raw_get, Launch, Statuscope, PATIENCE};
-
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use crate::support::{raw_get, wait_until, Launch, Statuscope};
 
 #[test]
 fn sigterm_lets_the_in_flight_request_finish_then_exits_zero() {

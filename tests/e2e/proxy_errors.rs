@@ -2,12 +2,9 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
 
 use crate::support::upstream::Upstream;
-use crate::support::{
-    client, free_port, get, raw_exchange, Launch, Received, Statuscope, PATIENCE,
-};
+use crate::support::{client, free_port, get, wait_until, Launch, Received, Statuscope};
 
 fn assert_structured(received: &Received, status: u16, code: &str, kind: &str) {
     assert_eq!(received.status, status);
@@ -19,14 +16,9 @@ fn assert_structured(received: &Received, status: u16, code: &str, kind: &str) {
 }
 
 fn wait_in_flight(statuscope: &Statuscope, expected: f64) {
-    let deadline = Instant::now() + PATIENCE;
-    while statuscope.total("statuscope_requests_in_flight", &[]) != expected {
-        assert!(
-            Instant::now() < deadline,
-            "in-flight never reached {expected}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(&format!("{expected} requests in flight"), || {
+        statuscope.total("statuscope_requests_in_flight", &[]) == expected
+    });
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -180,25 +172,19 @@ fn client_abort_mid_body_is_tallied_as_499_from_the_client() {
 }
 
 #[test]
-fn malformed_request_gets_400_and_never_reaches_the_upstream() {
+fn invalid_chunk_arriving_after_the_head_gets_a_structured_400() {
+    // A malformed chunk that arrives with the head is refused by the guard (see `hostile`);
+    // one that arrives later is caught by pingora's body reader, mid-request.
     let upstream = Upstream::start();
     let statuscope = Statuscope::start(upstream.addr);
-    let response = raw_exchange(
-        statuscope.listen,
-        b"GET / HTTP/1.1\r\nHost: t\r\nno colon here\r\n\r\n",
-    );
-    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
-    assert_eq!(upstream.requests(), 0);
-}
-
-#[test]
-fn invalid_chunked_request_body_gets_a_structured_400() {
-    let upstream = Upstream::start();
-    let statuscope = Statuscope::start(upstream.addr);
-    let response = raw_exchange(
-        statuscope.listen,
-        b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
-    );
+    let (mut writer, mut reader) = crate::support::raw_connection(statuscope.listen);
+    writer
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    wait_in_flight(&statuscope, 1.0);
+    writer.write_all(b"zz\r\nhello\r\n0\r\n\r\n").unwrap();
+    let mut response = String::new();
+    let _ = reader.read_to_string(&mut response);
     assert!(response.starts_with("HTTP/1.1 400"), "{response}");
     assert!(
         response.contains("statuscope-error: bad_request"),

@@ -5,63 +5,100 @@ use std::collections::BTreeMap;
 use crate::support::upstream::Upstream;
 use crate::support::{client, Statuscope};
 
-const CODES: [u16; 8] = [200, 201, 204, 301, 404, 429, 500, 503];
-const ROUTES: [&str; 3] = [
-    "/status/{code}",
-    "/status/{code}/orders",
-    "/status/{code}/items/{n}",
+/// More than 20 codes, with and without bodies, from every class the upstream can send.
+const CODES: [u16; 24] = [
+    200, 201, 202, 203, 204, 206, 301, 302, 303, 307, 308, 400, 401, 403, 404, 405, 409, 410, 422,
+    429, 500, 501, 503, 504,
 ];
+/// Ten routes, each a literal last segment after the code.
+const ROUTES: [&str; 10] = [
+    "orders", "items", "users", "carts", "search", "login", "health", "reports", "export", "admin",
+];
+const METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
+const WORKERS: usize = 32;
+const PER_WORKER: usize = 1_600;
+/// Every this many requests a worker also starts a large download and hangs up after the
+/// first bytes: a client abort mid-response, tallied 499 with `origin="client"`.
+const ABORT_EVERY: usize = 100;
+
+type Key = (String, String, u16, String);
+
+/// Starts a 1 GiB download on a fresh connection and hangs up once the head has arrived.
+async fn abort_mid_response(listen: std::net::SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(listen).await.unwrap();
+    stream
+        .write_all(b"GET /bytes/1073741824 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 16];
+    stream.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first[..12], b"HTTP/1.1 200");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn tallies_equal_requests_sent_under_concurrent_keep_alive_load() {
+async fn tallies_equal_the_clients_ground_truth_under_concurrent_load_and_aborts() {
     let upstream = Upstream::start();
     let statuscope = Statuscope::start(upstream.addr);
     let client = client();
     let mut tasks = Vec::new();
-    for worker in 0..16usize {
+    for worker in 0..WORKERS {
         let client = client.clone();
         let listen = statuscope.listen;
         tasks.push(tokio::spawn(async move {
-            let mut seen: BTreeMap<(String, u16), u64> = BTreeMap::new();
-            for i in 0..150usize {
+            let mut seen: BTreeMap<Key, u64> = BTreeMap::new();
+            for i in 0..PER_WORKER {
                 let code = CODES[(worker * 7 + i) % CODES.len()];
-                let template = ROUTES[(worker + i) % ROUTES.len()];
-                let path = template
-                    .replace("{code}", &code.to_string())
-                    .replace("{n}", &(i * 13).to_string());
-                let received = crate::support::send(
-                    &client,
-                    "GET",
-                    &format!("http://{listen}{path}"),
-                    &[],
-                    b"",
-                )
-                .await;
+                let route = ROUTES[(worker + i * 3) % ROUTES.len()];
+                let method = METHODS[(worker + i) % METHODS.len()];
+                let url = format!("http://{listen}/status/{code}/{route}");
+                let received = crate::support::send(&client, method, &url, &[], b"").await;
                 assert_eq!(received.status, code);
-                let route = template.replace("{code}", "{id}").replace("{n}", "{id}");
-                *seen.entry((route, received.status)).or_default() += 1;
+                let key = (
+                    format!("/status/{{id}}/{route}"),
+                    method.to_string(),
+                    code,
+                    "upstream".to_string(),
+                );
+                *seen.entry(key).or_default() += 1;
+                if i % ABORT_EVERY == 0 {
+                    abort_mid_response(listen).await;
+                    let key = (
+                        "/bytes/{id}".to_string(),
+                        "GET".to_string(),
+                        499,
+                        "client".to_string(),
+                    );
+                    *seen.entry(key).or_default() += 1;
+                }
             }
             seen
         }));
     }
-    let mut expected: BTreeMap<(String, u16), u64> = BTreeMap::new();
+    let mut expected: BTreeMap<Key, u64> = BTreeMap::new();
     for task in tasks {
         for (key, count) in task.await.unwrap() {
             *expected.entry(key).or_default() += count;
         }
     }
+    let total: u64 = expected.values().sum();
+    assert!(total >= 50_000, "{total} requests");
     statuscope.wait_idle();
     let metrics = statuscope.metrics();
-    let mut counted: BTreeMap<(String, u16), u64> = BTreeMap::new();
+    let mut counted: BTreeMap<Key, u64> = BTreeMap::new();
     for sample in metrics
         .iter()
         .filter(|s| s.name == "statuscope_responses_total")
     {
-        assert_eq!(sample.labels["origin"], "upstream");
-        assert_eq!(sample.labels["method"], "GET");
         let code: u16 = sample.labels["code"].parse().unwrap();
         assert_eq!(sample.labels["class"], format!("{}xx", code / 100));
-        counted.insert((sample.labels["route"].clone(), code), sample.value as u64);
+        let key = (
+            sample.labels["route"].clone(),
+            sample.labels["method"].clone(),
+            code,
+            sample.labels["origin"].clone(),
+        );
+        counted.insert(key, sample.value as u64);
     }
     assert_eq!(counted, expected);
     let histogram_count = crate::support::exposition::total(
@@ -69,15 +106,17 @@ async fn tallies_equal_requests_sent_under_concurrent_keep_alive_load() {
         "statuscope_response_duration_seconds_count",
         &[],
     );
-    assert_eq!(histogram_count as u64, 16 * 150);
+    assert_eq!(histogram_count as u64, total);
     assert_eq!(
         crate::support::exposition::total(&metrics, "statuscope_requests_in_flight", &[]),
         0.0
     );
-    assert_eq!(upstream.requests(), 16 * 150);
-    // Keep-alive towards the upstream: connections are pooled and reused, not one per request.
+    assert_eq!(upstream.requests() as u64, total);
+    // Keep-alive towards the upstream: connections are pooled and reused, not one per request
+    // (each aborted download leaves its upstream connection unusable).
+    let aborts = (WORKERS * PER_WORKER / ABORT_EVERY) as usize;
     assert!(
-        upstream.connections() <= 64,
+        upstream.connections() <= 4 * WORKERS + aborts,
         "{} upstream connections",
         upstream.connections()
     );
@@ -102,22 +141,22 @@ async fn service_proxy_and_client_outcomes_are_each_counted_once() {
             let mut statuses = Vec::new();
             for i in 0..40 {
                 // Every tenth request outlives the read timeout: a proxy-made 504.
-                let path = if (worker + i) % 10 == 0 {
+                let slow = (worker + i) % 10 == 0;
+                let path = if slow {
                     "/slow/1000".to_string()
                 } else {
                     format!("/status/{}", CODES[i % CODES.len()])
                 };
-                statuses.push(
-                    crate::support::send(
-                        &client,
-                        "GET",
-                        &format!("http://{listen}{path}"),
-                        &[],
-                        b"",
-                    )
-                    .await
-                    .status,
-                );
+                let status = crate::support::send(
+                    &client,
+                    "GET",
+                    &format!("http://{listen}{path}"),
+                    &[],
+                    b"",
+                )
+                .await
+                .status;
+                statuses.push((slow, status));
             }
             statuses
         }));
@@ -136,7 +175,10 @@ async fn service_proxy_and_client_outcomes_are_each_counted_once() {
         statuses.extend(task.await.unwrap());
     }
     statuscope.wait_idle();
-    let timeouts = statuses.iter().filter(|s| **s == 504).count() as f64;
+    assert!(statuses
+        .iter()
+        .all(|&(slow, status)| !slow || status == 504));
+    let timeouts = statuses.iter().filter(|(slow, _)| *slow).count() as f64;
     assert_eq!(timeouts, 32.0);
     let metrics = statuscope.metrics();
     let total = |labels: &[(&str, &str)]| {

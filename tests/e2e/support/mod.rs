@@ -20,6 +20,16 @@ pub use exposition::Sample;
 /// How long a test waits for something that a readiness probe or a process exit signals.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// Polls `condition` (every 10 ms) until it holds, failing the test after `PATIENCE`. For
+/// waiting on observable state (a metric, a port), never on time.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A port nobody listens on right now (bound and released by the kernel's ephemeral choice).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -55,6 +65,8 @@ pub struct Launch<'a> {
     pub env: Vec<(&'a str, String)>,
     /// A configuration file.
     pub config: Option<&'a Path>,
+    /// The interface the admin port binds to (default 127.0.0.1).
+    pub admin_ip: Option<&'a str>,
 }
 
 impl Statuscope {
@@ -69,7 +81,8 @@ impl Statuscope {
     /// Starts `statuscope run` as described and waits for `/readyz`.
     pub fn launch(launch: Launch<'_>) -> Statuscope {
         let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let admin_ip = launch.admin_ip.unwrap_or("127.0.0.1");
+        let admin: SocketAddr = format!("{admin_ip}:{}", free_port()).parse().unwrap();
         let stderr_path = std::env::temp_dir().join(format!(
             "statuscope-test-{}-{}.log",
             std::process::id(),
@@ -183,8 +196,17 @@ impl Statuscope {
 
     /// Peak resident memory of the process in bytes (`VmHWM`).
     pub fn peak_rss(&self) -> u64 {
+        self.memory("VmHWM:")
+    }
+
+    /// Resident memory of the process now, in bytes (`VmRSS`).
+    pub fn rss(&self) -> u64 {
+        self.memory("VmRSS:")
+    }
+
+    fn memory(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
         let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
         kib * 1024
     }
