@@ -143,7 +143,7 @@ async fn unique_paths_and_queries_leave_series_bounded_and_memory_flat() {
             .map(|worker| {
                 let (client, issued, listen) = (client.clone(), issued.clone(), statuscope.listen);
                 tokio::spawn(async move {
-                    let mut state = 0x9E37_79B9_7F4A_7C15 ^ (worker + 1) * 0x1000_0001;
+                    let mut state = 0x9E37_79B9_7F4A_7C15 ^ ((worker + 1) * 0x1000_0001);
                     while issued.fetch_add(1, Ordering::Relaxed) < until {
                         let url = format!(
                             "http://{listen}/{}/{}?{}={}",

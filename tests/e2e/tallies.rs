@@ -114,7 +114,7 @@ async fn tallies_equal_the_clients_ground_truth_under_concurrent_load_and_aborts
     assert_eq!(upstream.requests() as u64, total);
     // Keep-alive towards the upstream: connections are pooled and reused, not one per request
     // (each aborted download leaves its upstream connection unusable).
-    let aborts = (WORKERS * PER_WORKER / ABORT_EVERY) as usize;
+    let aborts = WORKERS * PER_WORKER / ABORT_EVERY;
     assert!(
         upstream.connections() <= 4 * WORKERS + aborts,
         "{} upstream connections",
