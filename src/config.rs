@@ -41,6 +41,7 @@ const KNOWN_KEYS: &[&str] = &[
     "timeouts.read",
     "timeouts.write",
     "timeouts.idle",
+    "timeouts.response",
     "routes.templates",
     "routes.max",
     "log.format",
@@ -195,6 +196,9 @@ pub struct Timeouts {
     pub write: Duration,
     /// How long an unused pooled upstream connection is kept (`timeouts.idle`).
     pub idle: Duration,
+    /// The whole upstream response, from the request's arrival to the body's last byte;
+    /// bounds an upstream that trickles (`timeouts.response`). `None` when set to 0.
+    pub response: Option<Duration>,
 }
 
 /// Route templating and the cap on distinct routes.
@@ -460,6 +464,7 @@ struct RawTimeouts {
     read: Option<RawDuration>,
     write: Option<RawDuration>,
     idle: Option<RawDuration>,
+    response: Option<RawDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -510,6 +515,8 @@ mod defaults {
     // Below the 60-75 s keep-alive timeouts common web servers use, so a pooled connection is
     // dropped here before the upstream closes it under a request.
     pub const IDLE_TIMEOUT: &str = "50s";
+    // Long enough for any API response and most downloads; 0 lifts it for streaming routes.
+    pub const RESPONSE_TIMEOUT: &str = "300s";
     pub const MAX_ROUTES: i64 = 200;
     pub fn body_sample_bytes() -> i64 {
         8 * 1024
@@ -593,6 +600,12 @@ impl RawConfig {
                 defaults::WRITE_TIMEOUT,
             )?,
             idle: duration("timeouts.idle", self.timeouts.idle, defaults::IDLE_TIMEOUT)?,
+            response: Some(duration(
+                "timeouts.response",
+                self.timeouts.response,
+                defaults::RESPONSE_TIMEOUT,
+            )?)
+            .filter(|limit| !limit.is_zero()),
         };
         for (key, value) in [
             ("timeouts.connect", timeouts.connect),

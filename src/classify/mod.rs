@@ -70,22 +70,33 @@ pub enum UpstreamErrorKind {
     ReadTimeout,
     /// A write to the upstream took longer than `timeouts.write`.
     WriteTimeout,
-    /// The upstream closed or reset the connection mid-exchange.
+    /// The whole response took longer than `timeouts.response` (an upstream that trickles).
+    ResponseTimeout,
+    /// The upstream reset the connection, or closed it before answering.
     Reset,
+    /// The upstream closed the connection before the end of the body it announced.
+    Truncated,
     /// Anything else: a malformed response, a socket error.
     Other,
 }
 
 impl UpstreamErrorKind {
     /// Every kind, so each series exists from start-up (rates of absent series are invisible).
-    pub const ALL: [UpstreamErrorKind; 6] = [
+    pub const ALL: [UpstreamErrorKind; 8] = [
         UpstreamErrorKind::ConnectRefused,
         UpstreamErrorKind::ConnectTimeout,
         UpstreamErrorKind::ReadTimeout,
         UpstreamErrorKind::WriteTimeout,
+        UpstreamErrorKind::ResponseTimeout,
         UpstreamErrorKind::Reset,
+        UpstreamErrorKind::Truncated,
         UpstreamErrorKind::Other,
     ];
+
+    /// The pingora error statuscope raises when `timeouts.response` runs out mid-body.
+    pub fn response_timeout_error() -> Box<pingora::Error> {
+        pingora::Error::explain(RESPONSE_TIMED_OUT, "timeouts.response ran out").into_up()
+    }
 
     /// The `kind` label value.
     pub fn as_str(self) -> &'static str {
@@ -94,13 +105,17 @@ impl UpstreamErrorKind {
             UpstreamErrorKind::ConnectTimeout => "connect_timeout",
             UpstreamErrorKind::ReadTimeout => "read_timeout",
             UpstreamErrorKind::WriteTimeout => "write_timeout",
+            UpstreamErrorKind::ResponseTimeout => "response_timeout",
             UpstreamErrorKind::Reset => "reset",
+            UpstreamErrorKind::Truncated => "truncated",
             UpstreamErrorKind::Other => "other",
         }
     }
 
     /// Classifies a pingora error whose source is the upstream; `None` for any other source.
-    pub fn of(error: &pingora::Error) -> Option<Self> {
+    /// `mid_body`: the upstream's response head had already been passed on, so a closed
+    /// connection cut its body short.
+    pub fn of(error: &pingora::Error, mid_body: bool) -> Option<Self> {
         if *error.esource() != ErrorSource::Upstream {
             return None;
         }
@@ -109,6 +124,8 @@ impl UpstreamErrorKind {
             ErrorType::ConnectTimedout => Self::ConnectTimeout,
             ErrorType::ReadTimedout => Self::ReadTimeout,
             ErrorType::WriteTimedout => Self::WriteTimeout,
+            &RESPONSE_TIMED_OUT => Self::ResponseTimeout,
+            ErrorType::ConnectionClosed if mid_body => Self::Truncated,
             ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError => {
                 Self::Reset
             }
@@ -116,6 +133,8 @@ impl UpstreamErrorKind {
         })
     }
 }
+
+const RESPONSE_TIMED_OUT: ErrorType = ErrorType::new("UpstreamResponseTimedout");
 
 /// True when a pingora error means the client's connection is gone, so no answer can reach it.
 pub fn is_client_gone(error: &pingora::Error) -> bool {
@@ -151,16 +170,16 @@ mod tests {
     fn upstream_errors_map_to_their_kind() {
         let refused = pingora::Error::explain(ErrorType::ConnectRefused, "x").into_up();
         assert_eq!(
-            UpstreamErrorKind::of(&refused),
+            UpstreamErrorKind::of(&refused, false),
             Some(UpstreamErrorKind::ConnectRefused)
         );
         let timeout = pingora::Error::explain(ErrorType::ReadTimedout, "x").into_up();
         assert_eq!(
-            UpstreamErrorKind::of(&timeout),
+            UpstreamErrorKind::of(&timeout, false),
             Some(UpstreamErrorKind::ReadTimeout)
         );
         let downstream = pingora::Error::explain(ErrorType::ReadError, "x").into_down();
-        assert_eq!(UpstreamErrorKind::of(&downstream), None);
+        assert_eq!(UpstreamErrorKind::of(&downstream, false), None);
         assert!(is_client_gone(&downstream));
     }
 }

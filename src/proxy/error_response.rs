@@ -126,6 +126,16 @@ impl ProxyError {
                 "UPSTREAM_TIMEOUT",
                 "the upstream did not accept the request within the write timeout",
             ),
+            UpstreamErrorKind::ResponseTimeout => (
+                504,
+                "UPSTREAM_TIMEOUT",
+                "the upstream did not finish its response within the response timeout",
+            ),
+            UpstreamErrorKind::Truncated => (
+                502,
+                "UPSTREAM_TRUNCATED",
+                "the upstream closed the connection before the end of its response",
+            ),
             UpstreamErrorKind::Reset => (
                 502,
                 "UPSTREAM_RESET",
@@ -149,7 +159,8 @@ impl ProxyError {
 
     /// The answer for a pingora error, or `None` when the client is gone and nothing can be sent.
     pub fn for_error(error: &pingora::Error) -> Option<ProxyError> {
-        if let Some(kind) = UpstreamErrorKind::of(error) {
+        // Only called before anything was sent to the client.
+        if let Some(kind) = UpstreamErrorKind::of(error, false) {
             return Some(Self::upstream(kind));
         }
         match (error.esource(), error.etype()) {

@@ -221,6 +221,12 @@ impl ProxyHttp for StatuscopeProxy {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
+        // Per-read timeouts cannot stop an upstream that sends a byte just often enough.
+        if let Some(limit) = ctx.settings.response_timeout {
+            if ctx.started.elapsed() > limit {
+                return Err(UpstreamErrorKind::response_timeout_error());
+            }
+        }
         if let (Some(sampler), Some(chunk)) = (ctx.sampler.as_mut(), body.as_ref()) {
             sampler.feed(chunk);
         }
@@ -267,7 +273,8 @@ impl ProxyHttp for StatuscopeProxy {
         if route.overflow {
             self.metrics.record_route_overflow();
         }
-        if let Some(kind) = error.and_then(UpstreamErrorKind::of) {
+        let mid_body = origin == Origin::Upstream;
+        if let Some(kind) = error.and_then(|e| UpstreamErrorKind::of(e, mid_body)) {
             self.metrics.record_upstream_error(kind);
         }
         let exchange = Exchange {

@@ -20,6 +20,8 @@ pub struct LiveSettings {
     pub peer: HttpPeer,
     /// Route templating (`routes.*`).
     pub routes: Arc<RouteTable>,
+    /// The bound on a whole upstream response (`timeouts.response`).
+    pub response_timeout: Option<std::time::Duration>,
     /// Requests proxied at once before a 503 (`max_in_flight`).
     pub max_in_flight: usize,
     /// The rule engine, or `None` when `findings.enabled` is off.
@@ -55,6 +57,7 @@ impl LiveSettings {
         Ok(LiveSettings {
             peer,
             routes,
+            response_timeout: config.timeouts.response,
             max_in_flight: config.max_in_flight,
             engine: config.findings.enabled.then(|| {
                 Engine::new(

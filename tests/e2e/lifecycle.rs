@@ -8,20 +8,33 @@ use crate::support::upstream::Upstream;
 use crate::support::{raw_get, wait_until, Launch, Statuscope};
 
 #[test]
-fn sigterm_lets_the_in_flight_request_finish_then_exits_zero() {
+fn sigterm_under_load_finishes_every_accepted_request_then_exits_zero() {
+    const IN_FLIGHT: usize = 20;
     let upstream = Upstream::start();
     let mut statuscope = Statuscope::launch(Launch {
         upstream: Some(upstream.addr),
         env: vec![("STATUSCOPE_DRAIN_TIMEOUT", "20s".into())],
         ..Launch::default()
     });
-    let mut slow = TcpStream::connect(statuscope.listen).unwrap();
-    slow.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    slow.write_all(b"GET /slow/1500 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    wait_until("the slow request to be in flight", || {
-        statuscope.total("statuscope_requests_in_flight", &[]) == 1.0
+    let listen = statuscope.listen;
+    let slow: Vec<_> = (0..IN_FLIGHT)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(listen).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(20)))
+                    .unwrap();
+                stream
+                    .write_all(b"GET /slow/1500 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                    .unwrap();
+                let mut response = String::new();
+                stream.read_to_string(&mut response).unwrap();
+                response
+            })
+        })
+        .collect();
+    wait_until("every slow request to be in flight", || {
+        statuscope.total("statuscope_requests_in_flight", &[]) == IN_FLIGHT as f64
     });
 
     statuscope.signal(libc::SIGTERM);
@@ -32,19 +45,19 @@ fn sigterm_lets_the_in_flight_request_finish_then_exits_zero() {
     let (status, metrics) = raw_get(statuscope.admin, "/metrics").unwrap();
     assert_eq!(status, 200);
     assert!(
-        metrics.contains("statuscope_requests_in_flight 1"),
+        metrics.contains(&format!("statuscope_requests_in_flight {IN_FLIGHT}")),
         "{metrics}"
     );
     // New connections are no longer accepted.
-    let listen = statuscope.listen;
     wait_until("the listener to close", || {
         TcpStream::connect(listen).is_err() || raw_get(listen, "/status/200").is_none()
     });
 
-    let mut response = String::new();
-    slow.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(response.ends_with("slow"), "{response}");
+    for request in slow {
+        let response = request.join().unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(response.ends_with("slow"), "{response}");
+    }
     let status = statuscope.wait_exit();
     assert!(
         status.success(),
@@ -56,6 +69,7 @@ fn sigterm_lets_the_in_flight_request_finish_then_exits_zero() {
         "{}",
         statuscope.stderr()
     );
+    assert_eq!(upstream.requests(), IN_FLIGHT);
 }
 
 #[test]

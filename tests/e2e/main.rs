@@ -5,6 +5,7 @@ mod support;
 
 mod config;
 mod deploy;
+mod faults;
 mod hostile;
 mod inject;
 mod lifecycle;

@@ -34,7 +34,20 @@ pub struct Upstream {
 impl Upstream {
     /// Starts an upstream on a free loopback port.
     pub fn start() -> Upstream {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::serve(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+    }
+
+    /// Starts an upstream on `addr`, waiting for a previous upstream there to let go of it.
+    pub fn start_on(addr: SocketAddr) -> Upstream {
+        let mut listener = None;
+        super::wait_until(&format!("{addr} to be free"), || {
+            listener = std::net::TcpListener::bind(addr).ok();
+            listener.is_some()
+        });
+        Self::serve(listener.unwrap())
+    }
+
+    fn serve(listener: std::net::TcpListener) -> Upstream {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
@@ -275,17 +288,64 @@ pub fn interim_upstream(interims: &'static str) -> SocketAddr {
 
 /// A raw upstream answering every request with `head` then `tail`, byte for byte, then closing.
 pub fn raw_upstream(head: &'static str, tail: &'static str) -> SocketAddr {
+    scripted_upstream(head, tail, Ending::Close)
+}
+
+/// How a [`scripted_upstream`] ends each answer.
+#[derive(Debug, Clone, Copy)]
+pub enum Ending {
+    /// Closes the connection normally (FIN).
+    Close,
+    /// Resets the connection (RST, through `SO_LINGER` 0).
+    Reset,
+    /// Sends one more byte every so often, for as long as anyone listens.
+    Trickle(Duration),
+}
+
+/// A raw upstream answering every request with `head` then `tail`, then ending as told.
+pub fn scripted_upstream(head: &'static str, tail: &'static str, ending: Ending) -> SocketAddr {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let mut stream = stream.unwrap();
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(tail.as_bytes());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(tail.as_bytes());
+                match ending {
+                    Ending::Close => {}
+                    Ending::Reset => reset_on_close(&stream),
+                    Ending::Trickle(every) => {
+                        while stream.write_all(b"x").is_ok() {
+                            std::thread::sleep(every);
+                        }
+                    }
+                }
+            });
         }
     });
     addr
+}
+
+/// Makes closing `stream` send a reset instead of a FIN.
+fn reset_on_close(stream: &std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on an open socket this thread owns, with a correctly sized value.
+    let result = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(result, 0, "SO_LINGER");
 }
