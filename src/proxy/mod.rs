@@ -216,14 +216,15 @@ impl ProxyHttp for StatuscopeProxy {
 
     fn response_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<bytes::Bytes>,
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
-        // Per-read timeouts cannot stop an upstream that sends a byte just often enough.
+        // Per-read timeouts cannot stop an upstream that sends a byte just often enough. An
+        // upgraded connection (WebSocket) is a session, not a response: it may last.
         if let Some(limit) = ctx.settings.response_timeout {
-            if ctx.started.elapsed() > limit {
+            if ctx.started.elapsed() > limit && !session.was_upgraded() {
                 return Err(UpstreamErrorKind::response_timeout_error());
             }
         }

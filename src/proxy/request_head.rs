@@ -93,6 +93,14 @@ enum TransferEncoding {
 
 const LEADING_BLANK_LINES: usize = 4;
 
+/// Room in a request line for the method and version around the longest accepted target.
+const REQUEST_LINE_SLACK: usize = 64;
+
+/// A request line this long cannot hold an acceptable target, however it continues.
+fn request_line_too_long(len: usize, limits: &HeadLimits) -> bool {
+    len > limits.max_target_bytes + REQUEST_LINE_SLACK
+}
+
 fn refuse(error: ProxyError, reason: &'static str) -> Progress {
     Progress::Refused(Refusal { error, reason })
 }
@@ -174,7 +182,7 @@ impl HeadReader {
                 "the request head is too large",
             );
         }
-        if !self.request_line_seen && partial > limits.max_target_bytes + 64 {
+        if !self.request_line_seen && request_line_too_long(partial, limits) {
             // The request line alone has outgrown any acceptable target.
             return refuse(ProxyError::URI_TOO_LONG, "the request target is too long");
         }
@@ -183,6 +191,13 @@ impl HeadReader {
 
     fn request_line(&mut self, line: &[u8], limits: &HeadLimits) -> Option<Progress> {
         self.request_line_seen = true;
+        // Checked as in `need_more`, so the verdict does not depend on how the line arrived.
+        if request_line_too_long(line.len(), limits) {
+            return Some(refuse(
+                ProxyError::URI_TOO_LONG,
+                "the request target is too long",
+            ));
+        }
         let [method, target, version] = match split_request_line(line) {
             Ok(parts) => parts,
             Err(reason) => return Some(bad(reason)),

@@ -8,7 +8,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::upstream::Upstream;
-use crate::support::{raw_connection, send, Statuscope};
+use crate::support::{raw_connection, send, Launch, Statuscope};
 
 #[test]
 fn expect_100_continue_upload_works() {
@@ -71,8 +71,13 @@ fn websocket_upstream() -> std::net::SocketAddr {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn websocket_echo_works_through_the_proxy() {
-    let statuscope = Statuscope::start(websocket_upstream());
+async fn websocket_echo_works_through_the_proxy_and_outlives_the_response_timeout() {
+    // An upgraded connection is a session, not a response: `timeouts.response` must not cut it.
+    let statuscope = Statuscope::launch(Launch {
+        upstream: Some(websocket_upstream()),
+        env: vec![("STATUSCOPE_TIMEOUTS__RESPONSE", "20ms".into())],
+        ..Launch::default()
+    });
     let stream = tokio::net::TcpStream::connect(statuscope.listen)
         .await
         .unwrap();
@@ -80,6 +85,8 @@ async fn websocket_echo_works_through_the_proxy() {
     let (mut ws, response) = tokio_tungstenite::client_async(url, stream).await.unwrap();
     assert_eq!(response.status(), 101);
     for text in ["one", "two", "three"] {
+        // The duration under test, not a synchronisation: each message comes after the limit.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         ws.send(Message::text(text)).await.unwrap();
         let echoed = ws.next().await.unwrap().unwrap();
         assert_eq!(echoed.into_text().unwrap().as_str(), text);

@@ -1,0 +1,146 @@
+//! The properties the fuzz targets check, one function per target. `make fuzz` runs them
+//! under libFuzzer; `make test` runs them over the committed seed corpora
+//! (`tests/fuzz_corpora.rs`), so they keep compiling and the seeds keep passing.
+
+use std::ops::ControlFlow;
+
+use statuscope::classify::route::{normalise, RouteTable, RouteTemplate};
+use statuscope::proxy::request_head::{self, HeadLimits, HeadReader, Progress};
+use statuscope::rules::parse::headers::{
+    accepts_only_json, allow_lists, retry_after_is_valid, CacheControl,
+};
+use statuscope::rules::parse::{html, json};
+use statuscope::sample::Sampler;
+
+/// Every target, by name, for the corpus runner.
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("sampler", sampler),
+    ("json_envelope", json_envelope),
+    ("html_error_page", html_error_page),
+    ("route_templater", route_templater),
+    ("header_parsers", header_parsers),
+    ("request_head", request_head),
+];
+
+/// The body sampler and its decoders: the first byte picks the content type, encoding,
+/// sample size and chunking; the rest is the body as it streams. The sample never exceeds
+/// its limit, raw or decoded.
+pub fn sampler(data: &[u8]) {
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let selector = usize::from(selector);
+    let types = [
+        "application/json",
+        "text/html",
+        "application/problem+json",
+        "text/plain",
+    ];
+    let encodings = [
+        None,
+        Some("gzip"),
+        Some("deflate"),
+        Some("br"),
+        Some("zstd"),
+        Some("x-gzip"),
+    ];
+    let limit = 1 + (selector >> 4) * 97;
+    let Some(mut sampler) = Sampler::start(
+        limit,
+        Some(types[selector % types.len()]),
+        encodings[(selector >> 2) % encodings.len()],
+    ) else {
+        return;
+    };
+    for chunk in body.chunks(1 + selector % 13) {
+        assert!(sampler.feed(chunk) <= chunk.len());
+    }
+    assert!(sampler.sampled() <= limit);
+    let sample = sampler.finish();
+    assert!(sample.bytes.len() <= limit);
+}
+
+/// The JSON scanner behind the error-envelope detector: any bytes, any early stop.
+pub fn json_envelope(data: &[u8]) {
+    let mut members = 0usize;
+    json::scan(data, |key, _value| {
+        assert!(key.len() <= data.len());
+        members += 1;
+        if members > 64 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+}
+
+/// The HTML error-page detector: its texts come from the page and are never longer.
+pub fn html_error_page(data: &[u8]) {
+    let headline = html::headline(data);
+    for text in [headline.title, headline.heading].into_iter().flatten() {
+        assert!(text.len() <= data.len());
+    }
+}
+
+/// The route templater: a path resolves to the same label every time, a label never carries
+/// a query string, and normalising is idempotent.
+pub fn route_templater(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = RouteTemplate::parse(text);
+    let templates = ["/users/{id}", "/orders/{order}/items/{item}"]
+        .iter()
+        .map(|t| RouteTemplate::parse(t).expect("valid template"))
+        .collect();
+    let table = RouteTable::new(templates, 4);
+    let path = text.split('?').next().unwrap_or_default();
+    let first = table.resolve(path);
+    assert_eq!(first.label, table.resolve(path).label);
+    assert!(!first.label.contains('?'));
+    let once = normalise(path);
+    assert_eq!(normalise(&once), once);
+}
+
+/// The `Retry-After`, `Allow`, `Cache-Control` and `Accept` parsers.
+pub fn header_parsers(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = retry_after_is_valid(text);
+    let _ = CacheControl::parse(text.split('\n'));
+    let _ = allow_lists(text, "GET");
+    let _ = accepts_only_json(text);
+}
+
+/// The strict request-head reader: the same verdict whether the head arrives whole or a byte
+/// at a time, and a complete head never ends past the bytes read.
+pub fn request_head(data: &[u8]) {
+    let limits = HeadLimits {
+        max_header_bytes: 2048,
+        max_headers: 16,
+        max_target_bytes: 256,
+    };
+    let whole = HeadReader::default().advance(data, &limits);
+    let mut reader = HeadReader::default();
+    let mut trickled = Progress::NeedMore;
+    for end in 1..=data.len() {
+        trickled = reader.advance(&data[..end], &limits);
+        if trickled != Progress::NeedMore {
+            break;
+        }
+    }
+    match (&whole, &trickled) {
+        (Progress::Complete(a), Progress::Complete(b)) => {
+            assert_eq!(a, b);
+            assert!(a.head_len <= data.len());
+            let _ = request_head::check_buffered_chunks(&data[a.head_len..]);
+        }
+        // Whole, a later line may already be refused where the trickle completed first; but
+        // both must agree on whether the head is acceptable as far as the trickle read.
+        (Progress::Refused(a), Progress::Refused(b)) => assert_eq!(a, b),
+        (Progress::NeedMore, Progress::NeedMore) => {}
+        (whole, trickled) => panic!("whole: {whole:?}, trickled: {trickled:?}"),
+    }
+    let _ = request_head::request_line(data);
+}
