@@ -12,8 +12,11 @@ use statuscope::rules::parse::headers::{
 use statuscope::rules::parse::{html, json};
 use statuscope::sample::Sampler;
 
+/// A fuzz target's property: panics on a violation.
+pub type Check = fn(&[u8]);
+
 /// Every target, by name, for the corpus runner.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("sampler", sampler),
     ("json_envelope", json_envelope),
     ("html_error_page", html_error_page),
