@@ -1,5 +1,5 @@
-//! The per-request work statuscope adds to a proxied exchange without a body: resolve the
-//! route, classify, record the tallies and run the rule catalogue. `bench/hotpath.sh` runs it
+//! The per-request work statuscope adds to a proxied exchange without a body: check the request
+//! head, resolve the route, classify, record the tallies and run the rule catalogue. `bench/hotpath.sh` runs it
 //! under callgrind, which counts instructions — the same count for the same binary however
 //! busy the machine — so a regression on the request path shows up in review.
 //!
@@ -11,6 +11,7 @@ use std::time::Duration;
 use http::{HeaderMap, Method};
 use statuscope::classify::route::{RouteTable, RouteTemplate};
 use statuscope::classify::{method_label, Origin};
+use statuscope::proxy::request_head::{HeadLimits, HeadReader, Progress};
 use statuscope::record::{Exchange, Metrics};
 use statuscope::rules::engine::Engine;
 use statuscope::rules::{self, RequestFacts};
@@ -41,7 +42,16 @@ fn main() {
     headers.insert("content-type", "application/json".parse().expect("valid"));
     headers.insert("content-length", "512".parse().expect("valid"));
     let method = Method::GET;
+    let head = b"GET /users/42 HTTP/1.1\r\nHost: api.internal\r\nUser-Agent: client/1.0\r\n\
+        Accept: application/json\r\nX-Request-Id: 4b7d4e8a9c1b\r\n\r\n";
+    let limits = HeadLimits {
+        max_header_bytes: 32 * 1024,
+        max_headers: 100,
+        max_target_bytes: 8 * 1024,
+    };
     for i in 0..iterations {
+        let checked = HeadReader::default().advance(black_box(head), &limits);
+        assert!(matches!(checked, Progress::Complete(_)));
         let path = paths[i % paths.len()];
         let code = codes[i % codes.len()];
         let route = routes.resolve(black_box(path));

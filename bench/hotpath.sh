@@ -18,7 +18,7 @@ count() {
 short=$(count 20000)
 long=$(count 120000)
 per_request=$(( (long - short) / 100000 ))
-echo "statuscope request path: $per_request instructions per request (route, classify, record, rules; no body)"
+echo "statuscope request path: $per_request instructions per request (head check, route, classify, record, rules; no body)"
 baseline_file=bench/hotpath-baseline.txt
 if [ "${1:-}" = "--update" ]; then
   echo "$per_request" > "$baseline_file"
