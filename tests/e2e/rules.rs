@@ -558,7 +558,15 @@ async fn sampling_off_still_judges_headers_and_costs_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn findings_never_show_secrets() {
     let upstream = Upstream::start();
-    let statuscope = Statuscope::start(upstream.addr);
+    // The access log and debug logging on: even then no secret may reach a log line.
+    let statuscope = Statuscope::launch(Launch {
+        upstream: Some(upstream.addr),
+        env: vec![
+            ("STATUSCOPE_LOG__ACCESS", "true".into()),
+            ("STATUSCOPE_LOG__LEVEL", "debug".into()),
+        ],
+        ..Launch::default()
+    });
     let body = r#"{"error": "login failed for bob@example.com with password=hunter2, token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"}"#;
     let headers = [
         ("x-reply-status", "200"),
@@ -571,15 +579,31 @@ async fn findings_never_show_secrets() {
         "http://{}/login/bob@example.com?api_key=sekrit-query",
         statuscope.listen
     );
-    send(&client(), "POST", &url, &headers, b"").await;
+    send(
+        &client(),
+        "POST",
+        &url,
+        &headers,
+        b"password=sekrit-request-body",
+    )
+    .await;
     statuscope.wait_idle();
     let (_, findings) = crate::support::raw_get(statuscope.admin, "/findings").unwrap();
     assert!(findings.contains("error-body-on-success"), "{findings}");
-    for secret in ["bob@example.com", "hunter2", "eyJzdWIiOiIxIn0", "sekrit"] {
+    let secrets = ["bob@example.com", "hunter2", "eyJzdWIiOiIxIn0", "sekrit"];
+    for secret in secrets {
         assert!(!findings.contains(secret), "{secret} leaked: {findings}");
     }
     let metrics = statuscope.metrics_text();
-    assert!(!metrics.contains("sekrit") && !metrics.contains("example.com"));
+    let logs = statuscope.stderr();
+    assert!(
+        logs.contains("statuscope::access"),
+        "the access log is on: {logs}"
+    );
+    for secret in secrets.iter().chain(&["example.com", "api_key"]) {
+        assert!(!metrics.contains(secret), "{secret} reached a metric");
+        assert!(!logs.contains(secret), "{secret} reached the logs: {logs}");
+    }
 }
 
 mod properties {
