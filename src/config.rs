@@ -649,6 +649,21 @@ impl RawConfig {
                 format!("`{level}` is not a log filter such as `info` or `statuscope=debug`"),
             ));
         }
+        if let Some(directive) = level.split(',').find(|directive| {
+            crate::telemetry::names_pingora(directive)
+                && ["=debug", "=trace"]
+                    .iter()
+                    .any(|verbose| directive.trim().to_ascii_lowercase().ends_with(verbose))
+        }) {
+            return Err(ConfigError::at(
+                "log.level",
+                &origin("log.level"),
+                format!(
+                    "`{directive}`: pingora's debug and trace output prints whole headers and \
+                     bodies, credentials included; allow it at most `info`"
+                ),
+            ));
+        }
         let body_sample_bytes = usize::try_from(self.body_sample_bytes)
             .ok()
             .filter(|n| *n <= MAX_BODY_SAMPLE_BYTES)
@@ -996,6 +1011,35 @@ mod tests {
         assert!(err.contains("`timeouts.connect`"), "{err}");
         assert!(err.contains("non-negative"), "{err}");
         assert!(err.contains("the environment"), "{err}");
+    }
+
+    #[test]
+    fn verbose_pingora_logging_is_refused_and_modest_levels_are_not() {
+        let level = |text: &str| {
+            load_from(
+                None,
+                &Overrides::default(),
+                env(&[("STATUSCOPE_LOG__LEVEL", text)]),
+            )
+        };
+        for verbose in [
+            "pingora_proxy=debug",
+            "info,pingora=TRACE",
+            "pingora_core::server=debug",
+        ] {
+            let err = level(verbose).unwrap_err().to_string();
+            assert!(
+                err.contains("`log.level`") && err.contains("headers"),
+                "{err}"
+            );
+        }
+        for modest in [
+            "debug",
+            "statuscope=trace,pingora_core=warn",
+            "pingora=info",
+        ] {
+            assert!(level(modest).is_ok(), "{modest}");
+        }
     }
 
     #[test]

@@ -2,33 +2,41 @@
 
 use std::io::IsTerminal;
 
-use tracing::{Level, Metadata};
-use tracing_subscriber::filter::filter_fn;
-use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Log, LogFormat};
 
 /// pingora logs whole request and response headers and bodies at `debug` and `trace`:
-/// credentials, cookies and personal data. Whatever `log.level` asks for, none of it is let
-/// through.
-fn is_safe(metadata: &Metadata<'_>) -> bool {
-    !metadata.target().starts_with("pingora") || *metadata.level() <= Level::INFO
+/// credentials, cookies and personal data. It is held at `info`, whatever the global level;
+/// configuration validation refuses a `log.level` that names a pingora target more verbosely.
+/// (A directive, not a filter function: the filter's level hint lets pingora's disabled log
+/// calls return at once, which matters on the request path.)
+const PINGORA_CAP: &str = "pingora=info";
+
+/// Does this `log.level` directive name a pingora target?
+pub fn names_pingora(directive: &str) -> bool {
+    directive.trim().starts_with("pingora")
 }
 
 /// Installs the global subscriber; the `log` crate's records (pingora's) flow into it too.
 pub fn init(log: &Log) {
-    let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let output = tracing_subscriber::fmt::layer()
+    let mut filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // A directive for exactly `pingora` (validated to be at most `info`) is the user's own cap.
+    if !log
+        .level
+        .split(',')
+        .any(|d| d.split('=').next() == Some("pingora"))
+    {
+        filter = filter.add_directive(PINGORA_CAP.parse().expect("a valid directive"));
+    }
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    let output = match log.format {
-        LogFormat::Json => output.json().flatten_event(true).boxed(),
-        LogFormat::Human => output.boxed(),
-    };
     // `try_init` also installs the `log` → `tracing` bridge (tracing-subscriber's tracing-log
     // feature). It fails only if a subscriber exists already, which then keeps logging.
-    let _ = tracing_subscriber::registry()
-        .with(output.with_filter(filter).with_filter(filter_fn(is_safe)))
-        .try_init();
+    let _ = match log.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
 }

@@ -13,20 +13,20 @@
 //! straight to pingora.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::BytesMut;
 use pingora::apps::{
     HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp,
 };
+use pingora::prelude::fast_timeout::fast_timeout;
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::Stream;
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::time::{timeout, timeout_at, Instant};
 use tracing::debug;
 
 use super::admission::Slots;
@@ -106,7 +106,7 @@ impl HeadGuard {
                 stream.write_all(&wire).await?;
                 stream.shutdown().await
             };
-            if let Ok(Ok(())) = timeout(settings.downstream.header_timeout, write).await {
+            if let Ok(Ok(())) = fast_timeout(settings.downstream.header_timeout, write).await {
                 linger(&mut stream).await;
             }
         }
@@ -166,7 +166,8 @@ async fn linger(stream: &mut Stream) {
     let mut discarded = 0;
     let deadline = Instant::now() + LINGER;
     while discarded < LINGER_BYTES {
-        match timeout_at(deadline, stream.read(&mut scratch)).await {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match fast_timeout(left, stream.read(&mut scratch)).await {
             Ok(Ok(n)) if n > 0 => discarded += n,
             _ => return,
         }
@@ -187,7 +188,9 @@ async fn read_head(
     loop {
         let read = tokio::select! {
             biased;
-            read = timeout_at(deadline, stream.read_buf(buf)) => read,
+            // pingora's shared 10 ms timer wheel: no timer at all while data is waiting, and no
+            // timer registration per read otherwise.
+            read = fast_timeout(deadline.saturating_duration_since(Instant::now()), stream.read_buf(buf)) => read,
             _ = shutdown.wait_for(|down| *down) => return HeadRead::Closed,
         };
         let first_bytes = match read {
@@ -316,7 +319,7 @@ impl ServerApp for ConnectionGuard {
         self.metrics.connections().inc();
         let _open = OpenConnection(&self.metrics);
         // Silent or gone before its first bytes: closed without an answer.
-        let sniffed = timeout(
+        let sniffed = fast_timeout(
             limits.header_timeout,
             opens_with_h2_preface(stream, self.h2c.is_some()),
         );
