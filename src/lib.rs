@@ -15,6 +15,7 @@ pub mod demo;
 pub mod export;
 pub mod inject;
 pub mod lifecycle;
+pub mod lint;
 pub mod proxy;
 pub mod record;
 pub mod rules;

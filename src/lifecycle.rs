@@ -20,6 +20,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
 use crate::config::{Config, ConfigError};
+use crate::export::report::ReportGate;
 use crate::proxy::guard::ConnectionGuard;
 use crate::proxy::settings::Settings;
 use crate::proxy::StatuscopeProxy;
@@ -85,15 +86,17 @@ impl std::fmt::Display for StartError {
     }
 }
 
-/// Runs the proxy and the admin server until a signal (or `stop_after`) ends it. Without a
-/// `reload`, SIGHUP is logged and ignored.
+/// Runs the proxy and the admin server until a signal (or `stop_after`) ends it, and returns
+/// the exit status. Without a `reload`, SIGHUP is logged and ignored. With a `gate`, its report
+/// is written at the end and decides the exit status.
 pub fn run(
     config: &Config,
     source: &str,
     recorder: &Recorder,
     stop_after: Option<Duration>,
     reload: Option<Reload>,
-) -> Result<(), StartError> {
+    gate: Option<Arc<ReportGate>>,
+) -> Result<u8, StartError> {
     let settings = Arc::new(Settings::new(config).map_err(StartError::Config)?);
     let proxy = StatuscopeProxy::new(settings.clone(), recorder);
     let upstream = config.require_upstream().map_err(StartError::Config)?;
@@ -148,6 +151,7 @@ pub fn run(
         metrics: recorder.metrics.clone(),
         drain_timeout: config.drain_timeout,
         stop_after,
+        gate: gate.clone(),
         reloader: reload.map(|reload| Reloader {
             reload,
             settings,
@@ -159,7 +163,7 @@ pub fn run(
         shutdown_signal: Box::new(watch),
     });
     info!("statuscope stopped");
-    Ok(())
+    Ok(gate.map_or(0, |gate| gate.finish()))
 }
 
 /// Marks the proxy ready once its port accepts a connection. The probe connection sends no
@@ -193,6 +197,7 @@ struct SignalWatch {
     metrics: Arc<Metrics>,
     drain_timeout: Duration,
     stop_after: Option<Duration>,
+    gate: Option<Arc<ReportGate>>,
     reloader: Option<Reloader>,
 }
 
@@ -259,7 +264,7 @@ impl ShutdownSignalWatch for SignalWatch {
                 _ = terminate.recv() => {
                     info!(drain_timeout = ?self.drain_timeout, "SIGTERM: draining in-flight requests");
                     self.health.begin_drain();
-                    spawn_drain_watcher(self.metrics.clone(), self.drain_timeout);
+                    spawn_drain_watcher(self.metrics.clone(), self.drain_timeout, self.gate.clone());
                     return ShutdownSignal::GracefulTerminate;
                 }
                 _ = interrupt.recv() => {
@@ -276,28 +281,33 @@ impl ShutdownSignalWatch for SignalWatch {
     }
 }
 
-/// Exits 0 once no request has been in flight for two polls in a row, or at the drain timeout.
-/// pingora itself would sleep out its whole grace period even with nothing left to finish.
-fn spawn_drain_watcher(metrics: Arc<Metrics>, drain_timeout: Duration) {
+/// Exits once no request has been in flight for two polls in a row, or at the drain timeout:
+/// 0, or the report gate's status. pingora itself would sleep out its whole grace period even
+/// with nothing left to finish.
+fn spawn_drain_watcher(
+    metrics: Arc<Metrics>,
+    drain_timeout: Duration,
+    gate: Option<Arc<ReportGate>>,
+) {
     let started = Instant::now();
     std::thread::spawn(move || {
         let mut idle_polls = 0;
-        while started.elapsed() < drain_timeout {
+        while idle_polls < 2 && started.elapsed() < drain_timeout {
+            std::thread::sleep(POLL_INTERVAL);
             idle_polls = if metrics.in_flight().get() == 0 {
                 idle_polls + 1
             } else {
                 0
             };
-            if idle_polls >= 2 {
-                info!(elapsed = ?started.elapsed(), "drained; exiting");
-                std::process::exit(0);
-            }
-            std::thread::sleep(POLL_INTERVAL);
         }
-        warn!(
-            in_flight = metrics.in_flight().get(),
-            "drain timeout reached; exiting"
-        );
-        std::process::exit(0);
+        if idle_polls >= 2 {
+            info!(elapsed = ?started.elapsed(), "drained; exiting");
+        } else {
+            warn!(
+                in_flight = metrics.in_flight().get(),
+                "drain timeout reached; exiting"
+            );
+        }
+        std::process::exit(gate.map_or(0, |gate| i32::from(gate.finish())));
     });
 }

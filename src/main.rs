@@ -2,14 +2,18 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use statuscope::config::{self, Overrides};
+use statuscope::export::report::{Format, Report, ReportGate};
 use statuscope::lifecycle::{self, StartError};
+use statuscope::lint::Linter;
 use statuscope::record::Recorder;
 use statuscope::rules::describe;
+use statuscope::rules::Severity;
 use statuscope::{demo, inject, telemetry};
 
 /// Exit status for a configuration or usage error (as clap uses for bad flags).
@@ -60,6 +64,24 @@ enum Command {
         #[arg(long)]
         config_map: Option<String>,
     },
+    /// Check recorded traffic (HAR files) against the misuse rules, for CI.
+    ///
+    /// Exit status: 0 when nothing at or above --fail-on was found, 1 when something was,
+    /// 2 when an input could not be read (the other files are still linted).
+    Lint {
+        /// HAR 1.2 files; `-` reads standard input.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The sidecar's configuration (route templates, rule settings).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// The least severity that fails the run: error, warning or info.
+        #[arg(long, default_value = "error", value_parser = parse_severity)]
+        fail_on: Severity,
+    },
     /// Print the catalogue of misuse rules.
     Rules {
         /// As JSON.
@@ -88,6 +110,16 @@ struct RunArgs {
     /// Configuration file (YAML or TOML).
     #[arg(long, short)]
     config: Option<PathBuf>,
+    /// CI gate: gather findings while tests run against the proxy and write them here at
+    /// SIGTERM or SIGINT; the exit status is then 1 when one reached --fail-on.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// The report's format; by default from the file name (`.json`, `.xml` for JUnit, else a table).
+    #[arg(long, value_enum, requires = "report")]
+    report_format: Option<Format>,
+    /// With --report: the least severity that fails the run (error, warning or info).
+    #[arg(long, default_value = "error", value_parser = parse_severity, requires = "report")]
+    fail_on: Severity,
     /// Proxy listen address, host:port (overrides file and environment).
     #[arg(long)]
     listen: Option<String>,
@@ -117,7 +149,19 @@ fn main() -> ExitCode {
                 return fail(EXIT_CONFIG, &e);
             }
             telemetry::init(&loaded.config.log);
-            let recorder = Recorder::new(&loaded.config);
+            let mut recorder = Recorder::new(&loaded.config);
+            let gate = args.report.map(|path| {
+                let report = Arc::new(Mutex::new(Report::for_config(&loaded.config)));
+                recorder.report = Some(report.clone());
+                Arc::new(ReportGate {
+                    report,
+                    format: args
+                        .report_format
+                        .unwrap_or_else(|| Format::for_path(&path)),
+                    path,
+                    fail_on: args.fail_on,
+                })
+            });
             let reload: lifecycle::Reload = Box::new(move || {
                 config::load(file.as_deref(), &overrides).map(|loaded| loaded.config)
             });
@@ -127,6 +171,7 @@ fn main() -> ExitCode {
                 &recorder,
                 None,
                 Some(reload),
+                gate,
             ))
         }
         Command::CheckConfig { file } => match config::load(Some(&file), &Overrides::default()) {
@@ -163,6 +208,24 @@ fn main() -> ExitCode {
                 Err(e) => fail(EXIT_CONFIG, &e),
             }
         }
+        Command::Lint {
+            files,
+            config,
+            format,
+            fail_on,
+        } => {
+            let loaded = match config::load(config.as_deref(), &Overrides::default()) {
+                Ok(loaded) => loaded,
+                Err(e) => return fail(EXIT_CONFIG, &e),
+            };
+            let mut report = Report::for_config(&loaded.config);
+            Linter::new(&loaded.config).lint_paths(&files, &mut report);
+            print!("{}", report.render(format, fail_on));
+            for error in &report.input_errors {
+                eprintln!("statuscope: cannot read {error}");
+            }
+            ExitCode::from(report.exit_status(fail_on))
+        }
         Command::Rules { json, markdown } => {
             let text = if json {
                 describe::json()
@@ -184,12 +247,13 @@ fn main() -> ExitCode {
                 admin: Some(admin),
                 upstream: None,
             };
-            match demo::run(&overrides, duration) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => finish(Err(e)),
-            }
+            finish(demo::run(&overrides, duration))
         }
     }
+}
+
+fn parse_severity(text: &str) -> Result<Severity, String> {
+    Severity::parse(text).ok_or_else(|| format!("`{text}` is not one of error, warning, info"))
 }
 
 /// Reads the files named (folders: their `.yaml` and `.yml` files, in name order), or stdin.
@@ -229,9 +293,9 @@ fn read_inputs(paths: &[PathBuf]) -> Result<String, String> {
     Ok(input)
 }
 
-fn finish(result: Result<(), StartError>) -> ExitCode {
+fn finish(result: Result<u8, StartError>) -> ExitCode {
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status),
         Err(StartError::Config(e)) => fail(EXIT_CONFIG, &e),
         Err(e) => fail(EXIT_RUNTIME, &e),
     }

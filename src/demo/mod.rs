@@ -20,7 +20,7 @@ const REFRESH: Duration = Duration::from_secs(3);
 const WORKERS: usize = 8;
 
 /// Runs the demo until Ctrl-C or `duration`.
-pub fn run(overrides: &Overrides, duration: Option<Duration>) -> Result<(), StartError> {
+pub fn run(overrides: &Overrides, duration: Option<Duration>) -> Result<u8, StartError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -45,11 +45,11 @@ pub fn run(overrides: &Overrides, duration: Option<Duration>) -> Result<(), Star
     runtime.spawn(print_table(recorder.clone(), config.admin));
 
     let started = Instant::now();
-    lifecycle::run(&config, "built-in demo", &recorder, duration, None)?;
+    let status = lifecycle::run(&config, "built-in demo", &recorder, duration, None, None)?;
     let table = Summary::gather(&recorder).render(started.elapsed(), &config.admin.to_string());
     println!("{table}");
     runtime.shutdown_timeout(Duration::from_millis(100));
-    Ok(())
+    Ok(status)
 }
 
 /// The demo's settings on top of the defaults: a short read timeout so the slow route shows

@@ -90,16 +90,21 @@ pub async fn drive(proxy: SocketAddr, workers: usize) {
         let client = client.clone();
         tasks.push(tokio::spawn(async move {
             let dice = Dice::new(0x9e37_79b9_7f4a_7c15 ^ worker as u64);
+            // Each worker first tours every scenario once, so every route (and every
+            // deterministic misuse) shows within the first seconds; then it picks by weight.
+            let mut tour = SCENARIOS.iter();
             loop {
-                let mut pick = dice.roll(total_weight);
-                let scenario = SCENARIOS
-                    .iter()
-                    .find(|s| {
-                        let hit = pick < s.weight;
-                        pick = pick.saturating_sub(s.weight);
-                        hit
-                    })
-                    .unwrap_or(&SCENARIOS[0]);
+                let scenario = tour.next().unwrap_or_else(|| {
+                    let mut pick = dice.roll(total_weight);
+                    SCENARIOS
+                        .iter()
+                        .find(|s| {
+                            let hit = pick < s.weight;
+                            pick = pick.saturating_sub(s.weight);
+                            hit
+                        })
+                        .unwrap_or(&SCENARIOS[0])
+                });
                 let path = scenario
                     .path
                     .replace("{id}", &(1 + dice.roll(1000)).to_string());

@@ -4,6 +4,8 @@
 //! It runs on a thread and runtime of its own, apart from pingora's services, so it keeps
 //! answering (and `/readyz` keeps saying 503) while the proxy drains on SIGTERM.
 
+pub mod report;
+
 use std::convert::Infallible;
 use std::net::TcpListener;
 use std::sync::Arc;

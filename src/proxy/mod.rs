@@ -21,6 +21,7 @@ use tracing::info;
 use crate::classify::{
     is_client_gone, method_label, Origin, UpstreamErrorKind, CLIENT_CLOSED_REQUEST,
 };
+use crate::export::report::Report;
 use crate::record::findings::{FindingsStore, Place};
 use crate::record::{Exchange, Metrics, Recorder};
 use crate::rules::engine::Outcome;
@@ -36,6 +37,7 @@ pub struct StatuscopeProxy {
     admission: Admission,
     metrics: Arc<Metrics>,
     findings: Arc<FindingsStore>,
+    report: Option<Arc<std::sync::Mutex<Report>>>,
 }
 
 /// What statuscope knows about one request while it is proxied.
@@ -58,6 +60,7 @@ impl StatuscopeProxy {
             admission: Admission::new(recorder.metrics.in_flight().clone()),
             metrics: recorder.metrics.clone(),
             findings: recorder.findings.clone(),
+            report: recorder.report.clone(),
         }
     }
 
@@ -128,6 +131,11 @@ impl StatuscopeProxy {
             error_fields: &[],
         };
         let mut flagged = false;
+        // Only in CI-gate mode (`run --report`); uncontended there.
+        let mut report = self
+            .report
+            .as_ref()
+            .map(|report| report.lock().unwrap_or_else(|e| e.into_inner()));
         engine.evaluate(&exchange, |outcome| match outcome {
             Outcome::Finding(finding) => {
                 flagged = true;
@@ -138,10 +146,17 @@ impl StatuscopeProxy {
                     path: exchange.path,
                     status: code,
                 };
+                if let Some(report) = report.as_mut() {
+                    report.add(&finding, place, None);
+                }
                 self.findings.add(&finding, place);
             }
             Outcome::Panicked { index } => self.metrics.record_rule_panic(index),
         });
+        if let Some(report) = report.as_mut() {
+            report.exchanges += 1;
+            report.judged += 1;
+        }
         self.metrics.record_judged(route, method, flagged);
     }
 }

@@ -338,6 +338,8 @@ pub struct Recorder {
     pub metrics: Arc<Metrics>,
     /// The recent findings behind `/findings`.
     pub findings: Arc<findings::FindingsStore>,
+    /// The CI report findings also go to, when `run --report` asked for one.
+    pub report: Option<Arc<std::sync::Mutex<crate::export::report::Report>>>,
 }
 
 impl Recorder {
@@ -349,6 +351,7 @@ impl Recorder {
                 config.findings.keep_per_rule,
                 config.findings.log_interval,
             )),
+            report: None,
         }
     }
 }

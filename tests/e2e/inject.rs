@@ -44,15 +44,7 @@ fn check_golden(input: &str, golden: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     let produced = String::from_utf8(output.stdout).unwrap();
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(golden, &produced).unwrap();
-    }
-    let expected = std::fs::read_to_string(golden).unwrap_or_default();
-    assert!(
-        produced == expected,
-        "{} differs from {input}'s injection:\n{produced}",
-        golden.display()
-    );
+    crate::support::assert_golden(golden, &produced);
     produced
 }
 

@@ -4,11 +4,13 @@
 mod support;
 
 mod config;
+mod demo;
 mod deploy;
 mod faults;
 mod hostile;
 mod inject;
 mod lifecycle;
+mod lint;
 mod logs;
 mod passthrough;
 mod prometheus;

@@ -30,6 +30,20 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// Compares `produced` with the golden file, rewriting the file first when `UPDATE_GOLDEN` is
+/// set (after a deliberate change; review the diff before committing it).
+pub fn assert_golden(golden: &Path, produced: &str) {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(golden, produced).unwrap();
+    }
+    let expected = std::fs::read_to_string(golden).unwrap_or_default();
+    assert!(
+        produced == expected,
+        "{} differs from what was produced:\n{produced}",
+        golden.display()
+    );
+}
+
 /// A port nobody listens on right now (bound and released by the kernel's ephemeral choice).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -67,6 +81,8 @@ pub struct Launch<'a> {
     pub config: Option<&'a Path>,
     /// The interface the admin port binds to (default 127.0.0.1).
     pub admin_ip: Option<&'a str>,
+    /// More arguments for `statuscope run`.
+    pub args: Vec<String>,
 }
 
 impl Statuscope {
@@ -105,6 +121,7 @@ impl Statuscope {
         if let Some(config) = launch.config {
             command.arg("--config").arg(config);
         }
+        command.args(&launch.args);
         for (key, value) in &launch.env {
             command.env(key, value);
         }

@@ -1,0 +1,250 @@
+//! `statuscope lint`: the rule catalogue over recorded traffic (HAR files), before it ships.
+//!
+//! Each entry is judged exactly as the sidecar judges a live exchange: the same route
+//! templates, the same engine and rule configuration, the same body sampler and decoders.
+
+pub mod har;
+
+use std::io::Read;
+use std::path::Path;
+
+use base64::Engine as _;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Method};
+
+use crate::classify::method_label;
+use crate::classify::route::RouteTable;
+use crate::config::Config;
+use crate::export::report::Report;
+use crate::record::findings::Place;
+use crate::rules::engine::{Engine, Outcome};
+use crate::rules::{self, RequestFacts, CATALOGUE};
+use crate::sample::Sampler;
+use har::Entry;
+
+/// Judges recorded exchanges with a configuration's routes and rules.
+pub struct Linter {
+    routes: RouteTable,
+    engine: Engine,
+    body_sample_bytes: usize,
+}
+
+impl Linter {
+    /// A linter with `config`'s route templates, rule settings and sample size.
+    pub fn new(config: &Config) -> Self {
+        Linter {
+            routes: RouteTable::new(config.routes.templates.clone(), config.routes.max),
+            engine: Engine::new(
+                &config.rule_settings,
+                &config.error_fields,
+                &config.route_rules,
+            ),
+            body_sample_bytes: config.body_sample_bytes,
+        }
+    }
+
+    /// Lints one HAR document; `name` is how messages refer to it. Problems with the input go
+    /// to `report.input_errors`, each naming `name` and the entry.
+    pub fn lint(&self, name: &str, reader: impl Read, report: &mut Report) {
+        let result = har::read_entries(reader, |index, entry| {
+            let judged = entry.and_then(|entry| {
+                self.judge(&entry, report, || format!("{name} entry {index}"))
+                    .map_err(|problem| format!("entry {index}: {problem}"))
+            });
+            if let Err(problem) = judged {
+                report.input_errors.push(format!("{name}: {problem}"));
+            }
+        });
+        if let Err(problem) = result {
+            report.input_errors.push(format!("{name}: {problem}"));
+        }
+    }
+
+    /// Lints the files named (`-` is standard input), each in turn; an unreadable one does
+    /// not stop the others.
+    pub fn lint_paths(&self, paths: &[impl AsRef<Path>], report: &mut Report) {
+        for path in paths {
+            let path = path.as_ref();
+            if path.as_os_str() == "-" {
+                self.lint("<stdin>", std::io::stdin().lock(), report);
+                continue;
+            }
+            let name = path.display().to_string();
+            match std::fs::File::open(path) {
+                Ok(file) => self.lint(&name, file, report),
+                Err(e) => report.input_errors.push(format!("{name}: {e}")),
+            }
+        }
+    }
+
+    fn judge(
+        &self,
+        entry: &Entry,
+        report: &mut Report,
+        source: impl Fn() -> String,
+    ) -> Result<(), String> {
+        report.exchanges += 1;
+        let response = &entry.response;
+        if response.status <= 0 {
+            report.skipped += 1;
+            return Ok(());
+        }
+        let status = u16::try_from(response.status)
+            .map_err(|_| format!("status {} is out of range", response.status))?;
+        let method = Method::from_bytes(entry.request.method.as_bytes())
+            .map_err(|_| format!("`{}` is not a method", entry.request.method))?;
+        let uri: http::Uri = entry
+            .request
+            .url
+            .parse()
+            .map_err(|e| format!("`{}` is not a URL: {e}", entry.request.url))?;
+        let path = uri.path();
+        let headers = header_map(&response.headers);
+        let request_header = |name: &str| {
+            entry
+                .request
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value.as_str())
+        };
+        let sample = self.sample(entry, &headers)?;
+        if sample.is_none() && body_expected(entry, &method, status) {
+            report.without_body += 1;
+        }
+        let route = self.routes.resolve(path);
+        let method_label = method_label(&method);
+        let exchange = rules::Exchange {
+            method: &method,
+            route: &route.label,
+            path,
+            request: RequestFacts {
+                has_authorization: request_header("authorization").is_some(),
+                has_cookie: request_header("cookie").is_some(),
+                expects_continue: request_header("expect")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("100-continue")),
+                accept: request_header("accept"),
+            },
+            status,
+            headers: &headers,
+            // HAR keeps only the final response.
+            sent_continue: false,
+            body: sample.as_ref().and_then(Option::as_ref),
+            error_fields: &[],
+        };
+        self.engine.evaluate(&exchange, |outcome| match outcome {
+            Outcome::Finding(finding) => {
+                let place = Place {
+                    route: &route.label,
+                    method: method_label,
+                    path,
+                    status,
+                };
+                report.add(&finding, place, Some(source()));
+            }
+            Outcome::Panicked { index } => report.input_errors.push(format!(
+                "{}: rule {} panicked",
+                source(),
+                CATALOGUE[index].id
+            )),
+        });
+        report.judged += 1;
+        Ok(())
+    }
+
+    /// The body as the sidecar would have sampled it: `None` when none was recorded,
+    /// `Some(None)` when it was but no rule reads a body of its type.
+    fn sample(
+        &self,
+        entry: &Entry,
+        headers: &HeaderMap,
+    ) -> Result<Option<Option<crate::sample::Sample>>, String> {
+        let content = &entry.response.content;
+        let Some(text) = &content.text else {
+            return Ok(None);
+        };
+        let bytes = match content.encoding.as_deref() {
+            Some(encoding) if encoding.eq_ignore_ascii_case("base64") => {
+                base64::engine::general_purpose::STANDARD
+                    .decode(text.trim())
+                    .map_err(|e| format!("the body is not valid base64: {e}"))?
+            }
+            _ => text.as_bytes().to_vec(),
+        };
+        let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        let content_type = header(http::header::CONTENT_TYPE).or(content.mime_type.as_deref());
+        let encoding = recorded_encoding(header(http::header::CONTENT_ENCODING), &bytes);
+        Ok(Some(
+            Sampler::start(self.body_sample_bytes, content_type, encoding).map(|mut sampler| {
+                sampler.feed(&bytes);
+                sampler.finish()
+            }),
+        ))
+    }
+}
+
+/// The response headers as a map; HTTP/2 pseudo-headers and invalid fields are left out.
+fn header_map(headers: &[har::Header]) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(headers.len());
+    for header in headers.iter().filter(|h| !h.name.starts_with(':')) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(header.name.as_bytes()),
+            HeaderValue::from_str(&header.value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
+/// Browsers export bodies decoded, while `Content-Encoding` still names the coding; other
+/// recorders keep the bytes as they came. The bytes decide: a coding applies only when they
+/// carry its signature (brotli has none: it applies when the bytes are not text).
+fn recorded_encoding<'a>(declared: Option<&'a str>, bytes: &[u8]) -> Option<&'a str> {
+    let declared = declared?;
+    let is = |name: &str| declared.trim().eq_ignore_ascii_case(name);
+    let compressed = if is("gzip") || is("x-gzip") {
+        bytes.starts_with(&[0x1f, 0x8b])
+    } else if is("zstd") {
+        bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+    } else if is("deflate") {
+        // A zlib header: compression method 8 and a check value divisible by 31.
+        matches!(bytes, [cmf, flg, ..] if cmf & 0x0f == 8 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0)
+    } else if is("br") {
+        std::str::from_utf8(bytes).is_err()
+    } else {
+        false
+    };
+    compressed.then_some(declared)
+}
+
+/// Would this response have had a body for the rules to read?
+fn body_expected(entry: &Entry, method: &Method, status: u16) -> bool {
+    *method != Method::HEAD
+        && !matches!(status, 100..=199 | 204 | 304)
+        && entry.response.content.size != Some(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_coding_applies_only_to_bytes_that_carry_it() {
+        assert_eq!(recorded_encoding(Some("gzip"), b"{\"a\":1}"), None);
+        assert_eq!(
+            recorded_encoding(Some("gzip"), &[0x1f, 0x8b, 8, 0]),
+            Some("gzip")
+        );
+        assert_eq!(recorded_encoding(Some("br"), b"<html>"), None);
+        assert_eq!(
+            recorded_encoding(Some("br"), &[0x8b, 0xff, 0x01]),
+            Some("br")
+        );
+        assert_eq!(
+            recorded_encoding(Some("deflate"), &[0x78, 0x9c, 1]),
+            Some("deflate")
+        );
+        assert_eq!(recorded_encoding(None, &[0x1f, 0x8b]), None);
+    }
+}
