@@ -184,14 +184,12 @@ fn junit_output_is_valid_junit_xml() {
     let output = lint(&["tests/lint/firefox.har", "--format", "junit"], None);
     let path = config_file("report.xml", &stdout(&output));
     // A real JUnit reader (PyPI's junitparser, which the Makefile installs).
-    let check = concat!(
-        "import junitparser, sys\n\
+    let check = "import junitparser, sys\n\
          xml = junitparser.JUnitXml.fromfile(sys.argv[1])\n\
          suites = list(xml) if isinstance(xml, junitparser.JUnitXml) else [xml]\n\
          cases = [c for s in suites for c in s]\n\
          failed = sorted(c.name for c in cases if any(isinstance(r, junitparser.Failure) for r in c.result))\n\
-         print(len(cases), ','.join(failed))\n"
-    );
+         print(len(cases), ','.join(failed))\n";
     let result = crate::deploy::run("python3", &["-c", check, path.to_str().unwrap()], &root());
     let printed = String::from_utf8_lossy(&result.stdout);
     assert!(
