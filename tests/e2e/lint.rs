@@ -231,6 +231,7 @@ fn a_large_recording_is_streamed_in_bounded_memory() {
     let (status, peak) = wait_with_peak_rss(child);
     std::fs::remove_file(&path).unwrap();
     assert_eq!(status, 0);
+    eprintln!("linted a {size}-byte recording with a peak RSS of {peak} bytes");
     assert!(
         peak < size / 4,
         "peak RSS {peak} bytes for a {size}-byte recording"
