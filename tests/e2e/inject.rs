@@ -4,30 +4,14 @@
 //! change; review the diff before committing it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use crate::deploy::root;
 
 fn inject(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_statuscope"));
-    command.arg("inject").args(args).current_dir(root());
-    if let Some(input) = stdin {
-        use std::io::Write;
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        return child.wait_with_output().unwrap();
-    }
-    command.output().unwrap()
+    let mut all = vec!["inject"];
+    all.extend_from_slice(args);
+    crate::support::run_statuscope(&all, stdin.map(str::as_bytes))
 }
 
 fn cases() -> PathBuf {

@@ -9,26 +9,14 @@ use std::process::{Command, Output, Stdio};
 
 use crate::deploy::root;
 use crate::support::upstream::Upstream;
-use crate::support::{assert_golden, client, config_file, send, Launch, Statuscope};
+use crate::support::{
+    assert_golden, client, config_file, run_statuscope, send, Launch, Statuscope,
+};
 
 fn lint(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_statuscope"));
-    command
-        .arg("lint")
-        .args(args)
-        .current_dir(root())
-        .env_remove("RUST_LOG");
-    let Some(input) = stdin else {
-        return command.output().unwrap();
-    };
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
+    let mut all = vec!["lint"];
+    all.extend_from_slice(args);
+    run_statuscope(&all, stdin)
 }
 
 fn stdout(output: &Output) -> String {
@@ -251,21 +239,26 @@ fn wait_with_peak_rss(child: std::process::Child) -> (i32, u64) {
 
 const JSON: &str = "content-type: application/json";
 
+/// Starts statuscope as a CI gate writing `report` and failing on `fail_on`.
+fn gate(upstream: &Upstream, report: &std::path::Path, fail_on: &str) -> Statuscope {
+    Statuscope::launch(Launch {
+        upstream: Some(upstream.addr),
+        args: vec![
+            "--report".into(),
+            report.to_str().unwrap().into(),
+            "--fail-on".into(),
+            fail_on.into(),
+        ],
+        ..Launch::default()
+    })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_ci_gate_reports_at_sigterm_and_fails_on_a_finding() {
     for (misuse, expected_status) in [(true, 1), (false, 0)] {
         let upstream = Upstream::start();
         let report = config_file(&format!("gate-{misuse}.json"), "");
-        let mut statuscope = Statuscope::launch(Launch {
-            upstream: Some(upstream.addr),
-            args: vec![
-                "--report".into(),
-                report.to_str().unwrap().into(),
-                "--fail-on".into(),
-                "error".into(),
-            ],
-            ..Launch::default()
-        });
+        let mut statuscope = gate(&upstream, &report, "error");
         let url = format!("http://{}/api/orders/7", statuscope.listen);
         let client = client();
         send(&client, "GET", &url, &[], b"").await;
@@ -301,16 +294,7 @@ async fn the_ci_gate_reports_at_sigterm_and_fails_on_a_finding() {
 async fn the_ci_gate_also_reports_at_sigint_in_junit() {
     let upstream = Upstream::start();
     let report = config_file("gate.xml", "");
-    let mut statuscope = Statuscope::launch(Launch {
-        upstream: Some(upstream.addr),
-        args: vec![
-            "--report".into(),
-            report.to_str().unwrap().into(),
-            "--fail-on".into(),
-            "warning".into(),
-        ],
-        ..Launch::default()
-    });
+    let mut statuscope = gate(&upstream, &report, "warning");
     let url = format!("http://{}/api/search", statuscope.listen);
     send(&client(), "GET", &url, &[("x-reply-status", "429")], b"").await;
     statuscope.wait_idle();

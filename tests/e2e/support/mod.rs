@@ -30,6 +30,26 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// Runs `statuscope <args>` to completion from the repository root, feeding `stdin` when given.
+pub fn run_statuscope(args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_statuscope"));
+    command
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG");
+    let Some(input) = stdin else {
+        return command.output().unwrap();
+    };
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Compares `produced` with the golden file, rewriting the file first when `UPDATE_GOLDEN` is
 /// set (after a deliberate change; review the diff before committing it).
 pub fn assert_golden(golden: &Path, produced: &str) {
