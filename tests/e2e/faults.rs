@@ -231,6 +231,10 @@ fn slow_clients_are_cut_off_at_the_header_timeout_while_others_are_served() {
     );
     assert_eq!(upstream.requests(), 20);
     let fds_after = open_fds(&statuscope);
+    eprintln!(
+        "{SLOW_CLIENTS} slow clients: {fds_before} -> {fds_after} descriptors, peak RSS {} bytes",
+        statuscope.peak_rss()
+    );
     assert!(
         fds_after <= fds_before + 8,
         "file descriptors leaked: {fds_before} -> {fds_after}"

@@ -200,6 +200,11 @@ async fn unique_paths_and_queries_leave_series_bounded_and_memory_flat() {
     // Flat: what the first tenth of the flood did not grow, the other nine tenths may not
     // either (allocator noise aside).
     let growth = rss_at_end.saturating_sub(rss_after_warm_up);
+    eprintln!(
+        "{} routes, RSS {rss_after_warm_up} bytes after {} requests, {rss_at_end} after {REQUESTS}",
+        routes.len(),
+        REQUESTS / 10
+    );
     assert!(
         growth < 8 * 1024 * 1024,
         "memory grew {growth} bytes over {} unique paths ({rss_after_warm_up} -> {rss_at_end})",
