@@ -1,4 +1,4 @@
-//! The `statuscope` command: `run`, `check-config` and `demo`.
+//! The `statuscope` command: `run`, `check-config`, `lint`, `inject`, `rules` and `demo`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
