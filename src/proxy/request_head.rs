@@ -201,16 +201,22 @@ impl HeadReader {
                 return self.need_more(buf.len(), limits);
             };
             let end = self.line_start + offset;
-            let Some(line) = buf[self.line_start..end].strip_suffix(b"\r") else {
-                return bad("a line ends in a bare LF");
-            };
             let next = end + 1;
+            // Size limits first, as `need_more` applies them, so the verdict does not depend
+            // on whether the line's end arrived in the same read.
             if next > limits.max_header_bytes {
                 return refuse(
                     ProxyError::HEADERS_TOO_LARGE,
                     "the request head is too large",
                 );
             }
+            let raw = &buf[self.line_start..end];
+            if !self.request_line_seen && request_line_too_long(raw.len(), limits) {
+                return refuse(ProxyError::URI_TOO_LONG, "the request target is too long");
+            }
+            let Some(line) = raw.strip_suffix(b"\r") else {
+                return bad("a line ends in a bare LF");
+            };
             self.line_start = next;
             let verdict = if !self.request_line_seen {
                 if line.is_empty() {
@@ -249,13 +255,6 @@ impl HeadReader {
 
     fn request_line(&mut self, line: &[u8], limits: &HeadLimits) -> Option<Progress> {
         self.request_line_seen = true;
-        // Checked as in `need_more`, so the verdict does not depend on how the line arrived.
-        if request_line_too_long(line.len(), limits) {
-            return Some(refuse(
-                ProxyError::URI_TOO_LONG,
-                "the request target is too long",
-            ));
-        }
         let [method, target, version] = match split_request_line(line) {
             Ok(parts) => parts,
             Err(reason) => return Some(bad(reason)),
