@@ -13,7 +13,7 @@ use config::{Environment, File, Value, ValueKind};
 use serde::Deserialize;
 
 use crate::classify::route::RouteTemplate;
-use crate::proxy::request_head::HeadLimits;
+use crate::proxy::request_head::{HeadLimits, REQUEST_LINE_SLACK};
 use crate::rules::engine::{RouteRules, RuleSetting};
 use crate::rules::Severity;
 
@@ -788,6 +788,19 @@ impl RawConfig {
                 )?,
             },
         };
+        // A request line that fits `max_target_bytes` must fit the head, or which limit
+        // refuses a long line would depend on how its bytes arrived.
+        let head = &downstream.head;
+        if head.max_target_bytes + REQUEST_LINE_SLACK >= head.max_header_bytes {
+            return Err(ConfigError::at(
+                "downstream.max_target_bytes",
+                &origin("downstream.max_target_bytes"),
+                format!(
+                    "must be below downstream.max_header_bytes ({}) by more than {REQUEST_LINE_SLACK}, got {}",
+                    head.max_header_bytes, head.max_target_bytes
+                ),
+            ));
+        }
         let findings = Findings {
             token,
             enabled: self.findings.enabled.unwrap_or(true),
@@ -1040,6 +1053,21 @@ mod tests {
         ] {
             assert!(level(modest).is_ok(), "{modest}");
         }
+    }
+
+    #[test]
+    fn a_target_limit_that_does_not_fit_the_head_limit_is_refused() {
+        let err = load_from(
+            None,
+            &Overrides::default(),
+            env(&[
+                ("STATUSCOPE_DOWNSTREAM__MAX_HEADER_BYTES", "4096"),
+                ("STATUSCOPE_DOWNSTREAM__MAX_TARGET_BYTES", "4064"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`downstream.max_target_bytes`"), "{err}");
     }
 
     #[test]

@@ -94,7 +94,7 @@ enum TransferEncoding {
 const LEADING_BLANK_LINES: usize = 4;
 
 /// Room in a request line for the method and version around the longest accepted target.
-const REQUEST_LINE_SLACK: usize = 64;
+pub const REQUEST_LINE_SLACK: usize = 64;
 
 /// A request line this long cannot hold an acceptable target, however it continues.
 fn request_line_too_long(len: usize, limits: &HeadLimits) -> bool {
@@ -202,17 +202,17 @@ impl HeadReader {
             };
             let end = self.line_start + offset;
             let next = end + 1;
-            // Size limits first, as `need_more` applies them, so the verdict does not depend
-            // on whether the line's end arrived in the same read.
+            let raw = &buf[self.line_start..end];
+            // The size limits first, in `need_more`'s order, so the verdict does not depend on
+            // whether the line's end arrived in the same read.
+            if !self.request_line_seen && request_line_too_long(raw.len(), limits) {
+                return refuse(ProxyError::URI_TOO_LONG, "the request target is too long");
+            }
             if next > limits.max_header_bytes {
                 return refuse(
                     ProxyError::HEADERS_TOO_LARGE,
                     "the request head is too large",
                 );
-            }
-            let raw = &buf[self.line_start..end];
-            if !self.request_line_seen && request_line_too_long(raw.len(), limits) {
-                return refuse(ProxyError::URI_TOO_LONG, "the request target is too long");
             }
             let Some(line) = raw.strip_suffix(b"\r") else {
                 return bad("a line ends in a bare LF");
@@ -238,17 +238,19 @@ impl HeadReader {
         }
     }
 
+    /// The limits `advance` applies to a complete line, applied to one still arriving, in the
+    /// same order, so the verdict does not depend on how the bytes were split into reads.
     fn need_more(&self, buffered: usize, limits: &HeadLimits) -> Progress {
         let partial = buffered - self.line_start;
+        if !self.request_line_seen && request_line_too_long(partial, limits) {
+            // The request line alone has outgrown any acceptable target.
+            return refuse(ProxyError::URI_TOO_LONG, "the request target is too long");
+        }
         if buffered >= limits.max_header_bytes {
             return refuse(
                 ProxyError::HEADERS_TOO_LARGE,
                 "the request head is too large",
             );
-        }
-        if !self.request_line_seen && request_line_too_long(partial, limits) {
-            // The request line alone has outgrown any acceptable target.
-            return refuse(ProxyError::URI_TOO_LONG, "the request target is too long");
         }
         Progress::NeedMore
     }
