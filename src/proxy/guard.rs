@@ -49,8 +49,8 @@ enum HeadRead {
     Accepted,
     /// The client closed, went idle past the keep-alive timeout, or shutdown began.
     Closed,
-    /// The head is refused.
-    Refused(Refusal),
+    /// The head, whose first bytes came at the instant given, is refused.
+    Refused(Refusal, Instant),
 }
 
 /// Reads and checks request heads before pingora sees them (see the module docs).
@@ -127,10 +127,9 @@ impl HttpServerApp for HeadGuard {
         let settings = self.settings.current();
         let mut stream = h1.into_inner();
         let mut head = BytesMut::with_capacity(HEAD_BUFFER);
-        let started = Instant::now();
         match read_head(&mut stream, &mut head, &settings.downstream, shutdown).await {
             HeadRead::Closed => None,
-            HeadRead::Refused(refusal) => {
+            HeadRead::Refused(refusal, started) => {
                 self.refuse(stream, &head, refusal, &settings, started)
                     .await;
                 None
@@ -184,8 +183,10 @@ async fn read_head(
 ) -> HeadRead {
     let mut reader = HeadReader::default();
     let mut shutdown = shutdown.clone();
-    let mut deadline = Instant::now() + limits.keepalive_timeout;
+    let idle_until = Instant::now() + limits.keepalive_timeout;
+    let mut first_bytes_at = None;
     loop {
+        let deadline = first_bytes_at.map_or(idle_until, |at| at + limits.header_timeout);
         let read = tokio::select! {
             biased;
             // pingora's shared 10 ms timer wheel: no timer at all while data is waiting, and no
@@ -193,30 +194,29 @@ async fn read_head(
             read = fast_timeout(deadline.saturating_duration_since(Instant::now()), stream.read_buf(buf)) => read,
             _ = shutdown.wait_for(|down| *down) => return HeadRead::Closed,
         };
-        let first_bytes = match read {
-            Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Closed,
-            Ok(Ok(n)) => n == buf.len(),
-            // RFC 9110 §15.5.9: 408 for a request that did not arrive in time; an idle
-            // keep-alive connection is simply closed.
-            Err(_) if buf.is_empty() => return HeadRead::Closed,
-            Err(_) => {
-                return HeadRead::Refused(Refusal {
+        let started = match (read, first_bytes_at) {
+            (Ok(Ok(0)) | Ok(Err(_)), _) => return HeadRead::Closed,
+            (Ok(Ok(_)), Some(at)) => at,
+            (Ok(Ok(_)), None) => *first_bytes_at.insert(Instant::now()),
+            // An idle keep-alive connection is simply closed.
+            (Err(_), None) => return HeadRead::Closed,
+            // RFC 9110 §15.5.9: 408 for a request that did not arrive in time.
+            (Err(_), Some(at)) => {
+                let refusal = Refusal {
                     error: super::error_response::ProxyError::REQUEST_TIMEOUT,
                     reason: "the request head did not arrive within the header timeout",
-                })
+                };
+                return HeadRead::Refused(refusal, at);
             }
         };
-        if first_bytes {
-            deadline = Instant::now() + limits.header_timeout;
-        }
         match reader.advance(buf, &limits.head) {
             Progress::NeedMore => {}
-            Progress::Refused(refusal) => return HeadRead::Refused(refusal),
+            Progress::Refused(refusal) => return HeadRead::Refused(refusal, started),
             Progress::Complete(head) => {
                 if head.chunked {
                     if let Err(refusal) = request_head::check_buffered_chunks(&buf[head.head_len..])
                     {
-                        return HeadRead::Refused(refusal);
+                        return HeadRead::Refused(refusal, started);
                     }
                 }
                 return HeadRead::Accepted;
