@@ -448,7 +448,7 @@ fn sidecar() -> Value {
         "timeseries",
         "Proxy-generated responses",
         "Responses statuscope made itself (origin=\"proxy\"), by code: 502/504 for a failing upstream, 503 for \
-         overload, 400 for unreadable requests.",
+         overload, 400/408/414/431 for malformed, slow or oversized requests.",
         "reqps",
         vec![series(
             format!(
@@ -468,6 +468,36 @@ fn sidecar() -> Value {
             series(format!("sum({})", rate("statuscope_route_overflow_total")), "route overflow"),
             series(format!("sum by (rule) ({}) > 0 or vector(0)", rate("statuscope_rule_panics_total")), "panics {{rule}}"),
         ],
+        (12, 8),
+    );
+    b.panel(
+        "timeseries",
+        "Client connections",
+        "Open client connections per pod, and connections closed at accept because downstream.max_connections \
+         were open (a flood, or a limit set too low).",
+        "short",
+        vec![
+            series(
+                format!("sum by (pod, instance) (statuscope_downstream_connections{{{s}}})"),
+                "open {{pod}} {{instance}}",
+            ),
+            series(
+                format!("sum({}) > 0 or vector(0)", rate("statuscope_downstream_connections_refused_total")),
+                "refused/s",
+            ),
+        ],
+        (12, 8),
+    );
+    b.panel(
+        "timeseries",
+        "Configuration reloads",
+        "SIGHUP reloads per pod by result; a failure means the pod still runs its previous configuration \
+         (its log names the key).",
+        "short",
+        vec![series(
+            format!("sum by (pod, result) (increase(statuscope_config_reloads_total{{{s}}}[$__range]))"),
+            "{{pod}} {{result}}",
+        )],
         (12, 8),
     );
     b.panel(
@@ -535,7 +565,7 @@ fn sidecar() -> Value {
         "statuscope-sidecar",
         "Statuscope / Sidecar",
         "The sidecar itself: in-flight requests, upstream errors, proxy-made answers, route overflow, rule panics, \
-         sampling cost, memory, CPU and scrape health.",
+         client connections, configuration reloads, sampling cost, memory, CPU and scrape health.",
         vec![variable(
             "pod",
             "Pod",

@@ -178,8 +178,10 @@ fn every_dashboard_and_rule_expression_runs_against_real_prometheus() {
     }
     let file: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(&rules).unwrap()).unwrap();
+    let mut in_file = 0;
     for group in file["groups"].as_sequence().unwrap() {
         for rule in group["rules"].as_sequence().unwrap() {
+            in_file += 1;
             let expr = rule["expr"].as_str().unwrap();
             if let Err(e) = query(web, expr) {
                 failures.push(format!(
@@ -204,7 +206,7 @@ fn every_dashboard_and_rule_expression_runs_against_real_prometheus() {
             }
         }
     }
-    assert_eq!(evaluated, 20, "every rule of the file is loaded");
+    assert_eq!(evaluated, in_file, "every rule of the file is loaded");
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",
