@@ -113,8 +113,14 @@ impl Report {
         }
     }
 
-    /// Counts one finding; the first of each rule and route is kept as its example.
-    pub fn add(&mut self, finding: &Finding, place: Place<'_>, source: Option<String>) {
+    /// Counts one finding; the first of each rule and route is kept as its example, with the
+    /// `source` it came from (asked for only then).
+    pub fn add(
+        &mut self,
+        finding: &Finding,
+        place: Place<'_>,
+        source: impl FnOnce() -> Option<String>,
+    ) {
         self.findings
             .entry((finding.index, place.route.clone()))
             .or_insert_with(|| Tally {
@@ -125,7 +131,7 @@ impl Report {
                     path: redact::evidence(place.path),
                     status: place.status,
                     evidence: redact::evidence(&finding.evidence),
-                    source,
+                    source: source(),
                 },
             })
             .count += 1;

@@ -108,8 +108,8 @@ impl Linter {
                 .find(|h| h.name.eq_ignore_ascii_case(name))
                 .map(|h| h.value.as_str())
         };
-        let sample = self.sample(entry, &headers)?;
-        if sample.is_none() && body_expected(entry, &method, status) {
+        let body = self.body(entry, &headers)?;
+        if matches!(body, Body::NotRecorded) && body_expected(entry, &method, status) {
             report.without_body += 1;
         }
         let route = self.routes.resolve(path);
@@ -129,7 +129,10 @@ impl Linter {
             headers: &headers,
             // HAR keeps only the final response.
             sent_continue: false,
-            body: sample.as_ref().and_then(Option::as_ref),
+            body: match &body {
+                Body::Sampled(sample) => Some(sample),
+                Body::NotRecorded | Body::NotRead => None,
+            },
             error_fields: &[],
         };
         self.engine.evaluate(&exchange, |outcome| match outcome {
@@ -140,7 +143,7 @@ impl Linter {
                     path,
                     status,
                 };
-                report.add(&finding, place, Some(source()));
+                report.add(&finding, place, || Some(source()));
             }
             Outcome::Panicked { index } => report.input_errors.push(format!(
                 "{}: rule {} panicked",
@@ -152,16 +155,11 @@ impl Linter {
         Ok(())
     }
 
-    /// The body as the sidecar would have sampled it: `None` when none was recorded,
-    /// `Some(None)` when it was but no rule reads a body of its type.
-    fn sample(
-        &self,
-        entry: &Entry,
-        headers: &HeaderMap,
-    ) -> Result<Option<Option<crate::sample::Sample>>, String> {
+    /// The body as the sidecar would have sampled it.
+    fn body(&self, entry: &Entry, headers: &HeaderMap) -> Result<Body, String> {
         let content = &entry.response.content;
         let Some(text) = &content.text else {
-            return Ok(None);
+            return Ok(Body::NotRecorded);
         };
         let bytes = match content.encoding.as_deref() {
             Some(encoding) if encoding.eq_ignore_ascii_case("base64") => {
@@ -174,13 +172,26 @@ impl Linter {
         let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
         let content_type = header(http::header::CONTENT_TYPE).or(content.mime_type.as_deref());
         let encoding = recorded_encoding(header(http::header::CONTENT_ENCODING), &bytes);
-        Ok(Some(
-            Sampler::start(self.body_sample_bytes, content_type, encoding).map(|mut sampler| {
-                sampler.feed(&bytes);
-                sampler.finish()
-            }),
-        ))
+        Ok(
+            match Sampler::start(self.body_sample_bytes, content_type, encoding) {
+                Some(mut sampler) => {
+                    sampler.feed(&bytes);
+                    Body::Sampled(sampler.finish())
+                }
+                None => Body::NotRead,
+            },
+        )
     }
+}
+
+/// A recorded response body, as far as the rules are concerned.
+enum Body {
+    /// The recording has no body: body rules cannot judge the entry.
+    NotRecorded,
+    /// A body no rule reads (its type, or sampling switched off).
+    NotRead,
+    /// The body as the sidecar would have sampled it.
+    Sampled(crate::sample::Sample),
 }
 
 /// The response headers as a map; HTTP/2 pseudo-headers and invalid fields are left out.

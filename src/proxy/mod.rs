@@ -147,7 +147,7 @@ impl StatuscopeProxy {
                     status: code,
                 };
                 if let Some(report) = report.as_mut() {
-                    report.add(&finding, place, None);
+                    report.add(&finding, place, || None);
                 }
                 self.findings.add(&finding, place);
             }
