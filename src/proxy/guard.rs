@@ -310,7 +310,8 @@ impl ServerApp for ConnectionGuard {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let limits = self.settings.current().downstream.clone();
+        let settings = self.settings.current();
+        let limits = &settings.downstream;
         // Dropping the stream closes it: nothing is owed to a connection refused at accept.
         let Some(_slot) = self.open.try_take(limits.max_connections) else {
             self.metrics.record_connection_refused();

@@ -72,7 +72,6 @@ pub struct HeadReader {
     leading_blank_lines: usize,
     request_line_seen: bool,
     http10: bool,
-    connect: bool,
     headers: usize,
     hosts: usize,
     content_lengths: usize,
@@ -271,8 +270,7 @@ impl HeadReader {
             return Some(refusal);
         }
         self.http10 = version == b"HTTP/1.0";
-        self.connect = method == b"CONNECT";
-        if self.connect {
+        if method == b"CONNECT" {
             return Some(refuse(
                 ProxyError::METHOD_NOT_ALLOWED,
                 "CONNECT is not proxied",
