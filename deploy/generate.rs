@@ -439,7 +439,8 @@ fn sidecar() -> Value {
     b.panel(
         "timeseries",
         "Upstream errors by kind",
-        "Failures talking to the service: refused, timed out connecting, reading or writing, reset, other.",
+        "Failures talking to the service: refused, timed out connecting, reading, writing or over the whole \
+         response, reset, body cut short (truncated), other.",
         "reqps",
         vec![series(format!("sum by (kind) ({})", rate("statuscope_upstream_errors_total")), "{{kind}}")],
         (12, 8),
