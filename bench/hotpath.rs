@@ -8,13 +8,13 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use http::{HeaderMap, Method};
+use http::Method;
 use statuscope::classify::route::{RouteTable, RouteTemplate};
 use statuscope::classify::{method_label, Origin};
 use statuscope::proxy::request_head::{HeadLimits, HeadReader, Progress};
 use statuscope::record::{Exchange, Metrics};
 use statuscope::rules::engine::Engine;
-use statuscope::rules::{self, RequestFacts};
+use statuscope::rules::{self, Field, Headers, RequestFacts};
 
 fn main() {
     let iterations: usize = std::env::args()
@@ -38,9 +38,16 @@ fn main() {
         "/orders/3f2c1a9e-4b7d-4e8a-9c1b-2d3e4f5a6b7c",
     ];
     let codes = [200u16, 201, 204, 404, 500];
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", "application/json".parse().expect("valid"));
-    headers.insert("content-length", "512".parse().expect("valid"));
+    let fields = [
+        Field {
+            name: b"content-type",
+            value: b"application/json",
+        },
+        Field {
+            name: b"content-length",
+            value: b"512",
+        },
+    ];
     let method = Method::GET;
     let head = b"GET /users/42 HTTP/1.1\r\nHost: api.internal\r\nUser-Agent: client/1.0\r\n\
         Accept: application/json\r\nX-Request-Id: 4b7d4e8a9c1b\r\n\r\n";
@@ -74,7 +81,7 @@ fn main() {
                 accept: None,
             },
             status: code,
-            headers: &headers,
+            headers: Headers::List(&fields),
             sent_continue: false,
             body: None,
             error_fields: &[],

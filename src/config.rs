@@ -31,6 +31,7 @@ const KNOWN_KEYS: &[&str] = &[
     "drain_timeout",
     "upstream_keepalive_pool_size",
     "h2c",
+    "proxy.engine",
     "downstream.max_connections",
     "downstream.header_timeout",
     "downstream.keepalive_timeout",
@@ -107,6 +108,8 @@ pub struct Config {
     pub upstream_keepalive_pool_size: usize,
     /// Accept HTTP/2 over cleartext (prior knowledge) on the proxy port (`h2c`).
     pub h2c: bool,
+    /// Which engine carries HTTP/1 exchanges (`proxy.engine`).
+    pub engine: Engine,
     /// Limits on client connections and request heads (`downstream.*`).
     pub downstream: Downstream,
     /// Upstream timeouts (`timeouts.*`).
@@ -157,6 +160,25 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(..)")
+    }
+}
+
+/// The engine that carries HTTP/1 exchanges (`proxy.engine`); both tally and judge alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// statuscope's own keep-alive loop on pingora-core (`fast`, the default).
+    Fast,
+    /// pingora-proxy's `ProxyHttp` for every request (`pingora`): the fallback.
+    Pingora,
+}
+
+impl Engine {
+    /// The value as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Fast => "fast",
+            Engine::Pingora => "pingora",
+        }
     }
 }
 
@@ -404,6 +426,8 @@ struct RawConfig {
     #[serde(default = "defaults::h2c")]
     h2c: bool,
     #[serde(default)]
+    proxy: RawProxy,
+    #[serde(default)]
     downstream: RawDownstream,
     #[serde(default)]
     timeouts: RawTimeouts,
@@ -430,6 +454,11 @@ struct RawFindings {
     keep_per_rule: Option<i64>,
     log_interval: Option<RawDuration>,
     token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawProxy {
+    engine: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -641,6 +670,17 @@ impl RawConfig {
                 ))
             }
         };
+        let engine = match self.proxy.engine.as_deref().unwrap_or("fast") {
+            "fast" => Engine::Fast,
+            "pingora" => Engine::Pingora,
+            other => {
+                return Err(ConfigError::at(
+                    "proxy.engine",
+                    &origin("proxy.engine"),
+                    format!("`{other}` is neither `fast` nor `pingora`"),
+                ))
+            }
+        };
         let level = self.log.level.unwrap_or_else(|| "info".to_string());
         if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
             return Err(ConfigError::at(
@@ -834,6 +874,7 @@ impl RawConfig {
                 self.upstream_keepalive_pool_size,
             )?,
             h2c: self.h2c,
+            engine,
             downstream,
             timeouts,
             routes: Routes {
@@ -885,6 +926,7 @@ impl Config {
             self.upstream_keepalive_pool_size != running.upstream_keepalive_pool_size,
         );
         check("h2c", self.h2c != running.h2c);
+        check("proxy.engine", self.engine != running.engine);
         check("log", self.log != running.log);
         check(
             "findings.endpoint",

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use pingora::listeners::{L4BufferSettings, ListenerConfig, TcpSocketOptions};
 use pingora::proxy::http_proxy;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
@@ -19,11 +20,13 @@ use pingora::services::listening::Service;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Engine};
 use crate::export::report::ReportGate;
-use crate::proxy::guard::ConnectionGuard;
+use crate::proxy::admission::Admission;
+use crate::proxy::fast::FastEngine;
+use crate::proxy::guard::{ConnectionGuard, ConnectionLimit};
+use crate::proxy::pingora::StatuscopeProxy;
 use crate::proxy::settings::Settings;
-use crate::proxy::StatuscopeProxy;
 use crate::record::{Metrics, Recorder};
 
 /// Loads the configuration again from the sources the process started with; called on SIGHUP.
@@ -98,7 +101,8 @@ pub fn run(
     gate: Option<Arc<ReportGate>>,
 ) -> Result<u8, StartError> {
     let settings = Arc::new(Settings::new(config).map_err(StartError::Config)?);
-    let proxy = StatuscopeProxy::new(settings.clone(), recorder);
+    let admission = Admission::new(recorder.metrics.in_flight().clone());
+    let proxy = StatuscopeProxy::new(settings.clone(), recorder, admission.clone());
     let upstream = config.require_upstream().map_err(StartError::Config)?;
     let health = Arc::new(Health::default());
 
@@ -120,6 +124,8 @@ pub fn run(
 
     let conf = ServerConf {
         threads: config.threads,
+        // The fast engine runs one current-thread runtime per worker: no work stealing.
+        work_stealing: config.engine == Engine::Pingora,
         // pingora sleeps the whole grace period; the drain watcher exits earlier once idle.
         grace_period_seconds: Some(config.drain_timeout.as_secs_f64().ceil() as u64),
         graceful_shutdown_timeout_seconds: Some(1),
@@ -128,21 +134,56 @@ pub fn run(
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let guard = ConnectionGuard::new(
-        http_proxy(&server.configuration, proxy),
-        settings.clone(),
-        recorder.metrics.clone(),
-        config.h2c,
-    );
-    let mut service = Service::new("statuscope proxy".to_string(), guard);
-    service.add_tcp(&config.listen.to_string());
-    server.add_service(service);
+    let proxy = Arc::new(http_proxy(&server.configuration, proxy));
+    match config.engine {
+        Engine::Pingora => {
+            let guard = ConnectionGuard::new(proxy, settings.clone(), recorder, config.h2c);
+            let mut service = Service::new("statuscope proxy".to_string(), guard);
+            service.add_tcp(&config.listen.to_string());
+            server.add_service(service);
+        }
+        Engine::Fast => {
+            // pingora's own 10 ms timer thread would wake an idle sidecar 100 times a second;
+            // tokio's timers wake only when one is due. (pingora still uses it below 1 s.)
+            pingora::prelude::fast_timeout::set_fast_timeout_to_tokio_threshold(Some(
+                Duration::ZERO,
+            ));
+            let limit = ConnectionLimit::new(recorder.metrics.clone());
+            let pool_capacity = config.upstream_keepalive_pool_size.div_ceil(config.threads);
+            // One service per worker thread, each with its own listening socket on the same
+            // port (SO_REUSEPORT): the kernel spreads connections over the workers, and each
+            // connection lives on the runtime whose reactor drives its socket.
+            let mut socket = TcpSocketOptions::default();
+            socket.so_reuseport = Some(config.threads > 1);
+            for worker in 0..config.threads {
+                let engine = FastEngine::new(
+                    proxy.clone(),
+                    settings.clone(),
+                    recorder,
+                    admission.clone(),
+                    limit.clone(),
+                    config.h2c,
+                    pool_capacity,
+                );
+                let mut service = Service::new(format!("statuscope proxy worker {worker}"), engine);
+                service.threads = Some(1);
+                // The engine reads into buffers of its own: no second buffer per connection.
+                service.add_listener(
+                    ListenerConfig::tcp(config.listen.to_string())
+                        .tcp_socket_options(socket.clone())
+                        .l4_buffer(L4BufferSettings::unbuffered()),
+                );
+                server.add_service(service);
+            }
+        }
+    }
 
     spawn_readiness_probe(config.listen, health.clone());
     info!(
         listen = %config.listen,
         admin = %config.admin,
         upstream = %upstream.authority,
+        engine = config.engine.as_str(),
         config = source,
         "statuscope starting"
     );

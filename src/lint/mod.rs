@@ -10,7 +10,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 use http::header::{HeaderName, HeaderValue};
-use http::{HeaderMap, Method};
+use http::Method;
 
 use crate::classify::method_label;
 use crate::classify::route::RouteTable;
@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::export::report::Report;
 use crate::record::findings::Place;
 use crate::rules::engine::{Engine, Outcome};
-use crate::rules::{self, RequestFacts, CATALOGUE};
+use crate::rules::{self, Field, Headers, RequestFacts, CATALOGUE};
 use crate::sample::Sampler;
 use har::Entry;
 
@@ -99,7 +99,8 @@ impl Linter {
             .parse()
             .map_err(|e| format!("`{}` is not a URL: {e}", entry.request.url))?;
         let path = uri.path();
-        let headers = header_map(&response.headers);
+        let fields = fields(&response.headers);
+        let headers = Headers::List(&fields);
         let request_header = |name: &str| {
             entry
                 .request
@@ -108,7 +109,7 @@ impl Linter {
                 .find(|h| h.name.eq_ignore_ascii_case(name))
                 .map(|h| h.value.as_str())
         };
-        let body = self.body(entry, &headers)?;
+        let body = self.body(entry, headers)?;
         if matches!(body, Body::NotRecorded) && body_expected(entry, &method, status) {
             report.without_body += 1;
         }
@@ -126,7 +127,7 @@ impl Linter {
                 accept: request_header("accept"),
             },
             status,
-            headers: &headers,
+            headers,
             // HAR keeps only the final response.
             sent_continue: false,
             body: match &body {
@@ -156,7 +157,7 @@ impl Linter {
     }
 
     /// The body as the sidecar would have sampled it.
-    fn body(&self, entry: &Entry, headers: &HeaderMap) -> Result<Body, String> {
+    fn body(&self, entry: &Entry, headers: Headers<'_>) -> Result<Body, String> {
         let content = &entry.response.content;
         let Some(text) = &content.text else {
             return Ok(Body::NotRecorded);
@@ -169,9 +170,10 @@ impl Linter {
             }
             _ => text.as_bytes().to_vec(),
         };
-        let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-        let content_type = header(http::header::CONTENT_TYPE).or(content.mime_type.as_deref());
-        let encoding = recorded_encoding(header(http::header::CONTENT_ENCODING), &bytes);
+        let content_type = headers
+            .get_str("content-type")
+            .or(content.mime_type.as_deref());
+        let encoding = recorded_encoding(headers.get_str("content-encoding"), &bytes);
         Ok(
             match Sampler::start(self.body_sample_bytes, content_type, encoding) {
                 Some(mut sampler) => {
@@ -194,18 +196,21 @@ enum Body {
     Sampled(crate::sample::Sample),
 }
 
-/// The response headers as a map; HTTP/2 pseudo-headers and invalid fields are left out.
-fn header_map(headers: &[har::Header]) -> HeaderMap {
-    let mut map = HeaderMap::with_capacity(headers.len());
-    for header in headers.iter().filter(|h| !h.name.starts_with(':')) {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(header.name.as_bytes()),
-            HeaderValue::from_str(&header.value),
-        ) {
-            map.append(name, value);
-        }
-    }
-    map
+/// The response header fields; HTTP/2 pseudo-headers and invalid fields are left out, as a
+/// live response could not carry them.
+fn fields(headers: &[har::Header]) -> Vec<Field<'_>> {
+    headers
+        .iter()
+        .filter(|h| {
+            !h.name.starts_with(':')
+                && HeaderName::from_bytes(h.name.as_bytes()).is_ok()
+                && HeaderValue::from_str(&h.value).is_ok()
+        })
+        .map(|h| Field {
+            name: h.name.as_bytes(),
+            value: h.value.trim().as_bytes(),
+        })
+        .collect()
 }
 
 /// Browsers export bodies decoded, while `Content-Encoding` still names the coding; other

@@ -186,11 +186,18 @@ impl ProxyError {
     }
 
     /// The whole HTTP/1.1 response, closing the connection, for answers written straight to a
-    /// socket before pingora has a session.
+    /// socket without a pingora session.
     pub fn to_http1(&self, detail: &str) -> pingora::Result<Vec<u8>> {
+        self.to_http1_keeping(detail, false)
+    }
+
+    /// The whole HTTP/1.1 response; with `keep_alive`, the connection stays open after it.
+    pub fn to_http1_keeping(&self, detail: &str, keep_alive: bool) -> pingora::Result<Vec<u8>> {
         let body = self.body_with_detail(detail);
         let mut header = self.header(body.len())?;
-        header.insert_header(http::header::CONNECTION, "close")?;
+        if !keep_alive {
+            header.insert_header(http::header::CONNECTION, "close")?;
+        }
         let reason = header.status.canonical_reason().unwrap_or("");
         let mut wire = format!("HTTP/1.1 {} {reason}\r\n", self.status).into_bytes();
         for (name, value) in header.headers.iter() {

@@ -29,16 +29,14 @@ use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::debug;
 
-use super::admission::Slots;
+use super::admission::{Permit, Slots};
+use super::finish::{finish, Finished};
+use super::pingora::StatuscopeProxy;
 use super::request_head::{self, HeadReader, Progress, Refusal};
 use super::settings::{LiveSettings, Settings};
-use super::{log_access, StatuscopeProxy};
 use crate::classify::{method_label, Origin};
 use crate::config::Downstream;
-use crate::record::{Exchange, Metrics};
-
-/// The route label of a refused request whose request line has no readable path.
-pub const MALFORMED_ROUTE: &str = "__malformed__";
+use crate::record::{Metrics, Recorder};
 
 /// pingora's own initial header buffer size; the head is handed over in a buffer like it.
 const HEAD_BUFFER: usize = 4096;
@@ -57,58 +55,49 @@ enum HeadRead {
 pub struct HeadGuard {
     proxy: Arc<HttpProxy<StatuscopeProxy>>,
     settings: Arc<Settings>,
-    metrics: Arc<Metrics>,
+    recorder: Recorder,
     options: HttpServerOptions,
 }
 
-impl HeadGuard {
-    /// Answers a refused head, closes the connection and tallies the request.
-    async fn refuse(
-        &self,
-        mut stream: Stream,
-        head: &[u8],
-        refusal: Refusal,
-        settings: &LiveSettings,
-        started: Instant,
-    ) {
-        let line = request_head::request_line(head);
-        let route = line
-            .path
-            .and_then(|path| std::str::from_utf8(path).ok())
-            .map(|path| settings.routes.resolve(path));
-        if route.as_ref().is_some_and(|route| route.overflow) {
-            self.metrics.record_route_overflow();
-        }
-        let method = line
-            .method
-            .and_then(|m| http::Method::from_bytes(m).ok())
-            .map_or("_OTHER", |m| method_label(&m));
-        debug!(
-            status = refusal.error.status,
-            reason = refusal.reason,
-            "refused a request head"
-        );
-        // Tallied before the answer goes out, so whoever has read the answer finds the tally.
-        let exchange = Exchange {
-            route: route.as_ref().map_or(MALFORMED_ROUTE, |r| &r.label),
-            method,
-            code: refusal.error.status,
-            origin: Origin::Proxy,
-            duration: started.elapsed(),
+/// Answers a refused head with its 4xx (or 501/505), closes the connection and finishes the
+/// request with `origin="proxy"`; `head` is what arrived of it, `started` when it began.
+pub async fn refuse(
+    recorder: &Recorder,
+    stream: &mut Stream,
+    head: &[u8],
+    refusal: Refusal,
+    settings: &LiveSettings,
+    started: Instant,
+) {
+    let line = request_head::request_line(head);
+    let method = line
+        .method
+        .and_then(|m| http::Method::from_bytes(m).ok())
+        .map_or("_OTHER", |m| method_label(&m));
+    debug!(
+        status = refusal.error.status,
+        reason = refusal.reason,
+        "refused a request head"
+    );
+    // Finished before the answer goes out, so whoever has read the answer finds the tally.
+    let exchange = Finished {
+        method,
+        path: line.path.and_then(|path| std::str::from_utf8(path).ok()),
+        code: refusal.error.status,
+        origin: Origin::Proxy,
+        started,
+        upstream_error: None,
+        response: None,
+    };
+    finish(recorder, settings, exchange);
+    if let Ok(wire) = refusal.error.to_http1(refusal.reason) {
+        // A client that does not read its answer is not waited for.
+        let write = async {
+            stream.write_all(&wire).await?;
+            stream.shutdown().await
         };
-        self.metrics.record(&exchange);
-        if settings.access_log {
-            log_access(&exchange);
-        }
-        if let Ok(wire) = refusal.error.to_http1(refusal.reason) {
-            // A client that does not read its answer is not waited for.
-            let write = async {
-                stream.write_all(&wire).await?;
-                stream.shutdown().await
-            };
-            if let Ok(Ok(())) = fast_timeout(settings.downstream.header_timeout, write).await {
-                linger(&mut stream).await;
-            }
+        if let Ok(Ok(())) = tokio::time::timeout(settings.downstream.header_timeout, write).await {
+            linger(stream).await;
         }
     }
 }
@@ -130,8 +119,15 @@ impl HttpServerApp for HeadGuard {
         match read_head(&mut stream, &mut head, &settings.downstream, shutdown).await {
             HeadRead::Closed => None,
             HeadRead::Refused(refusal, started) => {
-                self.refuse(stream, &head, refusal, &settings, started)
-                    .await;
+                refuse(
+                    &self.recorder,
+                    &mut stream,
+                    &head,
+                    refusal,
+                    &settings,
+                    started,
+                )
+                .await;
                 None
             }
             HeadRead::Accepted => {
@@ -158,7 +154,7 @@ impl HttpServerApp for HeadGuard {
 /// Reads and discards what the client still sends after its answer, for a short while:
 /// closing a socket with unread input makes the kernel send a reset, which can destroy the
 /// answer before the client reads it (nginx's "lingering close").
-async fn linger(stream: &mut Stream) {
+pub async fn linger(stream: &mut Stream) {
     const LINGER: Duration = Duration::from_secs(1);
     const LINGER_BYTES: usize = 1024 * 1024;
     let mut scratch = [0u8; 4096];
@@ -166,7 +162,7 @@ async fn linger(stream: &mut Stream) {
     let deadline = Instant::now() + LINGER;
     while discarded < LINGER_BYTES {
         let left = deadline.saturating_duration_since(Instant::now());
-        match fast_timeout(left, stream.read(&mut scratch)).await {
+        match tokio::time::timeout(left, stream.read(&mut scratch)).await {
             Ok(Ok(n)) if n > 0 => discarded += n,
             _ => return,
         }
@@ -226,7 +222,7 @@ async fn read_head(
 }
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4), which opens every h2c connection.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Caps open client connections, closes those that never start a request, and tells h2c
 /// from HTTP/1 connections.
@@ -235,46 +231,87 @@ pub struct ConnectionGuard {
     http1: Arc<HeadGuard>,
     /// For connections that opened with the HTTP/2 preface, when `h2c` is on.
     h2c: Option<Arc<HeadGuard>>,
-    metrics: Arc<Metrics>,
     settings: Arc<Settings>,
-    open: Slots,
+    limit: ConnectionLimit,
+}
+
+impl HeadGuard {
+    /// A guard in front of `proxy`; with `h2c`, pingora reads HTTP/2 with prior knowledge.
+    pub fn new(
+        proxy: Arc<HttpProxy<StatuscopeProxy>>,
+        settings: Arc<Settings>,
+        recorder: Recorder,
+        h2c: bool,
+    ) -> Arc<HeadGuard> {
+        let mut options = HttpServerOptions::default();
+        options.h2c = h2c;
+        Arc::new(HeadGuard {
+            proxy,
+            settings,
+            recorder,
+            options,
+        })
+    }
 }
 
 impl ConnectionGuard {
     /// Guards connections to `proxy`, accepting h2c when `h2c` is set.
     pub fn new(
-        proxy: HttpProxy<StatuscopeProxy>,
+        proxy: Arc<HttpProxy<StatuscopeProxy>>,
         settings: Arc<Settings>,
-        metrics: Arc<Metrics>,
+        recorder: &Recorder,
         h2c: bool,
     ) -> Self {
-        let proxy = Arc::new(proxy);
-        let guard = |h2c| {
-            let mut options = HttpServerOptions::default();
-            options.h2c = h2c;
-            Arc::new(HeadGuard {
-                proxy: proxy.clone(),
-                settings: settings.clone(),
-                metrics: metrics.clone(),
-                options,
-            })
-        };
+        let guard = |h2c| HeadGuard::new(proxy.clone(), settings.clone(), recorder.clone(), h2c);
         ConnectionGuard {
             http1: guard(false),
             h2c: h2c.then(|| guard(true)),
-            metrics,
+            limit: ConnectionLimit::new(recorder.metrics.clone()),
             settings,
-            open: Slots::default(),
         }
     }
 }
 
-/// Counts one open connection in the gauge for as long as it lives.
-struct OpenConnection<'a>(&'a Metrics);
+/// The cap on open client connections (`downstream.max_connections`) and their gauge, one for
+/// all of a process's workers.
+#[derive(Clone)]
+pub struct ConnectionLimit {
+    open: Slots,
+    metrics: Arc<Metrics>,
+}
+
+/// One open client connection, counted in the gauge and the cap for as long as it lives.
+pub struct OpenConnection<'a> {
+    _slot: Permit,
+    metrics: &'a Metrics,
+}
 
 impl Drop for OpenConnection<'_> {
     fn drop(&mut self) {
-        self.0.connections().dec();
+        self.metrics.connections().dec();
+    }
+}
+
+impl ConnectionLimit {
+    /// A cap reported in `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        ConnectionLimit {
+            open: Slots::default(),
+            metrics,
+        }
+    }
+
+    /// Counts a new connection in, or refuses it (and counts the refusal) when `max` are open.
+    pub fn admit(&self, max: usize) -> Option<OpenConnection<'_>> {
+        let Some(slot) = self.open.try_take(max) else {
+            self.metrics.record_connection_refused();
+            return None;
+        };
+        self.metrics.connections().inc();
+        Some(OpenConnection {
+            _slot: slot,
+            metrics: &self.metrics,
+        })
     }
 }
 
@@ -313,12 +350,7 @@ impl ServerApp for ConnectionGuard {
         let settings = self.settings.current();
         let limits = &settings.downstream;
         // Dropping the stream closes it: nothing is owed to a connection refused at accept.
-        let Some(_slot) = self.open.try_take(limits.max_connections) else {
-            self.metrics.record_connection_refused();
-            return None;
-        };
-        self.metrics.connections().inc();
-        let _open = OpenConnection(&self.metrics);
+        let _open = self.limit.admit(limits.max_connections)?;
         // Silent or gone before its first bytes: closed without an answer.
         let sniffed = fast_timeout(
             limits.header_timeout,

@@ -11,6 +11,7 @@
 
 use memchr::memchr;
 
+use super::chunked::ChunkedReader;
 use super::error_response::ProxyError;
 
 /// The limits a request head must stay within.
@@ -45,14 +46,100 @@ pub enum Progress {
     Refused(Refusal),
 }
 
-/// Facts about an accepted head.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A span of bytes of the buffer a head was read from, as offsets from its start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Span {
+    /// The first byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
+}
+
+impl Span {
+    /// The bytes of `buf` this span covers.
+    pub fn of<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        &buf[self.start..self.end]
+    }
+
+    /// The span of `part`, a subslice of `buf`.
+    fn within(buf: &[u8], part: &[u8]) -> Span {
+        let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+        Span {
+            start,
+            end: start + part.len(),
+        }
+    }
+}
+
+/// What the `Connection` field asked for (RFC 9110 §7.6.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionOptions {
+    /// `close`: no further request on this connection.
+    pub close: bool,
+    /// `keep-alive`: an HTTP/1.0 client asks to keep the connection.
+    pub keep_alive: bool,
+    /// It names other fields as hop-by-hop, which forwarding must drop too.
+    pub names_fields: bool,
+}
+
+/// Facts about an accepted head: where it ends, how its body is framed, and what the fast
+/// engine needs to forward it and the rules need to judge its answer — gathered while each
+/// line is checked, so nothing reads the head twice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Head {
     /// Bytes from the start of the buffer to the end of the blank line that ends the head.
     pub head_len: usize,
     /// The body is chunked, so the bytes after the head are chunk framing.
     pub chunked: bool,
+    /// The `Content-Length`, when the request has one.
+    pub content_length: Option<u64>,
+    /// The method in the request line.
+    pub method: Span,
+    /// The request target in the request line.
+    pub target: Span,
+    /// The request line says `HTTP/1.0`.
+    pub http10: bool,
+    /// The `Connection` options.
+    pub connection: ConnectionOptions,
+    /// An `Upgrade` field: the client asks to switch protocols.
+    pub upgrade: bool,
+    /// `Expect: 100-continue`.
+    pub expects_continue: bool,
+    /// An `Authorization` field.
+    pub has_authorization: bool,
+    /// A `Cookie` field.
+    pub has_cookie: bool,
+    /// The first `Accept` value, without surrounding whitespace.
+    pub accept: Option<Span>,
+    /// A field that is only for this hop: `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`,
+    /// `Upgrade`, `HTTP2-Settings` or `Proxy-Authorization`. Forwarding drops these (and the
+    /// fields `Connection` names).
+    pub hop_by_hop: bool,
 }
+
+/// The fields forwarding drops however they are listed (RFC 9110 §7.6.1; `Proxy-Authorization`
+/// is meant for this proxy, RFC 9110 §11.7.2, and pingora drops it too).
+pub const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "upgrade",
+    "http2-settings",
+    "proxy-authorization",
+];
+
+/// Whether `name` is one of [`HOP_BY_HOP`] (compared without case).
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    matches!(name.len(), 2 | 7 | 10 | 14 | 16 | 19)
+        && HOP_BY_HOP
+            .iter()
+            .any(|known| name.eq_ignore_ascii_case(known.as_bytes()))
+}
+
+/// At most this many options in `Connection` fields (pingora's own bound is 10): each names a
+/// field forwarding must look for.
+const MAX_CONNECTION_OPTIONS: usize = 16;
 
 /// The request line as far as it was readable, for tallying a refused request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -71,13 +158,15 @@ pub struct HeadReader {
     /// Blank lines seen before the request line (RFC 9112 §2.2 allows a few).
     leading_blank_lines: usize,
     request_line_seen: bool,
-    http10: bool,
     headers: usize,
     hosts: usize,
     content_lengths: usize,
     transfer_encoding: TransferEncoding,
     /// A coding other than `chunked` was named (statuscope implements only `chunked`).
     other_coding: bool,
+    connection_options: usize,
+    /// The facts gathered so far; complete once the blank line arrives.
+    facts: Head,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -225,11 +314,11 @@ impl HeadReader {
                     }
                     continue;
                 }
-                self.request_line(line, limits)
+                self.request_line(buf, line, limits)
             } else if line.is_empty() {
                 return self.finish(next);
             } else {
-                self.field_line(line, limits)
+                self.field_line(buf, line, limits)
             };
             if let Some(refusal) = verdict {
                 return refusal;
@@ -254,7 +343,7 @@ impl HeadReader {
         Progress::NeedMore
     }
 
-    fn request_line(&mut self, line: &[u8], limits: &HeadLimits) -> Option<Progress> {
+    fn request_line(&mut self, buf: &[u8], line: &[u8], limits: &HeadLimits) -> Option<Progress> {
         self.request_line_seen = true;
         let [method, target, version] = match split_request_line(line) {
             Ok(parts) => parts,
@@ -269,7 +358,9 @@ impl HeadReader {
         if let Err(refusal) = check_version(version) {
             return Some(refusal);
         }
-        self.http10 = version == b"HTTP/1.0";
+        self.facts.http10 = version == b"HTTP/1.0";
+        self.facts.method = Span::within(buf, method);
+        self.facts.target = Span::within(buf, target);
         if method == b"CONNECT" {
             return Some(refuse(
                 ProxyError::METHOD_NOT_ALLOWED,
@@ -284,7 +375,7 @@ impl HeadReader {
         (!form_ok).then(|| bad("the request target is not in origin, absolute or asterisk form"))
     }
 
-    fn field_line(&mut self, line: &[u8], limits: &HeadLimits) -> Option<Progress> {
+    fn field_line(&mut self, buf: &[u8], line: &[u8], limits: &HeadLimits) -> Option<Progress> {
         if matches!(line[0], b' ' | b'\t') {
             return Some(bad("obsolete line folding"));
         }
@@ -306,27 +397,78 @@ impl HeadReader {
             return Some(bad("a control character in a header value"));
         }
         let value = trim_ows(value);
-        // Dispatch on length first: most fields are none of the three.
-        if name.len() == 4 && name.eq_ignore_ascii_case(b"host") {
-            self.hosts += 1;
-            if self.hosts > 1 {
-                return Some(bad("more than one Host header"));
+        // Dispatch on length first: most fields are none of these.
+        let is = |known: &[u8]| name.len() == known.len() && name.eq_ignore_ascii_case(known);
+        match name.len() {
+            4 if is(b"host") => {
+                self.hosts += 1;
+                if self.hosts > 1 {
+                    return Some(bad("more than one Host header"));
+                }
+                if !is_valid_host(value) {
+                    return Some(bad("an invalid Host header"));
+                }
             }
-            if !is_valid_host(value) {
-                return Some(bad("an invalid Host header"));
+            14 if is(b"content-length") => {
+                self.content_lengths += 1;
+                if self.content_lengths > 1 {
+                    return Some(bad("more than one Content-Length header"));
+                }
+                if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
+                    return Some(bad("an invalid Content-Length"));
+                }
+                self.facts.content_length = Some(
+                    value
+                        .iter()
+                        .fold(0, |n, &digit| n * 10 + u64::from(digit - b'0')),
+                );
             }
-        } else if name.len() == 14 && name.eq_ignore_ascii_case(b"content-length") {
-            self.content_lengths += 1;
-            if self.content_lengths > 1 {
-                return Some(bad("more than one Content-Length header"));
+            17 if is(b"transfer-encoding") => return self.transfer_codings(value).err(),
+            10 if is(b"connection") => {
+                self.facts.hop_by_hop = true;
+                return self.connection(value).err();
             }
-            if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
-                return Some(bad("an invalid Content-Length"));
+            6 if is(b"expect") => {
+                self.facts.expects_continue |= value.eq_ignore_ascii_case(b"100-continue");
             }
-        } else if name.len() == 17 && name.eq_ignore_ascii_case(b"transfer-encoding") {
-            return self.transfer_codings(value).err();
+            6 if is(b"accept") && self.facts.accept.is_none() => {
+                self.facts.accept = Some(Span::within(buf, value));
+            }
+            6 if is(b"cookie") => self.facts.has_cookie = true,
+            13 if is(b"authorization") => self.facts.has_authorization = true,
+            7 if is(b"upgrade") => {
+                self.facts.upgrade = true;
+                self.facts.hop_by_hop = true;
+            }
+            _ if is_hop_by_hop(name) => self.facts.hop_by_hop = true,
+            _ => {}
         }
         None
+    }
+
+    /// RFC 9110 §7.6.1: `Connection` lists options, each a token.
+    fn connection(&mut self, value: &[u8]) -> Result<(), Progress> {
+        for option in value.split(|&b| b == b',').map(trim_ows) {
+            if option.is_empty() {
+                continue;
+            }
+            self.connection_options += 1;
+            if self.connection_options > MAX_CONNECTION_OPTIONS {
+                return Err(bad("too many Connection options"));
+            }
+            if !all_in(option, TCHAR) {
+                return Err(bad("an invalid Connection option"));
+            }
+            let options = &mut self.facts.connection;
+            if option.eq_ignore_ascii_case(b"close") {
+                options.close = true;
+            } else if option.eq_ignore_ascii_case(b"keep-alive") {
+                options.keep_alive = true;
+            } else if !option.eq_ignore_ascii_case(b"upgrade") {
+                options.names_fields = true;
+            }
+        }
+        Ok(())
     }
 
     /// RFC 9112 §6.1: codings apply in order; `chunked` must be last and only once.
@@ -350,14 +492,15 @@ impl HeadReader {
         Ok(())
     }
 
-    fn finish(&self, head_len: usize) -> Progress {
-        if !self.http10 && self.hosts == 0 {
+    fn finish(&mut self, head_len: usize) -> Progress {
+        let http10 = self.facts.http10;
+        if !http10 && self.hosts == 0 {
             return bad("an HTTP/1.1 request without a Host header");
         }
         match self.transfer_encoding {
             TransferEncoding::Absent => {}
             // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing is faulty.
-            _ if self.http10 => return bad("Transfer-Encoding in an HTTP/1.0 request"),
+            _ if http10 => return bad("Transfer-Encoding in an HTTP/1.0 request"),
             // RFC 9112 §6.3: ought to be handled as an error; the classic smuggling vector.
             _ if self.content_lengths > 0 => {
                 return bad("both Content-Length and Transfer-Encoding")
@@ -373,10 +516,10 @@ impl HeadReader {
             }
             TransferEncoding::EndsChunked => {}
         }
-        Progress::Complete(Head {
-            head_len,
-            chunked: self.transfer_encoding == TransferEncoding::EndsChunked,
-        })
+        let mut head = std::mem::take(&mut self.facts);
+        head.head_len = head_len;
+        head.chunked = self.transfer_encoding == TransferEncoding::EndsChunked;
+        Progress::Complete(head)
     }
 }
 
@@ -480,47 +623,16 @@ pub fn request_line(buf: &[u8]) -> RequestLine<'_> {
 }
 
 /// Checks the chunk framing of the body bytes that arrived with the head, so a malformed
-/// chunked body is refused before anything is forwarded. Bytes still to come are checked by
-/// pingora's body reader as they stream.
-pub fn check_buffered_chunks(mut body: &[u8]) -> Result<(), Refusal> {
-    let bad = |reason| Refusal {
-        error: ProxyError::BAD_REQUEST,
-        reason,
-    };
-    loop {
-        let Some(end) = memchr(b'\n', body) else {
-            return Ok(());
-        };
-        let Some(line) = body[..end].strip_suffix(b"\r") else {
-            return Err(bad("a chunk-size line ends in a bare LF"));
-        };
-        let (size, extensions) = match memchr(b';', line) {
-            Some(semi) => (&line[..semi], &line[semi..]),
-            None => (line, &line[line.len()..]),
-        };
-        let size = trim_ows(size);
-        if size.is_empty() || size.len() > 15 || !size.iter().all(u8::is_ascii_hexdigit) {
-            return Err(bad("an invalid chunk size"));
-        }
-        if !all_in(extensions, FIELD_VALUE) {
-            return Err(bad("a control character in a chunk extension"));
-        }
-        let size = size.iter().fold(0usize, |n, &b| {
-            n * 16 + (b as char).to_digit(16).unwrap_or(0) as usize
-        });
-        body = &body[end + 1..];
-        if size == 0 {
-            // Trailer fields follow; pingora reads them.
-            return Ok(());
-        }
-        if body.len() < size + 2 {
-            return Ok(());
-        }
-        if &body[size..size + 2] != b"\r\n" {
-            return Err(bad("chunk data longer or shorter than its size"));
-        }
-        body = &body[size + 2..];
-    }
+/// chunked body is refused before anything is forwarded. Bytes still to come are checked as
+/// they stream (by the fast engine's reader, or pingora's).
+pub fn check_buffered_chunks(body: &[u8]) -> Result<(), Refusal> {
+    ChunkedReader::default()
+        .feed(body, |_| {})
+        .map(|_| ())
+        .map_err(|reason| Refusal {
+            error: ProxyError::BAD_REQUEST,
+            reason,
+        })
 }
 
 #[cfg(test)]
@@ -547,15 +659,49 @@ mod tests {
         }
     }
 
+    fn complete(head: &[u8]) -> Head {
+        match read(head) {
+            Progress::Complete(facts) => facts,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn accepts_an_ordinary_head_and_finds_its_end() {
         let head = b"GET /a?b=1 HTTP/1.1\r\nHost: x.test\r\nAccept: */*\r\n\r\nbody";
+        let facts = complete(head);
+        assert_eq!(facts.head_len, head.len() - 4);
+        assert!(!facts.chunked && !facts.http10 && !facts.hop_by_hop);
+        assert_eq!(facts.method.of(head), b"GET");
+        assert_eq!(facts.target.of(head), b"/a?b=1");
+        assert_eq!(facts.accept.unwrap().of(head), b"*/*");
+        assert_eq!(facts.content_length, None);
+    }
+
+    #[test]
+    fn gathers_what_forwarding_and_the_rules_need() {
+        let head = b"POST /x HTTP/1.0\r\nContent-Length: 12\r\nConnection: Keep-Alive, X-Trace\r\n\
+            Expect: 100-continue\r\nAuthorization: Bearer t\r\nCookie: a=b\r\n\r\n";
+        let facts = complete(head);
+        assert!(facts.http10 && facts.hop_by_hop && facts.expects_continue);
+        assert!(facts.has_authorization && facts.has_cookie && !facts.upgrade);
+        assert_eq!(facts.content_length, Some(12));
         assert_eq!(
-            read(head),
-            Progress::Complete(Head {
-                head_len: head.len() - 4,
-                chunked: false
-            })
+            facts.connection,
+            ConnectionOptions {
+                close: false,
+                keep_alive: true,
+                names_fields: true
+            }
+        );
+        let upgrade = complete(
+            b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        );
+        assert!(upgrade.upgrade && upgrade.hop_by_hop && !upgrade.connection.names_fields);
+        assert!(complete(b"GET / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\n\r\n").hop_by_hop);
+        assert_eq!(
+            status(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: a b\r\n\r\n"),
+            400
         );
     }
 
@@ -566,13 +712,13 @@ mod tests {
         for n in 1..head.len() {
             assert_eq!(reader.advance(&head[..n], &LIMITS), Progress::NeedMore);
         }
-        assert_eq!(
-            reader.advance(head, &LIMITS),
-            Progress::Complete(Head {
-                head_len: head.len(),
-                chunked: true
-            })
-        );
+        match reader.advance(head, &LIMITS) {
+            Progress::Complete(facts) => {
+                assert_eq!(facts.head_len, head.len());
+                assert!(facts.chunked);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -5,19 +5,24 @@
 //! requests that started under them, new requests see the new ones. Reading the current
 //! snapshot is one atomic load (`arc-swap`), never a lock.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use pingora::prelude::HttpPeer;
 
 use crate::classify::route::RouteTable;
-use crate::config::{Config, ConfigError, Downstream, Routes};
+use crate::config::{Config, ConfigError, Downstream, Routes, Timeouts};
 use crate::rules::engine::Engine;
 
 /// One consistent set of reloadable settings.
 pub struct LiveSettings {
-    /// The upstream and its timeouts (`upstream`, `timeouts.*`).
+    /// The upstream and its timeouts (`upstream`, `timeouts.*`), for the pingora engine.
     pub peer: HttpPeer,
+    /// The upstream's address (`upstream`).
+    pub upstream: SocketAddr,
+    /// The upstream timeouts (`timeouts.*`).
+    pub timeouts: Timeouts,
     /// Route templating (`routes.*`).
     pub routes: Arc<RouteTable>,
     /// The bound on a whole upstream response (`timeouts.response`).
@@ -56,6 +61,8 @@ impl LiveSettings {
         };
         Ok(LiveSettings {
             peer,
+            upstream: upstream.addr,
+            timeouts: config.timeouts.clone(),
             routes,
             response_timeout: config.timeouts.response,
             max_in_flight: config.max_in_flight,

@@ -21,7 +21,7 @@ fn evaluate(exchange: &Exchange<'_>) -> Option<Verdict> {
     if exchange.status != 204 {
         return None;
     }
-    if let Some(length) = exchange.header(http::header::CONTENT_LENGTH) {
+    if let Some(length) = exchange.header("content-length") {
         if length.trim() != "0" {
             return Some(Verdict::new(
                 Severity::Error,
@@ -31,7 +31,7 @@ fn evaluate(exchange: &Exchange<'_>) -> Option<Verdict> {
     }
     exchange
         .headers
-        .contains_key(http::header::TRANSFER_ENCODING)
+        .contains("transfer-encoding")
         .then(|| Verdict::new(Severity::Error, "204 with Transfer-Encoding"))
 }
 

@@ -25,9 +25,8 @@ fn evaluate(exchange: &Exchange<'_>) -> Option<Verdict> {
     let status = exchange.status;
     let lines = exchange
         .headers
-        .get_all(http::header::CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
+        .all("cache-control")
+        .filter_map(crate::rules::visible_ascii);
     let cache_control = CacheControl::parse(lines);
     if cache_control.no_store {
         return None;
@@ -35,7 +34,7 @@ fn evaluate(exchange: &Exchange<'_>) -> Option<Verdict> {
     let fresh = |age: Option<u64>| age.is_some_and(|a| a > 0);
     if cache_control.public || fresh(cache_control.max_age) || fresh(cache_control.s_maxage) {
         let shown: String = exchange
-            .header(http::header::CACHE_CONTROL)
+            .header("cache-control")
             .unwrap_or("")
             .chars()
             .take(80)
@@ -49,9 +48,9 @@ fn evaluate(exchange: &Exchange<'_>) -> Option<Verdict> {
         // max-age=0, no-cache and private take precedence over Expires (RFC 9111 §5.3).
         return None;
     }
-    let expires = httpdate::parse_http_date(exchange.header(http::header::EXPIRES)?).ok()?;
+    let expires = httpdate::parse_http_date(exchange.header("expires")?).ok()?;
     let now = exchange
-        .header(http::header::DATE)
+        .header("date")
         .and_then(|d| httpdate::parse_http_date(d).ok())
         .unwrap_or_else(SystemTime::now);
     (expires > now).then(|| {

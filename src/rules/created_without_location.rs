@@ -19,7 +19,7 @@ pub static RULE: Rule = Rule {
 fn evaluate(exchange: &Exchange<'_>) -> Option<Verdict> {
     if exchange.status != 201
         || *exchange.method == Method::PUT
-        || exchange.headers.contains_key(http::header::LOCATION)
+        || exchange.headers.contains("location")
     {
         return None;
     }

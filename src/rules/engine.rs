@@ -146,12 +146,13 @@ mod tests {
     use crate::rules::{find, Verdict};
 
     fn findings(engine: &Engine, route: &str, case: &crate::rules::testing::Case) -> Vec<Finding> {
-        let exchange = case.exchange(route);
         let mut found = Vec::new();
-        engine.evaluate(&exchange, |outcome| {
-            if let Outcome::Finding(f) = outcome {
-                found.push(f);
-            }
+        case.with_exchange(route, |exchange| {
+            engine.evaluate(exchange, |outcome| {
+                if let Outcome::Finding(f) = outcome {
+                    found.push(f);
+                }
+            })
         });
         found
     }
@@ -233,11 +234,12 @@ mod tests {
             },
         );
         let case = case(201).method("POST");
-        let exchange = case.exchange("/r");
         let (mut panics, mut found) = (Vec::new(), Vec::new());
-        engine.evaluate(&exchange, |outcome| match outcome {
-            Outcome::Panicked { index } => panics.push(index),
-            Outcome::Finding(f) => found.push(f.rule.id),
+        case.with_exchange("/r", |exchange| {
+            engine.evaluate(exchange, |outcome| match outcome {
+                Outcome::Panicked { index } => panics.push(index),
+                Outcome::Finding(f) => found.push(f.rule.id),
+            })
         });
         assert_eq!(panics, [63]);
         assert_eq!(found, ["created-without-location"]);

@@ -15,15 +15,12 @@ pub static RULE: Rule = Rule {
 };
 
 fn evaluate(exchange: &Exchange<'_>) -> Option<Verdict> {
-    let value = exchange.headers.get(http::header::RETRY_AFTER)?;
-    let text = value.to_str().unwrap_or("");
+    let value = exchange.headers.get("retry-after")?;
+    let text = crate::rules::visible_ascii(value).unwrap_or("");
     if retry_after_is_valid(text) {
         return None;
     }
-    let shown: String = String::from_utf8_lossy(value.as_bytes())
-        .chars()
-        .take(60)
-        .collect();
+    let shown: String = String::from_utf8_lossy(value).chars().take(60).collect();
     Some(Verdict::new(
         Severity::Warning,
         format!("Retry-After: {shown}"),

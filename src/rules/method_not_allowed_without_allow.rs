@@ -20,7 +20,7 @@ fn evaluate(exchange: &Exchange<'_>) -> Option<Verdict> {
         return None;
     }
     let method = exchange.method.as_str();
-    match exchange.header(http::header::ALLOW) {
+    match exchange.header("allow") {
         None => Some(Verdict::new(
             Severity::Warning,
             format!("405 to {method} without Allow"),

@@ -20,7 +20,7 @@ fn evaluate(exchange: &Exchange<'_>) -> Option<Verdict> {
         503 => Severity::Info,
         _ => return None,
     };
-    if exchange.headers.contains_key(http::header::RETRY_AFTER) {
+    if exchange.headers.contains("retry-after") {
         return None;
     }
     Some(Verdict::new(

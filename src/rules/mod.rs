@@ -31,7 +31,7 @@ mod unstructured_error_body;
 
 use std::fmt;
 
-use http::{HeaderMap, Method};
+use http::Method;
 use serde::{Deserialize, Serialize};
 
 use crate::sample::Sample;
@@ -100,7 +100,7 @@ pub struct Exchange<'a> {
     /// The final status code the upstream sent.
     pub status: u16,
     /// The upstream's response headers.
-    pub headers: &'a HeaderMap,
+    pub headers: Headers<'a>,
     /// The upstream sent `100 Continue` before the final response.
     pub sent_continue: bool,
     /// The sampled body, when sampling is on and the body is of a kind rules read.
@@ -109,15 +109,16 @@ pub struct Exchange<'a> {
     pub error_fields: &'a [String],
 }
 
-impl Exchange<'_> {
-    /// A response header as text, if present and valid.
-    pub fn header(&self, name: impl http::header::AsHeaderName) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
+impl<'a> Exchange<'a> {
+    /// The first response header field named `name` (lower case), as text, if present and
+    /// made of visible ASCII.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers.get_str(name)
     }
 
     /// The response's `Content-Type` essence as sent (`application/json`), parameters dropped.
-    pub fn content_type(&self) -> Option<&str> {
-        self.header(http::header::CONTENT_TYPE)
+    pub fn content_type(&self) -> Option<&'a str> {
+        self.header("content-type")
             .map(|v| v.split(';').next().unwrap_or("").trim())
     }
 
@@ -126,6 +127,110 @@ impl Exchange<'_> {
         self.content_type()
             .is_some_and(|essence| types.iter().any(|t| essence.eq_ignore_ascii_case(t)))
     }
+}
+
+/// One header field as it was received: the name in whatever case it was sent, the value's
+/// raw bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field<'a> {
+    /// The field name.
+    pub name: &'a [u8],
+    /// The field value, without surrounding whitespace.
+    pub value: &'a [u8],
+}
+
+/// Where one field's name and value lie in the head they were read from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FieldSpan {
+    /// The name's first byte.
+    pub name_start: u32,
+    /// The name's length.
+    pub name_len: u32,
+    /// The value's first byte.
+    pub value_start: u32,
+    /// The value's length.
+    pub value_len: u32,
+}
+
+impl FieldSpan {
+    /// The field this span locates in `head`.
+    pub fn of<'a>(&self, head: &'a [u8]) -> Field<'a> {
+        let at = |start: u32, len: u32| &head[start as usize..(start + len) as usize];
+        Field {
+            name: at(self.name_start, self.name_len),
+            value: at(self.value_start, self.value_len),
+        }
+    }
+}
+
+/// A response's header fields in the order received: a view over whatever holds them (pingora's
+/// header map or a HAR entry as a list, the fast engine's head buffer and the spans it parsed),
+/// so judging copies nothing. Lookups compare names without case; a response has a dozen
+/// fields, so a scan beats a map.
+#[derive(Debug, Clone, Copy)]
+pub enum Headers<'a> {
+    /// Fields already split out.
+    List(&'a [Field<'a>]),
+    /// Fields located in the head they were read from.
+    InHead {
+        /// The head's bytes.
+        head: &'a [u8],
+        /// Where each field is.
+        spans: &'a [FieldSpan],
+    },
+}
+
+impl Default for Headers<'_> {
+    fn default() -> Self {
+        Headers::List(&[])
+    }
+}
+
+impl<'a> Headers<'a> {
+    /// Every field, in order.
+    pub fn iter(self) -> impl Iterator<Item = Field<'a>> {
+        let (list, head, spans) = match self {
+            Headers::List(list) => (list, &[][..], &[][..]),
+            Headers::InHead { head, spans } => (&[][..], head, spans),
+        };
+        list.iter()
+            .copied()
+            .chain(spans.iter().map(move |span| span.of(head)))
+    }
+
+    /// Every value of the fields named `name` (lower case), in order.
+    pub fn all(self, name: &'a str) -> impl Iterator<Item = &'a [u8]> {
+        self.iter()
+            .filter(move |field| field.name.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|field| field.value)
+    }
+
+    /// The first value of the field named `name` (lower case).
+    pub fn get(self, name: &str) -> Option<&'a [u8]> {
+        let name = name.as_bytes();
+        self.iter()
+            .find(|field| field.name.len() == name.len() && field.name.eq_ignore_ascii_case(name))
+            .map(|field| field.value)
+    }
+
+    /// The first value of `name` as text, when it is visible ASCII (as `HeaderValue::to_str`).
+    pub fn get_str(self, name: &str) -> Option<&'a str> {
+        self.get(name).and_then(visible_ascii)
+    }
+
+    /// Whether a field named `name` (lower case) is present.
+    pub fn contains(self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+}
+
+/// `value` as text when every byte is visible ASCII, a space or a tab.
+pub fn visible_ascii(value: &[u8]) -> Option<&str> {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+        .then(|| std::str::from_utf8(value).ok())
+        .flatten()
 }
 
 /// What a rule found: its severity (some rules have two) and a short piece of evidence.
@@ -220,7 +325,7 @@ pub(crate) mod testing {
     pub struct Case {
         pub method: Method,
         pub status: u16,
-        pub headers: HeaderMap,
+        pub headers: Vec<(&'static str, String)>,
         pub request: RequestFacts<'static>,
         pub sent_continue: bool,
         pub body: Option<Sample>,
@@ -232,7 +337,7 @@ pub(crate) mod testing {
         Case {
             method: Method::GET,
             status,
-            headers: HeaderMap::new(),
+            headers: Vec::new(),
             request: RequestFacts {
                 has_authorization: false,
                 has_cookie: false,
@@ -252,7 +357,7 @@ pub(crate) mod testing {
         }
 
         pub fn header(mut self, name: &'static str, value: &str) -> Case {
-            self.headers.append(name, value.parse().unwrap());
+            self.headers.push((name, value.to_string()));
             self
         }
 
@@ -272,22 +377,31 @@ pub(crate) mod testing {
             self
         }
 
-        pub fn exchange<'a>(&'a self, route: &'a str) -> Exchange<'a> {
-            Exchange {
+        /// Runs `judge` over this case as an exchange on `route`.
+        pub fn with_exchange<R>(&self, route: &str, judge: impl FnOnce(&Exchange<'_>) -> R) -> R {
+            let fields: Vec<Field<'_>> = self
+                .headers
+                .iter()
+                .map(|(name, value)| Field {
+                    name: name.as_bytes(),
+                    value: value.as_bytes(),
+                })
+                .collect();
+            judge(&Exchange {
                 method: &self.method,
                 route,
                 path: route,
                 request: self.request,
                 status: self.status,
-                headers: &self.headers,
+                headers: Headers::List(&fields),
                 sent_continue: self.sent_continue,
                 body: self.body.as_ref(),
                 error_fields: &self.fields,
-            }
+            })
         }
 
         pub fn check(&self, rule: &Rule) -> Option<Verdict> {
-            (rule.evaluate)(&self.exchange("/test"))
+            self.with_exchange("/test", |exchange| (rule.evaluate)(exchange))
         }
 
         pub fn fires(&self, rule: &Rule) -> bool {

@@ -15,7 +15,7 @@ pub static RULE: Rule = Rule {
 
 fn evaluate(exchange: &Exchange<'_>) -> Option<Verdict> {
     let redirect = matches!(exchange.status, 301 | 302 | 303 | 307 | 308);
-    (redirect && !exchange.headers.contains_key(http::header::LOCATION)).then(|| {
+    (redirect && !exchange.headers.contains("location")).then(|| {
         Verdict::new(
             Severity::Error,
             format!("{} without Location", exchange.status),

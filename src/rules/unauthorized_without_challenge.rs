@@ -15,11 +15,8 @@ pub static RULE: Rule = Rule {
 };
 
 fn evaluate(exchange: &Exchange<'_>) -> Option<Verdict> {
-    (exchange.status == 401
-        && !exchange
-            .headers
-            .contains_key(http::header::WWW_AUTHENTICATE))
-    .then(|| Verdict::new(Severity::Warning, "401 without WWW-Authenticate"))
+    (exchange.status == 401 && !exchange.headers.contains("www-authenticate"))
+        .then(|| Verdict::new(Severity::Warning, "401 without WWW-Authenticate"))
 }
 
 #[cfg(test)]

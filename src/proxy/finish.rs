@@ -1,0 +1,162 @@
+//! The end of every request, whichever path carried it: the fast engine's loop, pingora's
+//! `ProxyHttp` hooks, or the guard refusing a head. Each builds a [`Finished`] and calls
+//! [`finish`], the one place that resolves the route, tallies, runs the rule catalogue, keeps
+//! findings and writes the access log — so the two engines cannot count or judge differently.
+//!
+//! It runs after the response has gone out in full: judging never delays an answer.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::Method;
+use tracing::info;
+
+use super::settings::LiveSettings;
+use crate::classify::{Origin, UpstreamErrorKind};
+use crate::record::findings::Place;
+use crate::record::{Exchange, Recorder};
+use crate::rules::engine::Outcome;
+use crate::rules::{self, Headers, RequestFacts};
+use crate::sample::Sampler;
+
+/// The route label of a refused request whose request line has no readable path.
+pub const MALFORMED_ROUTE: &str = "__malformed__";
+
+/// One request at its end, as every path reports it.
+pub struct Finished<'a> {
+    /// The method label (`_OTHER` for a method outside the standard set or unreadable).
+    pub method: &'static str,
+    /// The request path without its query; `None` when the request line was unreadable.
+    pub path: Option<&'a str>,
+    /// The status the client saw (499 when it went away first).
+    pub code: u16,
+    /// Who produced that status.
+    pub origin: Origin,
+    /// When the request's first bytes arrived.
+    pub started: Instant,
+    /// A failure talking to the upstream, if one happened (before or after the head went out).
+    pub upstream_error: Option<UpstreamErrorKind>,
+    /// What the rules read, for a response the upstream produced; `None` otherwise.
+    pub response: Option<Judged<'a>>,
+}
+
+/// The parts of an exchange the upstream answered that the rule catalogue reads.
+pub struct Judged<'a> {
+    /// The request method.
+    pub method: &'a Method,
+    /// Facts about the request.
+    pub request: RequestFacts<'a>,
+    /// The response's header fields.
+    pub headers: Headers<'a>,
+    /// The upstream sent `100 Continue` before its final response.
+    pub sent_continue: bool,
+    /// The body sample, when one was taken.
+    pub sample: Option<Sampler>,
+}
+
+/// Tallies, judges and logs one finished request under `settings` (those it started with).
+pub fn finish(recorder: &Recorder, settings: &LiveSettings, exchange: Finished<'_>) {
+    let metrics = &recorder.metrics;
+    let route = exchange.path.map(|path| settings.routes.resolve(path));
+    if route.as_ref().is_some_and(|route| route.overflow) {
+        metrics.record_route_overflow();
+    }
+    if let Some(kind) = exchange.upstream_error {
+        metrics.record_upstream_error(kind);
+    }
+    let malformed: Arc<str>;
+    let label = match &route {
+        Some(route) => &route.label,
+        None => {
+            malformed = Arc::from(MALFORMED_ROUTE);
+            &malformed
+        }
+    };
+    let tally = Exchange {
+        route: label,
+        method: exchange.method,
+        code: exchange.code,
+        origin: exchange.origin,
+        duration: exchange.started.elapsed(),
+    };
+    metrics.record(&tally);
+    if let (Some(response), Some(path), Origin::Upstream) =
+        (exchange.response, exchange.path, exchange.origin)
+    {
+        judge(recorder, settings, label, path, &tally, response);
+    }
+    if settings.access_log {
+        log_access(&tally);
+    }
+}
+
+/// Runs the rule catalogue over a response the upstream produced.
+fn judge(
+    recorder: &Recorder,
+    settings: &LiveSettings,
+    route: &Arc<str>,
+    path: &str,
+    tally: &Exchange<'_>,
+    response: Judged<'_>,
+) {
+    let metrics = &recorder.metrics;
+    let sample = response.sample.map(|sampler| {
+        metrics.record_sample(sampler.sampled());
+        sampler.finish()
+    });
+    let Some(engine) = &settings.engine else {
+        return;
+    };
+    let (method, code) = (tally.method, tally.code);
+    let exchange = rules::Exchange {
+        method: response.method,
+        route,
+        path,
+        request: response.request,
+        status: code,
+        headers: response.headers,
+        sent_continue: response.sent_continue,
+        body: sample.as_ref(),
+        error_fields: &[],
+    };
+    let mut flagged = false;
+    // Only in CI-gate mode (`run --report`); uncontended there.
+    let mut report = recorder
+        .report
+        .as_ref()
+        .map(|report| report.lock().unwrap_or_else(|e| e.into_inner()));
+    engine.evaluate(&exchange, |outcome| match outcome {
+        Outcome::Finding(finding) => {
+            flagged = true;
+            metrics.record_finding(&finding, route, method, code);
+            let place = Place {
+                route,
+                method,
+                path,
+                status: code,
+            };
+            if let Some(report) = report.as_mut() {
+                report.add(&finding, place, || None);
+            }
+            recorder.findings.add(&finding, place);
+        }
+        Outcome::Panicked { index } => metrics.record_rule_panic(index),
+    });
+    if let Some(report) = report.as_mut() {
+        report.exchanges += 1;
+        report.judged += 1;
+    }
+    metrics.record_judged(route, method, flagged);
+}
+
+/// The access log line of one tallied exchange (`log.access`).
+fn log_access(exchange: &Exchange<'_>) {
+    info!(
+        target: "statuscope::access",
+        route = exchange.route,
+        method = exchange.method,
+        code = exchange.code,
+        origin = exchange.origin.as_str(),
+        duration_ms = exchange.duration.as_secs_f64() * 1000.0,
+    );
+}

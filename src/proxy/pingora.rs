@@ -1,0 +1,252 @@
+//! The pingora engine (`proxy.engine: pingora`): a pingora-proxy `ProxyHttp` that forwards
+//! every request to one upstream, unchanged and streamed, answers its own failures with
+//! structured errors, and finishes each exchange once, in the `logging` hook, after the
+//! response has gone out. The fast engine hands it what it does not carry itself (h2c,
+//! protocol upgrades).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use pingora::http::ResponseHeader;
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, Result};
+
+use super::admission::{Admission, InFlight, Permit};
+use super::error_response::ProxyError;
+use super::finish::{finish, Finished, Judged};
+use super::settings::{LiveSettings, Settings};
+use crate::classify::{
+    is_client_gone, method_label, Origin, UpstreamErrorKind, CLIENT_CLOSED_REQUEST,
+};
+use crate::record::Recorder;
+use crate::rules::{Field, Headers, RequestFacts};
+use crate::sample::Sampler;
+
+/// The statuscope proxy: one upstream, route templating, admission, recording and the rules.
+pub struct StatuscopeProxy {
+    settings: Arc<Settings>,
+    admission: Admission,
+    recorder: Recorder,
+}
+
+/// What statuscope knows about one request while it is proxied.
+pub struct RequestCtx {
+    /// The settings in force when the request arrived, kept to its end across any reload.
+    settings: Arc<LiveSettings>,
+    started: Instant,
+    _in_flight: InFlight,
+    _permit: Option<Permit>,
+    answered_by_proxy: Option<ProxyError>,
+    sampler: Option<Sampler>,
+    sent_continue: bool,
+}
+
+impl StatuscopeProxy {
+    /// Builds the proxy on shared, reloadable `settings`, counting requests in `admission`
+    /// (shared with the fast engine when that hands requests over).
+    pub fn new(settings: Arc<Settings>, recorder: &Recorder, admission: Admission) -> Self {
+        StatuscopeProxy {
+            settings,
+            admission,
+            recorder: recorder.clone(),
+        }
+    }
+
+    /// Sends a response of the proxy's own making; `false` if the client could not be written to.
+    async fn answer(session: &mut Session, answer: ProxyError) -> bool {
+        let body = answer.body();
+        let Ok(header) = answer.header(body.len()) else {
+            return false;
+        };
+        session
+            .write_response_header(Box::new(header), false)
+            .await
+            .is_ok()
+            && session.write_response_body(Some(body), true).await.is_ok()
+    }
+
+    /// The status the client saw and who produced it.
+    fn outcome(session: &Session, error: Option<&Error>, ctx: &RequestCtx) -> (u16, Origin) {
+        if error.is_some_and(is_client_gone) {
+            return (CLIENT_CLOSED_REQUEST, Origin::Client);
+        }
+        if let Some(answer) = ctx.answered_by_proxy {
+            return (answer.status, Origin::Proxy);
+        }
+        match session.response_written() {
+            Some(header) => (header.status.as_u16(), Origin::Upstream),
+            // Nothing reached the client and nothing could be sent: it hung up first.
+            None => (CLIENT_CLOSED_REQUEST, Origin::Client),
+        }
+    }
+}
+
+fn has_request_body(header: &pingora::http::RequestHeader) -> bool {
+    let headers = &header.headers;
+    headers.contains_key(http::header::TRANSFER_ENCODING)
+        || headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+}
+
+#[async_trait]
+impl ProxyHttp for StatuscopeProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            settings: self.settings.current(),
+            started: Instant::now(),
+            _in_flight: self.admission.arrive(),
+            _permit: None,
+            answered_by_proxy: None,
+            sampler: None,
+            sent_continue: false,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if let Some(permit) = self.admission.try_admit(ctx.settings.max_in_flight) {
+            ctx._permit = Some(permit);
+            return Ok(false);
+        }
+        // An unread request body would corrupt the next request on this connection.
+        if has_request_body(session.req_header()) {
+            session.set_keepalive(None);
+        }
+        if Self::answer(session, ProxyError::OVERLOADED).await {
+            ctx.answered_by_proxy = Some(ProxyError::OVERLOADED);
+        }
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        Ok(Box::new(ctx.settings.peer.clone()))
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if response.status.is_informational() {
+            ctx.sent_continue |= response.status == http::StatusCode::CONTINUE;
+            return Ok(());
+        }
+        if ctx.settings.engine.is_some() && session.req_header().method != http::Method::HEAD {
+            let header = |name| response.headers.get(name).and_then(|v| v.to_str().ok());
+            ctx.sampler = Sampler::start(
+                ctx.settings.body_sample_bytes,
+                header(http::header::CONTENT_TYPE),
+                header(http::header::CONTENT_ENCODING),
+            );
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        // Per-read timeouts cannot stop an upstream that sends a byte just often enough. An
+        // upgraded connection (WebSocket) is a session, not a response: it may last.
+        if let Some(limit) = ctx.settings.response_timeout {
+            if ctx.started.elapsed() > limit && !session.was_upgraded() {
+                return Err(UpstreamErrorKind::response_timeout_error());
+            }
+        }
+        if let (Some(sampler), Some(chunk)) = (ctx.sampler.as_mut(), body.as_ref()) {
+            sampler.feed(chunk);
+        }
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        error: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let mut error_code = session.response_written().map_or(0, |h| h.status.as_u16());
+        if error_code == 0 {
+            if let Some(answer) = ProxyError::for_error(error) {
+                session.set_keepalive(None);
+                if Self::answer(session, answer).await {
+                    ctx.answered_by_proxy = Some(answer);
+                    error_code = answer.status;
+                }
+            }
+        }
+        FailToProxy {
+            error_code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {
+        // A client hanging up is tallied as 499; logging each one at error level is noise.
+        is_client_gone(error)
+    }
+
+    fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
+        // pingora's default includes the query string, which may carry credentials.
+        let header = session.req_header();
+        format!("{} {}", header.method, header.uri.path())
+    }
+
+    async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
+        let (code, origin) = Self::outcome(session, error, ctx);
+        let request = session.req_header();
+        let mid_body = origin == Origin::Upstream;
+        let fields: Vec<Field<'_>>;
+        let response = match session.response_written() {
+            Some(response) if origin == Origin::Upstream => {
+                fields = response
+                    .headers
+                    .iter()
+                    .map(|(name, value)| Field {
+                        name: name.as_str().as_bytes(),
+                        value: value.as_bytes(),
+                    })
+                    .collect();
+                let header = |name| request.headers.get(name).and_then(|v| v.to_str().ok());
+                Some(Judged {
+                    method: &request.method,
+                    request: RequestFacts {
+                        has_authorization: request
+                            .headers
+                            .contains_key(http::header::AUTHORIZATION),
+                        has_cookie: request.headers.contains_key(http::header::COOKIE),
+                        expects_continue: header(http::header::EXPECT)
+                            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue")),
+                        accept: header(http::header::ACCEPT),
+                    },
+                    headers: Headers::List(&fields),
+                    sent_continue: ctx.sent_continue,
+                    sample: ctx.sampler.take(),
+                })
+            }
+            _ => None,
+        };
+        let exchange = Finished {
+            method: method_label(&request.method),
+            path: Some(request.uri.path()),
+            code,
+            origin,
+            started: ctx.started,
+            upstream_error: error.and_then(|e| UpstreamErrorKind::of(e, mid_body)),
+            response,
+        };
+        finish(&self.recorder, &ctx.settings, exchange);
+    }
+}
