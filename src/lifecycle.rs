@@ -130,6 +130,14 @@ pub fn run(
         grace_period_seconds: Some(config.drain_timeout.as_secs_f64().ceil() as u64),
         graceful_shutdown_timeout_seconds: Some(1),
         upstream_keepalive_pool_size: config.upstream_keepalive_pool_size,
+        // pingora's own timer thread ticks every 10 ms once any timeout has used it, waking an
+        // idle sidecar 100 times a second; tokio's timers wake only when one is due. With the
+        // fast engine every pingora timeout of a second or more (the listener's handshake
+        // timeout on every connection among them) uses tokio's.
+        fast_timeout_to_tokio_threshold_seconds: match config.engine {
+            Engine::Fast => Some(0),
+            Engine::Pingora => ServerConf::default().fast_timeout_to_tokio_threshold_seconds,
+        },
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
@@ -143,11 +151,6 @@ pub fn run(
             server.add_service(service);
         }
         Engine::Fast => {
-            // pingora's own 10 ms timer thread would wake an idle sidecar 100 times a second;
-            // tokio's timers wake only when one is due. (pingora still uses it below 1 s.)
-            pingora::prelude::fast_timeout::set_fast_timeout_to_tokio_threshold(Some(
-                Duration::ZERO,
-            ));
             let limit = ConnectionLimit::new(recorder.metrics.clone());
             let pool_capacity = config.upstream_keepalive_pool_size.div_ceil(config.threads);
             // One service per worker thread, each with its own listening socket on the same

@@ -3,6 +3,8 @@
 //! same buffer. The buffer is allocated at the first read and given back to its small size
 //! after a request that needed a large one, so an idle connection holds little.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Instant;
 
 use pingora::apps::ServerApp;
@@ -14,6 +16,7 @@ use tokio::io::AsyncReadExt;
 use super::super::error_response::ProxyError;
 use super::super::guard::{linger, refuse, HeadGuard, H2_PREFACE};
 use super::super::request_head::{Head, HeadReader, Progress, Refusal};
+use super::deadline::Deadline;
 use super::FastEngine;
 use crate::config::Downstream;
 use crate::rules::FieldSpan;
@@ -60,6 +63,10 @@ pub(super) struct Client<'e> {
     pub(super) out: Vec<u8>,
     /// Where the fields of the current response head are in the upstream's buffer.
     pub(super) spans: Vec<FieldSpan>,
+    /// The connection's one timer.
+    pub(super) deadline: Deadline,
+    /// Ends when shutdown begins; made once, so waiting for a request registers nothing new.
+    shutting_down: Pin<Box<dyn Future<Output = ()> + Send>>,
     /// Requests served on this connection so far.
     served: u64,
 }
@@ -74,6 +81,8 @@ impl<'e> Client<'e> {
             end: 0,
             out: Vec::new(),
             spans: Vec::new(),
+            deadline: Deadline::default(),
+            shutting_down: Box::pin(shutting_down(shutdown.clone())),
             served: 0,
         }
     }
@@ -180,28 +189,28 @@ impl<'e> Client<'e> {
             }
             self.make_room(limits.head.max_header_bytes);
             let deadline = first_bytes_at.map_or(idle_until, |at| at + limits.header_timeout);
-            let read = tokio::time::timeout_at(
-                deadline.into(),
-                self.stream.read(&mut self.inbuf[self.end..]),
-            );
-            let read = if first_bytes_at.is_none() {
+            let read = self.stream.read(&mut self.inbuf[self.end..]);
+            let shutting_down = self.shutting_down.as_mut();
+            let idle = first_bytes_at.is_none();
+            let read = self.deadline.run(Some(deadline), async {
+                if !idle {
+                    return Some(read.await);
+                }
                 // Waiting for a request: shutdown ends the wait, and the connection.
                 tokio::select! {
                     biased;
-                    read = read => read,
-                    _ = self.shutdown.wait_for(|down| *down) => return HeadRead::Closed,
+                    read = read => Some(read),
+                    _ = shutting_down => None,
                 }
-            } else {
-                read.await
-            };
-            match read {
-                Ok(Ok(0) | Err(_)) => return HeadRead::Closed,
-                Ok(Ok(n)) => {
+            });
+            match read.await {
+                Some(None | Some(Ok(0) | Err(_))) => return HeadRead::Closed,
+                Some(Some(Ok(n))) => {
                     self.end += n;
                     first_bytes_at.get_or_insert_with(Instant::now);
                 }
                 // An idle keep-alive connection is simply closed.
-                Err(_) => match first_bytes_at {
+                None => match first_bytes_at {
                     None => return HeadRead::Closed,
                     // RFC 9110 §15.5.9: 408 for a request that did not arrive in time.
                     Some(at) => {
@@ -215,4 +224,9 @@ impl<'e> Client<'e> {
             }
         }
     }
+}
+
+/// Ends once shutdown has begun (or the server is gone).
+async fn shutting_down(mut shutdown: ShutdownWatch) {
+    let _ = shutdown.wait_for(|down| *down).await;
 }

@@ -9,10 +9,10 @@
 //! failed on a reused upstream connection before any answer came back is sent once more on a
 //! new connection if its method is idempotent and it was read whole — never otherwise.
 
-use std::future::{poll_fn, Future};
+use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::ops::Range;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::task::Poll;
 use std::time::Instant;
 
@@ -173,14 +173,6 @@ fn path_of(target: &[u8]) -> &str {
     std::str::from_utf8(path).unwrap_or("/")
 }
 
-/// Runs `future` until `deadline`, if there is one.
-async fn until<F: Future>(deadline: Option<Instant>, future: F) -> Option<F::Output> {
-    match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline.into(), future).await.ok(),
-        None => Some(future.await),
-    }
-}
-
 /// Writes every byte of `bufs`.
 async fn write_all_vectored<W: AsyncWrite + Unpin>(
     writer: &mut W,
@@ -264,7 +256,14 @@ impl Client<'_> {
             };
             let mut upstream = match reused {
                 Some(upstream) => upstream,
-                None => match Upstream::connect(settings.upstream, settings.timeouts.connect).await
+                None => match self
+                    .deadline
+                    .run(
+                        Some(Instant::now() + settings.timeouts.connect),
+                        Upstream::connect(settings.upstream),
+                    )
+                    .await
+                    .unwrap_or(Err(UpstreamErrorKind::ConnectTimeout))
                 {
                     Ok(upstream) => upstream,
                     Err(kind) => {
@@ -280,17 +279,19 @@ impl Client<'_> {
             } else {
                 &self.inbuf[head.method.start..head.head_len]
             };
-            let sent = until(
-                Some(Instant::now() + settings.timeouts.write),
-                write_all_vectored(
-                    &mut upstream.stream,
-                    &mut [
-                        IoSlice::new(head_bytes),
-                        IoSlice::new(&self.inbuf[head.head_len..body_end]),
-                    ],
-                ),
-            )
-            .await;
+            let sent = self
+                .deadline
+                .run(
+                    Some(Instant::now() + settings.timeouts.write),
+                    write_all_vectored(
+                        &mut upstream.stream,
+                        &mut [
+                            IoSlice::new(head_bytes),
+                            IoSlice::new(&self.inbuf[head.head_len..body_end]),
+                        ],
+                    ),
+                )
+                .await;
             let result = match sent {
                 None => Err(upstream_failure(UpstreamErrorKind::WriteTimeout, true)),
                 Some(Err(_)) => Err(upstream_failure(UpstreamErrorKind::Reset, true)),
@@ -332,7 +333,9 @@ impl Client<'_> {
                 false,
                 &mut self.out,
             );
-            if until(response_deadline, self.stream.write_all(&self.out))
+            if self
+                .deadline
+                .run(response_deadline, self.stream.write_all(&self.out))
                 .await
                 .is_none_or(|written| written.is_err())
             {
@@ -468,13 +471,10 @@ impl Client<'_> {
             inbuf,
             end,
             spans,
+            deadline: timer,
             ..
         } = self;
         let timeouts = &settings.timeouts;
-        let mut timer = pin!(tokio::time::sleep_until(
-            (pump.quiet_since + timeouts.read).into()
-        ));
-        let mut armed = None;
         poll_fn(|cx| loop {
             let mut progressed = false;
             // The upstream's answer.
@@ -594,11 +594,7 @@ impl Client<'_> {
                 (pump.complete() || pump.abandoned).then(|| pump.quiet_since + timeouts.read);
             let deadline = earliest(response_deadline, earliest(writing, reading));
             if let Some(deadline) = deadline {
-                if armed != Some(deadline) {
-                    timer.as_mut().reset(deadline.into());
-                    armed = Some(deadline);
-                }
-                if timer.as_mut().poll(cx).is_ready() {
+                if timer.poll_passed(cx, deadline) {
                     let kind = if response_deadline == Some(deadline) {
                         UpstreamErrorKind::ResponseTimeout
                     } else if writing == Some(deadline) {
@@ -654,14 +650,16 @@ impl Client<'_> {
             } else {
                 &arrived[..taken]
             };
-            let written = until(
-                response_deadline,
-                write_all_vectored(
-                    &mut self.stream,
-                    &mut [IoSlice::new(&self.out), IoSlice::new(raw)],
-                ),
-            )
-            .await;
+            let written = self
+                .deadline
+                .run(
+                    response_deadline,
+                    write_all_vectored(
+                        &mut self.stream,
+                        &mut [IoSlice::new(&self.out), IoSlice::new(raw)],
+                    ),
+                )
+                .await;
             head_sent = true;
             match written {
                 None => return Err(upstream_failure(UpstreamErrorKind::ResponseTimeout, false)),
@@ -674,11 +672,13 @@ impl Client<'_> {
             upstream.filled = response.len;
             let read_deadline = Instant::now() + settings.timeouts.read;
             let deadline = earliest(Some(read_deadline), response_deadline);
-            let read = until(
-                deadline,
-                upstream.stream.read(&mut upstream.buf[response.len..]),
-            )
-            .await;
+            let read = self
+                .deadline
+                .run(
+                    deadline,
+                    upstream.stream.read(&mut upstream.buf[response.len..]),
+                )
+                .await;
             match read {
                 None if deadline == response_deadline => {
                     return Err(upstream_failure(UpstreamErrorKind::ResponseTimeout, false))
@@ -800,11 +800,13 @@ impl Client<'_> {
         let Ok(wire) = answer.to_http1_keeping(detail, keep_alive) else {
             return false;
         };
-        let written = until(
-            Some(Instant::now() + settings.downstream.header_timeout),
-            self.stream.write_all(&wire),
-        )
-        .await;
+        let written = self
+            .deadline
+            .run(
+                Some(Instant::now() + settings.downstream.header_timeout),
+                self.stream.write_all(&wire),
+            )
+            .await;
         matches!(written, Some(Ok(())))
     }
 }

@@ -12,6 +12,7 @@
 //! requests that ask to switch protocols (`Upgrade`, such as WebSocket).
 
 mod connection;
+pub mod deadline;
 mod exchange;
 pub mod forward;
 pub mod response_head;

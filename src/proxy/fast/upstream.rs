@@ -49,16 +49,11 @@ thread_local! {
 }
 
 impl Upstream {
-    /// Connects to `addr` within `timeout`.
-    pub async fn connect(
-        addr: SocketAddr,
-        timeout: Duration,
-    ) -> Result<Upstream, UpstreamErrorKind> {
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Err(_) => return Err(UpstreamErrorKind::ConnectTimeout),
-            Ok(Err(_)) => return Err(UpstreamErrorKind::ConnectRefused),
-            Ok(Ok(stream)) => stream,
-        };
+    /// Connects to `addr` (the caller bounds the wait).
+    pub async fn connect(addr: SocketAddr) -> Result<Upstream, UpstreamErrorKind> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|_| UpstreamErrorKind::ConnectRefused)?;
         // Heads and small bodies go out in one segment each; nothing waits for more.
         let _ = stream.set_nodelay(true);
         Ok(Upstream {
@@ -151,7 +146,7 @@ mod tests {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let idle = Duration::from_secs(60);
-            let mut upstream = Upstream::connect(addr, idle).await.unwrap();
+            let mut upstream = Upstream::connect(addr).await.unwrap();
             let (mut accepted, _) = listener.accept().await.unwrap();
             accepted.write_all(b"response").await.unwrap();
             let mut buf = [0u8; 8];
@@ -178,11 +173,11 @@ mod tests {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let idle = Duration::from_secs(60);
-            let upstream = Upstream::connect(addr, idle).await.unwrap();
+            let upstream = Upstream::connect(addr).await.unwrap();
             let now = Instant::now();
             upstream.checkin(4, now);
             assert!(Upstream::checkout(addr, idle, now + idle).is_none());
-            let upstream = Upstream::connect(addr, idle).await.unwrap();
+            let upstream = Upstream::connect(addr).await.unwrap();
             upstream.checkin(4, now);
             let other: SocketAddr = "127.0.0.1:1".parse().unwrap();
             assert!(Upstream::checkout(other, idle, now).is_none());
