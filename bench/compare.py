@@ -4,13 +4,15 @@
 Everything runs on loopback. A fixed nginx upstream serves small JSON responses (1 KiB 200s,
 plus 201/204/404/429/500 on other paths, so classification has work). In front of it, each on
 its own port and with keep-alive to the upstream: nothing (direct), statuscope with everything
-on, statuscope with rules and sampling off, nginx (`proxy_pass`), HAProxy with its Prometheus
-exporter, Caddy (`reverse_proxy`) with its metrics. Every proxy gets the same number of worker
-threads, 1 and then 2. wrk drives each concurrency over keep-alive, plus one run with a new
-connection per request; contenders run interleaved, round after round, and every ratio is taken
-against the best peer of the same round, because only side-by-side figures mean anything on a
-shared, noisy machine. Then memory: idle, with 1,000 idle keep-alive connections, and during a
-1 GiB streamed upload and download through statuscope.
+on (the fast engine, the default), the fast engine with rules and sampling off, the pingora
+engine with everything on, nginx (`proxy_pass`), HAProxy with its Prometheus exporter, Caddy
+(`reverse_proxy`) with its metrics. Every proxy gets the same number of worker threads, 1 and
+then 2. wrk drives each concurrency over keep-alive, plus one run with a new connection per
+request; contenders run interleaved, round after round, and every ratio is taken against the
+best of nginx and HAProxy in the same round, because only side-by-side figures mean anything
+on a shared, noisy machine. Then memory and idleness: idle RSS, RSS with 1,000 idle keep-alive
+connections, CPU ticks over 20 idle seconds, and RSS during a 1 GiB streamed upload and
+download through statuscope.
 
 Writes bench/results.json and bench/results.md. Stops everything it started, by PID.
 
@@ -36,12 +38,24 @@ CONCURRENCY = [int(c) for c in os.environ.get("CONCURRENCY", "16,64,256").split(
 THREADS = [int(t) for t in os.environ.get("THREADS", "1,2").split(",")]
 STREAM_BYTES = int(os.environ.get("STREAM_BYTES", str(1 << 30)))
 CLOCK = os.sysconf("SC_CLK_TCK")
-PEERS = ["nginx", "haproxy", "caddy"]
-STATUSCOPE = ["statuscope", "statuscope-off"]
+# The targets are taken against the best of these in each round.
+PEERS = ["nginx", "haproxy"]
+OTHERS = ["caddy"]
+# Each statuscope contender and the environment that makes it.
+STATUSCOPE_VARIANTS = {
+    "statuscope": {},
+    "statuscope-off": {"STATUSCOPE_FINDINGS__ENABLED": "false"},
+    "statuscope-pingora": {"STATUSCOPE_PROXY__ENGINE": "pingora"},
+}
+STATUSCOPE = list(STATUSCOPE_VARIANTS)
+IDLE_SECONDS = 20
+# "Flat" memory while a stream passes: the highest sample at most this far above the start.
+FLAT_MIB = 4
 
 UPSTREAM = 18300
-PORTS = {"direct": UPSTREAM, "statuscope": 18301, "statuscope-off": 18302, "nginx": 18303, "haproxy": 18304, "caddy": 18305}
-ADMIN = {"statuscope": 18311, "statuscope-off": 18312, "haproxy": 18314, "caddy": 18315}
+PORTS = {"direct": UPSTREAM, "statuscope": 18301, "statuscope-off": 18302, "statuscope-pingora": 18306,
+         "nginx": 18303, "haproxy": 18304, "caddy": 18305}
+ADMIN = {"statuscope": 18311, "statuscope-off": 18312, "statuscope-pingora": 18316, "haproxy": 18314, "caddy": 18315}
 
 work = tempfile.mkdtemp(prefix="statuscope-bench-")
 started = []
@@ -185,7 +199,7 @@ def start_upstream():
 def start_contenders(threads):
     processes = {}
     statuscope = os.path.join(ROOT, "target/release/statuscope")
-    for name, extra in [("statuscope", {}), ("statuscope-off", {"STATUSCOPE_FINDINGS__ENABLED": "false"})]:
+    for name, extra in STATUSCOPE_VARIANTS.items():
         processes[name] = start(name, [statuscope, "run", "--upstream", f"127.0.0.1:{UPSTREAM}",
                                        "--listen", f"127.0.0.1:{PORTS[name]}", "--admin", f"127.0.0.1:{ADMIN[name]}"],
                                 {"STATUSCOPE_THREADS": str(threads), "STATUSCOPE_LOG__LEVEL": "warn", **extra})
@@ -241,8 +255,8 @@ http://127.0.0.1:{PORTS['caddy']} {{
     for name in processes:
         wait_port(PORTS[name], "/ok")
     # Every contender exports metrics: check each answers, so nobody runs without its cost.
-    for name, path in [("statuscope", "/metrics"), ("statuscope-off", "/metrics"), ("haproxy", "/metrics"), ("caddy", "/metrics")]:
-        wait_port(ADMIN[name], path)
+    for name in STATUSCOPE + ["haproxy", "caddy"]:
+        wait_port(ADMIN[name], "/metrics")
     return processes
 
 
@@ -376,24 +390,30 @@ def start_sink(port):
 
 
 def memory_phase():
-    """Idle and 1,000-connection RSS of every proxy; statuscope's RSS during 1 GiB each way."""
+    """Idle and 1,000-connection RSS and idle CPU ticks of every proxy; statuscope's RSS
+    during 1 GiB each way."""
     processes = start_contenders(1)
     time.sleep(1)  # let every process settle after start-up before reading idle memory
     report = {}
+    # Every contender sits idle through the same window, after serving traffic.
+    before = {name: cpu_seconds(process.pid) for name, process in processes.items()}
+    time.sleep(IDLE_SECONDS)
+    idle_ticks = {name: round((cpu_seconds(process.pid) - before[name]) * CLOCK) for name, process in processes.items()}
     for name, process in processes.items():
         idle = memory(process.pid, "VmRSS")
         sockets = idle_connections(PORTS[name])
         loaded = memory(process.pid, "VmRSS")
         for s in sockets:
             s.close()
-        report[name] = {"idle_rss_mib": idle / (1 << 20), "rss_1000_idle_connections_mib": loaded / (1 << 20)}
+        report[name] = {"idle_rss_mib": idle / (1 << 20), "rss_1000_idle_connections_mib": loaded / (1 << 20),
+                        "idle_ticks": idle_ticks[name]}
         log(f"memory {name}: idle {report[name]['idle_rss_mib']:.1f} MiB, 1000 connections {report[name]['rss_1000_idle_connections_mib']:.1f} MiB")
     for process in processes.values():
         stop(process)
     sink = 18320
     start_sink(sink)
     statuscope = os.path.join(ROOT, "target/release/statuscope")
-    for name, extra in [("statuscope", {}), ("statuscope-off", {"STATUSCOPE_FINDINGS__ENABLED": "false"})]:
+    for name, extra in STATUSCOPE_VARIANTS.items():
         process = start(f"{name}-stream", [statuscope, "run", "--upstream", f"127.0.0.1:{sink}", "--listen",
                                            f"127.0.0.1:{PORTS[name]}", "--admin", f"127.0.0.1:{ADMIN[name]}"],
                         {"STATUSCOPE_LOG__LEVEL": "warn", **extra})
@@ -425,7 +445,7 @@ def main():
             processes["direct"] = None
             for round_ in range(1, ROUNDS + 1):
                 for connections, new_connections in loads:
-                    for name in ["direct"] + STATUSCOPE + PEERS:
+                    for name in ["direct"] + STATUSCOPE + PEERS + OTHERS:
                         result = measure(name, processes[name], connections, new_connections)
                         result.update(threads=threads, round=round_, connections=connections,
                                       new_connections=new_connections, contender=name)
@@ -457,24 +477,29 @@ def summarise(runs, loads):
         for connections, new_connections in loads:
             cell = [r for r in runs if r["threads"] == threads and r["connections"] == connections and r["new_connections"] == new_connections]
             row = {"threads": threads, "connections": connections, "new_connections": new_connections, "contenders": {}, "ratios": {}}
-            for name in ["direct"] + STATUSCOPE + PEERS:
+            for name in ["direct"] + STATUSCOPE + PEERS + OTHERS:
                 mine = [r for r in cell if r["contender"] == name]
                 row["contenders"][name] = {k: median_range([r[k] for r in mine]) for k in ["rps", "p50_ms", "p99_ms", "p999_ms", "cpu_s_per_100k", "peak_rss_mib"]}
-            # Ratios against the best peer of the same round.
-            rps, p99, cpu, off = [], [], [], []
+            # Ratios against the best peer of the same round, for each engine.
+            ratios = {name: {"rps": [], "p99": [], "cpu": []} for name in ["statuscope", "statuscope-pingora"]}
+            off = []
             for round_ in range(1, ROUNDS + 1):
                 by = {r["contender"]: r for r in cell if r["round"] == round_}
                 peers = [by[p] for p in PEERS if p in by]
-                me = by["statuscope"]
-                rps.append(me["rps"] / max(p["rps"] for p in peers))
-                p99.append(me["p99_ms"] / min(p["p99_ms"] for p in peers))
-                cpu.append(me["cpu_s_per_100k"] / min(p["cpu_s_per_100k"] for p in peers))
-                off.append(me["rps"] / by["statuscope-off"]["rps"])
+                for name, mine in ratios.items():
+                    me = by[name]
+                    mine["rps"].append(me["rps"] / max(p["rps"] for p in peers))
+                    mine["p99"].append(me["p99_ms"] / min(p["p99_ms"] for p in peers))
+                    mine["cpu"].append(me["cpu_s_per_100k"] / min(p["cpu_s_per_100k"] for p in peers))
+                off.append(by["statuscope"]["rps"] / by["statuscope-off"]["rps"])
             row["ratios"] = {
-                "rps_vs_best_peer": median_range(rps),
-                "p99_vs_best_peer": median_range(p99),
-                "cpu_vs_best_peer": median_range(cpu),
+                "rps_vs_best_peer": median_range(ratios["statuscope"]["rps"]),
+                "p99_vs_best_peer": median_range(ratios["statuscope"]["p99"]),
+                "cpu_vs_best_peer": median_range(ratios["statuscope"]["cpu"]),
                 "rps_on_vs_off": median_range(off),
+                "pingora_rps_vs_best_peer": median_range(ratios["statuscope-pingora"]["rps"]),
+                "pingora_p99_vs_best_peer": median_range(ratios["statuscope-pingora"]["p99"]),
+                "pingora_cpu_vs_best_peer": median_range(ratios["statuscope-pingora"]["cpu"]),
             }
             row["pass"] = {
                 "rps": row["ratios"]["rps_vs_best_peer"]["median"] >= 1.0,
@@ -501,10 +526,21 @@ def render(results, loads):
         f"`bench/compare.py` on {results['machine']['cores']} cores, {results['machine']['date']}: {s['rounds']} interleaved rounds of "
         f"{s['duration_s']} s per run, wrk with 1 thread; medians with min–max. Upstream: nginx, 1 worker, 1 KiB JSON 200s "
         "(80 %) and 201/204/404/429/500 (4 % each). Every proxy keeps connections to the upstream alive and runs with the "
-        "stated number of worker threads. Ratios are statuscope (everything on) against the best of nginx, HAProxy and "
-        "Caddy in the same round.",
+        "stated number of worker threads. `statuscope` is the fast engine (the default) with every rule on and 8 KiB "
+        "sampling, `statuscope-off` the same with `findings.enabled: false`, `statuscope-pingora` the pingora engine "
+        "with everything on. Ratios are taken against the best of nginx and HAProxy in the same round.",
         "",
+        "## Targets at a glance (the fast engine, everything on)",
+        "",
+        "| threads | load | req/s ≥ 1× | p99 ≤ 1× | CPU/request ≤ 1× | on/off ≥ 0.95 |",
+        "|---|---|---|---|---|---|",
     ]
+    for row in results["summary"]:
+        load = f"{row['connections']} " + ("new connections" if row["new_connections"] else "keep-alive")
+        cells = [f"{row['ratios'][key]['median']:.3f} {'pass' if row['pass'][ok] else '**FAIL**'}" for key, ok in
+                 [("rps_vs_best_peer", "rps"), ("p99_vs_best_peer", "p99"), ("cpu_vs_best_peer", "cpu"), ("rps_on_vs_off", "on_vs_off")]]
+        lines.append(f"| {row['threads']} | {load} | " + " | ".join(cells) + " |")
+    lines.append("")
     for row in results["summary"]:
         load = f"{row['connections']} connections" + (", a new connection per request" if row["new_connections"] else ", keep-alive")
         lines += [f"## {row['threads']} thread{'s' if row['threads'] > 1 else ''}, {load}", "",
@@ -519,10 +555,14 @@ def render(results, loads):
                   f"- req/s vs best peer: {fmt(r, 'rps_vs_best_peer', 3)} — target ≥ 1: **{mark(ok['rps'])}**",
                   f"- p99 vs best peer: {fmt(r, 'p99_vs_best_peer', 3)} — target ≤ 1: **{mark(ok['p99'])}**",
                   f"- CPU per request vs best peer: {fmt(r, 'cpu_vs_best_peer', 3)} — target ≤ 1: **{mark(ok['cpu'])}**",
-                  f"- everything on vs off: {fmt(r, 'rps_on_vs_off', 3)} — target ≥ 0.95: **{mark(ok['on_vs_off'])}**", ""]
-    lines += ["## Memory", "", "| contender | idle RSS MiB | RSS with 1,000 idle keep-alive connections MiB |", "|---|---|---|"]
+                  f"- everything on vs off: {fmt(r, 'rps_on_vs_off', 3)} — target ≥ 0.95: **{mark(ok['on_vs_off'])}**",
+                  f"- the pingora engine vs best peer: req/s {fmt(r, 'pingora_rps_vs_best_peer', 3)}, p99 "
+                  f"{fmt(r, 'pingora_p99_vs_best_peer', 3)}, CPU per request {fmt(r, 'pingora_cpu_vs_best_peer', 3)}", ""]
+    lines += ["## Memory and idleness", "",
+              f"| contender | idle RSS MiB | RSS with 1,000 idle keep-alive connections MiB | CPU ticks over {IDLE_SECONDS} idle s |",
+              "|---|---|---|---|"]
     for name, m in results["memory"].items():
-        lines.append(f"| {name} | {m['idle_rss_mib']:.1f} | {m['rss_1000_idle_connections_mib']:.1f} |")
+        lines.append(f"| {name} | {m['idle_rss_mib']:.1f} | {m['rss_1000_idle_connections_mib']:.1f} | {m['idle_ticks']} |")
     lines += ["", "Statuscope during 1 GiB streamed through it (RSS before → highest sample):", ""]
     for name in STATUSCOPE:
         m = results["memory"][name]
@@ -530,10 +570,14 @@ def render(results, loads):
             d = m[f"{direction}_rss_mib"]
             lines.append(f"- {name}, {direction}: {d['before']:.1f} → {d['max']:.1f} MiB")
     m = results["memory"]["statuscope"]
+    growth = max(m[f"{d}_rss_mib"]["max"] - m[f"{d}_rss_mib"]["before"] for d in ["upload", "download"])
     lines += ["",
               f"- idle RSS ≤ 20 MiB: **{'pass' if m['idle_rss_mib'] <= 20 else 'FAIL'}** ({m['idle_rss_mib']:.1f})",
               f"- RSS with 1,000 idle connections ≤ 64 MiB: **{'pass' if m['rss_1000_idle_connections_mib'] <= 64 else 'FAIL'}** "
-              f"({m['rss_1000_idle_connections_mib']:.1f})", ""]
+              f"({m['rss_1000_idle_connections_mib']:.1f})",
+              f"- RSS flat while 1 GiB streams each way (growth ≤ {FLAT_MIB} MiB): **{'pass' if growth <= FLAT_MIB else 'FAIL'}** "
+              f"(+{growth:.1f})",
+              f"- no CPU tick over {IDLE_SECONDS} idle seconds: **{'pass' if m['idle_ticks'] == 0 else 'FAIL'}** ({m['idle_ticks']})", ""]
     return "\n".join(lines)
 
 

@@ -60,8 +60,7 @@ const KNOWN_KEYS: &[&str] = &[
     "route_rules",
 ];
 
-/// Largest `body_sample_bytes`: the sample is held per in-flight request.
-pub const MAX_BODY_SAMPLE_BYTES: usize = 1024 * 1024;
+pub use crate::sample::MAX_BODY_SAMPLE_BYTES;
 
 /// Does `path` name a known key? A `*` in a known key stands for any one segment.
 fn is_known_key(path: &str) -> bool {
@@ -531,8 +530,12 @@ mod defaults {
     pub fn max_in_flight() -> i64 {
         1024
     }
+    // Every request in flight holds an upstream connection: a pool as large as the in-flight
+    // limit never closes one that the next request would have reused (at 256 concurrent
+    // requests, a pool of 128 cost a new upstream connection per second request). Idle pooled
+    // connections hold no buffer, and expire after `timeouts.idle`.
     pub fn upstream_keepalive_pool_size() -> i64 {
-        128
+        max_in_flight()
     }
     pub fn h2c() -> bool {
         true

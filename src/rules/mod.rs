@@ -118,8 +118,7 @@ impl<'a> Exchange<'a> {
 
     /// The response's `Content-Type` essence as sent (`application/json`), parameters dropped.
     pub fn content_type(&self) -> Option<&'a str> {
-        self.header("content-type")
-            .map(|v| v.split(';').next().unwrap_or("").trim())
+        self.header("content-type").map(crate::sample::media_type)
     }
 
     /// True when the `Content-Type` essence is one of `types` (compared without case).
@@ -208,9 +207,22 @@ impl<'a> Headers<'a> {
     /// The first value of the field named `name` (lower case).
     pub fn get(self, name: &str) -> Option<&'a [u8]> {
         let name = name.as_bytes();
-        self.iter()
-            .find(|field| field.name.len() == name.len() && field.name.eq_ignore_ascii_case(name))
-            .map(|field| field.value)
+        // Lengths first: most fields differ in length from the one sought.
+        match self {
+            Headers::List(list) => list
+                .iter()
+                .find(|field| {
+                    field.name.len() == name.len() && field.name.eq_ignore_ascii_case(name)
+                })
+                .map(|field| field.value),
+            Headers::InHead { head, spans } => spans
+                .iter()
+                .find(|span| {
+                    span.name_len as usize == name.len()
+                        && span.of(head).name.eq_ignore_ascii_case(name)
+                })
+                .map(|span| span.of(head).value),
+        }
     }
 
     /// The first value of `name` as text, when it is visible ASCII (as `HeaderValue::to_str`).

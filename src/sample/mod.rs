@@ -8,6 +8,8 @@
 
 pub mod decode;
 
+use std::cell::Cell;
+
 pub use decode::Encoding;
 
 /// The kinds of body the rules read.
@@ -26,8 +28,9 @@ pub enum BodyKind {
 impl BodyKind {
     /// The kind of a `Content-Type` value, or `None` for a type no rule reads.
     pub fn of(content_type: &str) -> Option<BodyKind> {
-        let essence = content_type.split(';').next().unwrap_or("").trim();
-        let (kind, subtype) = essence.split_once('/')?;
+        let essence = media_type(content_type);
+        let slash = memchr::memchr(b'/', essence.as_bytes())?;
+        let (kind, subtype) = (&essence[..slash], &essence[slash + 1..]);
         let is = |a: &str, b: &str| kind.eq_ignore_ascii_case(a) && subtype.eq_ignore_ascii_case(b);
         let suffix = |s: &str| {
             subtype.len() > s.len() && subtype[subtype.len() - s.len()..].eq_ignore_ascii_case(s)
@@ -46,6 +49,12 @@ impl BodyKind {
     }
 }
 
+/// The media type of a `Content-Type` value (`application/json`), its parameters dropped.
+pub fn media_type(content_type: &str) -> &str {
+    let end = memchr::memchr(b';', content_type.as_bytes()).unwrap_or(content_type.len());
+    content_type[..end].trim_ascii()
+}
+
 /// Collects the raw prefix of one response body.
 #[derive(Debug)]
 pub struct Sampler {
@@ -54,6 +63,15 @@ pub struct Sampler {
     encoding: Encoding,
     raw: Vec<u8>,
     cut: bool,
+}
+
+/// Largest `body_sample_bytes`: the sample is held per in-flight request.
+pub const MAX_BODY_SAMPLE_BYTES: usize = 1024 * 1024;
+
+thread_local! {
+    /// A finished sample's buffer, kept for the next sampler on this thread: one allocation
+    /// per worker rather than one per sampled response.
+    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
 /// A decoded body prefix, ready for the rules.
@@ -65,6 +83,24 @@ pub struct Sample {
     pub bytes: Vec<u8>,
     /// True when the body goes on past `bytes` (or could not be decoded to its end).
     pub truncated: bool,
+}
+
+impl Drop for Sample {
+    fn drop(&mut self) {
+        let mut bytes = std::mem::take(&mut self.bytes);
+        if bytes.capacity() == 0 || bytes.capacity() > MAX_BODY_SAMPLE_BYTES {
+            return;
+        }
+        bytes.clear();
+        SPARE.with(|spare| {
+            let kept = spare.take();
+            spare.set(if kept.capacity() >= bytes.capacity() {
+                kept
+            } else {
+                bytes
+            });
+        });
+    }
 }
 
 impl Sampler {
@@ -98,6 +134,7 @@ impl Sampler {
         let take = chunk.len().min(room);
         if take > 0 {
             if self.raw.capacity() == 0 {
+                self.raw = SPARE.with(Cell::take);
                 // One allocation for the whole sample in the common case.
                 self.raw
                     .reserve_exact(self.limit.min(chunk.len().max(1024)));

@@ -43,9 +43,24 @@ pub struct Upstream {
     pub reused: bool,
 }
 
+/// Response buffers a worker keeps for connections taken from its pool: enough for the
+/// requests usually in flight on one worker, so a busy worker allocates none, while an idle
+/// pool of many connections holds a bounded amount of memory.
+const SPARE_BUFFERS: usize = 64;
+
 thread_local! {
-    /// This worker's idle connections, the most recently used at the back.
+    /// This worker's idle connections, the most recently used at the back. They hold no
+    /// buffer: a connection gets one when it is taken.
     static POOL: RefCell<VecDeque<Upstream>> = const { RefCell::new(VecDeque::new()) };
+    /// Buffers of connections returned to the pool.
+    static BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A response buffer: a spare one, or a new one.
+fn buffer() -> Vec<u8> {
+    BUFFERS
+        .with_borrow_mut(Vec::pop)
+        .unwrap_or_else(|| vec![0; RESPONSE_BUFFER])
 }
 
 impl Upstream {
@@ -58,7 +73,7 @@ impl Upstream {
         let _ = stream.set_nodelay(true);
         Ok(Upstream {
             stream,
-            buf: vec![0; RESPONSE_BUFFER],
+            buf: buffer(),
             filled: 0,
             addr,
             idle_since: Instant::now(),
@@ -77,6 +92,7 @@ impl Upstream {
                 {
                     expire_oldest(pool, idle_timeout, now);
                     upstream.reused = true;
+                    upstream.buf = buffer();
                     return Some(upstream);
                 }
             }
@@ -92,6 +108,15 @@ impl Upstream {
         }
         self.idle_since = now;
         self.filled = 0;
+        // A buffer a large head made grow is not kept.
+        let buf = std::mem::take(&mut self.buf);
+        if buf.len() == RESPONSE_BUFFER {
+            BUFFERS.with_borrow_mut(|spare| {
+                if spare.len() < SPARE_BUFFERS {
+                    spare.push(buf);
+                }
+            });
+        }
         POOL.with_borrow_mut(|pool| {
             if pool.len() >= capacity {
                 pool.pop_front();
