@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
+use crate::support::each_engine;
 use crate::support::upstream::Upstream;
 use crate::support::{config_file, raw_exchange, Launch, Statuscope};
 
@@ -317,91 +318,95 @@ fn status_of(response: &str) -> Option<u16> {
     response.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
 }
 
-#[test]
-fn hostile_requests_get_their_status_are_tallied_and_never_reach_the_upstream() {
-    let upstream = Upstream::start();
-    let config = config_file("hostile.yaml", LIMITS);
-    let statuscope = Statuscope::launch(Launch {
-        upstream: Some(upstream.addr),
-        config: Some(&config),
-        ..Launch::default()
-    });
-    let cases = cases();
-    assert!(cases.len() >= 40, "the issue asks for at least 40 cases");
-    let mut expected_by_code: BTreeMap<u16, usize> = BTreeMap::new();
-    let mut wrong = Vec::new();
-    for (name, request, expected) in &cases {
-        let response = raw_exchange(statuscope.listen, request);
-        let status = status_of(&response);
-        if status != Some(*expected) {
-            wrong.push(format!(
-                "{name}: expected {expected}, got {:?}",
-                response.lines().next()
-            ));
-            continue;
+each_engine! {
+    fn hostile_requests_get_their_status_are_tallied_and_never_reach_the_upstream(engine) {
+        let upstream = Upstream::start();
+        let config = config_file("hostile.yaml", LIMITS);
+        let statuscope = Statuscope::launch(Launch {
+            engine,
+            upstream: Some(upstream.addr),
+            config: Some(&config),
+            ..Launch::default()
+        });
+        let cases = cases();
+        assert!(cases.len() >= 40, "the issue asks for at least 40 cases");
+        let mut expected_by_code: BTreeMap<u16, usize> = BTreeMap::new();
+        let mut wrong = Vec::new();
+        for (name, request, expected) in &cases {
+            let response = raw_exchange(statuscope.listen, request);
+            let status = status_of(&response);
+            if status != Some(*expected) {
+                wrong.push(format!(
+                    "{name}: expected {expected}, got {:?}",
+                    response.lines().next()
+                ));
+                continue;
+            }
+            assert!(
+                response.contains("statuscope-error: ") && response.contains("connection: close"),
+                "{name}: not a structured proxy answer:\n{response}"
+            );
+            *expected_by_code.entry(*expected).or_default() += 1;
         }
-        assert!(
-            response.contains("statuscope-error: ") && response.contains("connection: close"),
-            "{name}: not a structured proxy answer:\n{response}"
+        assert!(wrong.is_empty(), "wrong answers:\n{}", wrong.join("\n"));
+        assert_eq!(
+            upstream.connections(),
+            0,
+            "a hostile request reached the upstream"
         );
-        *expected_by_code.entry(*expected).or_default() += 1;
-    }
-    assert!(wrong.is_empty(), "wrong answers:\n{}", wrong.join("\n"));
-    assert_eq!(
-        upstream.connections(),
-        0,
-        "a hostile request reached the upstream"
-    );
-    assert_eq!(upstream.requests(), 0);
+        assert_eq!(upstream.requests(), 0);
 
-    for (code, count) in &expected_by_code {
-        let tallied = statuscope.total(
-            "statuscope_responses_total",
-            &[("code", &code.to_string()), ("origin", "proxy")],
+        for (code, count) in &expected_by_code {
+            let tallied = statuscope.total(
+                "statuscope_responses_total",
+                &[("code", &code.to_string()), ("origin", "proxy")],
+            );
+            assert_eq!(tallied, *count as f64, "tally of {code}");
+        }
+        assert_eq!(
+            statuscope.total("statuscope_responses_total", &[]),
+            cases.len() as f64,
+            "every refused request is tallied once, and only those"
         );
-        assert_eq!(tallied, *count as f64, "tally of {code}");
-    }
-    assert_eq!(
-        statuscope.total("statuscope_responses_total", &[]),
-        cases.len() as f64,
-        "every refused request is tallied once, and only those"
-    );
-    // Readable paths keep their route; unreadable request lines are `__malformed__`.
-    assert!(statuscope.total("statuscope_responses_total", &[("route", "/orders")]) > 0.0);
-    assert!(statuscope.total("statuscope_responses_total", &[("route", "__malformed__")]) > 0.0);
+        // Readable paths keep their route; unreadable request lines are `__malformed__`.
+        assert!(statuscope.total("statuscope_responses_total", &[("route", "/orders")]) > 0.0);
+        assert!(statuscope.total("statuscope_responses_total", &[("route", "__malformed__")]) > 0.0);
 
-    // The proxy still serves, and the upstream sees exactly that one request.
-    let response = raw_exchange(
-        statuscope.listen,
-        b"GET /status/200 HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n",
-    );
-    assert_eq!(status_of(&response), Some(200), "{response}");
-    assert_eq!(upstream.requests(), 1);
+        // The proxy still serves, and the upstream sees exactly that one request.
+        let response = raw_exchange(
+            statuscope.listen,
+            b"GET /status/200 HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(status_of(&response), Some(200), "{response}");
+        assert_eq!(upstream.requests(), 1);
+    }
 }
 
-#[test]
-fn a_head_split_across_many_writes_is_read_whole() {
-    let upstream = Upstream::start();
-    let statuscope = Statuscope::start(upstream.addr);
-    let (mut writer, mut reader) = crate::support::raw_connection(statuscope.listen);
-    let request = b"GET /status/204 HTTP/1.1\r\nHost: api.test\r\nX-Pad: abcdefghij\r\nConnection: close\r\n\r\n";
-    for chunk in request.chunks(3) {
-        writer.write_all(chunk).unwrap();
-        writer.flush().unwrap();
+each_engine! {
+    fn a_head_split_across_many_writes_is_read_whole(engine) {
+        let upstream = Upstream::start();
+        let statuscope = Statuscope::start(engine, upstream.addr);
+        let (mut writer, mut reader) = crate::support::raw_connection(statuscope.listen);
+        let request = b"GET /status/204 HTTP/1.1\r\nHost: api.test\r\nX-Pad: abcdefghij\r\nConnection: close\r\n\r\n";
+        for chunk in request.chunks(3) {
+            writer.write_all(chunk).unwrap();
+            writer.flush().unwrap();
+        }
+        let head = crate::support::read_head(&mut reader);
+        assert!(head.status.starts_with("HTTP/1.1 204"), "{}", head.status);
+        assert_eq!(upstream.requests(), 1);
     }
-    let head = crate::support::read_head(&mut reader);
-    assert!(head.status.starts_with("HTTP/1.1 204"), "{}", head.status);
-    assert_eq!(upstream.requests(), 1);
 }
 
-#[test]
-fn a_request_shorter_than_the_http2_preface_is_answered() {
-    // pingora's own h2c sniffing waits for 24 bytes; this request has 18 and then waits.
-    let upstream = Upstream::start();
-    let statuscope = Statuscope::start(upstream.addr);
-    let (mut writer, mut reader) = crate::support::raw_connection(statuscope.listen);
-    writer.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
-    let head = crate::support::read_head(&mut reader);
-    assert!(head.status.starts_with("HTTP/1.1 "), "{}", head.status);
-    assert_eq!(upstream.requests(), 1);
+each_engine! {
+    fn a_request_shorter_than_the_http2_preface_is_answered(engine) {
+        // pingora's own h2c sniffing waits for 24 bytes; this request has 18 and then waits.
+        let upstream = Upstream::start();
+        let statuscope = Statuscope::start(engine, upstream.addr);
+        let (mut writer, mut reader) = crate::support::raw_connection(statuscope.listen);
+        writer.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let head = crate::support::read_head(&mut reader);
+        assert!(head.status.starts_with("HTTP/1.1 "), "{}", head.status);
+        assert_eq!(upstream.requests(), 1);
+    }
 }

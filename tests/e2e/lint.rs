@@ -10,7 +10,8 @@ use std::process::{Command, Output, Stdio};
 use crate::deploy::root;
 use crate::support::upstream::Upstream;
 use crate::support::{
-    assert_golden, client, config_file, run_statuscope, send, Launch, Statuscope,
+    assert_golden, client, config_file, each_engine, run_statuscope, send, Engine, Launch,
+    Statuscope,
 };
 
 fn lint(args: &[&str], stdin: Option<&[u8]>) -> Output {
@@ -239,9 +240,15 @@ fn wait_with_peak_rss(child: std::process::Child) -> (i32, u64) {
 
 const JSON: &str = "content-type: application/json";
 
-/// Starts statuscope as a CI gate writing `report` and failing on `fail_on`.
-fn gate(upstream: &Upstream, report: &std::path::Path, fail_on: &str) -> Statuscope {
+/// Starts statuscope on `engine` as a CI gate writing `report` and failing on `fail_on`.
+fn gate(
+    engine: Engine,
+    upstream: &Upstream,
+    report: &std::path::Path,
+    fail_on: &str,
+) -> Statuscope {
     Statuscope::launch(Launch {
+        engine,
         upstream: Some(upstream.addr),
         args: vec![
             "--report".into(),
@@ -253,56 +260,56 @@ fn gate(upstream: &Upstream, report: &std::path::Path, fail_on: &str) -> Statusc
     })
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_ci_gate_reports_at_sigterm_and_fails_on_a_finding() {
-    for (misuse, expected_status) in [(true, 1), (false, 0)] {
-        let upstream = Upstream::start();
-        let report = config_file(&format!("gate-{misuse}.json"), "");
-        let mut statuscope = gate(&upstream, &report, "error");
-        let url = format!("http://{}/api/orders/7", statuscope.listen);
-        let client = client();
-        send(&client, "GET", &url, &[], b"").await;
-        if misuse {
-            let headers = [
-                ("x-reply-status", "200"),
-                ("x-reply-header", JSON),
-                ("x-reply-body", r#"{"error": "database unavailable"}"#),
-            ];
-            send(&client, "GET", &url, &headers, b"").await;
-        }
-        statuscope.wait_idle();
-        statuscope.signal(libc::SIGTERM);
-        let status = statuscope.wait_exit();
-        assert_eq!(
-            status.code(),
-            Some(expected_status),
-            "{}",
-            statuscope.stderr()
-        );
-        let written: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-        assert_eq!(written["summary"]["judged"], if misuse { 2 } else { 1 });
-        assert_eq!(written["summary"]["failing"], u64::from(misuse));
-        if misuse {
-            assert_eq!(written["findings"][0]["rule"], "error-body-on-success");
-            assert_eq!(written["findings"][0]["route"], "/api/orders/{id}");
+each_engine! {
+    async fn the_ci_gate_reports_at_sigterm_and_fails_on_a_finding(engine) {
+        for (misuse, expected_status) in [(true, 1), (false, 0)] {
+            let upstream = Upstream::start();
+            let report = config_file(&format!("gate-{misuse}.json"), "");
+            let mut statuscope = gate(engine, &upstream, &report, "error");
+            let url = format!("http://{}/api/orders/7", statuscope.listen);
+            let client = client();
+            send(&client, "GET", &url, &[], b"").await;
+            if misuse {
+                let headers = [
+                    ("x-reply-status", "200"),
+                    ("x-reply-header", JSON),
+                    ("x-reply-body", r#"{"error": "database unavailable"}"#),
+                ];
+                send(&client, "GET", &url, &headers, b"").await;
+            }
+            statuscope.wait_idle();
+            statuscope.signal(libc::SIGTERM);
+            let status = statuscope.wait_exit();
+            assert_eq!(
+                status.code(),
+                Some(expected_status),
+                "{}",
+                statuscope.stderr()
+            );
+            let written: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+            assert_eq!(written["summary"]["judged"], if misuse { 2 } else { 1 });
+            assert_eq!(written["summary"]["failing"], u64::from(misuse));
+            if misuse {
+                assert_eq!(written["findings"][0]["rule"], "error-body-on-success");
+                assert_eq!(written["findings"][0]["route"], "/api/orders/{id}");
+            }
         }
     }
-}
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_ci_gate_also_reports_at_sigint_in_junit() {
-    let upstream = Upstream::start();
-    let report = config_file("gate.xml", "");
-    let mut statuscope = gate(&upstream, &report, "warning");
-    let url = format!("http://{}/api/search", statuscope.listen);
-    send(&client(), "GET", &url, &[("x-reply-status", "429")], b"").await;
-    statuscope.wait_idle();
-    statuscope.signal(libc::SIGINT);
-    assert_eq!(statuscope.wait_exit().code(), Some(1));
-    let junit = std::fs::read_to_string(&report).unwrap();
-    assert!(
-        junit.contains("name=\"missing-retry-after\">\n      <failure type=\"warning\""),
-        "{junit}"
-    );
+    async fn the_ci_gate_also_reports_at_sigint_in_junit(engine) {
+        let upstream = Upstream::start();
+        let report = config_file("gate.xml", "");
+        let mut statuscope = gate(engine, &upstream, &report, "warning");
+        let url = format!("http://{}/api/search", statuscope.listen);
+        send(&client(), "GET", &url, &[("x-reply-status", "429")], b"").await;
+        statuscope.wait_idle();
+        statuscope.signal(libc::SIGINT);
+        assert_eq!(statuscope.wait_exit().code(), Some(1));
+        let junit = std::fs::read_to_string(&report).unwrap();
+        assert!(
+            junit.contains("name=\"missing-retry-after\">\n      <failure type=\"warning\""),
+            "{junit}"
+        );
+    }
 }

@@ -218,7 +218,7 @@ fn every_dashboard_and_rule_expression_runs_against_real_prometheus() {
 #[test]
 fn dashboards_use_only_metrics_statuscope_exports_or_records() {
     let upstream = crate::support::upstream::Upstream::start();
-    let statuscope = crate::support::Statuscope::start(upstream.addr);
+    let statuscope = crate::support::Statuscope::start(crate::support::Engine::Fast, upstream.addr);
     // A family appears in /metrics once it has a series: make a finding so they all have one.
     let error_body = [
         ("x-reply-status", "200"),

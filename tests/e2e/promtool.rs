@@ -4,12 +4,12 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use crate::support::upstream::Upstream;
-use crate::support::{client, get, Statuscope};
+use crate::support::{client, get, Engine, Statuscope};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn promtool_check_metrics_accepts_live_metrics() {
     let upstream = Upstream::start();
-    let statuscope = Statuscope::start(upstream.addr);
+    let statuscope = Statuscope::start(Engine::Fast, upstream.addr);
     let client = client();
     for path in ["/status/200", "/status/404", "/status/503", "/users/1"] {
         get(&client, &statuscope, path).await;
@@ -41,7 +41,7 @@ async fn promtool_check_metrics_accepts_live_metrics() {
 #[test]
 fn build_info_and_process_metrics_are_exported_from_start() {
     let upstream = Upstream::start();
-    let statuscope = Statuscope::start(upstream.addr);
+    let statuscope = Statuscope::start(Engine::Fast, upstream.addr);
     let metrics = statuscope.metrics();
     let version = env!("CARGO_PKG_VERSION");
     let has = |name: &str| metrics.iter().any(|s| s.name == name);

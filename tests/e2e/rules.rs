@@ -2,8 +2,9 @@
 //! finding shows in `/metrics` and `/findings` while the client gets the body unchanged. A
 //! correct look-alike of each case produces no finding of that rule.
 
+use crate::support::each_engine;
 use crate::support::upstream::{encode, interim_upstream, raw_upstream, reply_body, Upstream};
-use crate::support::{client, raw_exchange, send, Launch, Statuscope};
+use crate::support::{client, raw_exchange, send, Engine, Launch, Statuscope};
 
 /// One exchange: the request, the reply the upstream is told to send, the rule it should trip.
 struct Case {
@@ -260,349 +261,362 @@ fn findings_of(statuscope: &Statuscope, rule: &str) -> f64 {
     statuscope.total("statuscope_findings_total", &[("rule", rule)])
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn each_rule_fires_on_its_violation_and_not_on_the_look_alike() {
-    let upstream = Upstream::start();
-    let statuscope = Statuscope::start(upstream.addr);
-    let client = client();
-    for (violation, look_alike) in cases() {
-        let received = run(&look_alike, &statuscope, &client, &[]).await;
-        assert_eq!(received.status, look_alike.status);
-        statuscope.wait_idle();
-        assert_eq!(
-            findings_of(&statuscope, look_alike.rule),
-            0.0,
-            "{} fired on its look-alike",
-            look_alike.rule
-        );
-
-        let received = run(&violation, &statuscope, &client, &[]).await;
-        assert_eq!(received.status, violation.status);
-        if !matches!(violation.status, 204 | 304) {
+each_engine! {
+    async fn each_rule_fires_on_its_violation_and_not_on_the_look_alike(engine) {
+        let upstream = Upstream::start();
+        let statuscope = Statuscope::start(engine, upstream.addr);
+        let client = client();
+        for (violation, look_alike) in cases() {
+            let received = run(&look_alike, &statuscope, &client, &[]).await;
+            assert_eq!(received.status, look_alike.status);
+            statuscope.wait_idle();
             assert_eq!(
-                received.body,
-                reply_body(violation.body),
-                "{}: body changed",
+                findings_of(&statuscope, look_alike.rule),
+                0.0,
+                "{} fired on its look-alike",
+                look_alike.rule
+            );
+
+            let received = run(&violation, &statuscope, &client, &[]).await;
+            assert_eq!(received.status, violation.status);
+            if !matches!(violation.status, 204 | 304) {
+                assert_eq!(
+                    received.body,
+                    reply_body(violation.body),
+                    "{}: body changed",
+                    violation.rule
+                );
+            }
+            statuscope.wait_idle();
+            assert_eq!(
+                findings_of(&statuscope, violation.rule),
+                1.0,
+                "{} did not fire",
+                violation.rule
+            );
+            let route = format!("/reply/{}", violation.rule);
+            let labels = [
+                ("rule", violation.rule),
+                ("route", route.as_str()),
+                ("method", violation.method),
+            ];
+            // Both were judged; only the violation was flagged (look-alikes break no rule at all).
+            let on_route = [("route", route.as_str())];
+            assert_eq!(
+                statuscope.total("statuscope_judged_responses_total", &on_route),
+                2.0
+            );
+            assert_eq!(
+                statuscope.total("statuscope_flagged_responses_total", &on_route),
+                1.0,
+                "{route}"
+            );
+            assert_eq!(
+                statuscope.total("statuscope_findings_total", &labels),
+                1.0,
+                "{} labels",
                 violation.rule
             );
         }
+        let (status, findings) = crate::support::raw_get(statuscope.admin, "/findings").unwrap();
+        assert_eq!(status, 200);
+        let findings: serde_json::Value = serde_json::from_str(&findings).unwrap();
+        let rules: Vec<&str> = findings["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rule"].as_str().unwrap())
+            .collect();
+        for (violation, _) in cases() {
+            assert!(
+                rules.contains(&violation.rule),
+                "{} missing from /findings",
+                violation.rule
+            );
+        }
+        let first = &findings["findings"][0];
+        for field in [
+            "time", "rule", "severity", "method", "route", "path", "status", "evidence",
+        ] {
+            assert!(!first[field].is_null(), "/findings entries carry {field}");
+        }
+        // Every rule has a case here; unexpected-continue and body-on-no-content need a raw
+        // upstream and have their own tests below.
+        assert_eq!(cases().len() + 2, statuscope::rules::CATALOGUE.len());
+    }
+}
+
+each_engine! {
+    fn body_on_no_content_fires_when_a_204_announces_content(engine) {
+        // hyper will not send a framed 204, so a raw upstream plays the misbehaving service.
+        let upstream = raw_upstream(
+            "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
+            "",
+        );
+        let statuscope = Statuscope::start(engine, upstream);
+        let response = raw_exchange(
+            statuscope.listen,
+            b"DELETE /items/1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        );
+        assert!(response.starts_with("HTTP/1.1 204"), "{response}");
+        statuscope.wait_idle();
+        assert_eq!(findings_of(&statuscope, "body-on-no-content"), 1.0);
+
+        let correct = raw_upstream("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n", "");
+        let statuscope = Statuscope::start(engine, correct);
+        let response = raw_exchange(
+            statuscope.listen,
+            b"DELETE /items/1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        );
+        assert!(response.starts_with("HTTP/1.1 204"), "{response}");
         statuscope.wait_idle();
         assert_eq!(
-            findings_of(&statuscope, violation.rule),
-            1.0,
-            "{} did not fire",
-            violation.rule
+            statuscope.total("statuscope_responses_total", &[("code", "204")]),
+            1.0
         );
-        let route = format!("/reply/{}", violation.rule);
-        let labels = [
-            ("rule", violation.rule),
-            ("route", route.as_str()),
-            ("method", violation.method),
-        ];
-        // Both were judged; only the violation was flagged (look-alikes break no rule at all).
-        let on_route = [("route", route.as_str())];
-        assert_eq!(
-            statuscope.total("statuscope_judged_responses_total", &on_route),
-            2.0
-        );
-        assert_eq!(
-            statuscope.total("statuscope_flagged_responses_total", &on_route),
-            1.0,
-            "{route}"
-        );
-        assert_eq!(
-            statuscope.total("statuscope_findings_total", &labels),
-            1.0,
-            "{} labels",
-            violation.rule
-        );
+        assert_eq!(findings_of(&statuscope, "body-on-no-content"), 0.0);
     }
-    let (status, findings) = crate::support::raw_get(statuscope.admin, "/findings").unwrap();
-    assert_eq!(status, 200);
-    let findings: serde_json::Value = serde_json::from_str(&findings).unwrap();
-    let rules: Vec<&str> = findings["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["rule"].as_str().unwrap())
-        .collect();
-    for (violation, _) in cases() {
-        assert!(
-            rules.contains(&violation.rule),
-            "{} missing from /findings",
-            violation.rule
-        );
-    }
-    let first = &findings["findings"][0];
-    for field in [
-        "time", "rule", "severity", "method", "route", "path", "status", "evidence",
-    ] {
-        assert!(!first[field].is_null(), "/findings entries carry {field}");
-    }
-    // Every rule has a case here; unexpected-continue and body-on-no-content need a raw
-    // upstream and have their own tests below.
-    assert_eq!(cases().len() + 2, statuscope::rules::CATALOGUE.len());
 }
 
-#[test]
-fn body_on_no_content_fires_when_a_204_announces_content() {
-    // hyper will not send a framed 204, so a raw upstream plays the misbehaving service.
-    let upstream = raw_upstream(
-        "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
-        "",
-    );
-    let statuscope = Statuscope::start(upstream);
-    let response = raw_exchange(
-        statuscope.listen,
-        b"DELETE /items/1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-    );
-    assert!(response.starts_with("HTTP/1.1 204"), "{response}");
-    statuscope.wait_idle();
-    assert_eq!(findings_of(&statuscope, "body-on-no-content"), 1.0);
-
-    let correct = raw_upstream("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n", "");
-    let statuscope = Statuscope::start(correct);
-    let response = raw_exchange(
-        statuscope.listen,
-        b"DELETE /items/1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-    );
-    assert!(response.starts_with("HTTP/1.1 204"), "{response}");
-    statuscope.wait_idle();
-    assert_eq!(
-        statuscope.total("statuscope_responses_total", &[("code", "204")]),
-        1.0
-    );
-    assert_eq!(findings_of(&statuscope, "body-on-no-content"), 0.0);
+each_engine! {
+    fn unexpected_continue_fires_only_without_expect(engine) {
+        let upstream = interim_upstream("HTTP/1.1 100 Continue\r\n\r\n");
+        let statuscope = Statuscope::start(engine, upstream);
+        let response = raw_exchange(
+            statuscope.listen,
+            b"GET /upload HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        );
+        assert!(response.ends_with("final"), "{response}");
+        statuscope.wait_idle();
+        assert_eq!(findings_of(&statuscope, "unexpected-continue"), 1.0);
+        let response = raw_exchange(
+            statuscope.listen,
+            b"POST /upload HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+        );
+        assert!(response.ends_with("final"), "{response}");
+        statuscope.wait_idle();
+        assert_eq!(findings_of(&statuscope, "unexpected-continue"), 1.0);
+    }
 }
 
-#[test]
-fn unexpected_continue_fires_only_without_expect() {
-    let upstream = interim_upstream("HTTP/1.1 100 Continue\r\n\r\n");
-    let statuscope = Statuscope::start(upstream);
-    let response = raw_exchange(
-        statuscope.listen,
-        b"GET /upload HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-    );
-    assert!(response.ends_with("final"), "{response}");
-    statuscope.wait_idle();
-    assert_eq!(findings_of(&statuscope, "unexpected-continue"), 1.0);
-    let response = raw_exchange(
-        statuscope.listen,
-        b"POST /upload HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
-    );
-    assert!(response.ends_with("final"), "{response}");
-    statuscope.wait_idle();
-    assert_eq!(findings_of(&statuscope, "unexpected-continue"), 1.0);
+each_engine! {
+    async fn compressed_and_oddly_chunked_bodies_are_judged_and_passed_unchanged(engine) {
+        let upstream = Upstream::start();
+        let statuscope = Statuscope::start(engine, upstream.addr);
+        let client = client();
+        let body = r#"{"error": "quota exceeded", "details": ["the quick brown fox jumps over the lazy dog"]}"#;
+        let mut expected = 0.0;
+        for encoding in ["gzip", "deflate", "br", "zstd"] {
+            for chunks in ["1,1,1,1,1,1,1,1,1,1", "7,13,2", "40"] {
+                let case = case("error-body-on-success", 200, &[JSON], body);
+                let received = run(
+                    &case,
+                    &statuscope,
+                    &client,
+                    &[("x-reply-encoding", encoding), ("x-reply-chunks", chunks)],
+                )
+                .await;
+                assert_eq!(received.headers["content-encoding"], encoding);
+                assert_eq!(
+                    received.body,
+                    encode(encoding, body.as_bytes()),
+                    "{encoding} {chunks}: bytes changed"
+                );
+                expected += 1.0;
+            }
+        }
+        statuscope.wait_idle();
+        assert_eq!(findings_of(&statuscope, "error-body-on-success"), expected);
+        assert!(statuscope.total("statuscope_body_samples_total", &[]) >= expected);
+    }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn compressed_and_oddly_chunked_bodies_are_judged_and_passed_unchanged() {
-    let upstream = Upstream::start();
-    let statuscope = Statuscope::start(upstream.addr);
-    let client = client();
-    let body = r#"{"error": "quota exceeded", "details": ["the quick brown fox jumps over the lazy dog"]}"#;
-    let mut expected = 0.0;
-    for encoding in ["gzip", "deflate", "br", "zstd"] {
-        for chunks in ["1,1,1,1,1,1,1,1,1,1", "7,13,2", "40"] {
-            let case = case("error-body-on-success", 200, &[JSON], body);
-            let received = run(
-                &case,
-                &statuscope,
+each_engine! {
+    async fn rules_can_be_switched_off_re_graded_and_excepted_per_route(engine) {
+        let upstream = Upstream::start();
+        let path = crate::support::config_file(
+            "rules.yaml",
+            "routes:\n  templates: [/graphql]\nrules:\n  missing-retry-after:\n    severity: error\n  \
+             created-without-location:\n    enabled: false\nroute_rules:\n  - route: /graphql\n    \
+             disable: [error-body-on-success]\n",
+        );
+        let statuscope = Statuscope::launch(Launch {
+            engine,
+            upstream: Some(upstream.addr),
+            config: Some(&path),
+            ..Launch::default()
+        });
+        let client = client();
+        let headers = |status: &'static str, body: &'static str| {
+            vec![
+                ("x-reply-status", status),
+                ("x-reply-header", JSON),
+                ("x-reply-body", body),
+            ]
+        };
+        let errors = r#"{"data": null, "errors": [{"message": "x"}]}"#;
+        for path in ["/graphql", "/rest"] {
+            send(
                 &client,
-                &[("x-reply-encoding", encoding), ("x-reply-chunks", chunks)],
+                "POST",
+                &format!("http://{}{path}", statuscope.listen),
+                &headers("200", errors),
+                b"",
             )
             .await;
-            assert_eq!(received.headers["content-encoding"], encoding);
-            assert_eq!(
-                received.body,
-                encode(encoding, body.as_bytes()),
-                "{encoding} {chunks}: bytes changed"
-            );
-            expected += 1.0;
         }
-    }
-    statuscope.wait_idle();
-    assert_eq!(findings_of(&statuscope, "error-body-on-success"), expected);
-    assert!(statuscope.total("statuscope_body_samples_total", &[]) >= expected);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn rules_can_be_switched_off_re_graded_and_excepted_per_route() {
-    let upstream = Upstream::start();
-    let path = crate::support::config_file(
-        "rules.yaml",
-        "routes:\n  templates: [/graphql]\nrules:\n  missing-retry-after:\n    severity: error\n  \
-         created-without-location:\n    enabled: false\nroute_rules:\n  - route: /graphql\n    \
-         disable: [error-body-on-success]\n",
-    );
-    let statuscope = Statuscope::launch(Launch {
-        upstream: Some(upstream.addr),
-        config: Some(&path),
-        ..Launch::default()
-    });
-    let client = client();
-    let headers = |status: &'static str, body: &'static str| {
-        vec![
-            ("x-reply-status", status),
-            ("x-reply-header", JSON),
-            ("x-reply-body", body),
-        ]
-    };
-    let errors = r#"{"data": null, "errors": [{"message": "x"}]}"#;
-    for path in ["/graphql", "/rest"] {
         send(
             &client,
-            "POST",
-            &format!("http://{}{path}", statuscope.listen),
-            &headers("200", errors),
+            "GET",
+            &format!("http://{}/reply", statuscope.listen),
+            &headers("429", r#"{"code": "SLOW"}"#),
             b"",
         )
         .await;
-    }
-    send(
-        &client,
-        "GET",
-        &format!("http://{}/reply", statuscope.listen),
-        &headers("429", r#"{"code": "SLOW"}"#),
-        b"",
-    )
-    .await;
-    send(
-        &client,
-        "POST",
-        &format!("http://{}/reply", statuscope.listen),
-        &headers("201", "{}"),
-        b"",
-    )
-    .await;
-    statuscope.wait_idle();
-    let on_success = |route: &str| {
-        statuscope.total(
-            "statuscope_findings_total",
-            &[("rule", "error-body-on-success"), ("route", route)],
+        send(
+            &client,
+            "POST",
+            &format!("http://{}/reply", statuscope.listen),
+            &headers("201", "{}"),
+            b"",
         )
-    };
-    assert_eq!(on_success("/graphql"), 0.0, "excepted on /graphql");
-    assert_eq!(
-        on_success("/rest"),
-        1.0,
-        "the exception is for /graphql only"
-    );
-    assert_eq!(
-        statuscope.total(
-            "statuscope_findings_total",
-            &[("rule", "missing-retry-after"), ("severity", "error")]
-        ),
-        1.0
-    );
-    assert_eq!(findings_of(&statuscope, "created-without-location"), 0.0);
-}
-
-#[test]
-fn the_findings_endpoint_can_be_switched_off() {
-    let upstream = Upstream::start();
-    let statuscope = Statuscope::launch(Launch {
-        upstream: Some(upstream.addr),
-        env: vec![("STATUSCOPE_FINDINGS__ENDPOINT", "false".into())],
-        ..Launch::default()
-    });
-    assert_eq!(
-        crate::support::raw_get(statuscope.admin, "/findings")
-            .unwrap()
-            .0,
-        404
-    );
-    assert_eq!(
-        crate::support::raw_get(statuscope.admin, "/metrics")
-            .unwrap()
-            .0,
-        200
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn proxy_made_responses_are_never_judged() {
-    let nowhere: std::net::SocketAddr = format!("127.0.0.1:{}", crate::support::free_port())
-        .parse()
-        .unwrap();
-    let statuscope = Statuscope::start(nowhere);
-    assert_eq!(
-        crate::support::get(&client(), &statuscope, "/x")
-            .await
-            .status,
-        502
-    );
-    statuscope.wait_idle();
-    assert_eq!(statuscope.total("statuscope_findings_total", &[]), 0.0);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn sampling_off_still_judges_headers_and_costs_nothing() {
-    let upstream = Upstream::start();
-    let statuscope = Statuscope::launch(Launch {
-        upstream: Some(upstream.addr),
-        env: vec![("STATUSCOPE_BODY_SAMPLE_BYTES", "0".into())],
-        ..Launch::default()
-    });
-    let client = client();
-    let (violation, _) = cases().into_iter().next().unwrap();
-    run(&violation, &statuscope, &client, &[]).await;
-    let retry = case("missing-retry-after", 429, &[JSON], r#"{"code": "X"}"#);
-    run(&retry, &statuscope, &client, &[]).await;
-    statuscope.wait_idle();
-    assert_eq!(findings_of(&statuscope, "error-body-on-success"), 0.0);
-    assert_eq!(findings_of(&statuscope, "missing-retry-after"), 1.0);
-    assert_eq!(statuscope.total("statuscope_body_samples_total", &[]), 0.0);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn findings_never_show_secrets() {
-    let upstream = Upstream::start();
-    // The access log and debug logging on: even then no secret may reach a log line.
-    let statuscope = Statuscope::launch(Launch {
-        upstream: Some(upstream.addr),
-        env: vec![
-            ("STATUSCOPE_LOG__ACCESS", "true".into()),
-            ("STATUSCOPE_LOG__LEVEL", "debug".into()),
-        ],
-        ..Launch::default()
-    });
-    let body = r#"{"error": "login failed for bob@example.com with password=hunter2, token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"}"#;
-    let headers = [
-        ("x-reply-status", "200"),
-        ("x-reply-header", JSON),
-        ("x-reply-body", body),
-        ("authorization", "Bearer sekrit-bearer-token"),
-        ("cookie", "session=sekrit-cookie"),
-    ];
-    let url = format!(
-        "http://{}/login/bob@example.com?api_key=sekrit-query",
-        statuscope.listen
-    );
-    send(
-        &client(),
-        "POST",
-        &url,
-        &headers,
-        b"password=sekrit-request-body",
-    )
-    .await;
-    statuscope.wait_idle();
-    let (_, findings) = crate::support::raw_get(statuscope.admin, "/findings").unwrap();
-    assert!(findings.contains("error-body-on-success"), "{findings}");
-    let secrets = ["bob@example.com", "hunter2", "eyJzdWIiOiIxIn0", "sekrit"];
-    for secret in secrets {
-        assert!(!findings.contains(secret), "{secret} leaked: {findings}");
+        .await;
+        statuscope.wait_idle();
+        let on_success = |route: &str| {
+            statuscope.total(
+                "statuscope_findings_total",
+                &[("rule", "error-body-on-success"), ("route", route)],
+            )
+        };
+        assert_eq!(on_success("/graphql"), 0.0, "excepted on /graphql");
+        assert_eq!(
+            on_success("/rest"),
+            1.0,
+            "the exception is for /graphql only"
+        );
+        assert_eq!(
+            statuscope.total(
+                "statuscope_findings_total",
+                &[("rule", "missing-retry-after"), ("severity", "error")]
+            ),
+            1.0
+        );
+        assert_eq!(findings_of(&statuscope, "created-without-location"), 0.0);
     }
-    let metrics = statuscope.metrics_text();
-    let logs = statuscope.stderr();
-    assert!(
-        logs.contains("statuscope::access"),
-        "the access log is on: {logs}"
-    );
-    for secret in secrets.iter().chain(&["example.com", "api_key"]) {
-        assert!(!metrics.contains(secret), "{secret} reached a metric");
-        assert!(!logs.contains(secret), "{secret} reached the logs: {logs}");
+}
+
+each_engine! {
+    fn the_findings_endpoint_can_be_switched_off(engine) {
+        let upstream = Upstream::start();
+        let statuscope = Statuscope::launch(Launch {
+            engine,
+            upstream: Some(upstream.addr),
+            env: vec![("STATUSCOPE_FINDINGS__ENDPOINT", "false".into())],
+            ..Launch::default()
+        });
+        assert_eq!(
+            crate::support::raw_get(statuscope.admin, "/findings")
+                .unwrap()
+                .0,
+            404
+        );
+        assert_eq!(
+            crate::support::raw_get(statuscope.admin, "/metrics")
+                .unwrap()
+                .0,
+            200
+        );
+    }
+}
+
+each_engine! {
+    async fn proxy_made_responses_are_never_judged(engine) {
+        let nowhere: std::net::SocketAddr = format!("127.0.0.1:{}", crate::support::free_port())
+            .parse()
+            .unwrap();
+        let statuscope = Statuscope::start(engine, nowhere);
+        assert_eq!(
+            crate::support::get(&client(), &statuscope, "/x")
+                .await
+                .status,
+            502
+        );
+        statuscope.wait_idle();
+        assert_eq!(statuscope.total("statuscope_findings_total", &[]), 0.0);
+    }
+}
+
+each_engine! {
+    async fn sampling_off_still_judges_headers_and_costs_nothing(engine) {
+        let upstream = Upstream::start();
+        let statuscope = Statuscope::launch(Launch {
+            engine,
+            upstream: Some(upstream.addr),
+            env: vec![("STATUSCOPE_BODY_SAMPLE_BYTES", "0".into())],
+            ..Launch::default()
+        });
+        let client = client();
+        let (violation, _) = cases().into_iter().next().unwrap();
+        run(&violation, &statuscope, &client, &[]).await;
+        let retry = case("missing-retry-after", 429, &[JSON], r#"{"code": "X"}"#);
+        run(&retry, &statuscope, &client, &[]).await;
+        statuscope.wait_idle();
+        assert_eq!(findings_of(&statuscope, "error-body-on-success"), 0.0);
+        assert_eq!(findings_of(&statuscope, "missing-retry-after"), 1.0);
+        assert_eq!(statuscope.total("statuscope_body_samples_total", &[]), 0.0);
+    }
+}
+
+each_engine! {
+    async fn findings_never_show_secrets(engine) {
+        let upstream = Upstream::start();
+        // The access log and debug logging on: even then no secret may reach a log line.
+        let statuscope = Statuscope::launch(Launch {
+            engine,
+            upstream: Some(upstream.addr),
+            env: vec![
+                ("STATUSCOPE_LOG__ACCESS", "true".into()),
+                ("STATUSCOPE_LOG__LEVEL", "debug".into()),
+            ],
+            ..Launch::default()
+        });
+        let body = r#"{"error": "login failed for bob@example.com with password=hunter2, token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"}"#;
+        let headers = [
+            ("x-reply-status", "200"),
+            ("x-reply-header", JSON),
+            ("x-reply-body", body),
+            ("authorization", "Bearer sekrit-bearer-token"),
+            ("cookie", "session=sekrit-cookie"),
+        ];
+        let url = format!(
+            "http://{}/login/bob@example.com?api_key=sekrit-query",
+            statuscope.listen
+        );
+        send(
+            &client(),
+            "POST",
+            &url,
+            &headers,
+            b"password=sekrit-request-body",
+        )
+        .await;
+        statuscope.wait_idle();
+        let (_, findings) = crate::support::raw_get(statuscope.admin, "/findings").unwrap();
+        assert!(findings.contains("error-body-on-success"), "{findings}");
+        let secrets = ["bob@example.com", "hunter2", "eyJzdWIiOiIxIn0", "sekrit"];
+        for secret in secrets {
+            assert!(!findings.contains(secret), "{secret} leaked: {findings}");
+        }
+        let metrics = statuscope.metrics_text();
+        let logs = statuscope.stderr();
+        assert!(
+            logs.contains("statuscope::access"),
+            "the access log is on: {logs}"
+        );
+        for secret in secrets.iter().chain(&["example.com", "api_key"]) {
+            assert!(!metrics.contains(secret), "{secret} reached a metric");
+            assert!(!logs.contains(secret), "{secret} reached the logs: {logs}");
+        }
     }
 }
 
@@ -614,7 +628,8 @@ mod properties {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
 
-        /// Whatever the body, its framing and its encoding, the client gets the upstream's bytes.
+        /// Whatever the body, its framing and its encoding, the client gets the upstream's bytes,
+        /// through either engine.
         #[test]
         fn client_bytes_always_equal_upstream_bytes(
             body in "[ -~]{0,3000}",
@@ -622,30 +637,33 @@ mod properties {
             encoding in prop::sample::select(vec!["", "gzip", "deflate", "br", "zstd"]),
             content_type in prop::sample::select(vec!["application/json", "text/html", "application/octet-stream"]),
         ) {
-            let upstream = Upstream::start();
-            let statuscope = Statuscope::launch(Launch {
-                upstream: Some(upstream.addr),
-                env: vec![("STATUSCOPE_BODY_SAMPLE_BYTES", "97".into())],
-                ..Launch::default()
-            });
-            let runtime = tokio::runtime::Runtime::new().unwrap();
-            let received = runtime.block_on(async {
-                let content_type = format!("content-type: {content_type}");
-                let chunks = chunks.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
-                let mut headers = vec![("x-reply-status", "200"), ("x-reply-header", content_type.as_str()), ("x-reply-body", body.as_str())];
-                if !chunks.is_empty() {
-                    headers.push(("x-reply-chunks", chunks.as_str()));
-                }
-                if !encoding.is_empty() {
-                    headers.push(("x-reply-encoding", encoding));
-                }
-                send(&client(), "GET", &format!("http://{}/p", statuscope.listen), &headers, b"").await
-            });
-            // The body travels to the upstream in a header, whose value loses surrounding spaces.
-            let sent = reply_body(body.trim_matches(' '));
-            let expected = if encoding.is_empty() { sent } else { encode(encoding, &sent) };
-            prop_assert_eq!(received.status, 200);
-            prop_assert_eq!(&received.body[..], &expected[..]);
+            for engine in [Engine::Fast, Engine::Pingora] {
+                let upstream = Upstream::start();
+                let statuscope = Statuscope::launch(Launch {
+                    engine,
+                    upstream: Some(upstream.addr),
+                    env: vec![("STATUSCOPE_BODY_SAMPLE_BYTES", "97".into())],
+                    ..Launch::default()
+                });
+                let runtime = tokio::runtime::Runtime::new().unwrap();
+                let received = runtime.block_on(async {
+                    let content_type = format!("content-type: {content_type}");
+                    let chunks = chunks.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+                    let mut headers = vec![("x-reply-status", "200"), ("x-reply-header", content_type.as_str()), ("x-reply-body", body.as_str())];
+                    if !chunks.is_empty() {
+                        headers.push(("x-reply-chunks", chunks.as_str()));
+                    }
+                    if !encoding.is_empty() {
+                        headers.push(("x-reply-encoding", encoding));
+                    }
+                    send(&client(), "GET", &format!("http://{}/p", statuscope.listen), &headers, b"").await
+                });
+                // The body travels to the upstream in a header, whose value loses surrounding spaces.
+                let sent = reply_body(body.trim_matches(' '));
+                let expected = if encoding.is_empty() { sent } else { encode(encoding, &sent) };
+                prop_assert_eq!(received.status, 200);
+                prop_assert_eq!(&received.body[..], &expected[..]);
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::support::each_engine;
 use crate::support::upstream::Upstream;
 use crate::support::{client, Statuscope};
 
@@ -36,162 +37,165 @@ async fn abort_mid_response(listen: std::net::SocketAddr) {
     assert_eq!(&first[..12], b"HTTP/1.1 200");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn tallies_equal_the_clients_ground_truth_under_concurrent_load_and_aborts() {
-    let upstream = Upstream::start();
-    let statuscope = Statuscope::start(upstream.addr);
-    let client = client();
-    let mut tasks = Vec::new();
-    for worker in 0..WORKERS {
-        let client = client.clone();
-        let listen = statuscope.listen;
-        tasks.push(tokio::spawn(async move {
-            let mut seen: BTreeMap<Key, u64> = BTreeMap::new();
-            for i in 0..PER_WORKER {
-                let code = CODES[(worker * 7 + i) % CODES.len()];
-                let route = ROUTES[(worker + i * 3) % ROUTES.len()];
-                let method = METHODS[(worker + i) % METHODS.len()];
-                let url = format!("http://{listen}/status/{code}/{route}");
-                let received = crate::support::send(&client, method, &url, &[], b"").await;
-                assert_eq!(received.status, code);
-                let key = (
-                    format!("/status/{{id}}/{route}"),
-                    method.to_string(),
-                    code,
-                    "upstream".to_string(),
-                );
-                *seen.entry(key).or_default() += 1;
-                if i % ABORT_EVERY == 0 {
-                    abort_mid_response(listen).await;
+each_engine! {
+    async fn tallies_equal_the_clients_ground_truth_under_concurrent_load_and_aborts(engine) {
+        let upstream = Upstream::start();
+        let statuscope = Statuscope::start(engine, upstream.addr);
+        let client = client();
+        let mut tasks = Vec::new();
+        for worker in 0..WORKERS {
+            let client = client.clone();
+            let listen = statuscope.listen;
+            tasks.push(tokio::spawn(async move {
+                let mut seen: BTreeMap<Key, u64> = BTreeMap::new();
+                for i in 0..PER_WORKER {
+                    let code = CODES[(worker * 7 + i) % CODES.len()];
+                    let route = ROUTES[(worker + i * 3) % ROUTES.len()];
+                    let method = METHODS[(worker + i) % METHODS.len()];
+                    let url = format!("http://{listen}/status/{code}/{route}");
+                    let received = crate::support::send(&client, method, &url, &[], b"").await;
+                    assert_eq!(received.status, code);
                     let key = (
-                        "/bytes/{id}".to_string(),
-                        "GET".to_string(),
-                        499,
-                        "client".to_string(),
+                        format!("/status/{{id}}/{route}"),
+                        method.to_string(),
+                        code,
+                        "upstream".to_string(),
                     );
                     *seen.entry(key).or_default() += 1;
+                    if i % ABORT_EVERY == 0 {
+                        abort_mid_response(listen).await;
+                        let key = (
+                            "/bytes/{id}".to_string(),
+                            "GET".to_string(),
+                            499,
+                            "client".to_string(),
+                        );
+                        *seen.entry(key).or_default() += 1;
+                    }
                 }
-            }
-            seen
-        }));
-    }
-    let mut expected: BTreeMap<Key, u64> = BTreeMap::new();
-    for task in tasks {
-        for (key, count) in task.await.unwrap() {
-            *expected.entry(key).or_default() += count;
+                seen
+            }));
         }
-    }
-    let total: u64 = expected.values().sum();
-    assert!(total >= 50_000, "{total} requests");
-    statuscope.wait_idle();
-    let metrics = statuscope.metrics();
-    let mut counted: BTreeMap<Key, u64> = BTreeMap::new();
-    for sample in metrics
-        .iter()
-        .filter(|s| s.name == "statuscope_responses_total")
-    {
-        let code: u16 = sample.labels["code"].parse().unwrap();
-        assert_eq!(sample.labels["class"], format!("{}xx", code / 100));
-        let key = (
-            sample.labels["route"].clone(),
-            sample.labels["method"].clone(),
-            code,
-            sample.labels["origin"].clone(),
+        let mut expected: BTreeMap<Key, u64> = BTreeMap::new();
+        for task in tasks {
+            for (key, count) in task.await.unwrap() {
+                *expected.entry(key).or_default() += count;
+            }
+        }
+        let total: u64 = expected.values().sum();
+        assert!(total >= 50_000, "{total} requests");
+        statuscope.wait_idle();
+        let metrics = statuscope.metrics();
+        let mut counted: BTreeMap<Key, u64> = BTreeMap::new();
+        for sample in metrics
+            .iter()
+            .filter(|s| s.name == "statuscope_responses_total")
+        {
+            let code: u16 = sample.labels["code"].parse().unwrap();
+            assert_eq!(sample.labels["class"], format!("{}xx", code / 100));
+            let key = (
+                sample.labels["route"].clone(),
+                sample.labels["method"].clone(),
+                code,
+                sample.labels["origin"].clone(),
+            );
+            counted.insert(key, sample.value as u64);
+        }
+        assert_eq!(counted, expected);
+        let histogram_count = crate::support::exposition::total(
+            &metrics,
+            "statuscope_response_duration_seconds_count",
+            &[],
         );
-        counted.insert(key, sample.value as u64);
+        assert_eq!(histogram_count as u64, total);
+        assert_eq!(
+            crate::support::exposition::total(&metrics, "statuscope_requests_in_flight", &[]),
+            0.0
+        );
+        assert_eq!(upstream.requests() as u64, total);
+        // Keep-alive towards the upstream: connections are pooled and reused, not one per request
+        // (each aborted download leaves its upstream connection unusable).
+        let aborts = WORKERS * PER_WORKER / ABORT_EVERY;
+        assert!(
+            upstream.connections() <= 4 * WORKERS + aborts,
+            "{} upstream connections",
+            upstream.connections()
+        );
     }
-    assert_eq!(counted, expected);
-    let histogram_count = crate::support::exposition::total(
-        &metrics,
-        "statuscope_response_duration_seconds_count",
-        &[],
-    );
-    assert_eq!(histogram_count as u64, total);
-    assert_eq!(
-        crate::support::exposition::total(&metrics, "statuscope_requests_in_flight", &[]),
-        0.0
-    );
-    assert_eq!(upstream.requests() as u64, total);
-    // Keep-alive towards the upstream: connections are pooled and reused, not one per request
-    // (each aborted download leaves its upstream connection unusable).
-    let aborts = WORKERS * PER_WORKER / ABORT_EVERY;
-    assert!(
-        upstream.connections() <= 4 * WORKERS + aborts,
-        "{} upstream connections",
-        upstream.connections()
-    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn service_proxy_and_client_outcomes_are_each_counted_once() {
-    use std::io::Write;
+each_engine! {
+    async fn service_proxy_and_client_outcomes_are_each_counted_once(engine) {
+        use std::io::Write;
 
-    let upstream = Upstream::start();
-    let statuscope = crate::support::Statuscope::launch(crate::support::Launch {
-        upstream: Some(upstream.addr),
-        env: vec![("STATUSCOPE_TIMEOUTS__READ", "200ms".into())],
-        ..crate::support::Launch::default()
-    });
-    let client = client();
-    let listen = statuscope.listen;
-    let mut tasks = Vec::new();
-    for worker in 0..8 {
-        let client = client.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut statuses = Vec::new();
-            for i in 0..40 {
-                // Every tenth request outlives the read timeout: a proxy-made 504.
-                let slow = (worker + i) % 10 == 0;
-                let path = if slow {
-                    "/slow/1000".to_string()
-                } else {
-                    format!("/status/{}", CODES[i % CODES.len()])
-                };
-                let status = crate::support::send(
-                    &client,
-                    "GET",
-                    &format!("http://{listen}{path}"),
-                    &[],
-                    b"",
-                )
-                .await
-                .status;
-                statuses.push((slow, status));
-            }
-            statuses
-        }));
+        let upstream = Upstream::start();
+        let statuscope = crate::support::Statuscope::launch(crate::support::Launch {
+            engine,
+            upstream: Some(upstream.addr),
+            env: vec![("STATUSCOPE_TIMEOUTS__READ", "200ms".into())],
+            ..crate::support::Launch::default()
+        });
+        let client = client();
+        let listen = statuscope.listen;
+        let mut tasks = Vec::new();
+        for worker in 0..8 {
+            let client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for i in 0..40 {
+                    // Every tenth request outlives the read timeout: a proxy-made 504.
+                    let slow = (worker + i) % 10 == 0;
+                    let path = if slow {
+                        "/slow/1000".to_string()
+                    } else {
+                        format!("/status/{}", CODES[i % CODES.len()])
+                    };
+                    let status = crate::support::send(
+                        &client,
+                        "GET",
+                        &format!("http://{listen}{path}"),
+                        &[],
+                        b"",
+                    )
+                    .await
+                    .status;
+                    statuses.push((slow, status));
+                }
+                statuses
+            }));
+        }
+        // Meanwhile, clients that hang up before their answer.
+        let aborts = 5;
+        for _ in 0..aborts {
+            let mut stream = std::net::TcpStream::connect(listen).unwrap();
+            stream
+                .write_all(b"GET /slow/150 HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
+            drop(stream);
+        }
+        let mut statuses = Vec::new();
+        for task in tasks {
+            statuses.extend(task.await.unwrap());
+        }
+        statuscope.wait_idle();
+        assert!(statuses
+            .iter()
+            .all(|&(slow, status)| !slow || status == 504));
+        let timeouts = statuses.iter().filter(|(slow, _)| *slow).count() as f64;
+        assert_eq!(timeouts, 32.0);
+        let metrics = statuscope.metrics();
+        let total = |labels: &[(&str, &str)]| {
+            crate::support::exposition::total(&metrics, "statuscope_responses_total", labels)
+        };
+        assert_eq!(total(&[("origin", "proxy"), ("code", "504")]), timeouts);
+        assert_eq!(
+            total(&[("origin", "upstream")]),
+            statuses.len() as f64 - timeouts
+        );
+        assert_eq!(
+            total(&[("origin", "client"), ("code", "499")]),
+            aborts as f64
+        );
+        assert_eq!(total(&[]), (statuses.len() + aborts) as f64);
     }
-    // Meanwhile, clients that hang up before their answer.
-    let aborts = 5;
-    for _ in 0..aborts {
-        let mut stream = std::net::TcpStream::connect(listen).unwrap();
-        stream
-            .write_all(b"GET /slow/150 HTTP/1.1\r\nHost: t\r\n\r\n")
-            .unwrap();
-        drop(stream);
-    }
-    let mut statuses = Vec::new();
-    for task in tasks {
-        statuses.extend(task.await.unwrap());
-    }
-    statuscope.wait_idle();
-    assert!(statuses
-        .iter()
-        .all(|&(slow, status)| !slow || status == 504));
-    let timeouts = statuses.iter().filter(|(slow, _)| *slow).count() as f64;
-    assert_eq!(timeouts, 32.0);
-    let metrics = statuscope.metrics();
-    let total = |labels: &[(&str, &str)]| {
-        crate::support::exposition::total(&metrics, "statuscope_responses_total", labels)
-    };
-    assert_eq!(total(&[("origin", "proxy"), ("code", "504")]), timeouts);
-    assert_eq!(
-        total(&[("origin", "upstream")]),
-        statuses.len() as f64 - timeouts
-    );
-    assert_eq!(
-        total(&[("origin", "client"), ("code", "499")]),
-        aborts as f64
-    );
-    assert_eq!(total(&[]), (statuses.len() + aborts) as f64);
 }

@@ -90,9 +90,73 @@ pub struct Statuscope {
     stderr_path: std::path::PathBuf,
 }
 
+/// A proxy engine (`proxy.engine`); the suites that exercise the proxy run against each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// statuscope's own loop, the default.
+    #[default]
+    Fast,
+    /// pingora-proxy's `ProxyHttp`.
+    Pingora,
+}
+
+impl Engine {
+    /// The `proxy.engine` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Fast => "fast",
+            Engine::Pingora => "pingora",
+        }
+    }
+}
+
+/// Declares each test inside once per engine, as `name::fast` and `name::pingora`; the body
+/// gets the engine as the argument it names. Write the tests without `#[test]`: an `async fn`
+/// runs on a multi-threaded tokio runtime.
+macro_rules! each_engine {
+    () => {};
+    ($(#[$doc:meta])* async fn $name:ident($engine:ident) $body:block $($rest:tt)*) => {
+        $(#[$doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn with_engine($engine: $crate::support::Engine) $body
+            #[tokio::test(flavor = "multi_thread")]
+            async fn fast() {
+                with_engine($crate::support::Engine::Fast).await
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn pingora() {
+                with_engine($crate::support::Engine::Pingora).await
+            }
+        }
+        $crate::support::each_engine! { $($rest)* }
+    };
+    ($(#[$doc:meta])* fn $name:ident($engine:ident) $body:block $($rest:tt)*) => {
+        $(#[$doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn with_engine($engine: $crate::support::Engine) $body
+            #[test]
+            fn fast() {
+                with_engine($crate::support::Engine::Fast)
+            }
+            #[test]
+            fn pingora() {
+                with_engine($crate::support::Engine::Pingora)
+            }
+        }
+        $crate::support::each_engine! { $($rest)* }
+    };
+}
+pub(crate) use each_engine;
+
 /// How to start statuscope.
 #[derive(Default)]
 pub struct Launch<'a> {
+    /// The engine (`proxy.engine`).
+    pub engine: Engine,
     /// `--upstream`
     pub upstream: Option<SocketAddr>,
     /// Extra environment (`STATUSCOPE_*`).
@@ -106,9 +170,10 @@ pub struct Launch<'a> {
 }
 
 impl Statuscope {
-    /// Starts `statuscope run` in front of `upstream` and waits for `/readyz`.
-    pub fn start(upstream: SocketAddr) -> Statuscope {
+    /// Starts `statuscope run` on `engine` in front of `upstream` and waits for `/readyz`.
+    pub fn start(engine: Engine, upstream: SocketAddr) -> Statuscope {
         Self::launch(Launch {
+            engine,
             upstream: Some(upstream),
             ..Launch::default()
         })
@@ -132,6 +197,7 @@ impl Statuscope {
             .arg("--admin")
             .arg(admin.to_string())
             .env_remove("RUST_LOG")
+            .env("STATUSCOPE_PROXY__ENGINE", launch.engine.name())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr_path).unwrap());
