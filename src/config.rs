@@ -1072,6 +1072,25 @@ mod tests {
     }
 
     #[test]
+    fn the_engine_is_fast_unless_pingora_is_asked_for() {
+        let engine = |pairs: &[(&str, &str)]| {
+            load_from(None, &Overrides::default(), env(pairs)).map(|loaded| loaded.config.engine)
+        };
+        assert_eq!(engine(&[]).unwrap(), Engine::Fast);
+        assert_eq!(
+            engine(&[("STATUSCOPE_PROXY__ENGINE", "pingora")]).unwrap(),
+            Engine::Pingora
+        );
+        let err = engine(&[("STATUSCOPE_PROXY__ENGINE", "hyper")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`proxy.engine`") && err.contains("`hyper`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn verbose_pingora_logging_is_refused_and_modest_levels_are_not() {
         let level = |text: &str| {
             load_from(

@@ -67,6 +67,16 @@ fn negative_timeout_from_the_environment_is_rejected() {
 }
 
 #[test]
+fn an_unknown_engine_is_rejected_by_key() {
+    let path = config_file(
+        "engine.yaml",
+        "upstream: 127.0.0.1:8080\nproxy:\n  engine: nginx\n",
+    );
+    let output = statuscope(&["run", "--config", path.to_str().unwrap()], &[]);
+    assert_config_error(&output, &["`proxy.engine`", "engine.yaml", "`nginx`"]);
+}
+
+#[test]
 fn malformed_route_template_is_rejected() {
     let path = config_file(
         "template.toml",

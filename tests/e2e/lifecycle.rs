@@ -84,3 +84,23 @@ each_engine! {
         assert!(status.success(), "exit status {status}");
     }
 }
+
+/// pingora's timer thread ticks every 10 ms for the life of the process once anything has used
+/// it; the fast engine never starts it, so an idle sidecar has nothing that wakes it.
+#[test]
+fn the_fast_engine_starts_no_ticking_timer_thread() {
+    let upstream = Upstream::start();
+    let statuscope = Statuscope::start(crate::support::Engine::Fast, upstream.addr);
+    for path in ["/status/200", "/slow/10", "/status/404"] {
+        assert!(raw_get(statuscope.listen, path).is_some());
+    }
+    statuscope.wait_idle();
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", statuscope.pid()))
+        .unwrap()
+        .map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).unwrap())
+        .collect();
+    assert!(
+        !threads.iter().any(|name| name.trim() == "Timer thread"),
+        "{threads:?}"
+    );
+}

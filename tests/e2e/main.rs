@@ -4,6 +4,7 @@
 mod support;
 
 mod config;
+mod connections;
 mod demo;
 mod deploy;
 mod faults;

@@ -349,3 +349,132 @@ fn reset_on_close(stream: &std::net::TcpStream) {
     };
     assert_eq!(result, 0, "SO_LINGER");
 }
+
+/// What a [`ScriptedServer`] does with one request.
+pub enum Reply {
+    /// Reads the request's body (by its `Content-Length`), answers, and waits for the next
+    /// request on the connection.
+    Answer(Vec<u8>),
+    /// Reads the body, answers, then closes the connection.
+    AnswerAndClose(Vec<u8>),
+    /// Reads the request and closes the connection without a word: a keep-alive connection
+    /// the server dropped just as the request came.
+    Close,
+    /// Answers at once without reading the body, then neither reads nor closes.
+    AnswerEarly(Vec<u8>),
+}
+
+/// A raw HTTP/1 server that answers each request as a script says, given the request's index
+/// on its connection and its request line; it counts connections, requests and closes.
+pub struct ScriptedServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+    closed: Arc<AtomicUsize>,
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ScriptedServer {
+    /// Starts the server on a free loopback port.
+    pub fn start(script: impl Fn(usize, &str) -> Reply + Send + Sync + 'static) -> ScriptedServer {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = ScriptedServer {
+            addr: listener.local_addr().unwrap(),
+            connections: Arc::default(),
+            closed: Arc::default(),
+            requests: Arc::default(),
+        };
+        let (connections, closed, requests) = (
+            server.connections.clone(),
+            server.closed.clone(),
+            server.requests.clone(),
+        );
+        let script = Arc::new(script);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let stream = stream.unwrap();
+                connections.fetch_add(1, Ordering::SeqCst);
+                let (script, closed, requests) = (script.clone(), closed.clone(), requests.clone());
+                std::thread::spawn(move || {
+                    let mut writer = stream.try_clone().unwrap();
+                    let mut reader = BufReader::new(stream);
+                    for index in 0.. {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            break;
+                        }
+                        let mut length = 0;
+                        loop {
+                            let mut field = String::new();
+                            reader.read_line(&mut field).unwrap();
+                            if field == "\r\n" || field.is_empty() {
+                                break;
+                            }
+                            if let Some((name, value)) = field.split_once(':') {
+                                if name.eq_ignore_ascii_case("content-length") {
+                                    length = value.trim().parse().unwrap();
+                                }
+                            }
+                        }
+                        let line = line.trim_end().to_string();
+                        requests.lock().unwrap().push(line.clone());
+                        let mut read_body = || {
+                            let mut body = vec![0u8; length];
+                            reader.read_exact(&mut body).unwrap();
+                        };
+                        match script(index, &line) {
+                            Reply::Answer(bytes) => {
+                                read_body();
+                                writer.write_all(&bytes).unwrap();
+                            }
+                            Reply::AnswerAndClose(bytes) => {
+                                read_body();
+                                writer.write_all(&bytes).unwrap();
+                                break;
+                            }
+                            Reply::Close => {
+                                read_body();
+                                break;
+                            }
+                            Reply::AnswerEarly(bytes) => {
+                                writer.write_all(&bytes).unwrap();
+                                // Holds the connection, reading nothing more, until the test ends.
+                                loop {
+                                    std::thread::park();
+                                }
+                            }
+                        }
+                    }
+                    drop((reader, writer));
+                    closed.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        server
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Connections the server has closed so far.
+    pub fn closed(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// The request lines received so far, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// A complete response with a `Content-Length` body.
+pub fn response(status: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
