@@ -54,15 +54,17 @@ test: test-deps deny
 	PATH="$(TOOLS)/bin:$$PATH" $(CARGO) test --all-targets
 	$(CARGO) test --doc
 
-## bench: the rules' micro-benchmark, the request path's instruction count (callgrind), rules on
-## vs off through the proxy, and the side-by-side comparison with nginx, HAProxy and Caddy
-## (installs wrk, nginx, haproxy, caddy and valgrind when missing). About an hour with the
-## defaults; see bench/compare.py for ROUNDS, DURATION, CONCURRENCY and THREADS.
+## bench: the rules' micro-benchmark; instructions per request under callgrind, the whole proxy
+## beside nginx and statuscope's own request path, against their baselines (bench/hotpath.sh);
+## and the side-by-side comparison of both engines with nginx, HAProxy and Caddy, rules on and
+## off, memory and idle CPU, each target reported pass or fail (bench/compare.py, which writes
+## bench/results.md). Installs wrk, nginx, haproxy, caddy and valgrind when missing. About an
+## hour and a half with the defaults; see bench/compare.py for ROUNDS, DURATION, CONCURRENCY and
+## THREADS.
 bench: deps
 	@command -v valgrind >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq valgrind; }
 	$(CARGO) bench --bench rules
 	bench/hotpath.sh
-	bench/rules-overhead.sh
 	bench/compare.py
 
 ## fuzz: each cargo-fuzz target for FUZZ_SECONDS (default 300) from its seed corpus in

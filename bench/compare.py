@@ -157,9 +157,10 @@ def write(name, text):
     return path
 
 
-def nginx_config(name, workers, http):
-    """An nginx configuration running in the foreground from the work directory."""
-    return write(f"{name}.conf", f"""
+def nginx_config(name, workers, http, main=""):
+    """An nginx configuration running in the foreground from the work directory; `main` adds
+    top-level directives."""
+    return write(f"{name}.conf", f"""{main}
 worker_processes {workers};
 daemon off;
 pid {work}/{name}.pid;
@@ -196,17 +197,12 @@ def start_upstream():
     wait_port(UPSTREAM, "/ok")
 
 
-def start_contenders(threads):
-    processes = {}
-    statuscope = os.path.join(ROOT, "target/release/statuscope")
-    for name, extra in STATUSCOPE_VARIANTS.items():
-        processes[name] = start(name, [statuscope, "run", "--upstream", f"127.0.0.1:{UPSTREAM}",
-                                       "--listen", f"127.0.0.1:{PORTS[name]}", "--admin", f"127.0.0.1:{ADMIN[name]}"],
-                                {"STATUSCOPE_THREADS": str(threads), "STATUSCOPE_LOG__LEVEL": "warn", **extra})
-    nginx = nginx_config(f"nginx-{threads}", threads, f"""
+def nginx_proxy(port):
+    """nginx's `http` block for a streaming reverse proxy on `port`, keeping upstream connections."""
+    return f"""
   upstream backend {{ server 127.0.0.1:{UPSTREAM}; keepalive 256; }}
   server {{
-    listen 127.0.0.1:{PORTS['nginx']} backlog=4096;
+    listen 127.0.0.1:{port} backlog=4096;
     client_max_body_size 0;
     location / {{
       proxy_pass http://backend;
@@ -215,7 +211,17 @@ def start_contenders(threads):
       proxy_request_buffering off;
       proxy_buffering off;
     }}
-  }}""")
+  }}"""
+
+
+def start_contenders(threads):
+    processes = {}
+    statuscope = os.path.join(ROOT, "target/release/statuscope")
+    for name, extra in STATUSCOPE_VARIANTS.items():
+        processes[name] = start(name, [statuscope, "run", "--upstream", f"127.0.0.1:{UPSTREAM}",
+                                       "--listen", f"127.0.0.1:{PORTS[name]}", "--admin", f"127.0.0.1:{ADMIN[name]}"],
+                                {"STATUSCOPE_THREADS": str(threads), "STATUSCOPE_LOG__LEVEL": "warn", **extra})
+    nginx = nginx_config(f"nginx-{threads}", threads, nginx_proxy(PORTS["nginx"]))
     processes["nginx"] = start("nginx", [binary("nginx"), "-c", nginx, "-p", work])
     haproxy = write(f"haproxy-{threads}.cfg", f"""
 global
@@ -260,12 +266,11 @@ http://127.0.0.1:{PORTS['caddy']} {{
     return processes
 
 
+# The paths every load cycles through: 80 % 1 KiB JSON 200s, 4 % each of 201/204/404/429/500.
+MIX = ["/ok"] * 80 + [path for path in ["/created", "/empty", "/missing", "/limited", "/error"] for _ in range(4)]
+
 WRK_SCRIPT = """
-local paths = {}
-for i = 1, 80 do paths[#paths + 1] = "/ok" end
-for _, p in ipairs({"/created", "/empty", "/missing", "/limited", "/error"}) do
-  for i = 1, 4 do paths[#paths + 1] = p end
-end
+local paths = {""" + ", ".join(f'"{path}"' for path in MIX) + """}
 local n = 0
 request = function()
   n = n + 1

@@ -8,7 +8,8 @@ use std::net::TcpStream;
 
 use crate::support::upstream::{response, Reply, ScriptedServer, Upstream};
 use crate::support::{
-    each_engine, raw_connection, read_head, wait_until, Engine, Launch, Statuscope, PATIENCE,
+    each_engine, raw_connection, read_body, read_head, wait_until, Engine, Launch, Statuscope,
+    PATIENCE,
 };
 
 /// Reads one response with a `Content-Length` body: its status line and body.
@@ -17,34 +18,6 @@ fn read_response(reader: &mut impl BufRead) -> (String, Vec<u8>) {
     let mut body = vec![0u8; head.content_length.unwrap_or(0)];
     reader.read_exact(&mut body).unwrap();
     (head.status.trim_end().to_string(), body)
-}
-
-/// Reads the body after `head`: chunked, by length, or to the connection's end.
-fn read_body(reader: &mut impl BufRead, head: &crate::support::Head) -> Vec<u8> {
-    let mut body = Vec::new();
-    if head.chunked {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).unwrap();
-            let size = usize::from_str_radix(size.trim_end(), 16).unwrap();
-            let mut chunk = vec![0u8; size + 2];
-            reader.read_exact(&mut chunk).unwrap();
-            if size == 0 {
-                return body;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
-    }
-    match head.content_length {
-        Some(length) => {
-            body.resize(length, 0);
-            reader.read_exact(&mut body).unwrap();
-        }
-        None => {
-            reader.read_to_end(&mut body).unwrap();
-        }
-    }
-    body
 }
 
 fn tally(statuscope: &Statuscope, labels: &[(&str, &str)]) -> f64 {

@@ -1,10 +1,12 @@
 //! The proxy is transparent: codes, headers, bodies, methods and targets arrive unchanged.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 
 use crate::support::each_engine;
 use crate::support::upstream::{interim_upstream, Upstream};
-use crate::support::{client, get, raw_connection, raw_exchange, read_head, send, Statuscope};
+use crate::support::{
+    client, get, raw_connection, raw_exchange, read_body, read_head, send, Statuscope,
+};
 
 each_engine! {
     async fn every_final_status_code_passes_through_unchanged(engine) {
@@ -154,20 +156,9 @@ each_engine! {
             download.status
         );
         assert!(download.chunked);
-        let mut decoded = 0;
-        loop {
-            let mut size_line = String::new();
-            reader.read_line(&mut size_line).unwrap();
-            let size = usize::from_str_radix(size_line.trim_end(), 16).unwrap();
-            let mut chunk = vec![0u8; size + 2];
-            reader.read_exact(&mut chunk).unwrap();
-            if size == 0 {
-                break;
-            }
-            assert!(chunk[..size].iter().all(|b| *b == b'x'));
-            decoded += size;
-        }
-        assert_eq!(decoded, 70000);
+        let decoded = read_body(&mut reader, &download);
+        assert_eq!(decoded.len(), 70000);
+        assert!(decoded.iter().all(|b| *b == b'x'));
         statuscope.wait_idle();
         assert_eq!(
             statuscope.total("statuscope_responses_total", &[("code", "200")]),

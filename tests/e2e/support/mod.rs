@@ -455,3 +455,31 @@ pub fn read_head(reader: &mut impl BufRead) -> Head {
         }
     }
 }
+
+/// Reads the body after `head`: chunked, by length, or to the connection's end.
+pub fn read_body(reader: &mut impl BufRead, head: &Head) -> Vec<u8> {
+    let mut body = Vec::new();
+    if head.chunked {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).unwrap();
+            let size = usize::from_str_radix(size.trim_end(), 16).unwrap();
+            let mut chunk = vec![0u8; size + 2];
+            reader.read_exact(&mut chunk).unwrap();
+            if size == 0 {
+                return body;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    }
+    match head.content_length {
+        Some(length) => {
+            body.resize(length, 0);
+            reader.read_exact(&mut body).unwrap();
+        }
+        None => {
+            reader.read_to_end(&mut body).unwrap();
+        }
+    }
+    body
+}
