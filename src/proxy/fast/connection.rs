@@ -3,8 +3,10 @@
 //! same buffer. The buffer is allocated at the first read and given back to its small size
 //! after a request that needed a large one, so an idle connection holds little.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::task::Poll;
 use std::time::Instant;
 
 use pingora::apps::ServerApp;
@@ -50,23 +52,76 @@ pub(super) enum After {
     Gone,
 }
 
-/// One client connection and its reusable buffers.
-pub(super) struct Client<'e> {
-    pub(super) engine: &'e FastEngine,
-    pub(super) stream: Stream,
-    pub(super) shutdown: ShutdownWatch,
+/// Client connections' parts a worker keeps for the next ones: a connection per request then
+/// costs no allocation, no zeroing of a new buffer, no new timer.
+const SPARE_PARTS: usize = 64;
+
+thread_local! {
+    static SPARE: RefCell<Vec<Parts>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What a client connection reuses from one request to the next, given back to the worker
+/// when the connection ends: its buffers and its timer. (A timer still armed for the old
+/// connection is harmless: each wait polls it afresh, re-arming it for its own deadline.)
+pub(super) struct Parts {
     /// Bytes from the client: the current head from index 0, then body bytes or the next
-    /// requests, up to `end`. Zeroed once when allocated, so reads need no unsafe code.
+    /// requests, up to the connection's `end`. Zeroed once when allocated, so reads need no
+    /// unsafe code.
     pub(super) inbuf: Vec<u8>,
-    pub(super) end: usize,
     /// Scratch for a head statuscope writes: an edited request head or a response head.
     pub(super) out: Vec<u8>,
     /// Where the fields of the current response head are in the upstream's buffer.
     pub(super) spans: Vec<FieldSpan>,
     /// The connection's one timer.
     pub(super) deadline: Deadline,
-    /// Ends when shutdown begins; made once, so waiting for a request registers nothing new.
-    shutting_down: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl Parts {
+    /// A spare set from this worker, or a new one.
+    fn take() -> Parts {
+        SPARE.with_borrow_mut(Vec::pop).unwrap_or_else(|| Parts {
+            inbuf: Vec::new(),
+            out: Vec::with_capacity(1024),
+            spans: Vec::with_capacity(32),
+            deadline: Deadline::default(),
+        })
+    }
+}
+
+impl Drop for Parts {
+    fn drop(&mut self) {
+        // A buffer a large head made grow is not kept.
+        if self.inbuf.len() > CLIENT_BUFFER || self.out.capacity() > 2 * CLIENT_BUFFER {
+            return;
+        }
+        // Not at all while the thread's own spare list is being torn down.
+        let _ = SPARE.try_with(|spare| {
+            let Ok(mut spare) = spare.try_borrow_mut() else {
+                return;
+            };
+            if spare.len() < SPARE_PARTS {
+                spare.push(Parts {
+                    inbuf: std::mem::take(&mut self.inbuf),
+                    out: std::mem::take(&mut self.out),
+                    spans: std::mem::take(&mut self.spans),
+                    deadline: std::mem::take(&mut self.deadline),
+                });
+            }
+        });
+    }
+}
+
+/// One client connection and its reusable buffers.
+pub(super) struct Client<'e> {
+    pub(super) engine: &'e FastEngine,
+    pub(super) stream: Stream,
+    pub(super) shutdown: ShutdownWatch,
+    pub(super) parts: Parts,
+    /// How much of `bufs.inbuf` holds bytes from the client.
+    pub(super) end: usize,
+    /// Ends when shutdown begins. Made at the first wait for a request that does not end at
+    /// once, then kept, so later waits register nothing new.
+    shutting_down: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     /// Requests served on this connection so far.
     served: u64,
 }
@@ -77,12 +132,9 @@ impl<'e> Client<'e> {
             engine,
             stream,
             shutdown: shutdown.clone(),
-            inbuf: Vec::new(),
+            parts: Parts::take(),
             end: 0,
-            out: Vec::new(),
-            spans: Vec::new(),
-            deadline: Deadline::default(),
-            shutting_down: Box::pin(shutting_down(shutdown.clone())),
+            shutting_down: None,
             served: 0,
         }
     }
@@ -96,7 +148,7 @@ impl<'e> Client<'e> {
                 HeadRead::Closed => return,
                 HeadRead::H2c => return self.hand_over(engine.h2c.as_ref()).await,
                 HeadRead::Refused(refusal, started) => {
-                    let head = &self.inbuf[..self.end];
+                    let head = &self.parts.inbuf[..self.end];
                     refuse(
                         &self.engine.recorder,
                         &mut self.stream,
@@ -130,27 +182,27 @@ impl<'e> Client<'e> {
         else {
             return;
         };
-        stream.rewind(&self.inbuf[..self.end]);
+        stream.rewind(&self.parts.inbuf[..self.end]);
         ServerApp::process_new(guard, stream as Stream, &self.shutdown).await;
     }
 
     /// Keeps the bytes from `at` on (the next requests) at the start of the buffer, and gives
     /// a buffer a large head made grow back its usual size.
     pub(super) fn consume(&mut self, at: usize) {
-        self.inbuf.copy_within(at..self.end, 0);
+        self.parts.inbuf.copy_within(at..self.end, 0);
         self.end -= at;
-        if self.inbuf.len() > CLIENT_BUFFER && self.end <= CLIENT_BUFFER {
-            self.inbuf.truncate(CLIENT_BUFFER);
-            self.inbuf.shrink_to_fit();
+        if self.parts.inbuf.len() > CLIENT_BUFFER && self.end <= CLIENT_BUFFER {
+            self.parts.inbuf.truncate(CLIENT_BUFFER);
+            self.parts.inbuf.shrink_to_fit();
         }
     }
 
     /// Makes room at the end of the buffer for a head of up to `limit` bytes (the reader
     /// refuses a head once it holds that many, so one more byte of room is never needed).
     fn make_room(&mut self, limit: usize) {
-        if self.end == self.inbuf.len() {
-            let size = (self.inbuf.len() * 2).clamp(CLIENT_BUFFER, limit.max(CLIENT_BUFFER));
-            self.inbuf.resize(size, 0);
+        if self.end == self.parts.inbuf.len() {
+            let size = (self.parts.inbuf.len() * 2).clamp(CLIENT_BUFFER, limit.max(CLIENT_BUFFER));
+            self.parts.inbuf.resize(size, 0);
         }
     }
 
@@ -170,7 +222,7 @@ impl<'e> Client<'e> {
         let idle_until = Instant::now() + idle_timeout;
         loop {
             if self.end > 0 {
-                let buffered = &self.inbuf[..self.end];
+                let buffered = &self.parts.inbuf[..self.end];
                 if sniffing {
                     if !H2_PREFACE.starts_with(&buffered[..buffered.len().min(H2_PREFACE.len())]) {
                         sniffing = false;
@@ -189,19 +241,31 @@ impl<'e> Client<'e> {
             }
             self.make_room(limits.head.max_header_bytes);
             let deadline = first_bytes_at.map_or(idle_until, |at| at + limits.header_timeout);
-            let read = self.stream.read(&mut self.inbuf[self.end..]);
-            let shutting_down = self.shutting_down.as_mut();
-            let idle = first_bytes_at.is_none();
-            let read = self.deadline.run(Some(deadline), async {
-                if !idle {
-                    return Some(read.await);
-                }
-                // Waiting for a request: shutdown ends the wait, and the connection.
-                tokio::select! {
-                    biased;
-                    read = read => Some(read),
-                    _ = shutting_down => None,
-                }
+            let read = self.stream.read(&mut self.parts.inbuf[self.end..]);
+            let (shutdown, signal) = (&self.shutdown, &mut self.shutting_down);
+            // A new connection waiting for its first bytes is bounded by the header timeout; a
+            // kept-alive one waiting for its next request is closed at once when shutdown begins.
+            let idle = first_bytes_at.is_none() && self.served > 0;
+            let read = self.parts.deadline.run(Some(deadline), async {
+                let mut read = pin!(read);
+                poll_fn(|cx| {
+                    if let Poll::Ready(read) = read.as_mut().poll(cx) {
+                        return Poll::Ready(Some(read));
+                    }
+                    // Waiting for a request: shutdown ends the wait, and the connection.
+                    let ends = idle
+                        && signal
+                            .get_or_insert_with(|| Box::pin(shutting_down(shutdown.clone())))
+                            .as_mut()
+                            .poll(cx)
+                            .is_ready();
+                    if ends {
+                        Poll::Ready(None)
+                    } else {
+                        Poll::Pending
+                    }
+                })
+                .await
             });
             match read.await {
                 Some(None | Some(Ok(0) | Err(_))) => return HeadRead::Closed,

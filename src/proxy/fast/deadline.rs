@@ -13,28 +13,18 @@
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::time::Sleep;
 
-/// Further than any deadline a connection sets.
-const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
-
 /// A connection's timer (see the module docs).
+#[derive(Default)]
 pub struct Deadline {
-    sleep: Pin<Box<Sleep>>,
+    /// Made at the first wait that needs it: a connection whose waits all end at once never
+    /// allocates one.
+    sleep: Option<Pin<Box<Sleep>>>,
     /// When the timer goes off: never later than the deadline of the current wait.
-    armed: Instant,
-}
-
-impl Default for Deadline {
-    fn default() -> Self {
-        let armed = Instant::now() + FAR;
-        Deadline {
-            sleep: Box::pin(tokio::time::sleep_until(armed.into())),
-            armed,
-        }
-    }
+    armed: Option<Instant>,
 }
 
 impl Deadline {
@@ -61,28 +51,37 @@ impl Deadline {
     /// For a wait polled by hand: whether `deadline` has passed; if not, the task is woken by
     /// then.
     pub fn poll_passed(&mut self, cx: &mut Context<'_>, deadline: Instant) -> bool {
-        if deadline < self.armed {
+        if self.armed.is_none_or(|armed| deadline < armed) {
             self.arm(deadline);
         }
-        while self.sleep.as_mut().poll(cx).is_ready() {
-            if self.armed >= deadline {
+        loop {
+            let Some(sleep) = self.sleep.as_mut() else {
+                return false;
+            };
+            if sleep.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            if self.armed.is_some_and(|armed| armed >= deadline) {
                 return true;
             }
             // Armed for an earlier wait: this one's deadline is still ahead.
             self.arm(deadline);
         }
-        false
     }
 
     fn arm(&mut self, deadline: Instant) {
-        self.sleep.as_mut().reset(deadline.into());
-        self.armed = deadline;
+        match &mut self.sleep {
+            Some(sleep) => sleep.as_mut().reset(deadline.into()),
+            None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline.into()))),
+        }
+        self.armed = Some(deadline);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn worker() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()

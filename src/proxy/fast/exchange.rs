@@ -19,7 +19,7 @@ use std::time::Instant;
 use http::Method;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-use super::connection::{After, Client};
+use super::connection::{After, Client, Parts};
 use super::forward;
 use super::response_head::{self, Asked, Framing, Parsed, Persistence, ResponseHead};
 use super::upstream::Upstream;
@@ -207,14 +207,14 @@ impl Client<'_> {
         let engine = self.engine;
         let recorder = &engine.recorder;
         let mut left = BodyLeft::of_request(head);
-        let with_head = left.advance(&self.inbuf[head.head_len..self.end], |_| {});
-        let method = Method::from_bytes(head.method.of(&self.inbuf));
+        let with_head = left.advance(&self.parts.inbuf[head.head_len..self.end], |_| {});
+        let method = Method::from_bytes(head.method.of(&self.parts.inbuf));
         let (Ok(with_head), Ok(method)) = (with_head, method) else {
             let refusal = Refusal {
                 error: ProxyError::BAD_REQUEST,
                 reason: "the chunked body is malformed",
             };
-            let buffered = &self.inbuf[..self.end];
+            let buffered = &self.parts.inbuf[..self.end];
             refuse(
                 recorder,
                 &mut self.stream,
@@ -241,8 +241,12 @@ impl Client<'_> {
             writing_since: None,
             quiet_since: started,
         };
-        let edited =
-            forward::upstream_head(&self.inbuf[..head.head_len], head, &mut self.out).is_none();
+        let edited = forward::upstream_head(
+            &self.parts.inbuf[..head.head_len],
+            head,
+            &mut self.parts.out,
+        )
+        .is_none();
         let asked = Asked {
             head_method: method == Method::HEAD,
         };
@@ -257,6 +261,7 @@ impl Client<'_> {
             let mut upstream = match reused {
                 Some(upstream) => upstream,
                 None => match self
+                    .parts
                     .deadline
                     .run(
                         Some(Instant::now() + settings.timeouts.connect),
@@ -275,11 +280,12 @@ impl Client<'_> {
                 },
             };
             let head_bytes = if edited {
-                &self.out[..]
+                &self.parts.out[..]
             } else {
-                &self.inbuf[head.method.start..head.head_len]
+                &self.parts.inbuf[head.method.start..head.head_len]
             };
             let sent = self
+                .parts
                 .deadline
                 .run(
                     Some(Instant::now() + settings.timeouts.write),
@@ -287,7 +293,7 @@ impl Client<'_> {
                         &mut upstream.stream,
                         &mut [
                             IoSlice::new(head_bytes),
-                            IoSlice::new(&self.inbuf[head.head_len..body_end]),
+                            IoSlice::new(&self.parts.inbuf[head.head_len..body_end]),
                         ],
                     ),
                 )
@@ -328,14 +334,15 @@ impl Client<'_> {
             let interim = &upstream.buf[..upstream.filled];
             response.write_for_client(
                 interim,
-                &self.spans,
+                &self.parts.spans,
                 Persistence::Default,
                 false,
-                &mut self.out,
+                &mut self.parts.out,
             );
             if self
+                .parts
                 .deadline
-                .run(response_deadline, self.stream.write_all(&self.out))
+                .run(response_deadline, self.stream.write_all(&self.parts.out))
                 .await
                 .is_none_or(|written| written.is_err())
             {
@@ -375,7 +382,7 @@ impl Client<'_> {
         };
         let headers = Headers::InHead {
             head: &upstream.buf[..response.len],
-            spans: &self.spans,
+            spans: &self.parts.spans,
         };
         let mut sampler = match settings.engine {
             Some(_) if !asked.head_method => Sampler::start(
@@ -386,7 +393,13 @@ impl Client<'_> {
             _ => None,
         };
         let written = &upstream.buf[..response.len];
-        response.write_for_client(written, &self.spans, persistence, dechunked, &mut self.out);
+        response.write_for_client(
+            written,
+            &self.parts.spans,
+            persistence,
+            dechunked,
+            &mut self.parts.out,
+        );
         let relayed = self
             .relay_body(
                 &mut upstream,
@@ -410,11 +423,11 @@ impl Client<'_> {
             expects_continue: head.expects_continue,
             accept: head
                 .accept
-                .and_then(|span| visible_ascii(span.of(&self.inbuf))),
+                .and_then(|span| visible_ascii(span.of(&self.parts.inbuf))),
         };
         let exchange = Finished {
             method: method_label(&method),
-            path: Some(path_of(head.target.of(&self.inbuf))),
+            path: Some(path_of(head.target.of(&self.parts.inbuf))),
             code,
             origin,
             started,
@@ -424,7 +437,7 @@ impl Client<'_> {
                 request: facts,
                 headers: Headers::InHead {
                     head: &upstream.buf[..response.len],
-                    spans: &self.spans,
+                    spans: &self.parts.spans,
                 },
                 sent_continue,
                 sample: sampler,
@@ -458,7 +471,11 @@ impl Client<'_> {
     ) -> Result<ResponseHead, Failure> {
         // The head may have come with an interim response's bytes.
         if upstream.filled > 0 {
-            match response_head::parse(&upstream.buf[..upstream.filled], asked, &mut self.spans) {
+            match response_head::parse(
+                &upstream.buf[..upstream.filled],
+                asked,
+                &mut self.parts.spans,
+            ) {
                 Parsed::Complete(head) => return Ok(head),
                 Parsed::Invalid(_) => {
                     return Err(upstream_failure(UpstreamErrorKind::Other, false))
@@ -468,12 +485,16 @@ impl Client<'_> {
         }
         let Client {
             stream: client,
-            inbuf,
+            parts,
             end,
+            ..
+        } = self;
+        let Parts {
+            inbuf,
             spans,
             deadline: timer,
             ..
-        } = self;
+        } = parts;
         let timeouts = &settings.timeouts;
         poll_fn(|cx| loop {
             let mut progressed = false;
@@ -610,7 +631,7 @@ impl Client<'_> {
         .await
     }
 
-    /// Streams the response body by its framing to the client, after the head in `self.out`,
+    /// Streams the response body by its framing to the client, after the head in `self.parts.out`,
     /// feeding the sampler; `Ok(true)` when it ended exactly where its framing said. With
     /// `dechunked`, only the chunks' data goes to the client.
     async fn relay_body(
@@ -632,9 +653,9 @@ impl Client<'_> {
         loop {
             let arrived = &upstream.buf[response.len..upstream.filled];
             if head_sent {
-                self.out.clear();
+                self.parts.out.clear();
             }
-            let out = &mut self.out;
+            let out = &mut self.parts.out;
             let taken = left
                 .advance(arrived, |data| {
                     if let Some(sampler) = sampler.as_mut() {
@@ -651,12 +672,13 @@ impl Client<'_> {
                 &arrived[..taken]
             };
             let written = self
+                .parts
                 .deadline
                 .run(
                     response_deadline,
                     write_all_vectored(
                         &mut self.stream,
-                        &mut [IoSlice::new(&self.out), IoSlice::new(raw)],
+                        &mut [IoSlice::new(&self.parts.out), IoSlice::new(raw)],
                     ),
                 )
                 .await;
@@ -673,6 +695,7 @@ impl Client<'_> {
             let read_deadline = Instant::now() + settings.timeouts.read;
             let deadline = earliest(Some(read_deadline), response_deadline);
             let read = self
+                .parts
                 .deadline
                 .run(
                     deadline,
@@ -779,7 +802,7 @@ impl Client<'_> {
     ) {
         let exchange = Finished {
             method: method_label(method),
-            path: Some(path_of(head.target.of(&self.inbuf))),
+            path: Some(path_of(head.target.of(&self.parts.inbuf))),
             code,
             origin,
             started,
@@ -801,6 +824,7 @@ impl Client<'_> {
             return false;
         };
         let written = self
+            .parts
             .deadline
             .run(
                 Some(Instant::now() + settings.downstream.header_timeout),
