@@ -1,13 +1,17 @@
-//! The guard in front of pingora: every client connection and every HTTP/1 request head
-//! passes here first.
+//! The guard in front of pingora-proxy: with the pingora engine every client connection and
+//! every HTTP/1 request head passes here first; the fast engine hands it the connections it
+//! does not carry itself (h2c, protocol upgrades).
 //!
-//! - [`ConnectionGuard`] caps open client connections (`downstream.max_connections`),
-//!   closes a connection that sends nothing within `downstream.header_timeout`, and tells
-//!   h2c connections (by their preface) from HTTP/1 ones.
+//! - [`ConnectionGuard`] caps open client connections, closes a connection that sends nothing
+//!   within `downstream.header_timeout`, and tells h2c connections (by their preface) from
+//!   HTTP/1 ones.
 //! - [`HeadGuard`] reads each request head itself, with a deadline and size limits, checks it
 //!   with the strict [`request_head`](super::request_head) reader, and only then hands the
-//!   connection to pingora with the head already buffered. A refused head gets its 4xx (or
-//!   501/505) from here, is tallied with `origin="proxy"`, and never reaches the upstream.
+//!   connection to pingora with the head already buffered.
+//!
+//! Both engines share the rest: the cap on connections ([`ConnectionLimit`]) and the answer to
+//! a refused head ([`refuse`]: its 4xx, or 501/505, tallied with `origin="proxy"`, never
+//! forwarded), closed with a lingering read ([`linger`]).
 //!
 //! HTTP/2 (h2c) streams arrive already framed and validated by the `h2` crate; they go
 //! straight to pingora.
