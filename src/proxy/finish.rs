@@ -34,6 +34,8 @@ pub struct Finished<'a> {
     pub origin: Origin,
     /// When the request's first bytes arrived.
     pub started: Instant,
+    /// When it ended: its response sent in full, or given up.
+    pub ended: Instant,
     /// A failure talking to the upstream, if one happened (before or after the head went out).
     pub upstream_error: Option<UpstreamErrorKind>,
     /// What the rules read, for a response the upstream produced; `None` otherwise.
@@ -77,7 +79,7 @@ pub fn finish(recorder: &Recorder, settings: &LiveSettings, exchange: Finished<'
         method: exchange.method,
         code: exchange.code,
         origin: exchange.origin,
-        duration: exchange.started.elapsed(),
+        duration: exchange.ended.saturating_duration_since(exchange.started),
     };
     metrics.record(&tally);
     if let (Some(response), Some(path), Origin::Upstream) =

@@ -90,6 +90,7 @@ pub async fn refuse(
         code: refusal.error.status,
         origin: Origin::Proxy,
         started,
+        ended: Instant::now(),
         upstream_error: None,
         response: None,
     };

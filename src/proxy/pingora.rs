@@ -244,6 +244,7 @@ impl ProxyHttp for StatuscopeProxy {
             code,
             origin,
             started: ctx.started,
+            ended: Instant::now(),
             upstream_error: error.and_then(|e| UpstreamErrorKind::of(e, mid_body)),
             response,
         };

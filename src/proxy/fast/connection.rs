@@ -124,6 +124,8 @@ pub(super) struct Client<'e> {
     shutting_down: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     /// Requests served on this connection so far.
     served: u64,
+    /// When the last of them ended: the next one's wait is timed from there.
+    pub(super) last_ended: Option<Instant>,
 }
 
 impl<'e> Client<'e> {
@@ -136,6 +138,7 @@ impl<'e> Client<'e> {
             end: 0,
             shutting_down: None,
             served: 0,
+            last_ended: None,
         }
     }
 
@@ -219,7 +222,7 @@ impl<'e> Client<'e> {
         } else {
             limits.keepalive_timeout
         };
-        let idle_until = Instant::now() + idle_timeout;
+        let idle_until = self.last_ended.unwrap_or_else(Instant::now) + idle_timeout;
         loop {
             if self.end > 0 {
                 let buffered = &self.parts.inbuf[..self.end];
@@ -246,7 +249,7 @@ impl<'e> Client<'e> {
             // A new connection waiting for its first bytes is bounded by the header timeout; a
             // kept-alive one waiting for its next request is closed at once when shutdown begins.
             let idle = first_bytes_at.is_none() && self.served > 0;
-            let read = self.parts.deadline.run(Some(deadline), async {
+            let read = self.parts.deadline.run(|| Some(deadline), async {
                 let mut read = pin!(read);
                 poll_fn(|cx| {
                     if let Poll::Ready(read) = read.as_mut().poll(cx) {

@@ -136,8 +136,9 @@ struct Pump {
     abandoned: bool,
     /// Since when a write to the upstream has been waiting.
     writing_since: Option<Instant>,
-    /// Since when the upstream has owed an answer without sending a byte.
-    quiet_since: Instant,
+    /// Since when the upstream has owed an answer without sending a byte; `None` for "the
+    /// last progress was just now", read from the clock only if a wait follows.
+    quiet_since: Option<Instant>,
 }
 
 impl Pump {
@@ -239,7 +240,7 @@ impl Client<'_> {
             streamed: false,
             abandoned: false,
             writing_since: None,
-            quiet_since: started,
+            quiet_since: Some(started),
         };
         let edited = forward::upstream_head(
             &self.parts.inbuf[..head.head_len],
@@ -264,7 +265,7 @@ impl Client<'_> {
                     .parts
                     .deadline
                     .run(
-                        Some(Instant::now() + settings.timeouts.connect),
+                        || Some(Instant::now() + settings.timeouts.connect),
                         Upstream::connect(settings.upstream),
                     )
                     .await
@@ -288,7 +289,7 @@ impl Client<'_> {
                 .parts
                 .deadline
                 .run(
-                    Some(Instant::now() + settings.timeouts.write),
+                    || Some(Instant::now() + settings.timeouts.write),
                     write_all_vectored(
                         &mut upstream.stream,
                         &mut [
@@ -342,7 +343,7 @@ impl Client<'_> {
             if self
                 .parts
                 .deadline
-                .run(response_deadline, self.stream.write_all(&self.parts.out))
+                .run(|| response_deadline, self.stream.write_all(&self.parts.out))
                 .await
                 .is_none_or(|written| written.is_err())
             {
@@ -425,12 +426,16 @@ impl Client<'_> {
                 .accept
                 .and_then(|span| visible_ascii(span.of(&self.parts.inbuf))),
         };
+        // One clock read for the tally, the pool and the next request's wait.
+        let ended = Instant::now();
+        self.last_ended = Some(ended);
         let exchange = Finished {
             method: method_label(&method),
             path: Some(path_of(head.target.of(&self.parts.inbuf))),
             code,
             origin,
             started,
+            ended,
             upstream_error,
             response: (origin == Origin::Upstream).then_some(Judged {
                 method: &method,
@@ -446,7 +451,7 @@ impl Client<'_> {
         finish(recorder, settings, exchange);
         if clean && response.persistent && pump.complete() {
             upstream.mark_drained();
-            upstream.checkin(engine.pool_capacity, Instant::now());
+            upstream.checkin(engine.pool_capacity, ended);
         }
         match (origin, upstream_error, pump.next_request) {
             (Origin::Upstream, None, Some(next)) if keep_client => {
@@ -517,7 +522,7 @@ impl Client<'_> {
                 }
                 Poll::Ready(Ok(())) => {
                     upstream.filled += read.filled().len();
-                    pump.quiet_since = Instant::now();
+                    pump.quiet_since = None;
                     match response_head::parse(&upstream.buf[..upstream.filled], asked, spans) {
                         Parsed::Complete(head) => {
                             // A final answer before the whole body: the upstream wants no more.
@@ -551,7 +556,7 @@ impl Client<'_> {
                         pump.pending.start += n;
                         pump.writing_since = None;
                         if pump.complete() {
-                            pump.quiet_since = Instant::now();
+                            pump.quiet_since = None;
                         }
                         progressed = true;
                     }
@@ -611,8 +616,8 @@ impl Client<'_> {
             }
             // Every source is pending: arm the earliest deadline that applies.
             let writing = pump.writing_since.map(|since| since + timeouts.write);
-            let reading =
-                (pump.complete() || pump.abandoned).then(|| pump.quiet_since + timeouts.read);
+            let reading = (pump.complete() || pump.abandoned)
+                .then(|| *pump.quiet_since.get_or_insert_with(Instant::now) + timeouts.read);
             let deadline = earliest(response_deadline, earliest(writing, reading));
             if let Some(deadline) = deadline {
                 if timer.poll_passed(cx, deadline) {
@@ -675,7 +680,7 @@ impl Client<'_> {
                 .parts
                 .deadline
                 .run(
-                    response_deadline,
+                    || response_deadline,
                     write_all_vectored(
                         &mut self.stream,
                         &mut [IoSlice::new(&self.parts.out), IoSlice::new(raw)],
@@ -692,18 +697,22 @@ impl Client<'_> {
                 return Ok(taken == arrived.len());
             }
             upstream.filled = response.len;
-            let read_deadline = Instant::now() + settings.timeouts.read;
-            let deadline = earliest(Some(read_deadline), response_deadline);
+            let read_deadline = || {
+                earliest(
+                    Some(Instant::now() + settings.timeouts.read),
+                    response_deadline,
+                )
+            };
             let read = self
                 .parts
                 .deadline
                 .run(
-                    deadline,
+                    read_deadline,
                     upstream.stream.read(&mut upstream.buf[response.len..]),
                 )
                 .await;
             match read {
-                None if deadline == response_deadline => {
+                None if response_deadline.is_some_and(|limit| Instant::now() >= limit) => {
                     return Err(upstream_failure(UpstreamErrorKind::ResponseTimeout, false))
                 }
                 None => return Err(upstream_failure(UpstreamErrorKind::ReadTimeout, false)),
@@ -791,7 +800,7 @@ impl Client<'_> {
     /// Finishes a request the upstream did not answer.
     #[allow(clippy::too_many_arguments)]
     fn finish_unanswered(
-        &self,
+        &mut self,
         head: &Head,
         method: &Method,
         started: Instant,
@@ -800,16 +809,19 @@ impl Client<'_> {
         origin: Origin,
         upstream_error: Option<UpstreamErrorKind>,
     ) {
+        let ended = Instant::now();
         let exchange = Finished {
             method: method_label(method),
             path: Some(path_of(head.target.of(&self.parts.inbuf))),
             code,
             origin,
             started,
+            ended,
             upstream_error,
             response: None,
         };
         finish(&self.engine.recorder, settings, exchange);
+        self.last_ended = Some(ended);
     }
 
     /// Sends one of statuscope's own answers; `false` when the client could not be written to.
@@ -827,7 +839,7 @@ impl Client<'_> {
             .parts
             .deadline
             .run(
-                Some(Instant::now() + settings.downstream.header_timeout),
+                || Some(Instant::now() + settings.downstream.header_timeout),
                 self.stream.write_all(&wire),
             )
             .await;

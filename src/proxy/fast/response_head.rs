@@ -99,7 +99,8 @@ pub fn parse(buf: &[u8], asked: Asked, spans: &mut Vec<FieldSpan>) -> Parsed {
             value_start: offset(field.value),
             value_len: field.value.len() as u32,
         });
-        let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+        // Lengths first: most fields are none of the three.
+        let is = |known: &[u8]| name.len() == known.len() && name.eq_ignore_ascii_case(known);
         if is(b"content-length") {
             for value in field.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 let Some(n) = parse_length(value) else {
@@ -185,25 +186,40 @@ impl ResponseHead {
         out: &mut Vec<u8>,
     ) {
         out.clear();
-        let status_line = &buf[..memchr::memchr(b'\n', buf).unwrap_or(0)];
-        let status_line = status_line.strip_suffix(b"\r").unwrap_or(status_line);
-        // httparse admitted only `HTTP/1.0` and `HTTP/1.1`: eight bytes.
+        // The blank line that ends the head, however its lines end.
+        let fields_end = self.len
+            - if buf[..self.len].ends_with(b"\r\n\r\n") {
+                2
+            } else {
+                1
+            };
+        let line_start = |i: usize| {
+            spans
+                .get(i)
+                .map_or(fields_end, |span| span.name_start as usize)
+        };
+        // httparse admitted only `HTTP/1.0` and `HTTP/1.1`: eight bytes, then the status.
         out.extend_from_slice(b"HTTP/1.1");
-        out.extend_from_slice(&status_line[8..]);
-        out.extend_from_slice(b"\r\n");
-        for span in spans {
-            let field = span.of(buf);
-            if is_hop_by_hop(field.name)
-                || (self.drop_length && field.name.eq_ignore_ascii_case(b"content-length"))
-                || (dechunked && field.name.eq_ignore_ascii_case(b"transfer-encoding"))
-                || (self.names_fields && self.named_by_connection(buf, spans, field.name))
-            {
-                continue;
+        out.extend_from_slice(&buf[8..line_start(0)]);
+        // The fields kept are copied a run of whole lines at a time.
+        let mut run = None;
+        for (i, span) in spans.iter().enumerate() {
+            let name = span.of(buf).name;
+            let dropped = is_hop_by_hop(name)
+                || (self.drop_length && name.eq_ignore_ascii_case(b"content-length"))
+                || (dechunked && name.eq_ignore_ascii_case(b"transfer-encoding"))
+                || (self.names_fields && self.named_by_connection(buf, spans, name));
+            match (dropped, run) {
+                (true, Some(start)) => {
+                    out.extend_from_slice(&buf[start..line_start(i)]);
+                    run = None;
+                }
+                (false, None) => run = Some(line_start(i)),
+                _ => {}
             }
-            out.extend_from_slice(field.name);
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(field.value);
-            out.extend_from_slice(b"\r\n");
+        }
+        if let Some(start) = run {
+            out.extend_from_slice(&buf[start..fields_end]);
         }
         out.extend_from_slice(match persistence {
             Persistence::Default => b"\r\n",
