@@ -21,11 +21,17 @@ pub fn names_pingora(directive: &str) -> bool {
 /// Installs the global subscriber; the `log` crate's records (pingora's) flow into it too.
 pub fn init(log: &Log) {
     let mut filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
-    // A directive for exactly `pingora` (validated to be at most `info`) is the user's own cap.
-    if !log
-        .level
-        .split(',')
-        .any(|d| d.split('=').next() == Some("pingora"))
+    // A directive for exactly `pingora` (validated to be at most `info`) is the user's own cap;
+    // a filter no more verbose than `info` caps pingora by itself (a cap directive would raise
+    // pingora to `info` under a `warn` filter).
+    let verbose = filter
+        .max_level_hint()
+        .is_some_and(|level| level > tracing_subscriber::filter::LevelFilter::INFO);
+    if verbose
+        && !log
+            .level
+            .split(',')
+            .any(|d| d.split('=').next() == Some("pingora"))
     {
         filter = filter.add_directive(PINGORA_CAP.parse().expect("a valid directive"));
     }
