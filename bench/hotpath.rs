@@ -82,6 +82,7 @@ fn main() {
             },
             status: code,
             headers: Headers::List(&fields),
+            content_type: Headers::List(&fields).media_type(),
             sent_continue: false,
             body: None,
             error_fields: &[],

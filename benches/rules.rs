@@ -97,6 +97,7 @@ fn exchange<'a>(
         },
         status,
         headers: Headers::List(headers),
+        content_type: Headers::List(headers).media_type(),
         sent_continue: false,
         body,
         error_fields: &[],

@@ -128,6 +128,7 @@ impl Linter {
             },
             status,
             headers,
+            content_type: headers.media_type(),
             // HAR keeps only the final response.
             sent_continue: false,
             body: match &body {

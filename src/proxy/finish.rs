@@ -117,6 +117,7 @@ fn judge(
         request: response.request,
         status: code,
         headers: response.headers,
+        content_type: response.headers.media_type(),
         sent_continue: response.sent_continue,
         body: sample.as_ref(),
         error_fields: &[],

@@ -1,16 +1,20 @@
 //! The most recent findings, kept per rule for `GET /findings`, and their rate-limited log
 //! lines. Paths and evidence are redacted before they are stored.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tracing::warn;
 
+use super::handles::FxHasher;
 use super::redact;
 use crate::rules::engine::Finding;
 use crate::rules::{Severity, CATALOGUE};
+
+type FxMap<K, V> = hashbrown::HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// One finding as `/findings` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +35,10 @@ pub struct Recent {
     pub status: u16,
     /// What the rule saw, redacted, at most 200 characters.
     pub evidence: String,
+    /// A hash of the unredacted path, evidence, method and status: a finding equal to the
+    /// newest of its rule only refreshes that one's time, without redacting anything again.
+    #[serde(skip)]
+    seen: u64,
 }
 
 /// Where a finding was made.
@@ -51,7 +59,8 @@ pub struct FindingsStore {
     keep: usize,
     rings: Vec<Mutex<VecDeque<Recent>>>,
     log_interval: Duration,
-    last_logged: Mutex<HashMap<(usize, Arc<str>), Instant>>,
+    /// When each route last logged a finding of each rule (by the rule's index).
+    last_logged: Mutex<FxMap<Arc<str>, Vec<Option<Instant>>>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -69,16 +78,33 @@ impl FindingsStore {
                 .map(|_| Mutex::new(VecDeque::with_capacity(keep)))
                 .collect(),
             log_interval,
-            last_logged: Mutex::new(HashMap::new()),
+            last_logged: Mutex::new(FxMap::default()),
         }
     }
 
     /// Stores a finding (the oldest of its rule drops out) and logs it unless logged recently.
     pub fn add(&self, finding: &Finding, place: Place<'_>) {
+        let time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let seen = {
+            let mut hasher = FxHasher::default();
+            (place.path, &finding.evidence, place.method, place.status).hash(&mut hasher);
+            hasher.finish()
+        };
+        let logged = self.should_log(finding.index, place.route);
+        {
+            let mut ring = lock(&self.rings[finding.index]);
+            if let Some(newest) = ring.back_mut() {
+                if !logged && newest.seen == seen && Arc::ptr_eq(&newest.route, place.route) {
+                    // The same finding again (an endpoint misbehaving the same way).
+                    newest.time = time;
+                    return;
+                }
+            }
+        }
         let recent = Recent {
-            time: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
+            time,
             rule: finding.rule.id,
             severity: finding.severity,
             method: place.method,
@@ -86,8 +112,9 @@ impl FindingsStore {
             path: redact::evidence(place.path),
             status: place.status,
             evidence: redact::evidence(&finding.evidence),
+            seen,
         };
-        if self.should_log(finding.index, place.route) {
+        if logged {
             warn!(
                 rule = recent.rule,
                 severity = recent.severity.as_str(),
@@ -108,14 +135,16 @@ impl FindingsStore {
     fn should_log(&self, rule: usize, route: &Arc<str>) -> bool {
         let now = Instant::now();
         let mut last = lock(&self.last_logged);
-        match last.get_mut(&(rule, route.clone())) {
+        let rules = match last.get_mut(&**route) {
+            Some(rules) => rules,
+            None => last
+                .entry(route.clone())
+                .or_insert_with(|| vec![None; CATALOGUE.len().max(rule + 1)]),
+        };
+        match &mut rules[rule] {
             Some(at) if now.duration_since(*at) < self.log_interval => false,
-            Some(at) => {
-                *at = now;
-                true
-            }
-            None => {
-                last.insert((rule, route.clone()), now);
+            slot => {
+                *slot = Some(now);
                 true
             }
         }
@@ -173,6 +202,30 @@ mod tests {
             .map(|r| r.evidence.as_str())
             .collect();
         assert_eq!(first_rule, ["three", "two"]);
+    }
+
+    #[test]
+    fn the_same_finding_again_refreshes_the_newest_instead_of_pushing_older_ones_out() {
+        let store = FindingsStore::new(3, Duration::from_secs(60));
+        let route: Arc<str> = Arc::from("/r");
+        let place = |path| Place {
+            route: &route,
+            method: "GET",
+            path,
+            status: 200,
+        };
+        store.add(&finding(0, "one"), place("/r/1"));
+        store.add(&finding(0, "two"), place("/r/2"));
+        let before = store.recent()[0].time;
+        for _ in 0..10 {
+            store.add(&finding(0, "two"), place("/r/2"));
+        }
+        let recent = store.recent();
+        assert_eq!(recent.len(), 2, "{recent:?}");
+        assert_eq!(recent[0].evidence, "two");
+        assert!(recent[0].time >= before);
+        store.add(&finding(0, "two"), place("/r/3"));
+        assert_eq!(store.recent().len(), 3);
     }
 
     #[test]

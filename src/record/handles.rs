@@ -75,6 +75,8 @@ pub struct JudgedHandles {
 struct RouteHandles {
     responses: FxMap<(&'static str, u16, u8), ResponseHandles>,
     judged: FxMap<&'static str, JudgedHandles>,
+    /// `statuscope_findings_total` by (rule index, severity, method, code).
+    findings: FxMap<(usize, u8, &'static str, u16), IntCounter>,
 }
 
 /// Each worker thread's handles, by route label.
@@ -115,6 +117,26 @@ impl HandleCache {
             route_entry(&mut routes, route)
                 .judged
                 .entry(method)
+                .or_insert_with(resolve),
+        );
+    }
+}
+
+impl HandleCache {
+    /// Applies `record` to the findings counter of a rule, severity, method and code on a
+    /// route, resolved with `resolve` on first use.
+    pub fn findings(
+        &self,
+        route: &str,
+        key: (usize, u8, &'static str, u16),
+        resolve: impl FnOnce() -> IntCounter,
+        record: impl FnOnce(&IntCounter),
+    ) {
+        let mut routes = self.threads.get_or_default().borrow_mut();
+        record(
+            route_entry(&mut routes, route)
+                .findings
+                .entry(key)
                 .or_insert_with(resolve),
         );
     }

@@ -269,16 +269,19 @@ impl Metrics {
 
     /// Counts one finding.
     pub fn record_finding(&self, finding: &Finding, route: &str, method: &'static str, code: u16) {
-        let mut code_buf = itoa::Buffer::new();
-        self.findings
-            .with_label_values(&[
+        let key = (finding.index, finding.severity as u8, method, code);
+        let resolve = || {
+            let mut code_buf = itoa::Buffer::new();
+            self.findings.with_label_values(&[
                 finding.rule.id,
                 finding.severity.as_str(),
                 route,
                 method,
                 code_buf.format(code),
             ])
-            .inc();
+        };
+        self.handles
+            .findings(route, key, resolve, |counter| counter.inc());
     }
 
     /// Counts one response checked against the rules, and whether it broke any.

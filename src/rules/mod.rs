@@ -101,6 +101,9 @@ pub struct Exchange<'a> {
     pub status: u16,
     /// The upstream's response headers.
     pub headers: Headers<'a>,
+    /// The response's media type (`Content-Type` without parameters), looked up once by
+    /// whoever builds the exchange ([`Headers::media_type`]): most rules ask for it.
+    pub content_type: Option<&'a str>,
     /// The upstream sent `100 Continue` before the final response.
     pub sent_continue: bool,
     /// The sampled body, when sampling is on and the body is of a kind rules read.
@@ -118,7 +121,7 @@ impl<'a> Exchange<'a> {
 
     /// The response's `Content-Type` essence as sent (`application/json`), parameters dropped.
     pub fn content_type(&self) -> Option<&'a str> {
-        self.header("content-type").map(crate::sample::media_type)
+        self.content_type
     }
 
     /// True when the `Content-Type` essence is one of `types` (compared without case).
@@ -233,6 +236,11 @@ impl<'a> Headers<'a> {
     /// Whether a field named `name` (lower case) is present.
     pub fn contains(self, name: &str) -> bool {
         self.get(name).is_some()
+    }
+
+    /// The media type of the `Content-Type` field (`application/json`), parameters dropped.
+    pub fn media_type(self) -> Option<&'a str> {
+        self.get_str("content-type").map(crate::sample::media_type)
     }
 }
 
@@ -399,13 +407,15 @@ pub(crate) mod testing {
                     value: value.as_bytes(),
                 })
                 .collect();
+            let headers = Headers::List(&fields);
             judge(&Exchange {
                 method: &self.method,
                 route,
                 path: route,
                 request: self.request,
                 status: self.status,
-                headers: Headers::List(&fields),
+                headers,
+                content_type: headers.media_type(),
                 sent_continue: self.sent_continue,
                 body: self.body.as_ref(),
                 error_fields: &self.fields,
