@@ -91,9 +91,12 @@ deny: test-deps
 generate:
 	$(CARGO) run --quiet --example generate
 
-## docs: regenerate docs/rules.md from the rule catalogue (a test fails when it is stale).
+## docs: regenerate the references generated from the code (a test fails when one is stale).
+REFERENCES := configuration rules
 docs:
-	$(CARGO) run --quiet -- rules --markdown > docs/rules.md
+	@for topic in $(REFERENCES); do \
+	  $(CARGO) run --quiet -- reference $$topic > docs/$$topic.md || exit 1; \
+	done
 
 lint:
 	$(CARGO) fmt --check

@@ -5,7 +5,7 @@
 //! Prometheus metrics on an admin port, and checks each exchange against a catalogue of
 //! status-code misuse rules. The modules follow the pipeline:
 //! [`proxy`] → [`sample`] → [`classify`] and [`rules`] → [`record`] → [`export`], with
-//! [`config`], [`lifecycle`], [`telemetry`] and the self-contained [`demo`] around them.
+//! [`config`], [`lifecycle`], [`logs`] and the self-contained [`demo`] around them.
 
 #![warn(missing_docs)]
 
@@ -16,8 +16,8 @@ pub mod export;
 pub mod inject;
 pub mod lifecycle;
 pub mod lint;
+pub mod logs;
 pub mod proxy;
 pub mod record;
 pub mod rules;
 pub mod sample;
-pub mod telemetry;

@@ -20,7 +20,7 @@ use pingora::services::listening::Service;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
-use crate::config::{Config, ConfigError, Engine};
+use crate::config::{Config, ConfigErrors, Engine};
 use crate::export::report::ReportGate;
 use crate::proxy::admission::Admission;
 use crate::proxy::fast::FastEngine;
@@ -30,7 +30,7 @@ use crate::proxy::settings::Settings;
 use crate::record::{Metrics, Recorder};
 
 /// Loads the configuration again from the sources the process started with; called on SIGHUP.
-pub type Reload = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
+pub type Reload = Box<dyn Fn() -> Result<Config, ConfigErrors> + Send + Sync>;
 
 /// How often readiness and drain progress are checked. Both are cheap local checks.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -75,7 +75,7 @@ impl Health {
 #[derive(Debug)]
 pub enum StartError {
     /// The configuration is unusable (exit status 2).
-    Config(crate::config::ConfigError),
+    Config(ConfigErrors),
     /// A port could not be bound or a thread started (exit status 1).
     Io(String),
 }
@@ -100,10 +100,10 @@ pub fn run(
     reload: Option<Reload>,
     gate: Option<Arc<ReportGate>>,
 ) -> Result<u8, StartError> {
-    let settings = Arc::new(Settings::new(config).map_err(StartError::Config)?);
+    let settings = Arc::new(Settings::new(config).map_err(|e| StartError::Config(e.into()))?);
     let admission = Admission::new(recorder.metrics.in_flight().clone());
     let proxy = StatuscopeProxy::new(settings.clone(), recorder, admission.clone());
-    let upstream = config.require_upstream().map_err(StartError::Config)?;
+    let upstream = config.require_upstream().map_err(|e| StartError::Config(e.into()))?;
     let health = Arc::new(Health::default());
 
     let admin = TcpListener::bind(config.admin)
@@ -273,9 +273,11 @@ impl Reloader {
                     );
                 }
             }
-            Err(e) => {
+            Err(errors) => {
                 self.metrics.record_reload(false);
-                warn!(error = %e, "SIGHUP: configuration rejected; the previous one stays in force");
+                for error in errors.iter() {
+                    warn!(error = %error, "SIGHUP: configuration rejected; the previous one stays in force");
+                }
             }
         }
     }

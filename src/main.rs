@@ -14,7 +14,7 @@ use statuscope::lint::Linter;
 use statuscope::record::Recorder;
 use statuscope::rules::describe;
 use statuscope::rules::Severity;
-use statuscope::{demo, inject, telemetry};
+use statuscope::{demo, inject, logs};
 
 /// Exit status for a configuration or usage error (as clap uses for bad flags).
 const EXIT_CONFIG: u8 = 2;
@@ -91,6 +91,12 @@ enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    /// Print a reference generated from the code, as Markdown (the text of docs/<topic>.md).
+    Reference {
+        /// Which reference.
+        #[arg(value_enum)]
+        topic: Topic,
+    },
     /// Run statuscope in front of a built-in demo service, drive traffic and print live tallies.
     Demo {
         /// Stop by itself after this long (e.g. `30s`, `2m`); runs until Ctrl-C when absent.
@@ -103,6 +109,15 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9070")]
         admin: String,
     },
+}
+
+/// The references `statuscope reference` prints, each the whole of a file in `docs/`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Topic {
+    /// Every configuration key (docs/configuration.md).
+    Configuration,
+    /// The misuse rules (docs/rules.md).
+    Rules,
 }
 
 #[derive(clap::Args)]
@@ -148,7 +163,7 @@ fn main() -> ExitCode {
             if let Err(e) = loaded.config.require_upstream() {
                 return fail(EXIT_CONFIG, &e);
             }
-            telemetry::init(&loaded.config.log);
+            logs::init(loaded.config.log.format, &loaded.config.log.level);
             let mut recorder = Recorder::new(&loaded.config);
             let gate = args.report.map(|path| {
                 let report = Arc::new(Mutex::new(Report::for_config(&loaded.config)));
@@ -237,6 +252,14 @@ fn main() -> ExitCode {
             print!("{text}");
             ExitCode::SUCCESS
         }
+        Command::Reference { topic } => {
+            let text = match topic {
+                Topic::Configuration => config::keys::reference_markdown(),
+                Topic::Rules => describe::markdown(),
+            };
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
         Command::Demo {
             duration,
             listen,
@@ -301,7 +324,11 @@ fn finish(result: Result<u8, StartError>) -> ExitCode {
     }
 }
 
+/// Prints `error` with every line prefixed, so each of several configuration errors reads as a
+/// message of its own.
 fn fail(status: u8, error: &dyn std::fmt::Display) -> ExitCode {
-    eprintln!("statuscope: {error}");
+    for line in error.to_string().lines() {
+        eprintln!("statuscope: {line}");
+    }
     ExitCode::from(status)
 }

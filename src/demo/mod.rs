@@ -37,7 +37,7 @@ pub fn run(overrides: &Overrides, duration: Option<Duration>) -> Result<u8, Star
     overrides.upstream = Some(service_addr.to_string());
     let loaded = config::load(None, &overrides).map_err(StartError::Config)?;
     let config = demo_config(loaded.config);
-    crate::telemetry::init(&config.log);
+    crate::logs::init(config.log.format, &config.log.level);
 
     let recorder = Recorder::new(&config);
     runtime.spawn(service::serve(listener));

@@ -13,17 +13,7 @@ use memchr::memchr;
 
 use super::chunked::ChunkedReader;
 use super::error_response::ProxyError;
-
-/// The limits a request head must stay within.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeadLimits {
-    /// Bytes of the whole head, request line and header fields (431 beyond).
-    pub max_header_bytes: usize,
-    /// Header fields (431 beyond).
-    pub max_headers: usize,
-    /// Bytes of the request target (414 beyond).
-    pub max_target_bytes: usize,
-}
+pub use crate::config::{HeadLimits, REQUEST_LINE_SLACK};
 
 /// Why a request was refused: the status and body to send, and a precise reason for the log
 /// and the `details` of the body.
@@ -181,8 +171,6 @@ enum TransferEncoding {
 
 const LEADING_BLANK_LINES: usize = 4;
 
-/// Room in a request line for the method and version around the longest accepted target.
-pub const REQUEST_LINE_SLACK: usize = 64;
 
 /// A request line this long cannot hold an acceptable target, however it continues.
 fn request_line_too_long(len: usize, limits: &HeadLimits) -> bool {

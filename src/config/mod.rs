@@ -1,0 +1,583 @@
+//! Typed configuration, layered as built-in defaults < file < environment < command-line flags.
+//!
+//! [`keys`] defines every key once (path, default, meaning, when it applies); [`sources`]
+//! merges the layers; [`validate`] checks them section by section and reports every invalid
+//! key at once, each naming the key and the source its value came from (the file's path, `the
+//! environment`, `a command-line flag`), before any port is bound.
+
+pub mod error;
+pub mod keys;
+mod sources;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use crate::logs::LogFormat;
+pub use crate::sample::MAX_BODY_SAMPLE_BYTES;
+use crate::classify::route::RouteTemplate;
+use crate::rules::engine::{RouteRules, RuleSetting};
+
+/// Prefix of the environment variables that configure statuscope (`STATUSCOPE_UPSTREAM`, ...).
+/// Nested keys use a double underscore: `STATUSCOPE_TIMEOUTS__CONNECT=2s`.
+pub const ENV_PREFIX: &str = "STATUSCOPE";
+
+/// Room in a request line for the method and version around the longest accepted target:
+/// `downstream.max_target_bytes` must stay this far below `downstream.max_header_bytes`.
+pub const REQUEST_LINE_SLACK: usize = 64;
+
+/// The validated configuration statuscope runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address of the proxy listener (`listen`).
+    pub listen: SocketAddr,
+    /// Address of the admin listener serving `/metrics`, `/healthz`, `/readyz` (`admin`).
+    pub admin: SocketAddr,
+    /// The service behind the proxy (`upstream`); required by `statuscope run`.
+    pub upstream: Option<Upstream>,
+    /// Worker threads of the proxy (`threads`).
+    pub threads: usize,
+    /// Requests proxied at once before new ones get a 503 (`max_in_flight`).
+    pub max_in_flight: usize,
+    /// How long SIGTERM waits for in-flight requests before exiting (`drain_timeout`).
+    pub drain_timeout: Duration,
+    /// Idle upstream connections kept for reuse (`upstream_keepalive_pool_size`).
+    pub upstream_keepalive_pool_size: usize,
+    /// Accept HTTP/2 over cleartext (prior knowledge) on the proxy port (`h2c`).
+    pub h2c: bool,
+    /// Which engine carries HTTP/1 exchanges (`proxy.engine`).
+    pub engine: Engine,
+    /// Limits on client connections and request heads (`downstream.*`).
+    pub downstream: Downstream,
+    /// Upstream timeouts (`timeouts.*`).
+    pub timeouts: Timeouts,
+    /// Route templating (`routes.*`).
+    pub routes: Routes,
+    /// Logging (`log.*`).
+    pub log: Log,
+    /// Bytes of each response body kept for the rules; 0 turns sampling off (`body_sample_bytes`).
+    pub body_sample_bytes: usize,
+    /// Top-level JSON fields that make an error body structured (`error_fields`).
+    pub error_fields: Vec<String>,
+    /// Findings: evaluation, the `/findings` endpoint and their logging (`findings.*`).
+    pub findings: Findings,
+    /// Per-rule switches and severity overrides (`rules.<id>.*`).
+    pub rule_settings: Vec<RuleSetting>,
+    /// Per-route exceptions (`route_rules`).
+    pub route_rules: Vec<RouteRules>,
+}
+
+/// How findings are produced and shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Findings {
+    /// Evaluate the rule catalogue at all (`findings.enabled`).
+    pub enabled: bool,
+    /// Serve `GET /findings` on the admin port (`findings.endpoint`).
+    pub endpoint: bool,
+    /// Recent findings kept per rule for `/findings` (`findings.keep_per_rule`).
+    pub keep_per_rule: usize,
+    /// At most one log line per rule and route per this interval (`findings.log_interval`).
+    pub log_interval: Duration,
+    /// `/findings` requires `Authorization: Bearer <token>` with the token read from this file
+    /// (`findings.token_file`); unset, `/findings` is open to whoever reaches the admin port.
+    pub token: Option<Secret>,
+}
+
+/// A secret read from a file: compared, never printed (its `Debug` hides it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for comparison.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// The engine that carries HTTP/1 exchanges (`proxy.engine`); both tally and judge alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// statuscope's own keep-alive loop on pingora-core (`fast`, the default).
+    Fast,
+    /// pingora-proxy's `ProxyHttp` for every request (`pingora`): the fallback.
+    Pingora,
+}
+
+impl Engine {
+    /// The value as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Fast => "fast",
+            Engine::Pingora => "pingora",
+        }
+    }
+}
+
+/// Limits on the client side of the proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downstream {
+    /// Client connections open at once; more are closed at accept (`downstream.max_connections`).
+    pub max_connections: usize,
+    /// Time for a request head to arrive once its connection is open or its first byte has
+    /// been read; 408 after it (`downstream.header_timeout`).
+    pub header_timeout: Duration,
+    /// How long an idle keep-alive client connection waits for its next request
+    /// (`downstream.keepalive_timeout`).
+    pub keepalive_timeout: Duration,
+    /// Size limits on request heads (`downstream.max_header_bytes`, `downstream.max_headers`,
+    /// `downstream.max_target_bytes`).
+    pub head: HeadLimits,
+}
+
+/// The limits a request head must stay within (`downstream.max_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadLimits {
+    /// Bytes of the whole head, request line and header fields (431 beyond).
+    pub max_header_bytes: usize,
+    /// Header fields (431 beyond).
+    pub max_headers: usize,
+    /// Bytes of the request target (414 beyond).
+    pub max_target_bytes: usize,
+}
+
+/// The upstream as configured (`host:port`) and the socket address it resolved to at start-up.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// The text the user gave, kept for logs.
+    pub authority: String,
+    /// The resolved address the proxy connects to.
+    pub addr: SocketAddr,
+}
+
+/// Upstream timeouts. Each bounds one step of talking to the upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Establishing a TCP connection (`timeouts.connect`).
+    pub connect: Duration,
+    /// Each read from the upstream, headers or body (`timeouts.read`).
+    pub read: Duration,
+    /// Each write to the upstream (`timeouts.write`).
+    pub write: Duration,
+    /// How long an unused pooled upstream connection is kept (`timeouts.idle`).
+    pub idle: Duration,
+    /// The whole upstream response, from the request's arrival to the body's last byte;
+    /// bounds an upstream that trickles (`timeouts.response`). `None` when set to 0.
+    pub response: Option<Duration>,
+}
+
+/// Route templating and the cap on distinct routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routes {
+    /// Templates such as `/users/{id}`, matched in order before automatic normalisation.
+    pub templates: Vec<RouteTemplate>,
+    /// Distinct automatically normalised routes before spilling into `__other__` (`routes.max`).
+    pub max: usize,
+}
+
+/// Log output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    /// `human` or `json` (`log.format`).
+    pub format: LogFormat,
+    /// A `tracing` filter directive such as `info` or `statuscope=debug` (`log.level`).
+    pub level: String,
+    /// One line per request (route, method, status, origin, duration); off by default.
+    pub access: bool,
+}
+
+/// Values given on the command line; they override the file and the environment.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--listen`
+    pub listen: Option<String>,
+    /// `--admin`
+    pub admin: Option<String>,
+    /// `--upstream`
+    pub upstream: Option<String>,
+}
+
+/// Where the configuration came from, for the start-up log line.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The validated configuration.
+    pub config: Config,
+    /// A human description of the sources in effect.
+    pub source: String,
+}
+
+/// Loads the layers (file, then `STATUSCOPE_*` environment, then flags) and validates them.
+pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Loaded, ConfigErrors> {
+    load_from(file, overrides, None)
+}
+
+/// Like [`load`], with an explicit environment instead of the process's (for tests).
+pub fn load_from(
+    file: Option<&Path>,
+    overrides: &Overrides,
+    env: Option<config::Map<String, String>>,
+) -> Result<Loaded, ConfigErrors> {
+    let sources = sources::Sources::read(file, overrides, env)?;
+    let config = validate::validate(&sources)?;
+    let source = match file {
+        Some(path) => format!("{} + environment + flags", path.display()),
+        None => "defaults + environment + flags".to_string(),
+    };
+    Ok(Loaded { config, source })
+}
+
+impl Config {
+    /// The keys whose values differ from `running`'s and that a reload cannot apply: they are
+    /// read once at start (listeners, threads, logging, the findings store and endpoint).
+    pub fn keys_needing_restart(&self, running: &Config) -> Vec<&'static str> {
+        keys::needing_restart(self, running)
+    }
+
+    /// The upstream, or an error naming the key when `run` was started without one.
+    pub fn require_upstream(&self) -> Result<&Upstream, ConfigError> {
+        self.upstream.as_ref().ok_or_else(|| ConfigError {
+            key: Some("upstream".to_string()),
+            source: "the built-in default, which is unset".to_string(),
+            problem: "is required: give --upstream host:port, STATUSCOPE_UPSTREAM or `upstream:` in the file".to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::Severity;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<config::Map<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_apply_without_any_source() {
+        let loaded = load_from(None, &Overrides::default(), env(&[])).unwrap();
+        let config = loaded.config;
+        assert_eq!(config.listen, "0.0.0.0:7070".parse().unwrap());
+        assert_eq!(config.admin, "0.0.0.0:9070".parse().unwrap());
+        assert!(config.upstream.is_none());
+        assert_eq!(config.drain_timeout, Duration::from_secs(10));
+        assert_eq!(config.routes.max, 200);
+        assert_eq!(config.timeouts.connect, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn environment_sets_nested_keys_and_flags_win() {
+        let overrides = Overrides {
+            upstream: Some("127.0.0.1:9999".into()),
+            ..Overrides::default()
+        };
+        let loaded = load_from(
+            None,
+            &overrides,
+            env(&[
+                ("STATUSCOPE_UPSTREAM", "127.0.0.1:8080"),
+                ("STATUSCOPE_TIMEOUTS__READ", "1500ms"),
+                ("STATUSCOPE_ROUTES__TEMPLATES", "/users/{id},/orders/{id}"),
+            ]),
+        )
+        .unwrap();
+        let config = loaded.config;
+        assert_eq!(config.upstream.unwrap().addr.port(), 9999);
+        assert_eq!(config.timeouts.read, Duration::from_millis(1500));
+        assert_eq!(config.routes.templates.len(), 2);
+    }
+
+    #[test]
+    fn unknown_environment_key_is_named_with_its_source() {
+        let err = load_from(
+            None,
+            &Overrides::default(),
+            env(&[("STATUSCOPE_LISTNE", "x")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`listne`"), "{err}");
+        assert!(err.contains("the environment"), "{err}");
+    }
+
+    #[test]
+    fn negative_timeout_is_rejected() {
+        let err = load_from(
+            None,
+            &Overrides::default(),
+            env(&[("STATUSCOPE_TIMEOUTS__CONNECT", "-1")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`timeouts.connect`"), "{err}");
+        assert!(err.contains("non-negative"), "{err}");
+        assert!(err.contains("the environment"), "{err}");
+    }
+
+    #[test]
+    fn the_engine_is_fast_unless_pingora_is_asked_for() {
+        let engine = |pairs: &[(&str, &str)]| {
+            load_from(None, &Overrides::default(), env(pairs)).map(|loaded| loaded.config.engine)
+        };
+        assert_eq!(engine(&[]).unwrap(), Engine::Fast);
+        assert_eq!(
+            engine(&[("STATUSCOPE_PROXY__ENGINE", "pingora")]).unwrap(),
+            Engine::Pingora
+        );
+        let err = engine(&[("STATUSCOPE_PROXY__ENGINE", "hyper")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`proxy.engine`") && err.contains("`hyper`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn verbose_pingora_logging_is_refused_and_modest_levels_are_not() {
+        let level = |text: &str| {
+            load_from(
+                None,
+                &Overrides::default(),
+                env(&[("STATUSCOPE_LOG__LEVEL", text)]),
+            )
+        };
+        for verbose in [
+            "pingora_proxy=debug",
+            "info,pingora=TRACE",
+            "pingora_core::server=debug",
+        ] {
+            let err = level(verbose).unwrap_err().to_string();
+            assert!(
+                err.contains("`log.level`") && err.contains("headers"),
+                "{err}"
+            );
+        }
+        for modest in [
+            "debug",
+            "statuscope=trace,pingora_core=warn",
+            "pingora=info",
+        ] {
+            assert!(level(modest).is_ok(), "{modest}");
+        }
+    }
+
+    #[test]
+    fn a_target_limit_that_does_not_fit_the_head_limit_is_refused() {
+        let err = load_from(
+            None,
+            &Overrides::default(),
+            env(&[
+                ("STATUSCOPE_DOWNSTREAM__MAX_HEADER_BYTES", "4096"),
+                ("STATUSCOPE_DOWNSTREAM__MAX_TARGET_BYTES", "4064"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`downstream.max_target_bytes`"), "{err}");
+    }
+
+    #[test]
+    fn rule_settings_accept_underscored_ids_from_the_environment() {
+        let loaded = load_from(
+            None,
+            &Overrides::default(),
+            env(&[
+                ("STATUSCOPE_RULES__ERROR_BODY_ON_SUCCESS__ENABLED", "false"),
+                ("STATUSCOPE_RULES__MISSING_RETRY_AFTER__SEVERITY", "error"),
+            ]),
+        )
+        .unwrap();
+        let settings = loaded.config.rule_settings;
+        assert_eq!(settings.len(), 2);
+        assert!(settings.iter().any(|s| !s.enabled));
+        assert!(settings.iter().any(|s| s.severity == Some(Severity::Error)));
+    }
+
+    #[test]
+    fn unknown_rule_ids_are_named() {
+        let err = load_from(
+            None,
+            &Overrides::default(),
+            env(&[("STATUSCOPE_RULES__NO_SUCH_RULE__ENABLED", "false")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown rule id `no_such_rule`"), "{err}");
+        let err = load_from(
+            None,
+            &Overrides::default(),
+            env(&[("STATUSCOPE_RULES__MISSING_RETRY_AFTER__LOUDNESS", "9")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`rules.missing_retry_after.loudness`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn route_rules_are_read_from_a_file_and_their_ids_checked() {
+        let dir = std::env::temp_dir().join(format!("statuscope-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.yaml");
+        std::fs::write(&good, "route_rules:\n  - route: /graphql\n    disable: [error-body-on-success]\n    error_fields: [errors]\n").unwrap();
+        let loaded = load_from(Some(&good), &Overrides::default(), env(&[])).unwrap();
+        assert_eq!(loaded.config.route_rules[0].route, "/graphql");
+        assert_eq!(loaded.config.route_rules[0].error_fields, ["errors"]);
+        let bad = dir.join("bad.yaml");
+        std::fs::write(
+            &bad,
+            "route_rules:\n  - route: /graphql\n    disable: [no-such-rule]\n",
+        )
+        .unwrap();
+        let err = load_from(Some(&bad), &Overrides::default(), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`route_rules[0].disable`") && err.contains("`no-such-rule`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn body_sample_bytes_is_bounded() {
+        let err = load_from(
+            None,
+            &Overrides::default(),
+            env(&[("STATUSCOPE_BODY_SAMPLE_BYTES", "-1")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`body_sample_bytes`"), "{err}");
+        let zero = load_from(
+            None,
+            &Overrides::default(),
+            env(&[("STATUSCOPE_BODY_SAMPLE_BYTES", "0")]),
+        )
+        .unwrap();
+        assert_eq!(zero.config.body_sample_bytes, 0);
+    }
+
+    #[test]
+    fn bad_flag_address_names_the_flag() {
+        let overrides = Overrides {
+            listen: Some("nowhere".into()),
+            ..Overrides::default()
+        };
+        let err = load_from(None, &overrides, env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`listen`"), "{err}");
+        assert!(err.contains("command-line flag"), "{err}");
+    }
+
+    #[test]
+    fn every_invalid_key_is_reported_at_once() {
+        let errors = load_from(
+            None,
+            &Overrides::default(),
+            env(&[
+                ("STATUSCOPE_THREADS", "0"),
+                ("STATUSCOPE_TIMEOUTS__CONNECT", "soon"),
+                ("STATUSCOPE_LOG__FORMAT", "xml"),
+                ("STATUSCOPE_LISTNE", "x"),
+                ("STATUSCOPE_MAX_IN_FLIGHT", "many"),
+            ]),
+        )
+        .unwrap_err();
+        let mut keys: Vec<_> = errors.iter().map(|e| e.key.clone().unwrap()).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["listne", "log.format", "max_in_flight", "threads", "timeouts.connect"],
+            "{errors}"
+        );
+        assert!(errors.iter().all(|e| e.source == "the environment"), "{errors}");
+        assert_eq!(errors.to_string().lines().count(), 5, "{errors}");
+    }
+
+    /// A value other than the default for every key a source may set, to prove that the key
+    /// table's reload/restart marks are what a reload actually compares.
+    const OTHER_VALUES: &[(&str, &str)] = &[
+        ("listen", "127.0.0.1:7071"),
+        ("admin", "127.0.0.1:9071"),
+        ("upstream", "127.0.0.1:8081"),
+        ("threads", "2"),
+        ("max_in_flight", "10"),
+        ("drain_timeout", "3s"),
+        ("upstream_keepalive_pool_size", "9"),
+        ("h2c", "false"),
+        ("proxy.engine", "pingora"),
+        ("downstream.max_connections", "5"),
+        ("downstream.header_timeout", "3s"),
+        ("downstream.keepalive_timeout", "3s"),
+        ("downstream.max_header_bytes", "40000"),
+        ("downstream.max_headers", "50"),
+        ("downstream.max_target_bytes", "4096"),
+        ("timeouts.connect", "3s"),
+        ("timeouts.read", "3s"),
+        ("timeouts.write", "3s"),
+        ("timeouts.idle", "3s"),
+        ("timeouts.response", "3s"),
+        ("routes.templates", "/users/{id}"),
+        ("routes.max", "7"),
+        ("log.format", "json"),
+        ("log.level", "warn"),
+        ("log.access", "true"),
+        ("body_sample_bytes", "100"),
+        ("error_fields", "problem"),
+        ("findings.enabled", "false"),
+        ("findings.endpoint", "false"),
+        ("findings.keep_per_rule", "3"),
+        ("findings.log_interval", "3s"),
+        ("rules.<id>.enabled", "false"),
+        ("rules.<id>.severity", "info"),
+    ];
+
+    #[test]
+    fn a_reload_names_exactly_the_changed_keys_the_table_marks_restart_only() {
+        let load_with = |pairs: &[(&str, &str)]| {
+            load_from(None, &Overrides::default(), env(pairs))
+                .unwrap_or_else(|e| panic!("{pairs:?}: {e}"))
+                .config
+        };
+        let running = load_with(&[]);
+        let untested = ["findings.token_file", "route_rules"];
+        for key in keys::KEYS {
+            if untested.contains(&key.path) {
+                continue;
+            }
+            let (_, value) = OTHER_VALUES
+                .iter()
+                .find(|(path, _)| *path == key.path)
+                .unwrap_or_else(|| panic!("no other value for `{}`", key.path));
+            let var = format!(
+                "STATUSCOPE_{}",
+                key.path
+                    .replace("<id>", "missing_retry_after")
+                    .replace('.', "__")
+                    .to_uppercase()
+            );
+            let changed = load_with(&[(&var, value)]);
+            let expected: Vec<&str> = match key.applies {
+                keys::Applies::OnRestart(_) => vec![key.path],
+                keys::Applies::OnReload => vec![],
+            };
+            assert_eq!(changed.keys_needing_restart(&running), expected, "{var}");
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The raw layers: built-in defaults (from the key table) < file < `STATUSCOPE_*` environment
+//! < command-line flags, merged by the `config` crate, and read back one key at a time so that
+//! each problem names its key and the source its value came from.
+
+use std::path::{Path, PathBuf};
+
+use config::{Environment, File, Value, ValueKind};
+use serde::de::DeserializeOwned;
+
+use super::error::{ConfigError, ConfigErrors};
+use super::keys::{DefaultValue, KEYS};
+use super::{Overrides, ENV_PREFIX};
+
+const UNKNOWN_KEY: &str = "unknown key; see docs/configuration.md";
+
+/// The merged layers, before any value is checked.
+pub(super) struct Sources {
+    merged: config::Config,
+    /// The keys a command-line flag set: the `config` crate records no origin for them.
+    flags: Vec<&'static str>,
+}
+
+impl Sources {
+    /// Merges the layers. Fails only when a source cannot be read at all (a missing or
+    /// unparsable file); problems with single keys are left to [`Sources::unknown_keys`] and
+    /// the typed reads.
+    pub(super) fn read(
+        file: Option<&Path>,
+        overrides: &Overrides,
+        env: Option<config::Map<String, String>>,
+    ) -> Result<Sources, ConfigErrors> {
+        let mut builder = config::Config::builder();
+        for key in KEYS.iter().filter(|key| !key.is_pattern()) {
+            let result = match &key.default {
+                DefaultValue::Text(text) => builder.set_default(key.path, *text),
+                DefaultValue::Int(n) => builder.set_default(key.path, *n),
+                DefaultValue::Bool(b) => builder.set_default(key.path, *b),
+                DefaultValue::List(items) => builder.set_default(key.path, items.to_vec()),
+                DefaultValue::Unset(_) => Ok(builder),
+            };
+            builder = result.expect("key table paths are valid config paths");
+        }
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::whole(path.display().to_string(), "the file does not exist").into());
+            }
+            builder = builder.add_source(File::from(PathBuf::from(path)));
+        }
+        let environment = Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("_")
+            .separator("__")
+            .list_separator(",")
+            .with_list_parse_key("routes.templates")
+            .with_list_parse_key("error_fields")
+            .try_parsing(true)
+            .source(env);
+        builder = builder.add_source(environment);
+        let mut flags = Vec::new();
+        for (key, value) in [
+            ("listen", &overrides.listen),
+            ("admin", &overrides.admin),
+            ("upstream", &overrides.upstream),
+        ] {
+            if let Some(value) = value {
+                builder = builder
+                    .set_override(key, value.as_str())
+                    .expect("flag keys are valid config paths");
+                flags.push(key);
+            }
+        }
+        let merged = builder.build().map_err(|e| {
+            let source = file.map_or("the environment".to_string(), |p| p.display().to_string());
+            ConfigError::whole(source, e)
+        })?;
+        Ok(Sources { merged, flags })
+    }
+
+    /// Names the source the value at `key` came from.
+    pub(super) fn origin(&self, key: &str) -> String {
+        // Walk the merged tree itself: `Config::get` returns copies that have lost their origin.
+        let mut value = &self.merged.cache;
+        for part in key.split('.') {
+            match &value.kind {
+                ValueKind::Table(table) => match table.get(part) {
+                    Some(child) => value = child,
+                    None => return self.describe(key, None),
+                },
+                _ => return self.describe(key, None),
+            }
+        }
+        self.describe(key, Some(value))
+    }
+
+    fn describe(&self, key: &str, value: Option<&Value>) -> String {
+        match value.and_then(Value::origin) {
+            Some(origin) => origin.to_string(),
+            None if self.flags.contains(&key) => "a command-line flag".to_string(),
+            None => "the built-in default".to_string(),
+        }
+    }
+
+    /// Every key a source set that the key table does not define.
+    pub(super) fn unknown_keys(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        self.check_keys(&self.merged.cache, &mut String::new(), &mut errors);
+        errors
+    }
+
+    fn check_keys(&self, value: &Value, path: &mut String, errors: &mut Vec<ConfigError>) {
+        let known = || KEYS.iter().any(|key| key.matches(path));
+        let ValueKind::Table(table) = &value.kind else {
+            if !path.is_empty() && !known() {
+                errors.push(ConfigError::at(path, self.describe(path, Some(value)), UNKNOWN_KEY));
+            }
+            return;
+        };
+        if !KEYS.iter().any(|key| key.is_below(path)) {
+            let problem = if known() {
+                "expected a single value, found a table"
+            } else {
+                UNKNOWN_KEY
+            };
+            errors.push(ConfigError::at(path, self.describe(path, Some(value)), problem));
+            return;
+        }
+        for (name, child) in table {
+            let before = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(name);
+            self.check_keys(child, path, errors);
+            path.truncate(before);
+        }
+    }
+
+    /// The value at `key` as a `T`; `None` when no source (nor the key table) sets it.
+    pub(super) fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ConfigError> {
+        match self.merged.get::<T>(key) {
+            Ok(value) => Ok(Some(value)),
+            Err(config::ConfigError::NotFound(_)) => Ok(None),
+            Err(config::ConfigError::Type {
+                unexpected,
+                expected,
+                ..
+            }) => Err(ConfigError::at(
+                key,
+                self.origin(key),
+                format!("expected {expected}, found {unexpected}"),
+            )),
+            Err(e) => Err(ConfigError::at(key, self.origin(key), e)),
+        }
+    }
+}
