@@ -12,7 +12,7 @@ use http::Method;
 use statuscope::classify::route::{RouteTable, RouteTemplate};
 use statuscope::classify::{method_label, Origin};
 use statuscope::proxy::request_head::{HeadLimits, HeadReader, Progress};
-use statuscope::record::{Exchange, Metrics};
+use statuscope::record::{Metrics, Tally};
 use statuscope::rules::engine::Engine;
 use statuscope::rules::{self, Field, Headers, RequestFacts};
 
@@ -63,7 +63,7 @@ fn main() {
         let code = codes[i % codes.len()];
         let route = routes.resolve(black_box(path));
         let label = method_label(&method);
-        metrics.record(&Exchange {
+        metrics.record(&Tally {
             route: &route.label,
             method: label,
             code,

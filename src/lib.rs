@@ -9,10 +9,11 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod classify;
 pub mod config;
 pub mod demo;
-pub mod export;
+pub mod fxhash;
 pub mod inject;
 pub mod lifecycle;
 pub mod lint;

@@ -7,7 +7,6 @@
 //! SIGHUP reloads the configuration from the same sources (see [`Reload`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +20,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
 use crate::config::{Config, ConfigErrors, Engine};
-use crate::export::report::ReportGate;
+use crate::admin::Health;
+use crate::record::report::ReportGate;
 use crate::proxy::admission::Admission;
 use crate::proxy::fast::FastEngine;
 use crate::proxy::guard::{ConnectionGuard, ConnectionLimit};
@@ -34,42 +34,6 @@ pub type Reload = Box<dyn Fn() -> Result<Config, ConfigErrors> + Send + Sync>;
 
 /// How often readiness and drain progress are checked. Both are cheap local checks.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
-
-/// Whether the proxy is ready for traffic, as `/readyz` reports it.
-#[derive(Debug, Default)]
-pub struct Health {
-    phase: AtomicU8,
-}
-
-const STARTING: u8 = 0;
-const READY: u8 = 1;
-const DRAINING: u8 = 2;
-
-impl Health {
-    /// `Ok` while serving; otherwise the reason `/readyz` gives with its 503.
-    pub fn readiness(&self) -> Result<(), &'static str> {
-        match self.phase.load(Ordering::Acquire) {
-            READY => Ok(()),
-            STARTING => Err("starting: the proxy listener is not accepting yet\n"),
-            _ => Err("draining: shutdown has begun\n"),
-        }
-    }
-
-    fn is_starting(&self) -> bool {
-        self.phase.load(Ordering::Acquire) == STARTING
-    }
-
-    fn mark_ready(&self) {
-        // Never undo a drain that began while the probe was still waiting.
-        let _ = self
-            .phase
-            .compare_exchange(STARTING, READY, Ordering::AcqRel, Ordering::Acquire);
-    }
-
-    fn begin_drain(&self) {
-        self.phase.store(DRAINING, Ordering::Release);
-    }
-}
 
 /// Why the proxy could not start.
 #[derive(Debug)]
@@ -113,7 +77,7 @@ pub fn run(
         StartError::Io(format!("cannot bind listen address {}: {e}", config.listen))
     })?);
     let findings = config.findings.endpoint.then(|| recorder.findings.clone());
-    crate::export::spawn_admin(
+    crate::admin::spawn(
         admin,
         recorder.metrics.clone(),
         health.clone(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use statuscope::config::{self, Overrides};
-use statuscope::export::report::{Format, Report, ReportGate};
+use statuscope::record::report::{Format, Report, ReportGate};
 use statuscope::lifecycle::{self, StartError};
 use statuscope::lint::Linter;
 use statuscope::record::Recorder;
@@ -164,9 +164,12 @@ fn main() -> ExitCode {
                 return fail(EXIT_CONFIG, &e);
             }
             logs::init(loaded.config.log.format, &loaded.config.log.level);
-            let mut recorder = Recorder::new(&loaded.config);
+            let mut recorder = Recorder::new(
+                loaded.config.findings.keep_per_rule,
+                loaded.config.findings.log_interval,
+            );
             let gate = args.report.map(|path| {
-                let report = Arc::new(Mutex::new(Report::for_config(&loaded.config)));
+                let report = Arc::new(Mutex::new(Report::for_rules(&loaded.config.rule_settings)));
                 recorder.report = Some(report.clone());
                 Arc::new(ReportGate {
                     report,
@@ -233,7 +236,7 @@ fn main() -> ExitCode {
                 Ok(loaded) => loaded,
                 Err(e) => return fail(EXIT_CONFIG, &e),
             };
-            let mut report = Report::for_config(&loaded.config);
+            let mut report = Report::for_rules(&loaded.config.rule_settings);
             Linter::new(&loaded.config).lint_paths(&files, &mut report);
             print!("{}", report.render(format, fail_on));
             for error in &report.input_errors {

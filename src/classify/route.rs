@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
 use std::sync::{Arc, RwLock};
 
-use crate::record::handles::FxHasher;
+use crate::fxhash::FxHasher;
 
 /// The route label requests spill into once the cap on distinct routes is reached.
 pub const OVERFLOW_ROUTE: &str = "__other__";

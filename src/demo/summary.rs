@@ -151,21 +151,21 @@ mod tests {
     use super::*;
     use crate::classify::Origin;
     use crate::config::{load_from, Overrides};
-    use crate::record::Exchange;
+    use crate::record::Tally;
 
     #[test]
     fn summary_sums_the_recorded_tallies() {
         let config = load_from(None, &Overrides::default(), Some(Default::default()))
             .unwrap()
             .config;
-        let recorder = Recorder::new(&config);
+        let recorder = Recorder::new(config.findings.keep_per_rule, config.findings.log_interval);
         let metrics = &recorder.metrics;
         for (code, origin) in [
             (200, Origin::Upstream),
             (200, Origin::Upstream),
             (502, Origin::Proxy),
         ] {
-            metrics.record(&Exchange {
+            metrics.record(&Tally {
                 route: "/users/{id}",
                 method: "GET",
                 code,

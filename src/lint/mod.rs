@@ -15,7 +15,7 @@ use http::Method;
 use crate::classify::method_label;
 use crate::classify::route::RouteTable;
 use crate::config::Config;
-use crate::export::report::Report;
+use crate::record::report::Report;
 use crate::record::findings::Place;
 use crate::rules::engine::{Engine, Outcome};
 use crate::rules::{self, Field, Headers, RequestFacts, CATALOGUE};

@@ -14,7 +14,7 @@ use tracing::info;
 use super::settings::LiveSettings;
 use crate::classify::{Origin, UpstreamErrorKind};
 use crate::record::findings::Place;
-use crate::record::{Exchange, Recorder};
+use crate::record::{Recorder, Tally};
 use crate::rules::engine::Outcome;
 use crate::rules::{self, Headers, RequestFacts};
 use crate::sample::Sampler;
@@ -74,7 +74,7 @@ pub fn finish(recorder: &Recorder, settings: &LiveSettings, exchange: Finished<'
             &malformed
         }
     };
-    let tally = Exchange {
+    let tally = Tally {
         route: label,
         method: exchange.method,
         code: exchange.code,
@@ -98,7 +98,7 @@ fn judge(
     settings: &LiveSettings,
     route: &Arc<str>,
     path: &str,
-    tally: &Exchange<'_>,
+    tally: &Tally<'_>,
     response: Judged<'_>,
 ) {
     let metrics = &recorder.metrics;
@@ -153,7 +153,7 @@ fn judge(
 }
 
 /// The access log line of one tallied exchange (`log.access`).
-fn log_access(exchange: &Exchange<'_>) {
+fn log_access(exchange: &Tally<'_>) {
     info!(
         target: "statuscope::access",
         route = exchange.route,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use tracing::warn;
 
-use super::handles::FxHasher;
+use crate::fxhash::FxHasher;
 use super::redact;
 use crate::rules::engine::Finding;
 use crate::rules::{Severity, CATALOGUE};

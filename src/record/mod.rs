@@ -7,6 +7,7 @@
 pub mod findings;
 pub mod handles;
 pub mod redact;
+pub mod report;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,9 +45,9 @@ pub struct Metrics {
     handles: handles::HandleCache,
 }
 
-/// One finished exchange as it is tallied.
+/// One finished exchange as it is counted: the labels and the duration, nothing the rules read.
 #[derive(Debug, Clone, Copy)]
-pub struct Exchange<'a> {
+pub struct Tally<'a> {
     /// The route template.
     pub route: &'a str,
     /// The method label.
@@ -231,32 +232,32 @@ impl Metrics {
     }
 
     /// Tallies one final response.
-    pub fn record(&self, exchange: &Exchange<'_>) {
-        let key = (exchange.method, exchange.code, exchange.origin as u8);
+    pub fn record(&self, tally: &Tally<'_>) {
+        let key = (tally.method, tally.code, tally.origin as u8);
         let resolve = || {
-            let class = status_class(exchange.code);
+            let class = status_class(tally.code);
             let mut code_buf = itoa::Buffer::new();
-            let code = code_buf.format(exchange.code);
+            let code = code_buf.format(tally.code);
             let labels = [
-                exchange.route,
-                exchange.method,
+                tally.route,
+                tally.method,
                 code,
                 class,
-                exchange.origin.as_str(),
+                tally.origin.as_str(),
             ];
             handles::ResponseHandles {
                 responses: self.responses.with_label_values(&labels),
                 duration: self.duration.with_label_values(&[
-                    exchange.route,
-                    exchange.method,
+                    tally.route,
+                    tally.method,
                     class,
                 ]),
             }
         };
         self.handles
-            .responses(exchange.route, key, resolve, |handles| {
+            .responses(tally.route, key, resolve, |handles| {
                 handles.responses.inc();
-                handles.duration.observe(exchange.duration.as_secs_f64());
+                handles.duration.observe(tally.duration.as_secs_f64());
             });
     }
 
@@ -342,18 +343,16 @@ pub struct Recorder {
     /// The recent findings behind `/findings`.
     pub findings: Arc<findings::FindingsStore>,
     /// The CI report findings also go to, when `run --report` asked for one.
-    pub report: Option<Arc<std::sync::Mutex<crate::export::report::Report>>>,
+    pub report: Option<Arc<std::sync::Mutex<report::Report>>>,
 }
 
 impl Recorder {
-    /// A recorder for `config`.
-    pub fn new(config: &crate::config::Config) -> Self {
+    /// A recorder keeping `keep_per_rule` recent findings per rule and logging a rule's
+    /// findings on a route at most once per `log_interval` (`findings.*`).
+    pub fn new(keep_per_rule: usize, log_interval: Duration) -> Self {
         Recorder {
             metrics: Arc::new(Metrics::new()),
-            findings: Arc::new(findings::FindingsStore::new(
-                config.findings.keep_per_rule,
-                config.findings.log_interval,
-            )),
+            findings: Arc::new(findings::FindingsStore::new(keep_per_rule, log_interval)),
             report: None,
         }
     }

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tracing::{error, info};
 
-use crate::record::findings::Place;
-use crate::record::redact;
-use crate::rules::engine::Finding;
+use super::findings::Place;
+use super::redact;
+use crate::rules::engine::{Finding, RuleSetting};
 use crate::rules::{Severity, CATALOGUE};
 
 /// A report's output format.
@@ -54,7 +54,7 @@ pub struct Example {
 }
 
 #[derive(Debug, Clone)]
-struct Tally {
+struct RuleCount {
     severity: Severity,
     count: u64,
     example: Example,
@@ -75,7 +75,7 @@ pub struct Report {
     pub input_errors: Vec<String>,
     /// Rules switched off by configuration (by catalogue index), shown as skipped in JUnit.
     pub disabled: Vec<usize>,
-    findings: BTreeMap<(usize, Arc<str>), Tally>,
+    findings: BTreeMap<(usize, Arc<str>), RuleCount>,
 }
 
 #[derive(Serialize)]
@@ -88,11 +88,10 @@ struct FindingJson<'a> {
 }
 
 impl Report {
-    /// An empty report that knows which rules `config` switches off.
-    pub fn for_config(config: &crate::config::Config) -> Report {
+    /// An empty report that knows which rules `settings` (`rules.<id>.enabled`) switch off.
+    pub fn for_rules(settings: &[RuleSetting]) -> Report {
         Report {
-            disabled: config
-                .rule_settings
+            disabled: settings
                 .iter()
                 .filter(|setting| !setting.enabled)
                 .map(|setting| setting.rule)
@@ -123,7 +122,7 @@ impl Report {
     ) {
         self.findings
             .entry((finding.index, place.route.clone()))
-            .or_insert_with(|| Tally {
+            .or_insert_with(|| RuleCount {
                 severity: finding.severity,
                 count: 0,
                 example: Example {
@@ -274,7 +273,7 @@ impl Report {
         let mut cases = String::new();
         let mut failures = 0;
         for (index, rule) in CATALOGUE.iter().enumerate() {
-            let fired: Vec<(&Arc<str>, &Tally)> = self
+            let fired: Vec<(&Arc<str>, &RuleCount)> = self
                 .findings
                 .iter()
                 .filter(|((i, _), _)| *i == index)

@@ -1,10 +1,10 @@
-//! The export stage: the admin listener serving `/metrics`, `/findings`, `/healthz` and
-//! `/readyz`.
+//! The admin server: the listener that exports the metrics (`/metrics`) and serves
+//! `/findings`, `/healthz` and `/readyz`.
 //!
 //! It runs on a thread and runtime of its own, apart from pingora's services, so it keeps
 //! answering (and `/readyz` keeps saying 503) while the proxy drains on SIGTERM.
 
-pub mod report;
+pub mod health;
 
 use std::convert::Infallible;
 use std::net::TcpListener;
@@ -20,8 +20,9 @@ use hyper_util::rt::TokioIo;
 use prometheus::{Encoder, TextEncoder};
 use tracing::warn;
 
+pub use health::Health;
+
 use crate::config::Secret;
-use crate::lifecycle::Health;
 use crate::record::findings::FindingsStore;
 use crate::record::Metrics;
 
@@ -36,7 +37,7 @@ struct Admin {
 }
 
 /// Serves the admin endpoints on `listener` from a new thread until the process exits.
-pub fn spawn_admin(
+pub fn spawn(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     health: Arc<Health>,

@@ -1,0 +1,106 @@
+//! The layout's promise, checked: imports between the top-level modules of `src/` run one way.
+//! No two modules import each other (nor through a longer cycle), and the stages the pipeline
+//! runs through last — sampling, classification, the rules, recording — import nothing from
+//! the modules that drive them (proxy, configuration, admin server, lint, lifecycle, demo).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// The lower stages and the leaves they share; each may import only from this set.
+const LOWER: &[&str] = &["sample", "classify", "rules", "record", "fxhash"];
+
+fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+/// For each top-level module, the other top-level modules its files name as `crate::<name>`.
+fn imports() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let relative = file.strip_prefix(&src).unwrap();
+        let first = relative.components().next().unwrap().as_os_str();
+        let module = first.to_str().unwrap().trim_end_matches(".rs").to_string();
+        if module == "main" || module == "lib" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let named = graph.entry(module.clone()).or_default();
+        for (at, _) in text.match_indices("crate::") {
+            let preceded = text[..at].chars().next_back();
+            if preceded.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue; // `statuscope_crate::` and the like
+            }
+            let name: String = text[at + "crate::".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            if !name.is_empty() && name != module {
+                named.insert(name);
+            }
+        }
+    }
+    graph
+}
+
+#[test]
+fn the_module_graph_is_found() {
+    let graph = imports();
+    for module in ["proxy", "config", "record", "rules", "lifecycle"] {
+        assert!(graph.contains_key(module), "{module} missing: {graph:?}");
+    }
+    assert!(graph["proxy"].contains("record"), "{graph:?}");
+}
+
+#[test]
+fn no_two_top_level_modules_import_each_other() {
+    let graph = imports();
+    // Depth-first search for a cycle, reporting the path that closes it.
+    fn visit(
+        module: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) {
+        if done.contains(module) {
+            return;
+        }
+        if let Some(start) = path.iter().position(|m| m == module) {
+            panic!(
+                "import cycle: {} -> {module}",
+                path[start..].join(" -> ")
+            );
+        }
+        path.push(module.to_string());
+        for next in graph.get(module).into_iter().flatten() {
+            visit(next, graph, path, done);
+        }
+        path.pop();
+        done.insert(module.to_string());
+    }
+    let mut done = BTreeSet::new();
+    for module in graph.keys() {
+        visit(module, &graph, &mut Vec::new(), &mut done);
+    }
+}
+
+#[test]
+fn the_lower_stages_import_nothing_from_the_stages_above_them() {
+    let graph = imports();
+    for module in LOWER {
+        let above: Vec<_> = graph[*module]
+            .iter()
+            .filter(|named| !LOWER.contains(&named.as_str()))
+            .collect();
+        assert!(above.is_empty(), "{module} imports {above:?}");
+    }
+}
