@@ -18,8 +18,8 @@ use std::time::Duration;
 pub use error::{ConfigError, ConfigErrors};
 pub use crate::logs::LogFormat;
 pub use crate::sample::MAX_BODY_SAMPLE_BYTES;
-use crate::classify::route::RouteTemplate;
-use crate::rules::engine::{RouteRules, RuleSetting};
+use crate::classify::route::{RouteTable, RouteTemplate};
+use crate::rules::engine::{Engine as RuleEngine, RouteRules, RuleSetting};
 
 /// Prefix of the environment variables that configure statuscope (`STATUSCOPE_UPSTREAM`, ...).
 /// Nested keys use a double underscore: `STATUSCOPE_TIMEOUTS__CONNECT=2s`.
@@ -239,6 +239,16 @@ impl Config {
     /// read once at start (listeners, threads, logging, the findings store and endpoint).
     pub fn keys_needing_restart(&self, running: &Config) -> Vec<&'static str> {
         keys::needing_restart(self, running)
+    }
+
+    /// The route table `routes.*` describe, with no route learnt yet.
+    pub fn route_table(&self) -> RouteTable {
+        RouteTable::new(self.routes.templates.clone(), self.routes.max)
+    }
+
+    /// The rule engine `rules.*`, `error_fields` and `route_rules` describe.
+    pub fn rule_engine(&self) -> RuleEngine {
+        RuleEngine::new(&self.rule_settings, &self.error_fields, &self.route_rules)
     }
 
     /// The upstream, or an error naming the key when `run` was started without one.

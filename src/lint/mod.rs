@@ -17,8 +17,9 @@ use crate::classify::route::RouteTable;
 use crate::config::Config;
 use crate::record::report::Report;
 use crate::record::findings::Place;
-use crate::rules::engine::{Engine, Outcome};
-use crate::rules::{self, Field, Headers, RequestFacts, CATALOGUE};
+use crate::record::verdict::{self, ReportVerdicts};
+use crate::rules::engine::Engine;
+use crate::rules::{self, Field, Headers, RequestFacts};
 use crate::sample::Sampler;
 use har::Entry;
 
@@ -33,12 +34,8 @@ impl Linter {
     /// A linter with `config`'s route templates, rule settings and sample size.
     pub fn new(config: &Config) -> Self {
         Linter {
-            routes: RouteTable::new(config.routes.templates.clone(), config.routes.max),
-            engine: Engine::new(
-                &config.rule_settings,
-                &config.error_fields,
-                &config.route_rules,
-            ),
+            routes: config.route_table(),
+            engine: config.rule_engine(),
             body_sample_bytes: config.body_sample_bytes,
         }
     }
@@ -101,14 +98,6 @@ impl Linter {
         let path = uri.path();
         let fields = fields(&response.headers);
         let headers = Headers::List(&fields);
-        let request_header = |name: &str| {
-            entry
-                .request
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case(name))
-                .map(|h| h.value.as_str())
-        };
         let body = self.body(entry, headers)?;
         if matches!(body, Body::NotRecorded) && body_expected(entry, &method, status) {
             report.without_body += 1;
@@ -119,13 +108,14 @@ impl Linter {
             method: &method,
             route: &route.label,
             path,
-            request: RequestFacts {
-                has_authorization: request_header("authorization").is_some(),
-                has_cookie: request_header("cookie").is_some(),
-                expects_continue: request_header("expect")
-                    .is_some_and(|v| v.eq_ignore_ascii_case("100-continue")),
-                accept: request_header("accept"),
-            },
+            request: RequestFacts::from_fields(|name| {
+                entry
+                    .request
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case(name))
+                    .map(|h| h.value.as_bytes())
+            }),
             status,
             headers,
             content_type: headers.media_type(),
@@ -137,23 +127,17 @@ impl Linter {
             },
             error_fields: &[],
         };
-        self.engine.evaluate(&exchange, |outcome| match outcome {
-            Outcome::Finding(finding) => {
-                let place = Place {
-                    route: &route.label,
-                    method: method_label,
-                    path,
-                    status,
-                };
-                report.add(&finding, place, || Some(source()));
-            }
-            Outcome::Panicked { index } => report.input_errors.push(format!(
-                "{}: rule {} panicked",
-                source(),
-                CATALOGUE[index].id
-            )),
-        });
-        report.judged += 1;
+        let place = Place {
+            route: &route.label,
+            method: method_label,
+            path,
+            status,
+        };
+        let mut verdicts = ReportVerdicts {
+            report,
+            source: || Some(source()),
+        };
+        verdict::judge(&self.engine, &exchange, place, &mut verdicts);
         Ok(())
     }
 

@@ -14,8 +14,8 @@ use tracing::info;
 use super::settings::LiveSettings;
 use crate::classify::{Origin, UpstreamErrorKind};
 use crate::record::findings::Place;
+use crate::record::verdict::{self, LiveVerdicts};
 use crate::record::{Recorder, Tally};
-use crate::rules::engine::Outcome;
 use crate::rules::{self, Headers, RequestFacts};
 use crate::sample::Sampler;
 
@@ -109,47 +109,25 @@ fn judge(
     let Some(engine) = &settings.engine else {
         return;
     };
-    let (method, code) = (tally.method, tally.code);
     let exchange = rules::Exchange {
         method: response.method,
         route,
         path,
         request: response.request,
-        status: code,
+        status: tally.code,
         headers: response.headers,
         content_type: response.headers.media_type(),
         sent_continue: response.sent_continue,
         body: sample.as_ref(),
         error_fields: &[],
     };
-    let mut flagged = false;
-    // Only in CI-gate mode (`run --report`); uncontended there.
-    let mut report = recorder
-        .report
-        .as_ref()
-        .map(|report| report.lock().unwrap_or_else(|e| e.into_inner()));
-    engine.evaluate(&exchange, |outcome| match outcome {
-        Outcome::Finding(finding) => {
-            flagged = true;
-            metrics.record_finding(&finding, route, method, code);
-            let place = Place {
-                route,
-                method,
-                path,
-                status: code,
-            };
-            if let Some(report) = report.as_mut() {
-                report.add(&finding, place, || None);
-            }
-            recorder.findings.add(&finding, place);
-        }
-        Outcome::Panicked { index } => metrics.record_rule_panic(index),
-    });
-    if let Some(report) = report.as_mut() {
-        report.exchanges += 1;
-        report.judged += 1;
-    }
-    metrics.record_judged(route, method, flagged);
+    let place = Place {
+        route,
+        method: tally.method,
+        path,
+        status: tally.code,
+    };
+    verdict::judge(engine, &exchange, place, &mut LiveVerdicts::new(recorder));
 }
 
 /// The access log line of one tallied exchange (`log.access`).

@@ -219,18 +219,11 @@ impl ProxyHttp for StatuscopeProxy {
                         value: value.as_bytes(),
                     })
                     .collect();
-                let header = |name| request.headers.get(name).and_then(|v| v.to_str().ok());
                 Some(Judged {
                     method: &request.method,
-                    request: RequestFacts {
-                        has_authorization: request
-                            .headers
-                            .contains_key(http::header::AUTHORIZATION),
-                        has_cookie: request.headers.contains_key(http::header::COOKIE),
-                        expects_continue: header(http::header::EXPECT)
-                            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue")),
-                        accept: header(http::header::ACCEPT),
-                    },
+                    request: RequestFacts::from_fields(|name| {
+                        request.headers.get(name).map(|v| v.as_bytes())
+                    }),
                     headers: Headers::List(&fields),
                     sent_continue: ctx.sent_continue,
                     sample: ctx.sampler.take(),

@@ -54,10 +54,7 @@ impl LiveSettings {
         peer.options.idle_timeout = Some(config.timeouts.idle);
         let routes = match previous {
             Some(previous) if previous.route_config == config.routes => previous.routes.clone(),
-            _ => Arc::new(RouteTable::new(
-                config.routes.templates.clone(),
-                config.routes.max,
-            )),
+            _ => Arc::new(config.route_table()),
         };
         Ok(LiveSettings {
             peer,
@@ -66,13 +63,7 @@ impl LiveSettings {
             routes,
             response_timeout: config.timeouts.response,
             max_in_flight: config.max_in_flight,
-            engine: config.findings.enabled.then(|| {
-                Engine::new(
-                    &config.rule_settings,
-                    &config.error_fields,
-                    &config.route_rules,
-                )
-            }),
+            engine: config.findings.enabled.then(|| config.rule_engine()),
             body_sample_bytes: config.body_sample_bytes,
             access_log: config.log.access,
             downstream: config.downstream.clone(),

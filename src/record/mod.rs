@@ -8,6 +8,7 @@ pub mod findings;
 pub mod handles;
 pub mod redact;
 pub mod report;
+pub mod verdict;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -86,6 +86,20 @@ pub struct RequestFacts<'a> {
     pub accept: Option<&'a str>,
 }
 
+impl<'a> RequestFacts<'a> {
+    /// The facts read from the request's header fields; `value` looks one up by its
+    /// lower-case name. (The fast engine gathers the same facts while it checks the head.)
+    pub fn from_fields(value: impl Fn(&'static str) -> Option<&'a [u8]>) -> Self {
+        RequestFacts {
+            has_authorization: value("authorization").is_some(),
+            has_cookie: value("cookie").is_some(),
+            expects_continue: value("expect")
+                .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue")),
+            accept: value("accept").and_then(visible_ascii),
+        }
+    }
+}
+
 /// One completed exchange, as the rules see it.
 #[derive(Debug, Clone, Copy)]
 pub struct Exchange<'a> {
