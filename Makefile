@@ -92,7 +92,7 @@ generate:
 	$(CARGO) run --quiet --example generate
 
 ## docs: regenerate the references generated from the code (a test fails when one is stale).
-REFERENCES := configuration rules
+REFERENCES := configuration metrics rules
 docs:
 	@for topic in $(REFERENCES); do \
 	  $(CARGO) run --quiet -- reference $$topic > docs/$$topic.md || exit 1; \

@@ -13,6 +13,7 @@ pub mod admin;
 pub mod classify;
 pub mod config;
 pub mod demo;
+pub mod families;
 pub mod fxhash;
 pub mod inject;
 pub mod lifecycle;

@@ -16,6 +16,7 @@ use pingora::proxy::http_proxy;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
+use prometheus::{IntCounterVec, IntGauge};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
@@ -27,6 +28,7 @@ use crate::proxy::fast::FastEngine;
 use crate::proxy::guard::{ConnectionGuard, ConnectionLimit};
 use crate::proxy::pingora::StatuscopeProxy;
 use crate::proxy::settings::Settings;
+use crate::families::Families;
 use crate::record::{Metrics, Recorder};
 
 /// Loads the configuration again from the sources the process started with; called on SIGHUP.
@@ -65,7 +67,11 @@ pub fn run(
     gate: Option<Arc<ReportGate>>,
 ) -> Result<u8, StartError> {
     let settings = Arc::new(Settings::new(config).map_err(|e| StartError::Config(e.into()))?);
-    let admission = Admission::new(recorder.metrics.in_flight().clone());
+    let RunFamilies {
+        admission,
+        limit,
+        reloads,
+    } = RunFamilies::register(recorder.metrics.families());
     let proxy = StatuscopeProxy::new(settings.clone(), recorder, admission.clone());
     let upstream = config.require_upstream().map_err(|e| StartError::Config(e.into()))?;
     let health = Arc::new(Health::default());
@@ -109,13 +115,12 @@ pub fn run(
     let proxy = Arc::new(http_proxy(&server.configuration, proxy));
     match config.engine {
         Engine::Pingora => {
-            let guard = ConnectionGuard::new(proxy, settings.clone(), recorder, config.h2c);
+            let guard = ConnectionGuard::new(proxy, settings.clone(), recorder, limit, config.h2c);
             let mut service = Service::new("statuscope proxy".to_string(), guard);
             service.add_tcp(&config.listen.to_string());
             server.add_service(service);
         }
         Engine::Fast => {
-            let limit = ConnectionLimit::new(recorder.metrics.clone());
             let pool_capacity = config.upstream_keepalive_pool_size.div_ceil(config.threads);
             // One service per worker thread, each with its own listening socket on the same
             // port (SO_REUSEPORT): the kernel spreads connections over the workers, and each
@@ -156,14 +161,14 @@ pub fn run(
     );
     let watch = SignalWatch {
         health,
-        metrics: recorder.metrics.clone(),
+        in_flight: admission.in_flight().clone(),
         drain_timeout: config.drain_timeout,
         stop_after,
         gate: gate.clone(),
         reloader: reload.map(|reload| Reloader {
             reload,
             settings,
-            metrics: recorder.metrics.clone(),
+            reloads,
             started_with: config.clone(),
         }),
     };
@@ -172,6 +177,41 @@ pub fn run(
     });
     info!("statuscope stopped");
     Ok(gate.map_or(0, |gate| gate.finish()))
+}
+
+/// The families of the stages that run the proxy, registered once per process beside the
+/// recorder's: requests in flight (admission), the connection cap (the guard), and reloads.
+struct RunFamilies {
+    admission: Admission,
+    limit: ConnectionLimit,
+    reloads: IntCounterVec,
+}
+
+impl RunFamilies {
+    fn register(families: &Families) -> Self {
+        let admission = Admission::register(families);
+        let limit = ConnectionLimit::register(families);
+        let reloads = families.counter_vec(
+            "statuscope_config_reloads_total",
+            "Configuration reloads on SIGHUP, by result (success, failure).",
+            &["result"],
+        );
+        for result in ["success", "failure"] {
+            reloads.with_label_values(&[result]);
+        }
+        RunFamilies {
+            admission,
+            limit,
+            reloads,
+        }
+    }
+}
+
+/// Every family a running sidecar registers, in a registry of its own, for the reference.
+pub fn registered_families() -> Families {
+    let metrics = Metrics::new();
+    RunFamilies::register(metrics.families());
+    metrics.families().clone()
 }
 
 /// Marks the proxy ready once its port accepts a connection. The probe connection sends no
@@ -202,7 +242,8 @@ fn loopback_for(ip: IpAddr) -> IpAddr {
 /// the configuration on SIGHUP.
 struct SignalWatch {
     health: Arc<Health>,
-    metrics: Arc<Metrics>,
+    /// `statuscope_requests_in_flight`, which the drain waits to see at 0.
+    in_flight: IntGauge,
     drain_timeout: Duration,
     stop_after: Option<Duration>,
     gate: Option<Arc<ReportGate>>,
@@ -213,7 +254,8 @@ struct SignalWatch {
 struct Reloader {
     reload: Reload,
     settings: Arc<Settings>,
-    metrics: Arc<Metrics>,
+    /// `statuscope_config_reloads_total{result}`.
+    reloads: IntCounterVec,
     /// Keys outside [`Settings`] only take effect at start; a reload that changes them says so.
     started_with: Config,
 }
@@ -226,7 +268,7 @@ impl Reloader {
         });
         match applied {
             Ok(config) => {
-                self.metrics.record_reload(true);
+                self.reloads.with_label_values(&["success"]).inc();
                 let restart = config.keys_needing_restart(&self.started_with);
                 if restart.is_empty() {
                     info!("SIGHUP: configuration reloaded");
@@ -238,7 +280,7 @@ impl Reloader {
                 }
             }
             Err(errors) => {
-                self.metrics.record_reload(false);
+                self.reloads.with_label_values(&["failure"]).inc();
                 for error in errors.iter() {
                     warn!(error = %error, "SIGHUP: configuration rejected; the previous one stays in force");
                 }
@@ -274,7 +316,7 @@ impl ShutdownSignalWatch for SignalWatch {
                 _ = terminate.recv() => {
                     info!(drain_timeout = ?self.drain_timeout, "SIGTERM: draining in-flight requests");
                     self.health.begin_drain();
-                    spawn_drain_watcher(self.metrics.clone(), self.drain_timeout, self.gate.clone());
+                    spawn_drain_watcher(self.in_flight.clone(), self.drain_timeout, self.gate.clone());
                     return ShutdownSignal::GracefulTerminate;
                 }
                 _ = interrupt.recv() => {
@@ -295,7 +337,7 @@ impl ShutdownSignalWatch for SignalWatch {
 /// 0, or the report gate's status. pingora itself would sleep out its whole grace period even
 /// with nothing left to finish.
 fn spawn_drain_watcher(
-    metrics: Arc<Metrics>,
+    in_flight: IntGauge,
     drain_timeout: Duration,
     gate: Option<Arc<ReportGate>>,
 ) {
@@ -304,7 +346,7 @@ fn spawn_drain_watcher(
         let mut idle_polls = 0;
         while idle_polls < 2 && started.elapsed() < drain_timeout {
             std::thread::sleep(POLL_INTERVAL);
-            idle_polls = if metrics.in_flight().get() == 0 {
+            idle_polls = if in_flight.get() == 0 {
                 idle_polls + 1
             } else {
                 0
@@ -314,10 +356,50 @@ fn spawn_drain_watcher(
             info!(elapsed = ?started.elapsed(), "drained; exiting");
         } else {
             warn!(
-                in_flight = metrics.in_flight().get(),
+                in_flight = in_flight.get(),
                 "drain timeout reached; exiting"
             );
         }
         std::process::exit(gate.map_or(0, |gate| i32::from(gate.finish())));
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docs_metrics_md_is_generated_from_the_registered_families() {
+        let committed = include_str!("../docs/metrics.md");
+        let generated = crate::admin::reference::markdown(&registered_families());
+        assert!(
+            committed == generated,
+            "docs/metrics.md is stale: run `make docs`"
+        );
+    }
+
+    #[test]
+    fn every_family_is_registered_and_served() {
+        let families = registered_families();
+        let described = families.described();
+        let served: Vec<String> = families
+            .registry()
+            .gather()
+            .iter()
+            .map(|family| family.name().to_string())
+            .collect();
+        // Families with labels are served once a child exists; the unlabelled ones at once.
+        for family in described.iter().filter(|f| f.labels.is_empty() && f.kind.is_some()) {
+            assert!(served.contains(&family.name), "{} not served", family.name);
+        }
+        for name in [
+            "statuscope_responses_total",
+            "statuscope_requests_in_flight",
+            "statuscope_downstream_connections",
+            "statuscope_config_reloads_total",
+            "statuscope_rule_panics_total",
+        ] {
+            assert!(described.iter().any(|f| f.name == name), "{name} missing");
+        }
+    }
 }

@@ -14,7 +14,7 @@ use statuscope::lint::Linter;
 use statuscope::record::Recorder;
 use statuscope::rules::describe;
 use statuscope::rules::Severity;
-use statuscope::{demo, inject, logs};
+use statuscope::{admin, demo, inject, logs};
 
 /// Exit status for a configuration or usage error (as clap uses for bad flags).
 const EXIT_CONFIG: u8 = 2;
@@ -116,6 +116,8 @@ enum Command {
 enum Topic {
     /// Every configuration key (docs/configuration.md).
     Configuration,
+    /// Every metric family, with its type, labels and help (docs/metrics.md).
+    Metrics,
     /// The misuse rules (docs/rules.md).
     Rules,
 }
@@ -258,6 +260,7 @@ fn main() -> ExitCode {
         Command::Reference { topic } => {
             let text = match topic {
                 Topic::Configuration => config::keys::reference_markdown(),
+                Topic::Metrics => admin::reference::markdown(&lifecycle::registered_families()),
                 Topic::Rules => describe::markdown(),
             };
             print!("{text}");

@@ -5,6 +5,7 @@
 //! answering (and `/readyz` keeps saying 503) while the proxy drains on SIGTERM.
 
 pub mod health;
+pub mod reference;
 
 use std::convert::Infallible;
 use std::net::TcpListener;

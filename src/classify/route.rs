@@ -8,7 +8,32 @@ use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
 use std::sync::{Arc, RwLock};
 
+use prometheus::IntCounter;
+
+use crate::families::Families;
 use crate::fxhash::FxHasher;
+
+/// The route table's family: how often the cap on distinct routes was hit.
+pub struct RouteMetrics {
+    overflow: IntCounter,
+}
+
+impl RouteMetrics {
+    /// Registers `statuscope_route_overflow_total`.
+    pub fn register(families: &Families) -> Self {
+        RouteMetrics {
+            overflow: families.counter(
+                "statuscope_route_overflow_total",
+                "Requests tallied under route=\"__other__\" because the cap on distinct routes (routes.max) was reached.",
+            ),
+        }
+    }
+
+    /// Counts one request spilled into `route="__other__"`.
+    pub fn record_overflow(&self) {
+        self.overflow.inc();
+    }
+}
 
 /// The route label requests spill into once the cap on distinct routes is reached.
 pub const OVERFLOW_ROUTE: &str = "__other__";

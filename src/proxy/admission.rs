@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use prometheus::IntGauge;
 
+use crate::families::Families;
+
 /// Counts requests in flight and admits at most a limit of them to the upstream at once.
 #[derive(Debug, Clone)]
 pub struct Admission {
@@ -57,8 +59,21 @@ impl Drop for Permit {
 }
 
 impl Admission {
+    /// Registers `statuscope_requests_in_flight`, the gauge every request is counted in.
+    pub fn register(families: &Families) -> Self {
+        Self::new(families.gauge(
+            "statuscope_requests_in_flight",
+            "Requests received and not yet answered in full.",
+        ))
+    }
+
+    /// The gauge of requests in flight.
+    pub fn in_flight(&self) -> &IntGauge {
+        &self.gauge
+    }
+
     /// Reports every request in `gauge`.
-    pub fn new(gauge: IntGauge) -> Self {
+    fn new(gauge: IntGauge) -> Self {
         Admission {
             admitted: Slots::default(),
             gauge,

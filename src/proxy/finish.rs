@@ -61,7 +61,7 @@ pub fn finish(recorder: &Recorder, settings: &LiveSettings, exchange: Finished<'
     let metrics = &recorder.metrics;
     let route = exchange.path.map(|path| settings.routes.resolve(path));
     if route.as_ref().is_some_and(|route| route.overflow) {
-        metrics.record_route_overflow();
+        metrics.routes.record_overflow();
     }
     if let Some(kind) = exchange.upstream_error {
         metrics.record_upstream_error(kind);
@@ -103,7 +103,7 @@ fn judge(
 ) {
     let metrics = &recorder.metrics;
     let sample = response.sample.map(|sampler| {
-        metrics.record_sample(sampler.sampled());
+        metrics.samples.record(sampler.sampled());
         sampler.finish()
     });
     let Some(engine) = &settings.engine else {

@@ -31,6 +31,7 @@ use pingora::protocols::Stream;
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use prometheus::{IntCounter, IntGauge};
 use tracing::debug;
 
 use super::admission::{Permit, Slots};
@@ -40,7 +41,8 @@ use super::request_head::{self, HeadReader, Progress, Refusal};
 use super::settings::{LiveSettings, Settings};
 use crate::classify::{method_label, Origin};
 use crate::config::Downstream;
-use crate::record::{Metrics, Recorder};
+use crate::families::Families;
+use crate::record::Recorder;
 
 /// pingora's own initial header buffer size; the head is handed over in a buffer like it.
 const HEAD_BUFFER: usize = 4096;
@@ -260,62 +262,72 @@ impl HeadGuard {
 }
 
 impl ConnectionGuard {
-    /// Guards connections to `proxy`, accepting h2c when `h2c` is set.
+    /// Guards connections to `proxy` within `limit`, accepting h2c when `h2c` is set.
     pub fn new(
         proxy: Arc<HttpProxy<StatuscopeProxy>>,
         settings: Arc<Settings>,
         recorder: &Recorder,
+        limit: ConnectionLimit,
         h2c: bool,
     ) -> Self {
         let guard = |h2c| HeadGuard::new(proxy.clone(), settings.clone(), recorder.clone(), h2c);
         ConnectionGuard {
             http1: guard(false),
             h2c: h2c.then(|| guard(true)),
-            limit: ConnectionLimit::new(recorder.metrics.clone()),
+            limit,
             settings,
         }
     }
 }
 
-/// The cap on open client connections (`downstream.max_connections`) and their gauge, one for
+/// The cap on open client connections (`downstream.max_connections`) and its families, one for
 /// all of a process's workers.
 #[derive(Clone)]
 pub struct ConnectionLimit {
     open: Slots,
-    metrics: Arc<Metrics>,
+    gauge: IntGauge,
+    refused: IntCounter,
 }
 
 /// One open client connection, counted in the gauge and the cap for as long as it lives.
 pub struct OpenConnection<'a> {
     _slot: Permit,
-    metrics: &'a Metrics,
+    gauge: &'a IntGauge,
 }
 
 impl Drop for OpenConnection<'_> {
     fn drop(&mut self) {
-        self.metrics.connections().dec();
+        self.gauge.dec();
     }
 }
 
 impl ConnectionLimit {
-    /// A cap reported in `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    /// Registers `statuscope_downstream_connections` and
+    /// `statuscope_downstream_connections_refused_total`, which report the cap.
+    pub fn register(families: &Families) -> Self {
         ConnectionLimit {
             open: Slots::default(),
-            metrics,
+            gauge: families.gauge(
+                "statuscope_downstream_connections",
+                "Client connections open on the proxy port.",
+            ),
+            refused: families.counter(
+                "statuscope_downstream_connections_refused_total",
+                "Client connections closed at accept because downstream.max_connections were open.",
+            ),
         }
     }
 
     /// Counts a new connection in, or refuses it (and counts the refusal) when `max` are open.
     pub fn admit(&self, max: usize) -> Option<OpenConnection<'_>> {
         let Some(slot) = self.open.try_take(max) else {
-            self.metrics.record_connection_refused();
+            self.refused.inc();
             return None;
         };
-        self.metrics.connections().inc();
+        self.gauge.inc();
         Some(OpenConnection {
             _slot: slot,
-            metrics: &self.metrics,
+            gauge: &self.gauge,
         })
     }
 }

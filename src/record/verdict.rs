@@ -102,7 +102,7 @@ impl Verdicts for LiveVerdicts<'_> {
     }
 
     fn panicked(&mut self, index: usize, _place: Place<'_>) {
-        self.recorder.metrics.record_rule_panic(index);
+        self.recorder.metrics.rules.record_panic(index);
     }
 
     fn judged(&mut self, place: Place<'_>, flagged: bool) {

@@ -5,7 +5,35 @@
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use prometheus::IntCounterVec;
+
 use super::{Exchange, Rule, Severity, CATALOGUE};
+use crate::families::Families;
+
+/// The engine's family: rules that panicked instead of judging.
+pub struct EngineMetrics {
+    panics: IntCounterVec,
+}
+
+impl EngineMetrics {
+    /// Registers `statuscope_rule_panics_total`, every rule at 0 so an alert can use `rate()`.
+    pub fn register(families: &Families) -> Self {
+        let panics = families.counter_vec(
+            "statuscope_rule_panics_total",
+            "Rule evaluations that panicked, by rule; the exchange and the other rules are unaffected.",
+            &["rule"],
+        );
+        for rule in CATALOGUE {
+            panics.with_label_values(&[rule.id]);
+        }
+        EngineMetrics { panics }
+    }
+
+    /// Counts one panic of the rule at `index` in the catalogue.
+    pub fn record_panic(&self, index: usize) {
+        self.panics.with_label_values(&[CATALOGUE[index].id]).inc();
+    }
+}
 
 /// How one rule is configured (`rules.<id>.*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

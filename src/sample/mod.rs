@@ -12,6 +12,38 @@ use std::cell::Cell;
 
 pub use decode::Encoding;
 
+use prometheus::IntCounter;
+
+use crate::families::Families;
+
+/// What sampling costs, as the sampler's own families count it.
+pub struct SampleMetrics {
+    samples: IntCounter,
+    bytes: IntCounter,
+}
+
+impl SampleMetrics {
+    /// Registers `statuscope_body_samples_total` and `statuscope_body_sampled_bytes_total`.
+    pub fn register(families: &Families) -> Self {
+        SampleMetrics {
+            samples: families.counter(
+                "statuscope_body_samples_total",
+                "Response bodies sampled for the rules.",
+            ),
+            bytes: families.counter(
+                "statuscope_body_sampled_bytes_total",
+                "Raw response body bytes copied into samples for the rules: the cost of sampling.",
+            ),
+        }
+    }
+
+    /// Counts one sample that copied `bytes` raw bytes.
+    pub fn record(&self, bytes: usize) {
+        self.samples.inc();
+        self.bytes.inc_by(bytes as u64);
+    }
+}
+
 /// The kinds of body the rules read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyKind {
