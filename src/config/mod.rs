@@ -208,7 +208,7 @@ pub struct Overrides {
 /// Where the configuration came from, for the start-up log line.
 #[derive(Debug, Clone)]
 pub struct Loaded {
-    /// The validated configuration.
+    /// The configuration, every key checked.
     pub config: Config,
     /// A human description of the sources in effect.
     pub source: String,

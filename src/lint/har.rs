@@ -13,20 +13,20 @@ use serde::Deserialize;
 /// One recorded exchange, as far as the rules need it.
 #[derive(Debug, Deserialize)]
 pub struct Entry {
-    /// The request.
+    /// The request as recorded; only its method, URL and header fields are read.
     pub request: Request,
-    /// The response.
+    /// The final response as recorded (HAR keeps no interim 1xx).
     pub response: Response,
 }
 
 /// `entry.request`.
 #[derive(Debug, Deserialize)]
 pub struct Request {
-    /// The method.
+    /// The method as the recording spells it, checked when judged.
     pub method: String,
-    /// The absolute URL.
+    /// The absolute URL; only its path is read, never its query.
     pub url: String,
-    /// The request headers.
+    /// The request header fields, in order, duplicates kept.
     #[serde(default)]
     pub headers: Vec<Header>,
 }
@@ -36,7 +36,7 @@ pub struct Request {
 pub struct Response {
     /// The status; 0 when the browser recorded no response (blocked, aborted, failed).
     pub status: i64,
-    /// The response headers.
+    /// The response header fields, in order; HTTP/2 pseudo-fields are skipped when judged.
     #[serde(default)]
     pub headers: Vec<Header>,
     /// The body as recorded.
@@ -61,7 +61,7 @@ pub struct Content {
     pub size: Option<i64>,
 }
 
-/// A header line.
+/// One header field as HAR writes it: a name and a value, both text.
 #[derive(Debug, Deserialize)]
 pub struct Header {
     /// The field name.

@@ -211,7 +211,7 @@ impl Metrics {
 /// the admin server and the demo.
 #[derive(Clone)]
 pub struct Recorder {
-    /// The Prometheus metrics.
+    /// The metric families of the recording stage and of the stages below it.
     pub metrics: Arc<Metrics>,
     /// The recent findings behind `/findings`.
     pub findings: Arc<findings::FindingsStore>,

@@ -2,7 +2,7 @@
 
 use super::{Exchange, Rule, Severity, Verdict};
 
-/// The rule.
+/// Flags a 204 that announces content.
 pub static RULE: Rule = Rule {
     id: "body-on-no-content",
     title: "204 No Content announcing content",

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use super::parse::headers::CacheControl;
 use super::{Exchange, Rule, Severity, Verdict};
 
-/// The rule.
+/// Flags a 5xx that caches are told to keep.
 pub static RULE: Rule = Rule {
     id: "cacheable-server-error",
     title: "Server error marked cacheable",

@@ -4,7 +4,7 @@ use http::Method;
 
 use super::{Exchange, Rule, Severity, Verdict};
 
-/// The rule.
+/// Flags a 201 answering a method that must not create anything.
 pub static RULE: Rule = Rule {
     id: "created-for-safe-method",
     title: "201 Created answering GET, HEAD or OPTIONS",

@@ -4,7 +4,7 @@ use http::Method;
 
 use super::{Exchange, Rule, Severity, Verdict};
 
-/// The rule.
+/// Flags a 201 that does not say where the new resource is.
 pub static RULE: Rule = Rule {
     id: "created-without-location",
     title: "201 Created without Location",

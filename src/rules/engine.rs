@@ -93,7 +93,8 @@ struct RouteException {
     fields: Vec<String>,
 }
 
-/// The configured catalogue.
+/// The catalogue as configured: the rules switched on with their severities, the error
+/// fields, and the per-route exceptions, looked up once per exchange.
 pub struct Engine {
     active: Vec<Active>,
     fields: Vec<String>,

@@ -7,7 +7,7 @@ use super::parse::json::{scan, Value};
 use super::{Exchange, Rule, Severity, Verdict};
 use crate::sample::BodyKind;
 
-/// The rule.
+/// Flags a 2xx whose body says the request failed.
 pub static RULE: Rule = Rule {
     id: "error-body-on-success",
     title: "Success status with an error body",

@@ -3,7 +3,7 @@
 use super::parse::headers::accepts_only_json;
 use super::{Exchange, Rule, Severity, Verdict};
 
-/// The rule.
+/// Flags an HTML error page for a client that asked for JSON only.
 pub static RULE: Rule = Rule {
     id: "error-content-mismatch",
     title: "HTML error to a JSON-only client",

@@ -7,7 +7,7 @@ use regex::bytes::{Regex, RegexSet};
 
 use super::{Exchange, Rule, Severity, Verdict};
 
-/// The rule.
+/// Flags a body that shows the service's insides.
 pub static RULE: Rule = Rule {
     id: "error-leaks-internals",
     title: "Stack trace or internal error text in a body",

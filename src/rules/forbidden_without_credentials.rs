@@ -2,7 +2,7 @@
 
 use super::{Exchange, Rule, Severity, Verdict};
 
-/// The rule.
+/// Flags a 403 where the client never tried to authenticate.
 pub static RULE: Rule = Rule {
     id: "forbidden-without-credentials",
     title: "403 to a request without credentials",

@@ -3,7 +3,7 @@
 use super::parse::headers::retry_after_is_valid;
 use super::{Exchange, Rule, Severity, Verdict};
 
-/// The rule.
+/// Flags a `Retry-After` clients cannot parse.
 pub static RULE: Rule = Rule {
     id: "invalid-retry-after",
     title: "Retry-After is neither seconds nor an HTTP-date",

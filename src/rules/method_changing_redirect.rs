@@ -4,7 +4,7 @@ use http::Method;
 
 use super::{Exchange, Rule, Severity, Verdict};
 
-/// The rule.
+/// Flags 301/302 to a request that must not become a GET.
 pub static RULE: Rule = Rule {
     id: "method-changing-redirect",
     title: "301/302 answering a method other than GET or HEAD",

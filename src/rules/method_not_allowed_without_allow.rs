@@ -3,7 +3,7 @@
 use super::parse::headers::allow_lists;
 use super::{Exchange, Rule, Severity, Verdict};
 
-/// The rule.
+/// Flags a 405 that does not list what is allowed.
 pub static RULE: Rule = Rule {
     id: "method-not-allowed-without-allow",
     title: "405 without a consistent Allow",

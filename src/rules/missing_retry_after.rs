@@ -2,7 +2,7 @@
 
 use super::{Exchange, Rule, Severity, Verdict};
 
-/// The rule.
+/// Flags a 429 or 503 that does not say when to come back.
 pub static RULE: Rule = Rule {
     id: "missing-retry-after",
     title: "Rate limit or unavailability without Retry-After",

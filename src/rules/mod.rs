@@ -286,7 +286,7 @@ impl Verdict {
     }
 }
 
-/// A misuse rule.
+/// A misuse rule: what the catalogue, the docs and the engine know of it.
 #[derive(Debug)]
 pub struct Rule {
     /// The stable id (a contract with dashboards, alerts and docs).
@@ -299,7 +299,7 @@ pub struct Rule {
     pub fires_when: &'static str,
     /// Why it matters, with the RFC 9110 or reference-guide section.
     pub rationale: &'static str,
-    /// The check.
+    /// The check: a verdict when the exchange breaks the rule, `None` when it does not.
     pub evaluate: fn(&Exchange<'_>) -> Option<Verdict>,
 }
 

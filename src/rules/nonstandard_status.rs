@@ -2,7 +2,7 @@
 
 use super::{Exchange, Rule, Severity, Verdict};
 
-/// The rule.
+/// Flags a status code nobody registered.
 pub static RULE: Rule = Rule {
     id: "nonstandard-status",
     title: "Status code not in the IANA registry",

@@ -2,7 +2,7 @@
 
 use super::{Exchange, Rule, Severity, Verdict};
 
-/// The rule.
+/// Flags a redirect that does not say where to.
 pub static RULE: Rule = Rule {
     id: "redirect-without-location",
     title: "Redirect without Location",

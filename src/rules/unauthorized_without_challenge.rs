@@ -2,7 +2,7 @@
 
 use super::{Exchange, Rule, Severity, Verdict};
 
-/// The rule.
+/// Flags a 401 that does not say how to authenticate.
 pub static RULE: Rule = Rule {
     id: "unauthorized-without-challenge",
     title: "401 without WWW-Authenticate",

@@ -2,7 +2,7 @@
 
 use super::{Exchange, Rule, Severity, Verdict};
 
-/// The rule.
+/// Flags a 100 Continue nobody asked for.
 pub static RULE: Rule = Rule {
     id: "unexpected-continue",
     title: "100 Continue without Expect: 100-continue",

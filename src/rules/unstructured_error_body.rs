@@ -8,7 +8,7 @@ use super::parse::json::{scan, Shape};
 use super::{Exchange, Rule, Severity, Verdict};
 use crate::sample::BodyKind;
 
-/// The rule.
+/// Flags an error response a program cannot read.
 pub static RULE: Rule = Rule {
     id: "unstructured-error-body",
     title: "Error response without a structured body",
