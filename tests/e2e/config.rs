@@ -67,6 +67,31 @@ fn negative_timeout_from_the_environment_is_rejected() {
 }
 
 #[test]
+fn every_invalid_key_is_reported_before_any_port_is_bound() {
+    let port = free_port();
+    let path = config_file(
+        "several.yaml",
+        &format!("upstream: 127.0.0.1:8080\nlisten: 127.0.0.1:{port}\nthreads: 0\nlog:\n  format: xml\n"),
+    );
+    let output = statuscope(
+        &["run", "--config", path.to_str().unwrap()],
+        &[("STATUSCOPE_TIMEOUTS__READ", "soon")],
+    );
+    assert_config_error(
+        &output,
+        &[
+            "statuscope: configuration key `threads` (from ",
+            "statuscope: configuration key `log.format` (from ",
+            "statuscope: configuration key `timeouts.read` (from the environment)",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 3, "{stderr}");
+    // Nothing was bound: the proxy's port is still free.
+    std::net::TcpListener::bind(("127.0.0.1", port)).expect("the listen port stays free");
+}
+
+#[test]
 fn an_unknown_engine_is_rejected_by_key() {
     let path = config_file(
         "engine.yaml",
