@@ -71,12 +71,7 @@ impl Families {
             .clone()
     }
 
-    fn add<C: Collector + Clone + 'static>(
-        &self,
-        collector: C,
-        kind: Kind,
-        labels: &[&str],
-    ) -> C {
+    fn add<C: Collector + Clone + 'static>(&self, collector: C, kind: Kind, labels: &[&str]) -> C {
         for desc in collector.desc() {
             self.note(Described {
                 name: desc.fq_name.clone(),

@@ -20,15 +20,15 @@ use prometheus::{IntCounterVec, IntGauge};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
-use crate::config::{Config, ConfigErrors, Engine};
 use crate::admin::Health;
-use crate::record::report::ReportGate;
+use crate::config::{Config, ConfigErrors, Engine};
+use crate::families::Families;
 use crate::proxy::admission::Admission;
 use crate::proxy::fast::FastEngine;
 use crate::proxy::guard::{ConnectionGuard, ConnectionLimit};
 use crate::proxy::pingora::StatuscopeProxy;
 use crate::proxy::settings::Settings;
-use crate::families::Families;
+use crate::record::report::ReportGate;
 use crate::record::{Metrics, Recorder};
 
 /// Loads the configuration again from the sources the process started with; called on SIGHUP.
@@ -73,7 +73,9 @@ pub fn run(
         reloads,
     } = RunFamilies::register(recorder.metrics.families());
     let proxy = StatuscopeProxy::new(settings.clone(), recorder, admission.clone());
-    let upstream = config.require_upstream().map_err(|e| StartError::Config(e.into()))?;
+    let upstream = config
+        .require_upstream()
+        .map_err(|e| StartError::Config(e.into()))?;
     let health = Arc::new(Health::default());
 
     let admin = TcpListener::bind(config.admin)
@@ -389,7 +391,10 @@ mod tests {
             .map(|family| family.name().to_string())
             .collect();
         // Families with labels are served once a child exists; the unlabelled ones at once.
-        for family in described.iter().filter(|f| f.labels.is_empty() && f.kind.is_some()) {
+        for family in described
+            .iter()
+            .filter(|f| f.labels.is_empty() && f.kind.is_some())
+        {
             assert!(served.contains(&family.name), "{} not served", family.name);
         }
         for name in [

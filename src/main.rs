@@ -8,9 +8,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use statuscope::config::{self, Overrides};
-use statuscope::record::report::{Format, Report, ReportGate};
 use statuscope::lifecycle::{self, StartError};
 use statuscope::lint::Linter;
+use statuscope::record::report::{Format, Report, ReportGate};
 use statuscope::record::Recorder;
 use statuscope::rules::describe;
 use statuscope::rules::Severity;

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The lower stages and the leaves they share; each may import only from this set.
-const LOWER: &[&str] = &["sample", "classify", "rules", "record", "fxhash", "families"];
+const LOWER: &[&str] = &[
+    "sample", "classify", "rules", "record", "fxhash", "families",
+];
 
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -75,10 +77,7 @@ fn no_two_top_level_modules_import_each_other() {
             return;
         }
         if let Some(start) = path.iter().position(|m| m == module) {
-            panic!(
-                "import cycle: {} -> {module}",
-                path[start..].join(" -> ")
-            );
+            panic!("import cycle: {} -> {module}", path[start..].join(" -> "));
         }
         path.push(module.to_string());
         for next in graph.get(module).into_iter().flatten() {

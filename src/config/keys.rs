@@ -418,11 +418,7 @@ mod tests {
     #[test]
     fn paths_are_unique_and_patterns_match_one_segment() {
         for (i, a) in KEYS.iter().enumerate() {
-            assert!(
-                KEYS[i + 1..].iter().all(|b| a.path != b.path),
-                "{}",
-                a.path
-            );
+            assert!(KEYS[i + 1..].iter().all(|b| a.path != b.path), "{}", a.path);
         }
         assert!(find("rules.missing-retry-after.enabled").is_some());
         assert!(find("rules.enabled").is_none());

@@ -15,11 +15,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-pub use error::{ConfigError, ConfigErrors};
-pub use crate::logs::LogFormat;
-pub use crate::sample::MAX_BODY_SAMPLE_BYTES;
 use crate::classify::route::{RouteTable, RouteTemplate};
+pub use crate::logs::LogFormat;
 use crate::rules::engine::{Engine as RuleEngine, RouteRules, RuleSetting};
+pub use crate::sample::MAX_BODY_SAMPLE_BYTES;
+pub use error::{ConfigError, ConfigErrors};
 
 /// Prefix of the environment variables that configure statuscope (`STATUSCOPE_UPSTREAM`, ...).
 /// Nested keys use a double underscore: `STATUSCOPE_TIMEOUTS__CONNECT=2s`.
@@ -513,10 +513,19 @@ mod tests {
         keys.sort();
         assert_eq!(
             keys,
-            ["listne", "log.format", "max_in_flight", "threads", "timeouts.connect"],
+            [
+                "listne",
+                "log.format",
+                "max_in_flight",
+                "threads",
+                "timeouts.connect"
+            ],
             "{errors}"
         );
-        assert!(errors.iter().all(|e| e.source == "the environment"), "{errors}");
+        assert!(
+            errors.iter().all(|e| e.source == "the environment"),
+            "{errors}"
+        );
         assert_eq!(errors.to_string().lines().count(), 5, "{errors}");
     }
 

@@ -42,7 +42,11 @@ impl Sources {
         }
         if let Some(path) = file {
             if !path.exists() {
-                return Err(ConfigError::whole(path.display().to_string(), "the file does not exist").into());
+                return Err(ConfigError::whole(
+                    path.display().to_string(),
+                    "the file does not exist",
+                )
+                .into());
             }
             builder = builder.add_source(File::from(PathBuf::from(path)));
         }
@@ -110,7 +114,11 @@ impl Sources {
         let known = || KEYS.iter().any(|key| key.matches(path));
         let ValueKind::Table(table) = &value.kind else {
             if !path.is_empty() && !known() {
-                errors.push(ConfigError::at(path, self.describe(path, Some(value)), UNKNOWN_KEY));
+                errors.push(ConfigError::at(
+                    path,
+                    self.describe(path, Some(value)),
+                    UNKNOWN_KEY,
+                ));
             }
             return;
         };
@@ -120,7 +128,11 @@ impl Sources {
             } else {
                 UNKNOWN_KEY
             };
-            errors.push(ConfigError::at(path, self.describe(path, Some(value)), problem));
+            errors.push(ConfigError::at(
+                path,
+                self.describe(path, Some(value)),
+                problem,
+            ));
             return;
         }
         for (name, child) in table {

@@ -152,10 +152,7 @@ fn network(check: &mut Checker<'_>) -> (SocketAddr, SocketAddr, Option<Upstream>
             .map_err(|problem| check.fail("upstream", problem))
             .ok()?;
         if addr.port() == 0 {
-            check.fail(
-                "upstream",
-                format!("`{text}` needs a port from 1 to 65535"),
-            );
+            check.fail("upstream", format!("`{text}` needs a port from 1 to 65535"));
         }
         Some(Upstream {
             addr,

@@ -171,7 +171,6 @@ enum TransferEncoding {
 
 const LEADING_BLANK_LINES: usize = 4;
 
-
 /// A request line this long cannot hold an acceptable target, however it continues.
 fn request_line_too_long(len: usize, limits: &HeadLimits) -> bool {
     len > limits.max_target_bytes + REQUEST_LINE_SLACK

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use tracing::warn;
 
-use crate::fxhash::FxHasher;
 use super::redact;
+use crate::fxhash::FxHasher;
 use crate::rules::engine::Finding;
 use crate::rules::{Severity, CATALOGUE};
 

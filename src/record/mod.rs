@@ -154,11 +154,9 @@ impl Metrics {
             ];
             handles::ResponseHandles {
                 responses: self.responses.with_label_values(&labels),
-                duration: self.duration.with_label_values(&[
-                    tally.route,
-                    tally.method,
-                    class,
-                ]),
+                duration: self
+                    .duration
+                    .with_label_values(&[tally.route, tally.method, class]),
             }
         };
         self.handles

@@ -22,7 +22,12 @@ pub trait Verdicts {
 
 /// Runs `engine` over `exchange`, which happened at `place`, and hands each outcome to
 /// `verdicts`.
-pub fn judge(engine: &Engine, exchange: &Exchange<'_>, place: Place<'_>, verdicts: &mut impl Verdicts) {
+pub fn judge(
+    engine: &Engine,
+    exchange: &Exchange<'_>,
+    place: Place<'_>,
+    verdicts: &mut impl Verdicts,
+) {
     let mut flagged = false;
     engine.evaluate(exchange, |outcome| match outcome {
         Outcome::Finding(finding) => {
@@ -63,6 +68,13 @@ impl<S: Fn() -> Option<String>> Verdicts for ReportVerdicts<'_, S> {
     }
 }
 
+/// Live traffic has no recording to point at.
+type NoSource = fn() -> Option<String>;
+
+fn no_source() -> Option<String> {
+    None
+}
+
 /// Verdicts on live traffic: the metrics, the recent findings behind `/findings`, and the CI
 /// report when `run --report` asked for one.
 pub struct LiveVerdicts<'a> {
@@ -83,10 +95,10 @@ impl<'a> LiveVerdicts<'a> {
         }
     }
 
-    fn report(&mut self) -> Option<ReportVerdicts<'_, fn() -> Option<String>>> {
+    fn report(&mut self) -> Option<ReportVerdicts<'_, NoSource>> {
         self.report.as_deref_mut().map(|report| ReportVerdicts {
             report,
-            source: (|| None) as fn() -> Option<String>,
+            source: no_source as NoSource,
         })
     }
 }

@@ -71,7 +71,9 @@ fn every_invalid_key_is_reported_before_any_port_is_bound() {
     let port = free_port();
     let path = config_file(
         "several.yaml",
-        &format!("upstream: 127.0.0.1:8080\nlisten: 127.0.0.1:{port}\nthreads: 0\nlog:\n  format: xml\n"),
+        &format!(
+            "upstream: 127.0.0.1:8080\nlisten: 127.0.0.1:{port}\nthreads: 0\nlog:\n  format: xml\n"
+        ),
     );
     let output = statuscope(
         &["run", "--config", path.to_str().unwrap()],
