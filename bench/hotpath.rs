@@ -29,7 +29,7 @@ fn main() {
     let fields: Vec<String> = ["code", "error", "type", "title", "message"]
         .map(String::from)
         .to_vec();
-    let engine = Engine::new(&[], &fields, &[]);
+    let engine = Engine::new(&[], &fields, &[], None);
     let paths = [
         "/users/42",
         "/orders/7/items",
@@ -86,6 +86,7 @@ fn main() {
             sent_continue: false,
             body: None,
             error_fields: &[],
+            contract: None,
         };
         let mut flagged = false;
         engine.evaluate(&exchange, |_| flagged = true);

@@ -72,6 +72,13 @@ impl Families {
     }
 
     fn add<C: Collector + Clone + 'static>(&self, collector: C, kind: Kind, labels: &[&str]) -> C {
+        self.collector(collector.clone(), kind, labels);
+        collector
+    }
+
+    /// Registers a collector of one family of `kind` with `labels` that computes its values
+    /// at each scrape.
+    pub fn collector(&self, collector: impl Collector + 'static, kind: Kind, labels: &[&str]) {
         for desc in collector.desc() {
             self.note(Described {
                 name: desc.fq_name.clone(),
@@ -82,9 +89,8 @@ impl Families {
         }
         // Names are constants of this crate: a clash is a programming error, found by any test.
         self.registry
-            .register(Box::new(collector.clone()))
+            .register(Box::new(collector))
             .expect("metric families have unique, valid names");
-        collector
     }
 
     fn note(&self, described: Described) {

@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod classify;
 pub mod config;
+pub mod contract;
 pub mod demo;
 pub mod families;
 pub mod fxhash;

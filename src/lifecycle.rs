@@ -22,6 +22,7 @@ use tracing::{info, warn};
 
 use crate::admin::Health;
 use crate::config::{Config, ConfigErrors, Engine};
+use crate::contract::coverage::{CoverageCollector, Current};
 use crate::families::Families;
 use crate::proxy::admission::Admission;
 use crate::proxy::fast::FastEngine;
@@ -71,7 +72,7 @@ pub fn run(
         admission,
         limit,
         reloads,
-    } = RunFamilies::register(recorder.metrics.families());
+    } = RunFamilies::register(recorder.metrics.families(), current_contract(&settings));
     let proxy = StatuscopeProxy::new(settings.clone(), recorder, admission.clone());
     let upstream = config
         .require_upstream()
@@ -91,6 +92,7 @@ pub fn run(
         health.clone(),
         findings,
         config.findings.token.clone(),
+        current_contract(&settings),
     )
     .map_err(|e| StartError::Io(format!("cannot start the admin server: {e}")))?;
 
@@ -190,7 +192,8 @@ struct RunFamilies {
 }
 
 impl RunFamilies {
-    fn register(families: &Families) -> Self {
+    fn register(families: &Families, contract: Current) -> Self {
+        CoverageCollector::register(families, contract);
         let admission = Admission::register(families);
         let limit = ConnectionLimit::register(families);
         let reloads = families.counter_vec(
@@ -212,8 +215,14 @@ impl RunFamilies {
 /// Every family a running sidecar registers, in a registry of its own, for the reference.
 pub fn registered_families() -> Families {
     let metrics = Metrics::new();
-    RunFamilies::register(metrics.families());
+    RunFamilies::register(metrics.families(), Arc::new(|| None));
     metrics.families().clone()
+}
+
+/// The contract the running proxy judges against, whichever reload put it in force.
+fn current_contract(settings: &Arc<Settings>) -> Current {
+    let settings = settings.clone();
+    Arc::new(move || settings.current().contract.clone())
 }
 
 /// Marks the proxy ready once its port accepts a connection. The probe connection sends no

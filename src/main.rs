@@ -239,7 +239,9 @@ fn main() -> ExitCode {
                 Err(e) => return fail(EXIT_CONFIG, &e),
             };
             let mut report = Report::for_rules(&loaded.config.rule_settings);
-            Linter::new(&loaded.config).lint_paths(&files, &mut report);
+            let linter = Linter::new(&loaded.config);
+            linter.lint_paths(&files, &mut report);
+            report.coverage = linter.coverage();
             print!("{}", report.render(format, fail_on));
             for error in &report.input_errors {
                 eprintln!("statuscope: cannot read {error}");

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// The lower stages and the leaves they share; each may import only from this set.
 const LOWER: &[&str] = &[
-    "sample", "classify", "rules", "record", "fxhash", "families",
+    "sample", "classify", "rules", "record", "fxhash", "families", "contract",
 ];
 
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {

@@ -24,6 +24,7 @@ use tracing::warn;
 pub use health::Health;
 
 use crate::config::Secret;
+use crate::contract::coverage::Current;
 use crate::record::findings::FindingsStore;
 use crate::record::Metrics;
 
@@ -33,8 +34,10 @@ struct Admin {
     health: Arc<Health>,
     /// `None` when `findings.endpoint` is off.
     findings: Option<Arc<FindingsStore>>,
-    /// The bearer token `/findings` requires, if any (`findings.token_file`).
+    /// The bearer token `/findings` and `/contract` require, if any (`findings.token_file`).
     findings_token: Option<Secret>,
+    /// The contract in force (it changes on SIGHUP), for `/contract`.
+    contract: Current,
 }
 
 /// Serves the admin endpoints on `listener` from a new thread until the process exits.
@@ -44,6 +47,7 @@ pub fn spawn(
     health: Arc<Health>,
     findings: Option<Arc<FindingsStore>>,
     findings_token: Option<Secret>,
+    contract: Current,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -54,6 +58,7 @@ pub fn spawn(
         health,
         findings,
         findings_token,
+        contract,
     });
     std::thread::Builder::new()
         .name("statuscope-admin".into())
@@ -95,14 +100,14 @@ impl Admin {
     fn respond(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
         let path = request.uri().path();
         let known = match path {
-            "/metrics" | "/healthz" | "/readyz" => true,
+            "/metrics" | "/healthz" | "/readyz" | "/contract" => true,
             "/findings" => self.findings.is_some(),
             _ => false,
         };
         if !known {
             return plain(
                 StatusCode::NOT_FOUND,
-                "not found: try /metrics, /findings, /healthz or /readyz\n",
+                "not found: try /metrics, /findings, /contract, /healthz or /readyz\n",
             );
         }
         if !matches!(*request.method(), Method::GET | Method::HEAD) {
@@ -125,7 +130,7 @@ impl Admin {
                 }
                 with_type(body, prometheus::TEXT_FORMAT)
             }
-            "/findings" if !self.authorised(request) => {
+            "/findings" | "/contract" if !self.authorised(request) => {
                 let mut response = plain(StatusCode::UNAUTHORIZED, "a bearer token is required\n");
                 response.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
@@ -141,6 +146,16 @@ impl Admin {
                     .unwrap_or_default();
                 with_type(json.into_bytes(), "application/json")
             }
+            "/contract" => match (self.contract)() {
+                Some(contract) => {
+                    let json = serde_json::to_vec(&contract.snapshot()).unwrap_or_default();
+                    with_type(json, "application/json")
+                }
+                None => plain(
+                    StatusCode::NOT_FOUND,
+                    "no contract: set contract.openapi to the service's OpenAPI document\n",
+                ),
+            },
             "/healthz" => plain(StatusCode::OK, "ok\n"),
             _ => match self.health.readiness() {
                 Ok(()) => plain(StatusCode::OK, "ready\n"),
@@ -151,7 +166,7 @@ impl Admin {
 }
 
 impl Admin {
-    /// Does the request carry the `/findings` token (or is none required)?
+    /// Does the request carry the `/findings` (and `/contract`) token (or is none required)?
     fn authorised(&self, request: &Request<Incoming>) -> bool {
         let Some(token) = &self.findings_token else {
             return true;

@@ -55,6 +55,12 @@ enum Segment {
     Param,
     /// `{name*}` as the last segment: the rest of the path, possibly empty.
     Rest,
+    /// A segment mixing text and a parameter (`{name}.json`, in an OpenAPI path): one segment
+    /// with this prefix and suffix and something between them.
+    Affixed {
+        prefix: String,
+        suffix: String,
+    },
 }
 
 impl RouteTemplate {
@@ -105,6 +111,29 @@ impl RouteTemplate {
         })
     }
 
+    /// A path as an OpenAPI document declares it: every `{…}` is a parameter matching one
+    /// segment, or the part of one segment between the text around it. Never fails: any
+    /// name is allowed, as the specification allows.
+    pub fn declared(text: &str) -> Self {
+        let segments = text
+            .strip_prefix('/')
+            .unwrap_or(text)
+            .split('/')
+            .map(|part| match (part.find('{'), part.rfind('}')) {
+                (Some(0), Some(end)) if end + 1 == part.len() => Segment::Param,
+                (Some(open), Some(close)) if open < close => Segment::Affixed {
+                    prefix: part[..open].to_string(),
+                    suffix: part[close + 1..].to_string(),
+                },
+                _ => Segment::Literal(part.to_string()),
+            })
+            .collect();
+        RouteTemplate {
+            text: Arc::from(text),
+            segments,
+        }
+    }
+
     /// The template as written; this is the `route` label of every path it matches.
     pub fn as_str(&self) -> &str {
         &self.text
@@ -122,6 +151,16 @@ impl RouteTemplate {
                 }
                 Segment::Param => {
                     if parts.next().is_none_or(str::is_empty) {
+                        return false;
+                    }
+                }
+                Segment::Affixed { prefix, suffix } => {
+                    let fits = parts.next().is_some_and(|part| {
+                        part.len() > prefix.len() + suffix.len()
+                            && part.starts_with(prefix.as_str())
+                            && part.ends_with(suffix.as_str())
+                    });
+                    if !fits {
                         return false;
                     }
                 }

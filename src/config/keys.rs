@@ -287,6 +287,11 @@ pub const KEYS: &[Key] = &[
     )
     .restart(|a, b| a.findings.token == b.findings.token),
     key(
+        "contract.openapi",
+        DefaultValue::Unset("none"),
+        "the service's OpenAPI document (3.0.x or 3.1.x, YAML or JSON; `$ref`s to files beside it are followed): its paths become route templates ahead of `routes.templates`, and the contract rules judge every response against it; an unreadable or invalid document stops start-up naming the file and the JSON pointer of the problem (at reload, the running configuration stays). See [contract.md](contract.md)",
+    ),
+    key(
         "rules.<id>.enabled",
         DefaultValue::Bool(true),
         "switch one rule off (ids as in `statuscope rules`; `_` may stand for `-`, as environment variables need)",

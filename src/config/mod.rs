@@ -13,9 +13,11 @@ mod validate;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::classify::route::{RouteTable, RouteTemplate};
+use crate::contract::Contract;
 pub use crate::logs::LogFormat;
 use crate::rules::engine::{Engine as RuleEngine, RouteRules, RuleSetting};
 pub use crate::sample::MAX_BODY_SAMPLE_BYTES;
@@ -68,6 +70,8 @@ pub struct Config {
     pub rule_settings: Vec<RuleSetting>,
     /// Per-route exceptions (`route_rules`).
     pub route_rules: Vec<RouteRules>,
+    /// The service's OpenAPI document, loaded and compiled (`contract.openapi`).
+    pub contract: Option<Arc<Contract>>,
 }
 
 /// How findings are produced and shown.
@@ -241,14 +245,33 @@ impl Config {
         keys::needing_restart(self, running)
     }
 
-    /// The route table `routes.*` describe, with no route learnt yet.
-    pub fn route_table(&self) -> RouteTable {
-        RouteTable::new(self.routes.templates.clone(), self.routes.max)
+    /// Every route template, in the order they are matched: the contract's paths first, then
+    /// `routes.templates`.
+    pub fn route_templates(&self) -> Vec<RouteTemplate> {
+        let mut templates = self
+            .contract
+            .as_ref()
+            .map(|contract| contract.templates())
+            .unwrap_or_default();
+        templates.extend(self.routes.templates.iter().cloned());
+        templates
     }
 
-    /// The rule engine `rules.*`, `error_fields` and `route_rules` describe.
-    pub fn rule_engine(&self) -> RuleEngine {
-        RuleEngine::new(&self.rule_settings, &self.error_fields, &self.route_rules)
+    /// The route table the templates and `routes.max` describe, with no route learnt yet.
+    pub fn route_table(&self) -> RouteTable {
+        RouteTable::new(self.route_templates(), self.routes.max)
+    }
+
+    /// The rule engine `rules.*`, `error_fields` and `route_rules` describe, judging against
+    /// `contract` (this configuration's, or a running one with the same text, whose coverage
+    /// counts go on).
+    pub fn rule_engine(&self, contract: Option<Arc<Contract>>) -> RuleEngine {
+        RuleEngine::new(
+            &self.rule_settings,
+            &self.error_fields,
+            &self.route_rules,
+            contract,
+        )
     }
 
     /// The upstream, or an error naming the key when `run` was started without one.
@@ -575,7 +598,8 @@ mod tests {
                 .config
         };
         let running = load_with(&[]);
-        let untested = ["findings.token_file", "route_rules"];
+        // Both name files; the e2e reload tests change them.
+        let untested = ["findings.token_file", "route_rules", "contract.openapi"];
         for key in keys::KEYS {
             if untested.contains(&key.path) {
                 continue;
@@ -598,5 +622,41 @@ mod tests {
             };
             assert_eq!(changed.keys_needing_restart(&running), expected, "{var}");
         }
+    }
+
+    #[test]
+    fn a_bad_contract_is_named_by_file_and_pointer() {
+        let dir = std::env::temp_dir().join(format!("statuscope-contract-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let load = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            let var = ("STATUSCOPE_CONTRACT__OPENAPI", path.to_str().unwrap());
+            load_from(None, &Overrides::default(), env(&[var])).map(|loaded| loaded.config)
+        };
+        let cases = [
+            ("missing.yaml", "info: {title: t}\n", "`/openapi`"),
+            ("version.yaml", "openapi: 2.0\n", "neither 3.0.x nor 3.1.x"),
+            ("yaml.yaml", "openapi: [3.1\n", "neither JSON nor YAML"),
+            (
+                "dangling.json",
+                r##"{"openapi": "3.1.0", "paths": {"/a": {"get": {"responses": {"200": {"$ref": "#/components/responses/Gone"}}}}}}"##,
+                "`/paths/~1a/get/responses/200/$ref`",
+            ),
+        ];
+        for (name, text, fragment) in cases {
+            let err = load(name, text).unwrap_err().to_string();
+            assert!(
+                err.contains("`contract.openapi`") && err.contains(name) && err.contains(fragment),
+                "{name}: {err}"
+            );
+        }
+        let good = load(
+            "good.yaml",
+            "openapi: 3.1.0\nservers: [{url: /api}]\npaths:\n  /users/{id}:\n    get:\n      responses: {200: {description: ok}}\n",
+        )
+        .unwrap();
+        let table = good.route_table();
+        assert_eq!(&*table.resolve("/api/users/7").label, "/api/users/{id}");
     }
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -19,6 +20,7 @@ use super::{
     REQUEST_LINE_SLACK,
 };
 use crate::classify::route::RouteTemplate;
+use crate::contract::Contract;
 use crate::logs::{self, LogFormat};
 use crate::rules::engine::{RouteRules, RuleSetting};
 use crate::rules::Severity;
@@ -53,6 +55,7 @@ pub(super) fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         findings: findings(&mut check),
         rule_settings: rule_settings(&mut check),
         route_rules: route_rules(&mut check),
+        contract: contract(&mut check),
     };
     if check.errors.is_empty() {
         Ok(config)
@@ -333,6 +336,14 @@ fn route_rules(check: &mut Checker<'_>) -> Vec<RouteRules> {
         });
     }
     route_rules
+}
+
+fn contract(check: &mut Checker<'_>) -> Option<Arc<Contract>> {
+    let path: PathBuf = check.value("contract.openapi")?;
+    Contract::load(&path)
+        .map(Arc::new)
+        .map_err(|problem| check.fail("contract.openapi", problem))
+        .ok()
 }
 
 /// Reads a bearer token: the file's content without surrounding whitespace, never empty.

@@ -7,9 +7,11 @@ pub mod traffic;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{self, Config, Overrides};
+use crate::contract::Contract;
 use crate::lifecycle::{self, StartError};
 use crate::record::Recorder;
 use summary::Summary;
@@ -36,7 +38,7 @@ pub fn run(overrides: &Overrides, duration: Option<Duration>) -> Result<u8, Star
     let mut overrides = overrides.clone();
     overrides.upstream = Some(service_addr.to_string());
     let loaded = config::load(None, &overrides).map_err(StartError::Config)?;
-    let config = demo_config(loaded.config);
+    let config = demo_config(loaded.config)?;
     crate::logs::init(config.log.format, &config.log.level);
 
     let recorder = Recorder::new(config.findings.keep_per_rule, config.findings.log_interval);
@@ -52,13 +54,23 @@ pub fn run(overrides: &Overrides, duration: Option<Duration>) -> Result<u8, Star
     Ok(status)
 }
 
+/// The demo service's OpenAPI document, which it breaks in six places (see the file).
+const CONTRACT: &str = include_str!("openapi.yaml");
+
 /// The demo's settings on top of the defaults: a short read timeout so the slow route shows
-/// proxy-made 504s, and quiet logs so the table stays readable.
-fn demo_config(mut config: Config) -> Config {
+/// proxy-made 504s, quiet logs so the table stays readable, and the service's contract.
+fn demo_config(mut config: Config) -> Result<Config, StartError> {
     config.timeouts.read = Duration::from_secs(2);
     config.drain_timeout = Duration::from_secs(2);
     config.log.level = "error,pingora_proxy=off,pingora_core=off".to_string();
-    config
+    let dir = std::env::temp_dir().join(format!("statuscope-demo-{}", std::process::id()));
+    let path = dir.join("openapi.yaml");
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&path, CONTRACT))
+        .map_err(|e| StartError::Io(format!("cannot write the demo contract: {e}")))?;
+    let contract = Contract::load(&path).expect("the demo contract is valid");
+    config.contract = Some(Arc::new(contract));
+    Ok(config)
 }
 
 /// Starts the clients once `/readyz` says the proxy accepts connections.

@@ -149,7 +149,10 @@ async fn answer(
         },
         // created-without-location
         (Method::POST, "/users") => json(StatusCode::CREATED, r#"{"id":102}"#),
+        // body-schema-mismatch: `errors` is not in the contract's schema
         (Method::GET, "/orders") => json(StatusCode::OK, r#"{"orders":[],"errors":[]}"#),
+        // undeclared-operation: the contract declares GET and POST on /orders
+        (Method::PATCH, "/orders") => json(StatusCode::OK, r#"{"orders":[]}"#),
         (Method::POST, "/orders") => match roll {
             0..=84 => with(
                 json(StatusCode::CREATED, r#"{"id":7}"#),

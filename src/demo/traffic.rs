@@ -52,6 +52,7 @@ const fn send(
 const SCENARIOS: &[Scenario] = &[
     get(25, "/users/{id}"),
     get(10, "/orders"),
+    send(1, "PATCH", "/orders", r#"{"note":"x"}"#),
     send(12, "POST", "/orders", r#"{"item":"book","quantity":1}"#),
     send(2, "POST", "/users", r#"{"name":"Bob"}"#),
     send(8, "POST", "/login", r#"{"user":"alice","password":"x"}"#),

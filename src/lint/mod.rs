@@ -15,6 +15,7 @@ use http::Method;
 use crate::classify::method_label;
 use crate::classify::route::RouteTable;
 use crate::config::Config;
+use crate::contract::coverage::Snapshot;
 use crate::record::findings::Place;
 use crate::record::report::Report;
 use crate::record::verdict::{self, ReportVerdicts};
@@ -35,7 +36,7 @@ impl Linter {
     pub fn new(config: &Config) -> Self {
         Linter {
             routes: config.route_table(),
-            engine: config.rule_engine(),
+            engine: config.rule_engine(config.contract.clone()),
             body_sample_bytes: config.body_sample_bytes,
         }
     }
@@ -55,6 +56,11 @@ impl Linter {
         if let Err(problem) = result {
             report.input_errors.push(format!("{name}: {problem}"));
         }
+    }
+
+    /// The contract's coverage by every exchange linted so far, when one is configured.
+    pub fn coverage(&self) -> Option<Snapshot> {
+        self.engine.contract().map(|contract| contract.snapshot())
     }
 
     /// Lints the files named (`-` is standard input), each in turn; an unreadable one does
@@ -126,6 +132,7 @@ impl Linter {
                 Body::NotRecorded | Body::NotRead => None,
             },
             error_fields: &[],
+            contract: None,
         };
         let place = Place {
             route: &route.label,

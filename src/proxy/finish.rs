@@ -120,6 +120,7 @@ fn judge(
         sent_continue: response.sent_continue,
         body: sample.as_ref(),
         error_fields: &[],
+        contract: None,
     };
     let place = Place {
         route,

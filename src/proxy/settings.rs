@@ -11,8 +11,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use pingora::prelude::HttpPeer;
 
-use crate::classify::route::RouteTable;
-use crate::config::{Config, ConfigError, Downstream, Routes, Timeouts};
+use crate::classify::route::{RouteTable, RouteTemplate};
+use crate::config::{Config, ConfigError, Downstream, Timeouts};
+use crate::contract::Contract;
 use crate::rules::engine::Engine;
 
 /// One consistent set of reloadable settings.
@@ -37,9 +38,12 @@ pub struct LiveSettings {
     pub access_log: bool,
     /// Client connection and request head limits (`downstream.*`).
     pub downstream: Downstream,
-    /// The route configuration `routes` was built from, to keep the table (and the routes it
-    /// has learnt) across a reload that leaves it unchanged.
-    route_config: Routes,
+    /// The service's contract (`contract.openapi`), for `/contract`: the one the engine
+    /// judges against.
+    pub contract: Option<Arc<Contract>>,
+    /// The templates and cap `routes` was built from, to keep the table (and the routes it
+    /// has learnt) across a reload that leaves them unchanged.
+    route_config: (Vec<RouteTemplate>, usize),
 }
 
 impl LiveSettings {
@@ -52,9 +56,17 @@ impl LiveSettings {
         peer.options.read_timeout = Some(config.timeouts.read);
         peer.options.write_timeout = Some(config.timeouts.write);
         peer.options.idle_timeout = Some(config.timeouts.idle);
+        let route_config = (config.route_templates(), config.routes.max);
         let routes = match previous {
-            Some(previous) if previous.route_config == config.routes => previous.routes.clone(),
-            _ => Arc::new(config.route_table()),
+            Some(previous) if previous.route_config == route_config => previous.routes.clone(),
+            _ => Arc::new(RouteTable::new(route_config.0.clone(), route_config.1)),
+        };
+        // The same document, read again: keep its coverage counting.
+        let contract = match (previous.and_then(|p| p.contract.as_ref()), &config.contract) {
+            (Some(running), Some(loaded)) if running.digest == loaded.digest => {
+                Some(running.clone())
+            }
+            (_, loaded) => loaded.clone(),
         };
         Ok(LiveSettings {
             peer,
@@ -63,11 +75,15 @@ impl LiveSettings {
             routes,
             response_timeout: config.timeouts.response,
             max_in_flight: config.max_in_flight,
-            engine: config.findings.enabled.then(|| config.rule_engine()),
+            engine: config
+                .findings
+                .enabled
+                .then(|| config.rule_engine(contract.clone())),
             body_sample_bytes: config.body_sample_bytes,
             access_log: config.log.access,
             downstream: config.downstream.clone(),
-            route_config: config.routes.clone(),
+            contract,
+            route_config,
         })
     }
 }

@@ -12,6 +12,7 @@ use tracing::{error, info};
 
 use super::findings::Place;
 use super::redact;
+use crate::contract::coverage::Snapshot;
 use crate::rules::engine::{Finding, RuleSetting};
 use crate::rules::{Severity, CATALOGUE};
 
@@ -75,6 +76,8 @@ pub struct Report {
     pub input_errors: Vec<String>,
     /// Rules switched off by configuration (by catalogue index), shown as skipped in JUnit.
     pub disabled: Vec<usize>,
+    /// The contract's coverage by the exchanges judged, when `contract.openapi` is set.
+    pub coverage: Option<Snapshot>,
     findings: BTreeMap<(usize, Arc<str>), RuleCount>,
 }
 
@@ -223,6 +226,27 @@ impl Report {
                 let _ = writeln!(out, "    at {source}");
             }
         }
+        if let Some(coverage) = &self.coverage {
+            let _ = writeln!(
+                out,
+                "contract coverage: {} of {} declared responses exercised ({})",
+                coverage.exercised, coverage.declared, coverage.document
+            );
+            for row in coverage.responses.iter().filter(|row| row.seen == 0) {
+                let _ = writeln!(
+                    out,
+                    "  not exercised: {} {} {}",
+                    row.method, row.route, row.response
+                );
+            }
+            for row in &coverage.undeclared {
+                let _ = writeln!(
+                    out,
+                    "  undeclared: {} {} {} ({} seen)",
+                    row.method, row.route, row.code, row.seen
+                );
+            }
+        }
         for error in &self.input_errors {
             let _ = writeln!(out, "unreadable: {error}");
         }
@@ -251,7 +275,7 @@ impl Report {
                 example: &tally.example,
             })
             .collect();
-        let document = serde_json::json!({
+        let mut document = serde_json::json!({
             "summary": {
                 "exchanges": self.exchanges,
                 "judged": self.judged,
@@ -264,6 +288,9 @@ impl Report {
             "findings": findings,
             "input_errors": self.input_errors,
         });
+        if let Some(coverage) = &self.coverage {
+            document["coverage"] = serde_json::to_value(coverage).expect("serialisable");
+        }
         let mut text = serde_json::to_string_pretty(&document).expect("serialisable");
         text.push('\n');
         text
@@ -330,15 +357,47 @@ impl Report {
             );
         }
         let tests = CATALOGUE.len() + self.input_errors.len();
+        let coverage = self
+            .coverage
+            .as_ref()
+            .map_or_else(String::new, junit_coverage);
         format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
              <testsuites name=\"statuscope\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">\n  \
              <testsuite name=\"statuscope rules\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">\n    \
              <properties>\n      <property name=\"summary\" value=\"{}\"/>\n    </properties>\n\
-             {cases}  </testsuite>\n</testsuites>\n",
+             {cases}  </testsuite>\n{coverage}</testsuites>\n",
             xml_escape(&self.summary())
         )
     }
+}
+
+/// The coverage as a JUnit suite: a case per declared response, skipped when no exchange
+/// exercised it (a gap to know of, not a failure of the service).
+fn junit_coverage(coverage: &Snapshot) -> String {
+    let mut cases = String::new();
+    for row in &coverage.responses {
+        let name = xml_escape(&format!("{} {} {}", row.method, row.route, row.response));
+        if row.seen == 0 {
+            let _ = writeln!(
+                cases,
+                "    <testcase classname=\"statuscope.contract\" name=\"{name}\">\n      \
+                 <skipped message=\"not exercised by any recorded exchange\"/>\n    </testcase>"
+            );
+        } else {
+            let _ = writeln!(
+                cases,
+                "    <testcase classname=\"statuscope.contract\" name=\"{name}\">\n      \
+                 <system-out>{} responses</system-out>\n    </testcase>",
+                row.seen
+            );
+        }
+    }
+    format!(
+        "  <testsuite name=\"statuscope contract coverage\" tests=\"{}\" failures=\"0\" errors=\"0\" skipped=\"{}\">\n{cases}  </testsuite>\n",
+        coverage.declared,
+        coverage.declared - coverage.exercised
+    )
 }
 
 /// `statuscope run --report`: findings gathered while a test suite runs against the proxy,

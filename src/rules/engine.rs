@@ -4,10 +4,12 @@
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use prometheus::IntCounterVec;
 
 use super::{Exchange, Rule, Severity, CATALOGUE};
+use crate::contract::Contract;
 use crate::families::Families;
 
 /// The engine's family: rules that panicked instead of judging.
@@ -99,14 +101,17 @@ pub struct Engine {
     active: Vec<Active>,
     fields: Vec<String>,
     routes: HashMap<String, RouteException>,
+    contract: Option<Arc<Contract>>,
 }
 
 impl Engine {
-    /// Builds the engine from the rules' settings, the default error fields and route exceptions.
+    /// Builds the engine from the rules' settings, the default error fields, route exceptions
+    /// and the service's contract, if it has one.
     pub fn new(
         settings: &[RuleSetting],
         error_fields: &[String],
         route_rules: &[RouteRules],
+        contract: Option<Arc<Contract>>,
     ) -> Engine {
         let active = CATALOGUE
             .iter()
@@ -137,14 +142,24 @@ impl Engine {
             active,
             fields: error_fields.to_vec(),
             routes,
+            contract,
         }
+    }
+
+    /// The contract the engine judges against, whose coverage its lookups count.
+    pub fn contract(&self) -> Option<&Arc<Contract>> {
+        self.contract.as_ref()
     }
 
     /// Runs every active rule over `exchange`, reporting each finding and each panic to `sink`.
     pub fn evaluate(&self, exchange: &Exchange<'_>, mut sink: impl FnMut(Outcome)) {
-        let exception = self.routes.get(exchange.route);
+        let exception = self.routes.get(&**exchange.route);
         let exchange = Exchange {
             error_fields: exception.map_or(&self.fields, |e| &e.fields),
+            contract: self
+                .contract
+                .as_ref()
+                .map(|c| c.lookup(exchange.route, exchange.method, exchange.status)),
             ..*exchange
         };
         let disabled = exception.map_or(0, |e| e.disabled);
@@ -211,7 +226,7 @@ mod tests {
                 severity: Some(Severity::Info),
             },
         ];
-        let engine = Engine::new(&settings, &default_fields(), &[]);
+        let engine = Engine::new(&settings, &default_fields(), &[], None);
         assert!(findings(&engine, "/r", &case(201).method("POST")).is_empty());
         let leak = case(500).body("text/plain", "Traceback (most recent call last):");
         let found = findings(&engine, "/r", &leak);
@@ -230,7 +245,7 @@ mod tests {
             disabled: vec![on_success],
             error_fields: vec!["errors".into()],
         };
-        let engine = Engine::new(&[], &default_fields(), &[graphql]);
+        let engine = Engine::new(&[], &default_fields(), &[graphql], None);
         let errors = case(200).body("application/json", r#"{"errors": [{"message": "x"}]}"#);
         assert!(findings(&engine, "/graphql", &errors).is_empty());
         assert_eq!(findings(&engine, "/rest", &errors).len(), 1);
@@ -253,7 +268,7 @@ mod tests {
 
     #[test]
     fn a_panicking_rule_is_reported_and_the_others_still_run() {
-        let mut engine = Engine::new(&[], &default_fields(), &[]);
+        let mut engine = Engine::new(&[], &default_fields(), &[], None);
         engine.active.insert(
             0,
             Active {

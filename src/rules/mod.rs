@@ -5,13 +5,16 @@
 //! breaks the rule. Each rule lives in a file of its own with its id, title, severity,
 //! rationale and tests; [`CATALOGUE`] lists them all. One exchange yields at most one finding
 //! per rule, so `statuscope_findings_total / statuscope_responses_total` is the share of
-//! responses that break a rule.
+//! responses that break a rule. The contract rules (`undeclared-*`, `missing-declared-header`,
+//! `body-schema-mismatch`) judge against the service's OpenAPI document and stay silent
+//! without one.
 
 pub mod describe;
 pub mod engine;
 pub mod parse;
 
 mod body_on_no_content;
+mod body_schema_mismatch;
 mod cacheable_server_error;
 mod created_for_safe_method;
 mod created_without_location;
@@ -22,18 +25,25 @@ mod forbidden_without_credentials;
 mod invalid_retry_after;
 mod method_changing_redirect;
 mod method_not_allowed_without_allow;
+mod missing_declared_header;
 mod missing_retry_after;
 mod nonstandard_status;
 mod redirect_without_location;
 mod unauthorized_without_challenge;
+mod undeclared_content_type;
+mod undeclared_operation;
+mod undeclared_route;
+mod undeclared_status;
 mod unexpected_continue;
 mod unstructured_error_body;
 
 use std::fmt;
+use std::sync::Arc;
 
 use http::Method;
 use serde::{Deserialize, Serialize};
 
+use crate::contract::Declared;
 use crate::sample::Sample;
 
 /// How serious a finding is.
@@ -106,7 +116,7 @@ pub struct Exchange<'a> {
     /// The request method.
     pub method: &'a Method,
     /// The route label.
-    pub route: &'a str,
+    pub route: &'a Arc<str>,
     /// The request path, without its query.
     pub path: &'a str,
     /// Request facts.
@@ -124,6 +134,9 @@ pub struct Exchange<'a> {
     pub body: Option<&'a Sample>,
     /// The fields that make a JSON error body structured (`error_fields` plus the route's own).
     pub error_fields: &'a [String],
+    /// What the service's contract declares for this response; `None` without a contract.
+    /// Filled in by the engine, which looks it up once for every rule.
+    pub contract: Option<Declared<'a>>,
 }
 
 impl<'a> Exchange<'a> {
@@ -304,7 +317,7 @@ pub struct Rule {
 }
 
 /// Every rule, in the order the docs list them.
-pub static CATALOGUE: [&Rule; 17] = [
+pub static CATALOGUE: [&Rule; 23] = [
     &error_body_on_success::RULE,
     &missing_retry_after::RULE,
     &invalid_retry_after::RULE,
@@ -322,6 +335,12 @@ pub static CATALOGUE: [&Rule; 17] = [
     &nonstandard_status::RULE,
     &error_content_mismatch::RULE,
     &cacheable_server_error::RULE,
+    &undeclared_status::RULE,
+    &undeclared_operation::RULE,
+    &undeclared_route::RULE,
+    &undeclared_content_type::RULE,
+    &missing_declared_header::RULE,
+    &body_schema_mismatch::RULE,
 ];
 
 /// The rule with this id (`_` accepted for `-`, for environment variables).
@@ -345,7 +364,80 @@ pub(crate) mod testing {
     //! A builder of exchanges for the rules' unit tests.
 
     use super::*;
+    use crate::contract::Contract;
     use crate::sample::BodyKind;
+    use std::sync::OnceLock;
+
+    /// The contract the contract rules' tests judge against (OpenAPI 3.0, with a servers
+    /// prefix, component refs, ranges, `default`, a required header, a nullable field).
+    pub const CONTRACT: &str = r##"
+openapi: 3.0.3
+info: {title: rules, version: "1"}
+servers:
+  - url: http://shop.internal/api
+paths:
+  /users/{userId}:
+    get:
+      responses:
+        200:
+          description: a user
+          headers:
+            ETag: {schema: {type: string}}
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/User"}
+            application/*:
+              schema: {type: object}
+        404:
+          description: no such user
+          content:
+            "*/*": {}
+        4XX:
+          description: a client error
+  /orders:
+    post:
+      responses:
+        201:
+          description: created
+          headers:
+            Location:
+              required: true
+              schema: {type: string}
+    get:
+      responses:
+        default:
+          $ref: "#/components/responses/Problem"
+components:
+  schemas:
+    User:
+      type: object
+      required: [id, name]
+      properties:
+        id: {type: integer}
+        name: {type: string}
+        nickname: {type: string, nullable: true}
+  responses:
+    Problem:
+      description: a problem
+      content:
+        application/problem+json:
+          schema: {type: object}
+"##;
+
+    /// [`CONTRACT`], loaded once.
+    pub fn contract() -> Arc<Contract> {
+        static LOADED: OnceLock<Arc<Contract>> = OnceLock::new();
+        LOADED
+            .get_or_init(|| {
+                let dir =
+                    std::env::temp_dir().join(format!("statuscope-rules-{}", std::process::id()));
+                std::fs::create_dir_all(&dir).unwrap();
+                let path = dir.join("contract.yaml");
+                std::fs::write(&path, CONTRACT).unwrap();
+                Arc::new(Contract::load(&path).unwrap())
+            })
+            .clone()
+    }
 
     /// Default error fields, as configured out of the box.
     pub fn default_fields() -> Vec<String> {
@@ -364,6 +456,7 @@ pub(crate) mod testing {
         pub sent_continue: bool,
         pub body: Option<Sample>,
         pub fields: Vec<String>,
+        pub contract: Option<(Arc<Contract>, Arc<str>)>,
     }
 
     /// A GET answered with `status`, no headers, no body.
@@ -381,6 +474,7 @@ pub(crate) mod testing {
             sent_continue: false,
             body: None,
             fields: default_fields(),
+            contract: None,
         }
     }
 
@@ -406,6 +500,12 @@ pub(crate) mod testing {
             case
         }
 
+        /// Judges this case against `contract`, as a response on `route` (a route label).
+        pub fn on(mut self, contract: &Arc<Contract>, route: &str) -> Case {
+            self.contract = Some((contract.clone(), Arc::from(route)));
+            self
+        }
+
         pub fn request(mut self, request: RequestFacts<'static>) -> Case {
             self.request = request;
             self
@@ -422,10 +522,14 @@ pub(crate) mod testing {
                 })
                 .collect();
             let headers = Headers::List(&fields);
+            let route: Arc<str> = match &self.contract {
+                Some((_, route)) => route.clone(),
+                None => Arc::from(route),
+            };
             judge(&Exchange {
                 method: &self.method,
-                route,
-                path: route,
+                route: &route,
+                path: &route,
                 request: self.request,
                 status: self.status,
                 headers,
@@ -433,6 +537,10 @@ pub(crate) mod testing {
                 sent_continue: self.sent_continue,
                 body: self.body.as_ref(),
                 error_fields: &self.fields,
+                contract: self
+                    .contract
+                    .as_ref()
+                    .map(|(contract, route)| contract.declared(route, &self.method, self.status)),
             })
         }
 

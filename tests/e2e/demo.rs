@@ -10,6 +10,12 @@ use crate::support::{free_port, raw_get, wait_until, Sample};
 /// false alarm on a look-alike.
 const MISUSES: &[(&str, &str, &str)] = &[
     ("body-on-no-content", "DELETE", "/legacy/items/{id}"),
+    ("body-schema-mismatch", "GET", "/orders"),
+    ("missing-declared-header", "POST", "/users"),
+    ("undeclared-content-type", "GET", "/widgets"),
+    ("undeclared-operation", "PATCH", "/orders"),
+    ("undeclared-route", "GET", "/old-home"),
+    ("undeclared-status", "GET", "/payments"),
     ("cacheable-server-error", "GET", "/catalog"),
     ("created-for-safe-method", "GET", "/sessions/new"),
     ("created-without-location", "POST", "/users"),

@@ -5,6 +5,7 @@ mod support;
 
 mod config;
 mod connections;
+mod contract;
 mod demo;
 mod deploy;
 mod faults;

@@ -1,0 +1,106 @@
+//! Response body schemas, compiled once per document load by the `jsonschema` crate.
+//!
+//! Every file of the document goes into one registry under its `file://` URI, so a schema's
+//! `$ref`s resolve exactly as the document writes them — inside the file, chained, or into a
+//! file beside it — and recursive schemas need no inlining. OpenAPI 3.1 schemas are JSON Schema
+//! 2020-12. OpenAPI 3.0 schemas are a dialect of draft 4 (whose boolean `exclusiveMinimum` and
+//! `exclusiveMaximum` they keep); its one extension that changes validation, `nullable: true`,
+//! is rewritten as the draft-4 equivalent (`"type": [T, "null"]`) before compiling. `format`
+//! is an annotation, as OpenAPI 3.1 and JSON Schema 2020-12 define it, in both dialects.
+
+use jsonschema::{Draft, Registry, Validator};
+use serde_json::Value;
+
+use super::document::{file_uri, Files, LoadError, Location};
+
+/// The schema dialect of a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// OpenAPI 3.0.x: draft 4 with `nullable`.
+    OpenApi30,
+    /// OpenAPI 3.1.x: JSON Schema 2020-12.
+    OpenApi31,
+}
+
+impl Dialect {
+    fn draft(self) -> Draft {
+        match self {
+            Dialect::OpenApi30 => Draft::Draft4,
+            Dialect::OpenApi31 => Draft::Draft202012,
+        }
+    }
+}
+
+/// Compiles schemas that live in `files`.
+pub struct Compiler {
+    dialect: Dialect,
+    registry: Registry<'static>,
+}
+
+impl Compiler {
+    /// Registers every file of the document, in `dialect`.
+    pub fn new(files: &Files, dialect: Dialect) -> Result<Compiler, LoadError> {
+        let whole = |problem: String| LoadError {
+            file: files.root.clone(),
+            pointer: String::new(),
+            problem,
+        };
+        let mut builder = Registry::new();
+        for (path, value) in &files.files {
+            let mut value = value.clone();
+            if dialect == Dialect::OpenApi30 {
+                rewrite_nullable(&mut value);
+            }
+            builder = builder
+                .add(file_uri(path), dialect.draft().create_resource(value))
+                .map_err(|e| whole(format!("cannot register {}: {e}", path.display())))?;
+        }
+        let registry = builder
+            .prepare()
+            .map_err(|e| whole(format!("cannot resolve the document's references: {e}")))?;
+        Ok(Compiler { dialect, registry })
+    }
+
+    /// A validator for the schema at `at`.
+    pub fn compile(&self, at: &Location) -> Result<Validator, LoadError> {
+        jsonschema::options()
+            .with_draft(self.dialect.draft())
+            .offline()
+            .should_validate_formats(false)
+            .with_registry(&self.registry)
+            .build(&serde_json::json!({ "$ref": at.uri() }))
+            .map_err(|e| at.error(format!("not a valid schema: {e}")))
+    }
+}
+
+/// OpenAPI 3.0's `nullable: true` as draft 4 says it: `null` added to the schema's `type`.
+fn rewrite_nullable(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.get("nullable") == Some(&Value::Bool(true)) {
+                if let Some(Value::String(kind)) = map.get("type") {
+                    let kind = kind.clone();
+                    map.insert("type".into(), serde_json::json!([kind, "null"]));
+                }
+            }
+            for child in map.values_mut() {
+                rewrite_nullable(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(rewrite_nullable),
+        _ => {}
+    }
+}
+
+/// Why a body does not validate, without quoting it: the JSON pointer of the failing value and
+/// the schema keyword that failed.
+pub fn first_failure(validator: &Validator, body: &Value) -> Option<String> {
+    let error = validator.iter_errors(body).next()?;
+    let at = error.instance_path().to_string();
+    let keyword = error.schema_path().to_string();
+    let keyword = keyword.rsplit('/').next().unwrap_or_default().to_string();
+    Some(format!(
+        "the body at `{}` fails the schema's `{keyword}`",
+        if at.is_empty() { "/" } else { &at }
+    ))
+}
