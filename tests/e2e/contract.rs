@@ -464,3 +464,98 @@ fn bad_documents_stop_start_up_naming_the_file_and_the_pointer() {
         "`/paths/~1a/get/responses/200/$ref`",
     );
 }
+
+#[tokio::test]
+async fn a_reload_with_a_broken_document_keeps_the_running_one() {
+    let upstream = Upstream::start();
+    let path = |name: &str| document(name).display().to_string();
+    let config = config_file(
+        "contract-reload.yaml",
+        &format!("contract:\n  openapi: {}\n", path("shop-3.0.yaml")),
+    );
+    let statuscope = Statuscope::launch(Launch {
+        upstream: Some(upstream.addr),
+        config: Some(&config),
+        ..Launch::default()
+    });
+    let undeclared = case("GET", "/api/users/7", 500, "application/json", "{}", None);
+    let broken = config_file("broken-contract.yaml", "openapi: 3.0.3\npaths: [oops]\n");
+    std::fs::write(&config, format!("contract:\n  openapi: {}\n", broken.display())).unwrap();
+    let failures = statuscope.total("statuscope_config_reloads_total", &[("result", "failure")]);
+    statuscope.signal(libc::SIGHUP);
+    crate::support::wait_until("the broken document to be rejected", || {
+        statuscope.total("statuscope_config_reloads_total", &[("result", "failure")]) > failures
+    });
+    assert!(
+        statuscope.stderr().contains("`contract.openapi`")
+            && statuscope.stderr().contains("broken-contract.yaml at `/paths`"),
+        "{}",
+        statuscope.stderr()
+    );
+    // The old document still judges, and its coverage goes on counting.
+    exchange(&statuscope, &undeclared).await;
+    assert_eq!(
+        statuscope.total("statuscope_findings_total", &[("rule", "undeclared-status")]),
+        1.0
+    );
+    let (_, body) = raw_get(statuscope.admin, "/contract").unwrap();
+    assert!(body.contains("shop-3.0.yaml"), "{body}");
+}
+
+#[test]
+fn lint_judges_recordings_against_the_contract_and_reports_its_coverage() {
+    let config = config_file(
+        "contract-lint.yaml",
+        &format!("contract:\n  openapi: {}\n", document("shop-3.0.yaml").display()),
+    );
+    let har = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lint/shop.har");
+    let lint = |format: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_statuscope"))
+            .args(["lint", "--config", config.to_str().unwrap(), "--format", format])
+            .arg(&har)
+            .output()
+            .unwrap();
+        // body-schema-mismatch on /api/users/me is an error: exit 1.
+        assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let report: serde_json::Value = serde_json::from_str(&lint("json")).unwrap();
+    let rules: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    for rule in ["undeclared-status", "missing-declared-header", "body-schema-mismatch"] {
+        assert!(rules.contains(&rule), "{rule}: {report}");
+    }
+    let coverage = &report["coverage"];
+    assert_eq!(coverage["declared"], 6, "{coverage}");
+    assert_eq!(coverage["exercised"], 3, "{coverage}");
+    let table = lint("table");
+    assert!(
+        table.contains("contract coverage: 3 of 6 declared responses exercised")
+            && table.contains("not exercised: GET /api/users/{userId} 404"),
+        "{table}"
+    );
+    // JUnit: a coverage suite a real JUnit reader (PyPI's junitparser) sees, one case per
+    // declared response, the unexercised ones skipped.
+    let junit = config_file("contract-lint.xml", &lint("junit"));
+    let check = "import junitparser, sys\n\
+        xml = junitparser.JUnitXml.fromfile(sys.argv[1])\n\
+        suite = [s for s in xml if s.name == 'statuscope contract coverage'][0]\n\
+        cases = list(suite)\n\
+        skipped = [c for c in cases if any(isinstance(r, junitparser.Skipped) for r in c.result)]\n\
+        print(len(cases), len(skipped))\n";
+    let output = Command::new("python3")
+        .args(["-c", check])
+        .arg(&junit)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "6 3",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
