@@ -394,6 +394,44 @@ fn misuse() -> Value {
          re-grade it, per route if needed.",
         (24, 7),
     );
+    b.row("Contract");
+    let contract_rules = statuscope::rules::CONTRACT
+        .iter()
+        .map(|rule| rule.id)
+        .collect::<Vec<_>>()
+        .join("|");
+    b.stacked(
+        "Contract violations per second by route and rule",
+        "Responses that break the service's own OpenAPI document (contract.openapi): undeclared codes, \
+         operations, routes and content types, missing required headers, bodies that fail their schema. \
+         docs/contract.md explains each.",
+        "reqps",
+        vec![series(
+            format!(
+                "sum by (route, rule) ({}) or vector(0)",
+                findings(&format!(r#", rule=~"{contract_rules}""#))
+            ),
+            "{{route}} {{rule}}",
+        )],
+        (12, 8),
+    );
+    b.panel(
+        "timeseries",
+        "Contract coverage per route",
+        "Share of the responses the contract declares on each route that the service has answered since the \
+         document was loaded (statuscope_contract_responses_total > 0 over all declared). GET /contract on the \
+         admin port lists the ones never seen.",
+        "percentunit",
+        vec![series(
+            format!(
+                "(count by (route) (statuscope_contract_responses_total{{{s}}} > 0) or \
+                 count by (route) (statuscope_contract_responses_total{{{s}}}) * 0) / \
+                 count by (route) (statuscope_contract_responses_total{{{s}}})"
+            ),
+            "{{route}}",
+        )],
+        (12, 8),
+    );
     b.row("Per rule");
     for rule in CATALOGUE {
         let description = format!(

@@ -12,16 +12,6 @@ use std::process::Command;
 use crate::support::upstream::Upstream;
 use crate::support::{client, config_file, raw_get, send, Engine, Launch, Statuscope};
 
-/// The contract rules; only these are compared (the HTTP rules have suites of their own).
-const CONTRACT_RULES: [&str; 6] = [
-    "undeclared-status",
-    "undeclared-operation",
-    "undeclared-route",
-    "undeclared-content-type",
-    "missing-declared-header",
-    "body-schema-mismatch",
-];
-
 /// One exchange: what the client asks for, what the upstream answers, and the contract rule
 /// statuscope must raise (`None`: none).
 struct Case {
@@ -230,8 +220,10 @@ fn document(name: &str) -> PathBuf {
 
 /// The contract rules' findings so far, by rule.
 fn findings_by_rule(statuscope: &Statuscope) -> BTreeMap<String, f64> {
-    CONTRACT_RULES
+    // Only the contract rules are compared: the HTTP rules have suites of their own.
+    statuscope::rules::CONTRACT
         .iter()
+        .map(|rule| rule.id)
         .map(|rule| {
             (
                 rule.to_string(),
@@ -480,7 +472,11 @@ async fn a_reload_with_a_broken_document_keeps_the_running_one() {
     });
     let undeclared = case("GET", "/api/users/7", 500, "application/json", "{}", None);
     let broken = config_file("broken-contract.yaml", "openapi: 3.0.3\npaths: [oops]\n");
-    std::fs::write(&config, format!("contract:\n  openapi: {}\n", broken.display())).unwrap();
+    std::fs::write(
+        &config,
+        format!("contract:\n  openapi: {}\n", broken.display()),
+    )
+    .unwrap();
     let failures = statuscope.total("statuscope_config_reloads_total", &[("result", "failure")]);
     statuscope.signal(libc::SIGHUP);
     crate::support::wait_until("the broken document to be rejected", || {
@@ -488,14 +484,19 @@ async fn a_reload_with_a_broken_document_keeps_the_running_one() {
     });
     assert!(
         statuscope.stderr().contains("`contract.openapi`")
-            && statuscope.stderr().contains("broken-contract.yaml at `/paths`"),
+            && statuscope
+                .stderr()
+                .contains("broken-contract.yaml at `/paths`"),
         "{}",
         statuscope.stderr()
     );
     // The old document still judges, and its coverage goes on counting.
     exchange(&statuscope, &undeclared).await;
     assert_eq!(
-        statuscope.total("statuscope_findings_total", &[("rule", "undeclared-status")]),
+        statuscope.total(
+            "statuscope_findings_total",
+            &[("rule", "undeclared-status")]
+        ),
         1.0
     );
     let (_, body) = raw_get(statuscope.admin, "/contract").unwrap();
@@ -506,17 +507,31 @@ async fn a_reload_with_a_broken_document_keeps_the_running_one() {
 fn lint_judges_recordings_against_the_contract_and_reports_its_coverage() {
     let config = config_file(
         "contract-lint.yaml",
-        &format!("contract:\n  openapi: {}\n", document("shop-3.0.yaml").display()),
+        &format!(
+            "contract:\n  openapi: {}\n",
+            document("shop-3.0.yaml").display()
+        ),
     );
     let har = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lint/shop.har");
     let lint = |format: &str| {
         let output = Command::new(env!("CARGO_BIN_EXE_statuscope"))
-            .args(["lint", "--config", config.to_str().unwrap(), "--format", format])
+            .args([
+                "lint",
+                "--config",
+                config.to_str().unwrap(),
+                "--format",
+                format,
+            ])
             .arg(&har)
             .output()
             .unwrap();
         // body-schema-mismatch on /api/users/me is an error: exit 1.
-        assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8(output.stdout).unwrap()
     };
     let report: serde_json::Value = serde_json::from_str(&lint("json")).unwrap();
@@ -526,7 +541,11 @@ fn lint_judges_recordings_against_the_contract_and_reports_its_coverage() {
         .iter()
         .map(|f| f["rule"].as_str().unwrap())
         .collect();
-    for rule in ["undeclared-status", "missing-declared-header", "body-schema-mismatch"] {
+    for rule in [
+        "undeclared-status",
+        "missing-declared-header",
+        "body-schema-mismatch",
+    ] {
         assert!(rules.contains(&rule), "{rule}: {report}");
     }
     let coverage = &report["coverage"];

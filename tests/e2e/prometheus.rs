@@ -218,7 +218,19 @@ fn every_dashboard_and_rule_expression_runs_against_real_prometheus() {
 #[test]
 fn dashboards_use_only_metrics_statuscope_exports_or_records() {
     let upstream = crate::support::upstream::Upstream::start();
-    let statuscope = crate::support::Statuscope::start(crate::support::Engine::Fast, upstream.addr);
+    // With a contract, so its coverage family is exported too.
+    let config = crate::support::config_file(
+        "dashboards-contract.yaml",
+        &format!(
+            "contract:\n  openapi: {}\n",
+            root().join("tests/contract/shop-3.0.yaml").display()
+        ),
+    );
+    let statuscope = crate::support::Statuscope::launch(crate::support::Launch {
+        upstream: Some(upstream.addr),
+        config: Some(&config),
+        ..crate::support::Launch::default()
+    });
     // A family appears in /metrics once it has a series: make a finding so they all have one.
     let error_body = [
         ("x-reply-status", "200"),
