@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::Method;
-use statuscope::rules::engine::{Engine, Outcome};
+use statuscope::rules::engine::{Engine, Outcome, RuleSetting};
 use statuscope::rules::{Exchange, Field, Headers, RequestFacts};
 use statuscope::sample::{Sample, Sampler};
 
@@ -220,5 +220,107 @@ fn each_rule(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, catalogue, each_rule);
+/// The contract the contract rules are measured against: an order list with a schema.
+const CONTRACT: &str = r##"
+openapi: 3.1.0
+info: {title: bench, version: "1"}
+paths:
+  /orders/{id}:
+    get:
+      responses:
+        "200":
+          description: orders
+          headers:
+            ETag: {required: true, schema: {type: string}}
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Orders"}
+        4XX: {description: a client error}
+components:
+  schemas:
+    Orders:
+      type: object
+      required: [orders]
+      properties:
+        orders: {type: array, items: {$ref: "#/components/schemas/Order"}}
+    Order:
+      type: object
+      required: [id, item, quantity, status]
+      properties:
+        id: {type: integer}
+        item: {type: string}
+        quantity: {type: integer, minimum: 1}
+        status: {enum: [open, shipped]}
+"##;
+
+/// An order list of just under `bytes` that validates against [`CONTRACT`].
+fn orders(bytes: usize) -> Vec<u8> {
+    let mut body = String::from(r#"{"orders":["#);
+    let mut id = 0;
+    loop {
+        let order = format!(r#"{{"id":{id},"item":"book {id}","quantity":2,"status":"open"}}"#);
+        if body.len() + order.len() + 3 > bytes {
+            break;
+        }
+        if id > 0 {
+            body.push(',');
+        }
+        body.push_str(&order);
+        id += 1;
+    }
+    body.push_str("]}");
+    body.into_bytes()
+}
+
+/// The six contract rules alone (every other rule off), with the lookup the engine makes for
+/// them: without a body, and with an 8 KiB JSON body validated against its schema.
+fn contract_rules(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("statuscope-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("openapi.yaml");
+    std::fs::write(&path, CONTRACT).unwrap();
+    let contract = Arc::new(statuscope::contract::Contract::load(&path).unwrap());
+    let settings: Vec<RuleSetting> = statuscope::rules::CATALOGUE
+        .iter()
+        .enumerate()
+        .filter(|(_, rule)| !statuscope::rules::CONTRACT.iter().any(|c| c.id == rule.id))
+        .map(|(rule, _)| RuleSetting {
+            rule,
+            enabled: false,
+            severity: None,
+        })
+        .collect();
+    let engine = Engine::new(&settings, &[], &[], Some(contract));
+    let method = Method::GET;
+    let json_headers = [("content-type", "application/json"), ("etag", "\"v1\"")];
+    let scenarios = [
+        Scenario {
+            name: "no body (200, JSON headers)",
+            status: 200,
+            headers: headers(&json_headers),
+            body: None,
+        },
+        Scenario {
+            name: "8 KiB JSON body validated",
+            status: 200,
+            headers: headers(&json_headers),
+            body: Some(orders(SAMPLE_BYTES)),
+        },
+    ];
+    let mut group = c.benchmark_group("contract rules per exchange");
+    for scenario in &scenarios {
+        assert_eq!(
+            judge(&engine, scenario, &method),
+            0,
+            "{}: a valid exchange",
+            scenario.name
+        );
+        group.bench_function(scenario.name, |b| {
+            b.iter(|| judge(&engine, black_box(scenario), &method))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, catalogue, each_rule, contract_rules);
 criterion_main!(benches);

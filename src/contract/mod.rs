@@ -11,6 +11,7 @@
 pub mod coverage;
 pub mod document;
 pub mod schema;
+pub mod tape;
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -118,7 +119,7 @@ pub struct MediaType {
     /// `type/subtype`, `type/*` or `*/*`, lower case.
     pub range: String,
     /// The compiled schema, when one is declared.
-    pub schema: Option<jsonschema::Validator>,
+    pub schema: Option<schema::Validator>,
 }
 
 impl DeclaredResponse {

@@ -8,10 +8,14 @@
 //! is rewritten as the draft-4 equivalent (`"type": [T, "null"]`) before compiling. `format`
 //! is an annotation, as OpenAPI 3.1 and JSON Schema 2020-12 define it, in both dialects.
 
-use jsonschema::{Draft, Registry, Validator};
+use jsonschema::{Draft, Registry};
 use serde_json::Value;
 
 use super::document::{file_uri, Files, LoadError, Location};
+use super::tape::{self, TapeJson};
+
+/// A compiled body schema; it validates bodies on the tape, without building a `Value`.
+pub type Validator = jsonschema::Validator<TapeJson>;
 
 /// The schema dialect of a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +67,7 @@ impl Compiler {
 
     /// A validator for the schema at `at`.
     pub fn compile(&self, at: &Location) -> Result<Validator, LoadError> {
-        jsonschema::options()
+        jsonschema::options_for::<TapeJson>()
             .with_draft(self.dialect.draft())
             .offline()
             .should_validate_formats(false)
@@ -92,15 +96,22 @@ fn rewrite_nullable(value: &mut Value) {
     }
 }
 
-/// Why a body does not validate, without quoting it: the JSON pointer of the failing value and
-/// the schema keyword that failed.
-pub fn first_failure(validator: &Validator, body: &Value) -> Option<String> {
-    let error = validator.iter_errors(body).next()?;
-    let at = error.instance_path().to_string();
-    let keyword = error.schema_path().to_string();
-    let keyword = keyword.rsplit('/').next().unwrap_or_default().to_string();
-    Some(format!(
-        "the body at `{}` fails the schema's `{keyword}`",
-        if at.is_empty() { "/" } else { &at }
-    ))
+/// Why a JSON body does not validate, without quoting it: the JSON pointer of the failing
+/// value and the schema keyword that failed; `None` when it validates.
+pub fn first_failure(validator: &Validator, body: &[u8]) -> Option<String> {
+    let judged = tape::with_root(body, |root| {
+        // The fast path answers yes or no without building errors; only a failure needs them.
+        if validator.is_valid(root) {
+            return None;
+        }
+        let error = validator.iter_errors(root).next()?;
+        let at = error.instance_path().to_string();
+        let keyword = error.schema_path().to_string();
+        let keyword = keyword.rsplit('/').next().unwrap_or_default().to_string();
+        Some(format!(
+            "the body at `{}` fails the schema's `{keyword}`",
+            if at.is_empty() { "/" } else { &at }
+        ))
+    });
+    judged.unwrap_or_else(|| Some("the body is not JSON".to_string()))
 }
