@@ -12,6 +12,7 @@ own code — in user space (the kernel's share is not counted).
 Prints one line per contender, `NAME INSTRUCTIONS`; bench/hotpath.sh checks them.
 
     SHORT=1000 LONG=3000 CONNECTIONS=4 CONTENDERS=fast,pingora,nginx bench/callgrind.py
+    CONTENDERS=fast,fast-contract bench/callgrind.py   # what judging against a contract costs
 """
 import os
 import selectors
@@ -80,7 +81,11 @@ def count(contender, requests):
     else:
         argv = [os.path.join(compare.ROOT, "target/release/statuscope"), "run", "--upstream",
                 f"127.0.0.1:{compare.UPSTREAM}", "--listen", f"127.0.0.1:{PORT}", "--admin", f"127.0.0.1:{ADMIN}"]
-        env = {"STATUSCOPE_LOG__LEVEL": "warn", "STATUSCOPE_PROXY__ENGINE": contender}
+        # `fast-contract`: the fast engine judging against bench/mix-openapi.yaml as well.
+        engine, _, contract = contender.partition("-")
+        env = {"STATUSCOPE_LOG__LEVEL": "warn", "STATUSCOPE_PROXY__ENGINE": engine}
+        if contract:
+            env["STATUSCOPE_CONTRACT__OPENAPI"] = os.path.join(compare.ROOT, "bench/mix-openapi.yaml")
     process = compare.start(f"callgrind-{contender}", valgrind + argv, env)
     compare.wait_port(PORT, "/ok", timeout=120)
     load(requests)
