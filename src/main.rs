@@ -171,7 +171,10 @@ fn main() -> ExitCode {
                 loaded.config.findings.log_interval,
             );
             let gate = args.report.map(|path| {
-                let report = Arc::new(Mutex::new(Report::for_rules(&loaded.config.rule_settings)));
+                let report = Arc::new(Mutex::new(Report::for_rules(
+                    &loaded.config.rule_settings,
+                    loaded.config.contract.is_some(),
+                )));
                 recorder.report = Some(report.clone());
                 Arc::new(ReportGate {
                     report,
@@ -238,7 +241,10 @@ fn main() -> ExitCode {
                 Ok(loaded) => loaded,
                 Err(e) => return fail(EXIT_CONFIG, &e),
             };
-            let mut report = Report::for_rules(&loaded.config.rule_settings);
+            let mut report = Report::for_rules(
+                &loaded.config.rule_settings,
+                loaded.config.contract.is_some(),
+            );
             let linter = Linter::new(&loaded.config);
             linter.lint_paths(&files, &mut report);
             report.coverage = linter.coverage();

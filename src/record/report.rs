@@ -14,7 +14,7 @@ use super::findings::Place;
 use super::redact;
 use crate::contract::coverage::Snapshot;
 use crate::rules::engine::{Finding, RuleSetting};
-use crate::rules::{Severity, CATALOGUE};
+use crate::rules::{Severity, CATALOGUE, CONTRACT};
 
 /// A report's output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -78,6 +78,9 @@ pub struct Report {
     pub disabled: Vec<usize>,
     /// The contract's coverage by the exchanges judged, when `contract.openapi` is set.
     pub coverage: Option<Snapshot>,
+    /// The run judges against a contract (`contract.openapi`); without one, JUnit reports the
+    /// contract rules as skipped rather than passed.
+    pub judges_contract: bool,
     findings: BTreeMap<(usize, Arc<str>), RuleCount>,
 }
 
@@ -91,9 +94,11 @@ struct FindingJson<'a> {
 }
 
 impl Report {
-    /// An empty report that knows which rules `settings` (`rules.<id>.enabled`) switch off.
-    pub fn for_rules(settings: &[RuleSetting]) -> Report {
+    /// An empty report that knows which rules `settings` (`rules.<id>.enabled`) switch off,
+    /// and whether a contract is judged against.
+    pub fn for_rules(settings: &[RuleSetting], judges_contract: bool) -> Report {
         Report {
+            judges_contract,
             disabled: settings
                 .iter()
                 .filter(|setting| !setting.enabled)
@@ -313,6 +318,8 @@ impl Report {
             );
             if self.disabled.contains(&index) {
                 cases.push_str("\n      <skipped message=\"disabled by configuration\"/>\n    ");
+            } else if !self.judges_contract && CONTRACT.iter().any(|c| c.id == rule.id) {
+                cases.push_str("\n      <skipped message=\"no contract (contract.openapi) to judge against\"/>\n    ");
             } else if let Some((_, first)) = fired.first() {
                 let count: u64 = fired.iter().map(|(_, t)| t.count).sum();
                 let mut details = String::new();

@@ -5,6 +5,7 @@
 //! change; review the diff before committing it.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use crate::deploy::root;
@@ -186,7 +187,12 @@ fn junit_output_is_valid_junit_xml() {
         "{printed}{}",
         String::from_utf8_lossy(&result.stderr)
     );
-    assert_eq!(printed.trim(), "17 error-leaks-internals");
+    // One case per rule of the catalogue.
+    let expected = format!(
+        "{} error-leaks-internals",
+        statuscope::rules::CATALOGUE.len()
+    );
+    assert_eq!(printed.trim(), expected);
 }
 
 #[test]
@@ -210,24 +216,32 @@ fn a_large_recording_is_streamed_in_bounded_memory() {
     drop(file);
     let size = std::fs::metadata(&path).unwrap().len();
 
-    let child = Command::new(env!("CARGO_BIN_EXE_statuscope"))
-        .args(["lint", "--format", "json"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (status, peak) = wait_with_peak_rss(child);
-    std::fs::remove_file(&path).unwrap();
+    let peak_linting = |recording: &Path| {
+        let child = Command::new(env!("CARGO_BIN_EXE_statuscope"))
+            .args(["lint", "--format", "json"])
+            .arg(recording)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_with_peak_rss(child)
+    };
+    // The process's own footprint (its binary, its allocator) is what a one-entry recording
+    // costs; streaming means the 91 MB recording adds little to it.
+    let small = root().join("tests/lint/base64.har");
+    let (_, baseline) = peak_linting(&small);
+    let (status, peak) = peak_linting(&path);
     assert_eq!(status, 0);
-    eprintln!("linted a {size}-byte recording with a peak RSS of {peak} bytes");
+    std::fs::remove_file(&path).unwrap();
+    eprintln!(
+        "linted a {size}-byte recording with a peak RSS of {peak} bytes ({baseline} for one entry)"
+    );
     assert!(
-        peak < size / 4,
-        "peak RSS {peak} bytes for a {size}-byte recording"
+        peak < baseline + size / 16,
+        "peak RSS {peak} bytes for a {size}-byte recording, {baseline} for one entry"
     );
 }
 
-/// Waits for `child` and returns its exit status and its own peak resident memory in bytes.
 fn wait_with_peak_rss(child: std::process::Child) -> (i32, u64) {
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
