@@ -202,6 +202,14 @@ mod tests {
     }
 
     #[test]
+    fn the_contract_rules_are_the_catalogue_entries_that_cite_openapi() {
+        for rule in CATALOGUE {
+            let contract = crate::rules::CONTRACT.iter().any(|c| c.id == rule.id);
+            assert_eq!(rule.rationale.contains("OpenAPI"), contract, "{}", rule.id);
+        }
+    }
+
+    #[test]
     fn the_catalogue_ids_are_unique_and_at_most_64() {
         let mut ids: Vec<_> = CATALOGUE.iter().map(|r| r.id).collect();
         ids.sort();

@@ -344,15 +344,8 @@ pub static CATALOGUE: [&Rule; 23] = [
 ];
 
 /// The contract rules: those that judge against the service's OpenAPI document
-/// (`contract.openapi`), and stay silent without one. All are in [`CATALOGUE`] too.
-pub static CONTRACT: [&Rule; 6] = [
-    &undeclared_status::RULE,
-    &undeclared_operation::RULE,
-    &undeclared_route::RULE,
-    &undeclared_content_type::RULE,
-    &missing_declared_header::RULE,
-    &body_schema_mismatch::RULE,
-];
+/// (`contract.openapi`), and stay silent without one — the end of [`CATALOGUE`].
+pub static CONTRACT: &[&Rule] = CATALOGUE.split_at(CATALOGUE.len() - 6).1;
 
 /// The rule with this id (`_` accepted for `-`, for environment variables).
 pub fn find(id: &str) -> Option<(usize, &'static Rule)> {
