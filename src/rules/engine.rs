@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use prometheus::IntCounterVec;
 
-use super::{Exchange, Rule, Severity, CATALOGUE};
+use super::{Exchange, Rule, Severity, CATALOGUE, CONTRACT};
 use crate::contract::Contract;
 use crate::families::Families;
 
@@ -118,7 +118,9 @@ impl Engine {
             .enumerate()
             .filter_map(|(index, rule)| {
                 let setting = settings.iter().find(|s| s.rule == index);
-                let enabled = setting.is_none_or(|s| s.enabled);
+                // Without a contract the contract rules could only say nothing: skip them.
+                let judgeable = contract.is_some() || !CONTRACT.iter().any(|c| c.id == rule.id);
+                let enabled = judgeable && setting.is_none_or(|s| s.enabled);
                 enabled.then(|| Active {
                     index,
                     rule,
@@ -199,6 +201,19 @@ mod tests {
             })
         });
         found
+    }
+
+    #[test]
+    fn the_contract_rules_run_only_with_a_contract() {
+        let without = Engine::new(&[], &default_fields(), &[], None);
+        assert_eq!(without.active.len(), CATALOGUE.len() - CONTRACT.len());
+        let with = Engine::new(
+            &[],
+            &default_fields(),
+            &[],
+            Some(crate::rules::testing::contract()),
+        );
+        assert_eq!(with.active.len(), CATALOGUE.len());
     }
 
     #[test]
