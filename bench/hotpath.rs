@@ -87,6 +87,7 @@ fn main() {
             body: None,
             error_fields: &[],
             contract: None,
+            grpc_trailers: None,
         };
         let mut flagged = false;
         engine.evaluate(&exchange, |_| flagged = true);

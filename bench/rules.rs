@@ -109,6 +109,7 @@ fn exchange<'a>(
         body,
         error_fields: &[],
         contract: None,
+        grpc_trailers: None,
     }
 }
 

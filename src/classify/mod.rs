@@ -1,6 +1,7 @@
 //! Classification: turns one finished exchange into the bounded label values we record —
-//! status class, method, origin, route template and upstream error kind.
+//! status class, method, origin, route template, upstream error kind and a gRPC call's code.
 
+pub mod grpc;
 pub mod route;
 
 use pingora::{ErrorSource, ErrorType};
@@ -136,12 +137,16 @@ impl UpstreamErrorKind {
 
 const RESPONSE_TIMED_OUT: ErrorType = ErrorType::new("UpstreamResponseTimedout");
 
-/// True when a pingora error means the client's connection is gone, so no answer can reach it.
+/// True when a pingora error means the client's connection is gone, so no answer can reach it
+/// (an HTTP/2 client that reset its stream, cancelling a gRPC call, among them).
 pub fn is_client_gone(error: &pingora::Error) -> bool {
     *error.esource() == ErrorSource::Downstream
         && matches!(
             error.etype(),
-            ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed
+            ErrorType::ReadError
+                | ErrorType::WriteError
+                | ErrorType::ConnectionClosed
+                | ErrorType::H2Error
         )
 }
 

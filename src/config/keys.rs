@@ -152,6 +152,12 @@ pub const KEYS: &[Key] = &[
     )
     .restart(|a, b| a.h2c == b.h2c),
     key(
+        "upstream_protocol",
+        DefaultValue::Text("http1"),
+        "what statuscope speaks to the upstream: `http1`; `h2c`, HTTP/2 with prior knowledge, streams multiplexed over pooled connections (a gRPC server), which runs the pingora engine for every request; or `downstream`, the client's own (HTTP/2 for h2c clients, HTTP/1.1 for the others), for a service that serves gRPC and HTTP/1 on one port; see [grpc.md](grpc.md)",
+    )
+    .restart(|a, b| a.upstream_protocol == b.upstream_protocol),
+    key(
         "proxy.engine",
         DefaultValue::Text("fast"),
         "what carries HTTP/1 exchanges: `fast`, statuscope's own loop, or `pingora`, pingora-proxy's `ProxyHttp` (the fallback); see [engines.md](engines.md)",

@@ -50,6 +50,8 @@ pub struct Config {
     pub upstream_keepalive_pool_size: usize,
     /// Accept HTTP/2 over cleartext (prior knowledge) on the proxy port (`h2c`).
     pub h2c: bool,
+    /// Which HTTP statuscope speaks to the upstream (`upstream_protocol`).
+    pub upstream_protocol: UpstreamProtocol,
     /// Which engine carries HTTP/1 exchanges (`proxy.engine`).
     pub engine: Engine,
     /// Limits on client connections and request heads (`downstream.*`).
@@ -122,6 +124,41 @@ impl Engine {
         match self {
             Engine::Fast => "fast",
             Engine::Pingora => "pingora",
+        }
+    }
+}
+
+/// The HTTP statuscope speaks to the upstream (`upstream_protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 for every request (`http1`, the default).
+    Http1,
+    /// HTTP/2 with prior knowledge for every request (`h2c`), streams multiplexed over pooled
+    /// connections: what a gRPC server speaks.
+    H2c,
+    /// The client's own (`downstream`): HTTP/2 for h2c clients, gRPC among them, HTTP/1.1 for
+    /// the others — for a service that serves both on one port.
+    Downstream,
+}
+
+impl UpstreamProtocol {
+    /// The value as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamProtocol::Http1 => "http1",
+            UpstreamProtocol::H2c => "h2c",
+            UpstreamProtocol::Downstream => "downstream",
+        }
+    }
+}
+
+impl Config {
+    /// The engine that runs: the configured one, but the pingora engine whenever every
+    /// request goes to the upstream over HTTP/2, which the fast engine does not speak.
+    pub fn running_engine(&self) -> Engine {
+        match self.upstream_protocol {
+            UpstreamProtocol::H2c => Engine::Pingora,
+            UpstreamProtocol::Http1 | UpstreamProtocol::Downstream => self.engine,
         }
     }
 }
@@ -379,6 +416,29 @@ mod tests {
     }
 
     #[test]
+    fn an_h2c_upstream_runs_the_pingora_engine_and_other_protocols_keep_the_chosen_one() {
+        let config = |pairs: &[(&str, &str)]| {
+            load_from(None, &Overrides::default(), env(pairs))
+                .map(|loaded| loaded.config)
+                .map_err(|e| e.to_string())
+        };
+        let default = config(&[]).unwrap();
+        assert_eq!(default.upstream_protocol, UpstreamProtocol::Http1);
+        assert_eq!(default.running_engine(), Engine::Fast);
+        let h2c = config(&[("STATUSCOPE_UPSTREAM_PROTOCOL", "h2c")]).unwrap();
+        assert_eq!(h2c.running_engine(), Engine::Pingora);
+        let both = config(&[("STATUSCOPE_UPSTREAM_PROTOCOL", "downstream")]).unwrap();
+        assert_eq!(both.upstream_protocol, UpstreamProtocol::Downstream);
+        assert_eq!(both.running_engine(), Engine::Fast);
+        let err = config(&[("STATUSCOPE_UPSTREAM_PROTOCOL", "http2")]).unwrap_err();
+        assert!(
+            err.contains("`upstream_protocol`")
+                && err.contains("`http2` is not one of `http1`, `h2c`, `downstream`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn verbose_pingora_logging_is_refused_and_modest_levels_are_not() {
         let level = |text: &str| {
             load_from(
@@ -563,6 +623,7 @@ mod tests {
         ("drain_timeout", "3s"),
         ("upstream_keepalive_pool_size", "9"),
         ("h2c", "false"),
+        ("upstream_protocol", "h2c"),
         ("proxy.engine", "pingora"),
         ("downstream.max_connections", "5"),
         ("downstream.header_timeout", "3s"),

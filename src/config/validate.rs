@@ -17,7 +17,7 @@ use super::error::{ConfigError, ConfigErrors};
 use super::sources::Sources;
 use super::{
     Config, Downstream, Engine, Findings, HeadLimits, Log, Routes, Secret, Timeouts, Upstream,
-    REQUEST_LINE_SLACK,
+    UpstreamProtocol, REQUEST_LINE_SLACK,
 };
 use crate::classify::route::RouteTemplate;
 use crate::contract::Contract;
@@ -42,6 +42,14 @@ pub(super) fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         drain_timeout: check.duration("drain_timeout"),
         upstream_keepalive_pool_size: check.positive("upstream_keepalive_pool_size"),
         h2c: check.flag("h2c"),
+        upstream_protocol: check.choice(
+            "upstream_protocol",
+            [
+                ("http1", UpstreamProtocol::Http1),
+                ("h2c", UpstreamProtocol::H2c),
+                ("downstream", UpstreamProtocol::Downstream),
+            ],
+        ),
         engine: check.choice(
             "proxy.engine",
             [("fast", Engine::Fast), ("pingora", Engine::Pingora)],
@@ -126,14 +134,17 @@ impl Checker<'_> {
             .ok()
     }
 
-    /// One of two spellings; the first option stands in when the value is neither.
-    fn choice<T: Copy>(&mut self, key: &str, options: [(&str, T); 2]) -> T {
+    /// One of the named options; the first stands in when the value is none of them.
+    fn choice<T: Copy, const N: usize>(&mut self, key: &str, options: [(&str, T); N]) -> T {
         let text = self.text(key);
         match options.iter().find(|(name, _)| *name == text) {
             Some((_, value)) => *value,
             None => {
-                let [(a, _), (b, _)] = options;
-                self.fail(key, format!("`{text}` is neither `{a}` nor `{b}`"));
+                let names: Vec<String> = options
+                    .iter()
+                    .map(|(name, _)| format!("`{name}`"))
+                    .collect();
+                self.fail(key, format!("`{text}` is not one of {}", names.join(", ")));
                 options[0].1
             }
         }

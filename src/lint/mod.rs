@@ -133,6 +133,9 @@ impl Linter {
             },
             error_fields: &[],
             contract: None,
+            // HAR records no trailers, where gRPC puts a call's status: the gRPC rules judge
+            // live traffic only.
+            grpc_trailers: None,
         };
         let place = Place {
             route: &route.label,

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::{ErrorSource, ErrorType};
 
+use crate::classify::grpc::{self, GrpcCode};
 use crate::classify::UpstreamErrorKind;
 
 /// The header that marks a response as made by statuscope, not by the service.
@@ -167,7 +168,10 @@ impl ProxyError {
             (_, ErrorType::HTTPStatus(400)) => Some(Self::BAD_REQUEST),
             (
                 ErrorSource::Downstream,
-                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
+                ErrorType::ReadError
+                | ErrorType::WriteError
+                | ErrorType::ConnectionClosed
+                | ErrorType::H2Error,
             ) => None,
             (ErrorSource::Downstream, _) => Some(Self::BAD_REQUEST),
             _ => Some(Self::INTERNAL),
@@ -209,6 +213,35 @@ impl ProxyError {
         wire.extend_from_slice(b"\r\n");
         wire.extend_from_slice(&body);
         Ok(wire)
+    }
+
+    /// The code a gRPC client sees for this answer: UNAVAILABLE for an upstream it could not
+    /// reach or that failed (a retry may succeed), DEADLINE_EXCEEDED for a timeout.
+    pub fn grpc_code(&self) -> GrpcCode {
+        GrpcCode::for_http_status(self.status)
+    }
+
+    /// The HTTP status this answer goes out with: its own, or 200 for a gRPC call, whose
+    /// outcome is in `grpc-status`.
+    pub fn status_sent(&self, grpc: bool) -> u16 {
+        if grpc {
+            200
+        } else {
+            self.status
+        }
+    }
+
+    /// This answer for a gRPC call: a trailers-only response (HTTP 200, `grpc-status` and
+    /// `grpc-message` in the head, no body), which is what gRPC client libraries read — a JSON
+    /// 502 would reach the application as an opaque transport error.
+    pub fn grpc_header(&self) -> pingora::Result<ResponseHeader> {
+        let mut header = ResponseHeader::build(200, Some(5))?;
+        header.insert_header(http::header::CONTENT_TYPE, "application/grpc")?;
+        let mut code = itoa::Buffer::new();
+        header.insert_header("grpc-status", code.format(self.grpc_code().number()))?;
+        header.insert_header("grpc-message", grpc::encode_message(self.detail))?;
+        header.insert_header(ERROR_HEADER, self.kind)?;
+        Ok(header)
     }
 
     /// The response header for a body of `body_len` bytes.
@@ -254,6 +287,21 @@ mod tests {
         let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(value["code"], "OVERLOADED");
         assert!(value["details"][0].as_str().unwrap().contains("retry"));
+    }
+
+    #[test]
+    fn a_grpc_call_gets_a_trailers_only_answer_with_the_code_its_client_expects() {
+        let refused = ProxyError::upstream(UpstreamErrorKind::ConnectRefused);
+        let header = refused.grpc_header().unwrap();
+        assert_eq!(header.status, 200);
+        let field = |name| header.headers.get(name).unwrap().to_str().unwrap();
+        assert_eq!(field("content-type"), "application/grpc");
+        assert_eq!(field("grpc-status"), "14");
+        assert_eq!(field("grpc-message"), refused.detail);
+        assert_eq!(field(ERROR_HEADER), "connect_refused");
+        let timeout = ProxyError::upstream(UpstreamErrorKind::ResponseTimeout);
+        assert_eq!(timeout.grpc_code(), GrpcCode::DeadlineExceeded);
+        assert_eq!(ProxyError::OVERLOADED.grpc_code(), GrpcCode::Unavailable);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use http::Method;
 use tracing::info;
 
 use super::settings::LiveSettings;
+use crate::classify::grpc::GrpcCode;
 use crate::classify::{Origin, UpstreamErrorKind};
 use crate::record::findings::Place;
 use crate::record::verdict::{self, LiveVerdicts};
@@ -40,6 +41,19 @@ pub struct Finished<'a> {
     pub upstream_error: Option<UpstreamErrorKind>,
     /// What the rules read, for a response the upstream produced; `None` otherwise.
     pub response: Option<Judged<'a>>,
+    /// How the request ended as a gRPC call; `None` when it was not one.
+    pub grpc: Option<GrpcEnd>,
+}
+
+/// How a gRPC call ended, beside the HTTP status of its response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcEnd {
+    /// Its `grpc-status` (`UNKNOWN` when missing or invalid); `CANCELLED` or
+    /// `DEADLINE_EXCEEDED` when the client hung up, at will or at its deadline; the code of
+    /// statuscope's own answer when the proxy ended it.
+    pub code: GrpcCode,
+    /// Who produced that code.
+    pub origin: Origin,
 }
 
 /// The parts of an exchange the upstream answered that the rule catalogue reads.
@@ -54,6 +68,9 @@ pub struct Judged<'a> {
     pub sent_continue: bool,
     /// The body sample, when one was taken.
     pub sample: Option<Sampler>,
+    /// A gRPC call's trailers (empty for a trailers-only response); `None` for any other
+    /// exchange.
+    pub grpc_trailers: Option<Headers<'a>>,
 }
 
 /// Tallies, judges and logs one finished request under `settings` (those it started with).
@@ -82,6 +99,11 @@ pub fn finish(recorder: &Recorder, settings: &LiveSettings, exchange: Finished<'
         duration: exchange.ended.saturating_duration_since(exchange.started),
     };
     metrics.record(&tally);
+    if let Some(grpc) = exchange.grpc {
+        metrics
+            .grpc
+            .record(label, grpc.code, grpc.origin, tally.duration);
+    }
     if let (Some(response), Some(path), Origin::Upstream) =
         (exchange.response, exchange.path, exchange.origin)
     {
@@ -121,6 +143,7 @@ fn judge(
         body: sample.as_ref(),
         error_fields: &[],
         contract: None,
+        grpc_trailers: response.grpc_trailers,
     };
     let place = Place {
         route,

@@ -95,6 +95,7 @@ pub async fn refuse(
         ended: Instant::now(),
         upstream_error: None,
         response: None,
+        grpc: None,
     };
     finish(recorder, settings, exchange);
     if let Ok(wire) = refusal.error.to_http1(refusal.reason) {

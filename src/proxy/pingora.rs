@@ -10,13 +10,16 @@ use std::time::Instant;
 use async_trait::async_trait;
 use pingora::http::ResponseHeader;
 use pingora::prelude::HttpPeer;
+use pingora::protocols::http::HttpTask;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, Result};
 
 use super::admission::{Admission, InFlight, Permit};
 use super::error_response::ProxyError;
+use super::finish::GrpcEnd;
 use super::finish::{finish, Finished, Judged};
 use super::settings::{LiveSettings, Settings};
+use crate::classify::grpc::{self, GrpcCode};
 use crate::classify::{
     is_client_gone, method_label, Origin, UpstreamErrorKind, CLIENT_CLOSED_REQUEST,
 };
@@ -41,6 +44,35 @@ pub struct RequestCtx {
     answered_by_proxy: Option<ProxyError>,
     sampler: Option<Sampler>,
     sent_continue: bool,
+    /// Set when the request is a gRPC call.
+    grpc: Option<GrpcCall>,
+}
+
+/// What statuscope keeps of a gRPC call while it is proxied.
+struct GrpcCall {
+    /// When the client's `grpc-timeout` runs out: a client that hangs up after it gave up at
+    /// its deadline, not at will.
+    deadline: Option<Instant>,
+    /// The upstream's trailers, once they have passed.
+    trailers: Option<http::HeaderMap>,
+}
+
+impl GrpcCall {
+    /// The call's state if `session` holds a gRPC call, read from its request head.
+    fn of(session: &Session, started: Instant) -> Option<GrpcCall> {
+        let headers = &session.req_header().headers;
+        let is_call = session.is_http2()
+            && headers
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| grpc::is_grpc_content_type(v.as_bytes()));
+        is_call.then(|| GrpcCall {
+            deadline: headers
+                .get("grpc-timeout")
+                .and_then(|v| grpc::parse_timeout(v.as_bytes()))
+                .and_then(|timeout| started.checked_add(timeout)),
+            trailers: None,
+        })
+    }
 }
 
 impl StatuscopeProxy {
@@ -54,8 +86,18 @@ impl StatuscopeProxy {
         }
     }
 
-    /// Sends a response of the proxy's own making; `false` if the client could not be written to.
-    async fn answer(session: &mut Session, answer: ProxyError) -> bool {
+    /// Sends a response of the proxy's own making — to a gRPC call, the trailers-only answer
+    /// its client library reads; `false` if the client could not be written to.
+    async fn answer(session: &mut Session, answer: ProxyError, grpc: bool) -> bool {
+        if grpc {
+            let Ok(header) = answer.grpc_header() else {
+                return false;
+            };
+            // The head with END_STREAM, in one HEADERS frame (`write_response_header` would
+            // leave the stream open).
+            let head = HttpTask::Header(Box::new(header), true);
+            return session.write_response_tasks(vec![head]).await.is_ok();
+        }
         let body = answer.body();
         let Ok(header) = answer.header(body.len()) else {
             return false;
@@ -73,7 +115,7 @@ impl StatuscopeProxy {
             return (CLIENT_CLOSED_REQUEST, Origin::Client);
         }
         if let Some(answer) = ctx.answered_by_proxy {
-            return (answer.status, Origin::Proxy);
+            return (answer.status_sent(ctx.grpc.is_some()), Origin::Proxy);
         }
         match session.response_written() {
             Some(header) => (header.status.as_u16(), Origin::Upstream),
@@ -104,10 +146,12 @@ impl ProxyHttp for StatuscopeProxy {
             answered_by_proxy: None,
             sampler: None,
             sent_continue: false,
+            grpc: None,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        ctx.grpc = GrpcCall::of(session, ctx.started);
         if let Some(permit) = self.admission.try_admit(ctx.settings.max_in_flight) {
             ctx._permit = Some(permit);
             return Ok(false);
@@ -116,7 +160,7 @@ impl ProxyHttp for StatuscopeProxy {
         if has_request_body(session.req_header()) {
             session.set_keepalive(None);
         }
-        if Self::answer(session, ProxyError::OVERLOADED).await {
+        if Self::answer(session, ProxyError::OVERLOADED, ctx.grpc.is_some()).await {
             ctx.answered_by_proxy = Some(ProxyError::OVERLOADED);
         }
         Ok(true)
@@ -124,10 +168,10 @@ impl ProxyHttp for StatuscopeProxy {
 
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(ctx.settings.peer.clone()))
+        Ok(Box::new(ctx.settings.peer_for(session.is_http2()).clone()))
     }
 
     async fn response_filter(
@@ -171,6 +215,19 @@ impl ProxyHttp for StatuscopeProxy {
         Ok(None)
     }
 
+    async fn response_trailer_filter(
+        &self,
+        _session: &mut Session,
+        trailers: &mut http::HeaderMap,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<bytes::Bytes>> {
+        // Passed on unchanged; a gRPC call's outcome is in them.
+        if let Some(call) = ctx.grpc.as_mut() {
+            call.trailers = Some(trailers.clone());
+        }
+        Ok(None)
+    }
+
     async fn fail_to_proxy(
         &self,
         session: &mut Session,
@@ -181,9 +238,9 @@ impl ProxyHttp for StatuscopeProxy {
         if error_code == 0 {
             if let Some(answer) = ProxyError::for_error(error) {
                 session.set_keepalive(None);
-                if Self::answer(session, answer).await {
+                if Self::answer(session, answer, ctx.grpc.is_some()).await {
                     ctx.answered_by_proxy = Some(answer);
-                    error_code = answer.status;
+                    error_code = answer.status_sent(ctx.grpc.is_some());
                 }
             }
         }
@@ -209,16 +266,28 @@ impl ProxyHttp for StatuscopeProxy {
         let request = session.req_header();
         let mid_body = origin == Origin::Upstream;
         let fields: Vec<Field<'_>>;
+        let trailer_fields: Vec<Field<'_>>;
+        let trailers = ctx.grpc.as_ref().and_then(|call| call.trailers.as_ref());
+        let grpc = ctx.grpc.as_ref().map(|call| {
+            let code = match (origin, ctx.answered_by_proxy) {
+                (Origin::Proxy, Some(answer)) => GrpcCode::for_http_status(answer.status),
+                (Origin::Client, _) if call.deadline.is_some_and(|at| Instant::now() >= at) => {
+                    GrpcCode::DeadlineExceeded
+                }
+                (Origin::Client, _) => GrpcCode::Cancelled,
+                _ => GrpcCode::of_status(
+                    trailers
+                        .and_then(|t| t.get("grpc-status"))
+                        .or_else(|| session.response_written()?.headers.get("grpc-status"))
+                        .map(|v| v.as_bytes()),
+                ),
+            };
+            GrpcEnd { code, origin }
+        });
         let response = match session.response_written() {
             Some(response) if origin == Origin::Upstream => {
-                fields = response
-                    .headers
-                    .iter()
-                    .map(|(name, value)| Field {
-                        name: name.as_str().as_bytes(),
-                        value: value.as_bytes(),
-                    })
-                    .collect();
+                fields = response.headers.iter().map(field).collect();
+                trailer_fields = trailers.map_or_else(Vec::new, |t| t.iter().map(field).collect());
                 Some(Judged {
                     method: &request.method,
                     request: RequestFacts::from_fields(|name| {
@@ -227,6 +296,7 @@ impl ProxyHttp for StatuscopeProxy {
                     headers: Headers::List(&fields),
                     sent_continue: ctx.sent_continue,
                     sample: ctx.sampler.take(),
+                    grpc_trailers: grpc.is_some().then_some(Headers::List(&trailer_fields)),
                 })
             }
             _ => None,
@@ -240,7 +310,16 @@ impl ProxyHttp for StatuscopeProxy {
             ended: Instant::now(),
             upstream_error: error.and_then(|e| UpstreamErrorKind::of(e, mid_body)),
             response,
+            grpc,
         };
         finish(&self.recorder, &ctx.settings, exchange);
+    }
+}
+
+/// A header field as the rules read it.
+fn field<'a>((name, value): (&'a http::HeaderName, &'a http::HeaderValue)) -> Field<'a> {
+    Field {
+        name: name.as_str().as_bytes(),
+        value: value.as_bytes(),
     }
 }

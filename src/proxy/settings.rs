@@ -12,14 +12,24 @@ use arc_swap::ArcSwap;
 use pingora::prelude::HttpPeer;
 
 use crate::classify::route::{RouteTable, RouteTemplate};
-use crate::config::{Config, ConfigError, Downstream, Timeouts};
+use crate::config::{Config, ConfigError, Downstream, Timeouts, UpstreamProtocol};
 use crate::contract::Contract;
 use crate::rules::engine::Engine;
 
+/// Streams statuscope opens at once on one HTTP/2 connection to the upstream before it opens
+/// another: RFC 9113 §6.5.2 recommends servers allow no fewer than 100, and one that announces
+/// fewer in its SETTINGS makes new streams wait for a free one (the `h2` crate obeys it).
+pub const H2_STREAMS_PER_CONNECTION: usize = 100;
+
 /// One consistent set of reloadable settings.
 pub struct LiveSettings {
-    /// The upstream and its timeouts (`upstream`, `timeouts.*`), for the pingora engine.
+    /// The upstream and its timeouts (`upstream`, `timeouts.*`) over HTTP/1.1, for the pingora
+    /// engine.
     pub peer: HttpPeer,
+    /// The same upstream over HTTP/2 with prior knowledge.
+    pub h2_peer: HttpPeer,
+    /// Which of the two a request goes to (`upstream_protocol`).
+    pub protocol: UpstreamProtocol,
     /// The upstream's address (`upstream`).
     pub upstream: SocketAddr,
     /// The upstream timeouts (`timeouts.*`).
@@ -56,6 +66,11 @@ impl LiveSettings {
         peer.options.read_timeout = Some(config.timeouts.read);
         peer.options.write_timeout = Some(config.timeouts.write);
         peer.options.idle_timeout = Some(config.timeouts.idle);
+        let mut h2_peer = peer.clone();
+        // Prior knowledge: no ALPN over cleartext, so pingora trusts that the upstream speaks
+        // HTTP/2 only when the lowest version allowed is 2.
+        h2_peer.options.set_http_version(2, 2);
+        h2_peer.options.max_h2_streams = H2_STREAMS_PER_CONNECTION;
         let route_config = (config.route_templates(), config.routes.max);
         let routes = match previous {
             Some(previous) if previous.route_config == route_config => previous.routes.clone(),
@@ -70,6 +85,8 @@ impl LiveSettings {
         };
         Ok(LiveSettings {
             peer,
+            h2_peer,
+            protocol: config.upstream_protocol,
             upstream: upstream.addr,
             timeouts: config.timeouts.clone(),
             routes,
@@ -85,6 +102,17 @@ impl LiveSettings {
             contract,
             route_config,
         })
+    }
+}
+
+impl LiveSettings {
+    /// The peer a request goes to: over HTTP/2 when `upstream_protocol` says so for a client
+    /// that spoke `client_h2` (HTTP/2) or not.
+    pub fn peer_for(&self, client_h2: bool) -> &HttpPeer {
+        match (self.protocol, client_h2) {
+            (UpstreamProtocol::H2c, _) | (UpstreamProtocol::Downstream, true) => &self.h2_peer,
+            (UpstreamProtocol::Http1, _) | (UpstreamProtocol::Downstream, false) => &self.peer,
+        }
     }
 }
 

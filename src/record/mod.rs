@@ -5,6 +5,7 @@
 //! lists every registered family, generated from the registry itself.
 
 pub mod findings;
+pub mod grpc;
 pub mod handles;
 pub mod redact;
 pub mod report;
@@ -44,6 +45,8 @@ pub struct Metrics {
     pub samples: SampleMetrics,
     /// The rule engine's family (`statuscope_rule_panics_total`).
     pub rules: EngineMetrics,
+    /// The gRPC calls' families (`statuscope_grpc_responses_total`, `…_duration_seconds`).
+    pub grpc: grpc::GrpcMetrics,
 }
 
 /// One finished exchange as it is counted: the labels and the duration, nothing the rules read.
@@ -111,6 +114,7 @@ impl Metrics {
         let routes = RouteMetrics::register(&families);
         let samples = SampleMetrics::register(&families);
         let rules = EngineMetrics::register(&families);
+        let grpc = grpc::GrpcMetrics::register(&families);
         families.process();
         Metrics {
             families,
@@ -124,6 +128,7 @@ impl Metrics {
             routes,
             samples,
             rules,
+            grpc,
         }
     }
 

@@ -22,6 +22,10 @@ mod error_body_on_success;
 mod error_content_mismatch;
 mod error_leaks_internals;
 mod forbidden_without_credentials;
+mod grpc_invalid_status;
+mod grpc_message_leaks_internals;
+mod grpc_non_200;
+mod grpc_status_missing;
 mod invalid_retry_after;
 mod method_changing_redirect;
 mod method_not_allowed_without_allow;
@@ -137,6 +141,10 @@ pub struct Exchange<'a> {
     /// What the service's contract declares for this response; `None` without a contract.
     /// Filled in by the engine, which looks it up once for every rule.
     pub contract: Option<Declared<'a>>,
+    /// For a gRPC call (an HTTP/2 request with `content-type: application/grpc…`), the
+    /// response's trailers — empty when it had none, as a trailers-only response; `None` for
+    /// any other exchange, and wherever trailers are not recorded (HAR files).
+    pub grpc_trailers: Option<Headers<'a>>,
 }
 
 impl<'a> Exchange<'a> {
@@ -149,6 +157,13 @@ impl<'a> Exchange<'a> {
     /// The response's `Content-Type` essence as sent (`application/json`), parameters dropped.
     pub fn content_type(&self) -> Option<&'a str> {
         self.content_type
+    }
+
+    /// For a gRPC call, the field `name` (lower case) where gRPC puts its status: the trailers,
+    /// or the head of a trailers-only response. `None` for other exchanges.
+    pub fn grpc_field(&self, name: &str) -> Option<&'a [u8]> {
+        let trailers = self.grpc_trailers?;
+        trailers.get(name).or_else(|| self.headers.get(name))
     }
 
     /// True when the `Content-Type` essence is one of `types` (compared without case).
@@ -317,7 +332,7 @@ pub struct Rule {
 }
 
 /// Every rule, in the order the docs list them.
-pub static CATALOGUE: [&Rule; 23] = [
+pub static CATALOGUE: [&Rule; 27] = [
     &error_body_on_success::RULE,
     &missing_retry_after::RULE,
     &invalid_retry_after::RULE,
@@ -335,6 +350,10 @@ pub static CATALOGUE: [&Rule; 23] = [
     &nonstandard_status::RULE,
     &error_content_mismatch::RULE,
     &cacheable_server_error::RULE,
+    &grpc_status_missing::RULE,
+    &grpc_non_200::RULE,
+    &grpc_invalid_status::RULE,
+    &grpc_message_leaks_internals::RULE,
     &undeclared_status::RULE,
     &undeclared_operation::RULE,
     &undeclared_route::RULE,
@@ -461,6 +480,8 @@ components:
         pub body: Option<Sample>,
         pub fields: Vec<String>,
         pub contract: Option<(Arc<Contract>, Arc<str>)>,
+        /// Trailers of a gRPC call; `None` when the case is not one.
+        pub trailers: Option<Vec<(&'static str, String)>>,
     }
 
     /// A GET answered with `status`, no headers, no body.
@@ -479,7 +500,19 @@ components:
             body: None,
             fields: default_fields(),
             contract: None,
+            trailers: None,
         }
+    }
+
+    /// A gRPC call answered with HTTP `status` and `content-type: application/grpc`, and no
+    /// trailers yet.
+    pub fn grpc_call(status: u16) -> Case {
+        Case {
+            method: Method::POST,
+            trailers: Some(Vec::new()),
+            ..case(status)
+        }
+        .header("content-type", "application/grpc")
     }
 
     impl Case {
@@ -510,6 +543,15 @@ components:
             self
         }
 
+        /// Adds a trailer field (the case must be a gRPC call).
+        pub fn trailer(mut self, name: &'static str, value: &str) -> Case {
+            self.trailers
+                .as_mut()
+                .expect("a gRPC call")
+                .push((name, value.to_string()));
+            self
+        }
+
         pub fn request(mut self, request: RequestFacts<'static>) -> Case {
             self.request = request;
             self
@@ -526,6 +568,15 @@ components:
                 })
                 .collect();
             let headers = Headers::List(&fields);
+            let trailer_fields: Vec<Field<'_>> = self
+                .trailers
+                .iter()
+                .flatten()
+                .map(|(name, value)| Field {
+                    name: name.as_bytes(),
+                    value: value.as_bytes(),
+                })
+                .collect();
             let route: Arc<str> = match &self.contract {
                 Some((_, route)) => route.clone(),
                 None => Arc::from(route),
@@ -545,6 +596,10 @@ components:
                     .contract
                     .as_ref()
                     .map(|(contract, route)| contract.declared(route, &self.method, self.status)),
+                grpc_trailers: self
+                    .trailers
+                    .is_some()
+                    .then_some(Headers::List(&trailer_fields)),
             })
         }
 

@@ -9,6 +9,7 @@ mod contract;
 mod demo;
 mod deploy;
 mod faults;
+mod grpc;
 mod hostile;
 mod inject;
 mod lifecycle;

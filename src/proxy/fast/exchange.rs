@@ -446,7 +446,10 @@ impl Client<'_> {
                 },
                 sent_continue,
                 sample: sampler,
+                // gRPC calls are HTTP/2: the pingora engine carries them.
+                grpc_trailers: None,
             }),
+            grpc: None,
         };
         finish(recorder, settings, exchange);
         if clean && response.persistent && pump.complete() {
@@ -819,6 +822,7 @@ impl Client<'_> {
             ended,
             upstream_error,
             response: None,
+            grpc: None,
         };
         finish(&self.engine.recorder, settings, exchange);
         self.last_ended = Some(ended);

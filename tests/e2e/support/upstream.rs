@@ -1,4 +1,5 @@
-//! A real upstream service for the tests: a hyper HTTP/1.1 server on its own thread.
+//! A real upstream service for the tests: a hyper server on its own thread, speaking HTTP/1.1,
+//! or HTTP/2 to a connection that opens with the HTTP/2 preface (h2c, prior knowledge).
 //!
 //! Paths: `/status/{code}[/...]` answers that code; `/slow/{ms}` waits first; `/bytes/{n}`
 //! streams n bytes with a length (`/chunked/{n}`: chunked); `/upload` counts the request body; `/echo` returns the request as JSON.
@@ -15,10 +16,10 @@ use futures_util::stream;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -103,10 +104,20 @@ async fn accept_loop(
                 counter.fetch_add(1, Ordering::SeqCst);
                 handle(request)
             });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
+            let mut preface = [0u8; 24];
+            let h2c = stream.peek(&mut preface).await.is_ok_and(|n| {
+                n >= 4 && b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".starts_with(&preface[..n])
+            });
+            if h2c {
+                let _ = http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            } else {
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            }
         });
     }
 }
@@ -176,6 +187,7 @@ async fn handle(request: Request<Incoming>) -> Result<Response<Body>, Infallible
         }
         (Some("echo"), _) => {
             let method = request.method().to_string();
+            let version = request.version();
             let uri = request.uri().to_string();
             let headers: Vec<(String, String)> = request
                 .headers()
@@ -189,6 +201,7 @@ async fn handle(request: Request<Incoming>) -> Result<Response<Body>, Infallible
                 .collect();
             let body = request.into_body().collect().await.unwrap().to_bytes();
             let echo = serde_json::json!({
+                "version": format!("{version:?}"),
                 "method": method,
                 "uri": uri,
                 "headers": headers,
@@ -241,7 +254,9 @@ pub fn reply_body(spec: &str) -> Vec<u8> {
 /// Answers as instructed: `x-reply-status`, `x-reply-header: Name: value` (repeatable),
 /// `x-reply-body` (with `\n` for newlines), `x-reply-encoding` (compresses the body and sets
 /// `Content-Encoding`), `x-reply-chunks: 3,1,5` (sends the body in frames of these sizes, the
-/// rest in one last frame, with chunked transfer coding).
+/// rest in one last frame, with chunked transfer coding), `x-reply-trailer: Name: value`
+/// (repeatable; HTTP/2 trailers after the body). Without a body or trailers, an HTTP/2 answer
+/// is its head alone, ending the stream (a gRPC trailers-only response).
 fn reply(headers: &http::HeaderMap) -> Response<Body> {
     let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_string());
     let status: u16 = text("x-reply-status").map_or(200, |s| s.parse().unwrap());
@@ -256,6 +271,21 @@ fn reply(headers: &http::HeaderMap) -> Response<Body> {
     if let Some(encoding) = text("x-reply-encoding") {
         body = encode(&encoding, &body);
         response = response.header("content-encoding", encoding);
+    }
+    if headers.contains_key("x-reply-trailer") {
+        let mut trailers = http::HeaderMap::new();
+        for line in headers.get_all("x-reply-trailer") {
+            let (name, value) = line.to_str().unwrap().split_once(':').unwrap();
+            trailers.append(
+                http::HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+                http::HeaderValue::from_str(value.trim()).unwrap(),
+            );
+        }
+        let frames = [Frame::data(Bytes::from(body)), Frame::trailers(trailers)];
+        let stream = stream::iter(frames.map(Ok::<_, Infallible>));
+        return response
+            .body(BodyExt::boxed(StreamBody::new(stream)))
+            .unwrap();
     }
     let Some(sizes) = text("x-reply-chunks") else {
         return response.body(full(body)).unwrap();

@@ -1,0 +1,47 @@
+//! The gRPC tallies: one count and one duration per finished gRPC call, by route and
+//! `grpc_code`, beside (never instead of) the HTTP tally of the same exchange.
+
+use std::time::Duration;
+
+use prometheus::{HistogramVec, IntCounterVec};
+
+use super::DURATION_BUCKETS;
+use crate::classify::grpc::GrpcCode;
+use crate::classify::Origin;
+use crate::families::Families;
+
+/// The gRPC families.
+pub struct GrpcMetrics {
+    responses: IntCounterVec,
+    duration: HistogramVec,
+}
+
+impl GrpcMetrics {
+    /// Registers the gRPC families in `families`.
+    pub fn register(families: &Families) -> Self {
+        GrpcMetrics {
+            responses: families.counter_vec(
+                "statuscope_grpc_responses_total",
+                "Finished gRPC calls by route (the /package.Service/Method path), gRPC status code name and origin; each call is counted exactly once, and in statuscope_responses_total too.",
+                &["route", "grpc_code", "origin"],
+            ),
+            duration: families.histogram_vec(
+                "statuscope_grpc_duration_seconds",
+                "Time from a gRPC call's request header to its end (trailers, or the client's or the proxy's end of it), by route and gRPC status code name.",
+                &["route", "grpc_code"],
+                DURATION_BUCKETS,
+            ),
+        }
+    }
+
+    /// Tallies one finished call on `route`.
+    pub fn record(&self, route: &str, code: GrpcCode, origin: Origin, duration: Duration) {
+        let name = code.as_str();
+        self.responses
+            .with_label_values(&[route, name, origin.as_str()])
+            .inc();
+        self.duration
+            .with_label_values(&[route, name])
+            .observe(duration.as_secs_f64());
+    }
+}
