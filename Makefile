@@ -57,15 +57,18 @@ test: test-deps deny
 
 ## bench: the rules' micro-benchmark; instructions per request under callgrind, the whole proxy
 ## beside nginx and statuscope's own request path, against their baselines (bench/hotpath.sh);
-## and the side-by-side comparison of both engines with nginx, HAProxy and Caddy, rules on and
-## off, memory and idle CPU, each target reported pass or fail (bench/compare.py, which writes
-## bench/results.md). Installs wrk, nginx, haproxy, caddy and valgrind when missing. About an
-## hour and a half with the defaults; see bench/compare.py for ROUNDS, DURATION, CONCURRENCY and
-## THREADS.
+## h2c (gRPC-shaped calls) through statuscope against direct, 1 and 100 streams per connection,
+## with h2load and nghttpd (bench/h2c.sh, which writes bench/h2c-results.md); and the
+## side-by-side comparison of both engines with nginx, HAProxy and Caddy, rules on and off,
+## memory and idle CPU, each target reported pass or fail (bench/compare.py, which writes
+## bench/results.md). Installs wrk, nginx, haproxy, caddy, nghttp2 and valgrind when missing.
+## About an hour and a half with the defaults; see bench/compare.py for ROUNDS, DURATION,
+## CONCURRENCY and THREADS, bench/h2c.sh for its own.
 bench: deps
 	@command -v valgrind >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq valgrind; }
 	$(CARGO) bench --bench rules
 	bench/hotpath.sh
+	bench/h2c.sh
 	bench/compare.py
 
 ## fuzz: each cargo-fuzz target for FUZZ_SECONDS (default 300) from its seed corpus in

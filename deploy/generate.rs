@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
+use statuscope::classify::grpc::GrpcCode;
 use statuscope::rules::CATALOGUE;
 
 /// Every dashboard's selector: the template variables that narrow it to one deployment.
@@ -326,10 +327,51 @@ fn overview() -> Value {
         )],
         (24, 9),
     );
+    b.row("gRPC");
+    let grpc = |filter: &str| {
+        format!("rate(statuscope_grpc_responses_total{{{s}{filter}}}[$__rate_interval])")
+    };
+    let server_errors: Vec<&str> = GrpcCode::SERVER_ERRORS.iter().map(|c| c.as_str()).collect();
+    let server_errors = format!(r#", grpc_code=~"{}""#, server_errors.join("|"));
+    let not_cancelled = r#", grpc_code!="CANCELLED""#;
+    b.stacked(
+        "gRPC calls per second by code",
+        "Finished gRPC calls per second, per method (route) and gRPC status: the outcome a gRPC client sees, which the HTTP status (200 for almost every call) does not show.",
+        "reqps",
+        vec![series(format!("sum by (route, grpc_code) ({})", grpc("")), "{{route}} {{grpc_code}}")],
+        (8, 8),
+    );
+    b.panel(
+        "timeseries",
+        "gRPC error ratio",
+        "Per method, the share of calls ending in a server-error code — OpenTelemetry's set: UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS — of all calls but those the client cancelled; the gRPC SLO's ratio.",
+        "percentunit",
+        vec![series(
+            format!(
+                "(sum by (route) ({}) or sum by (route) ({}) * 0) / sum by (route) ({})",
+                grpc(&server_errors),
+                grpc(not_cancelled),
+                grpc(not_cancelled)
+            ),
+            "{{route}}",
+        )],
+        (8, 8),
+    );
+    b.panel(
+        "timeseries",
+        "gRPC p95 latency per method",
+        "95th percentile of gRPC call durations, from the request header to the trailers (or the call's end), per method.",
+        "s",
+        vec![series(
+            format!("histogram_quantile(0.95, sum by (route, le) (rate(statuscope_grpc_duration_seconds_bucket{{{s}}}[$__rate_interval])))"),
+            "{{route}}",
+        )],
+        (8, 8),
+    );
     dashboard(
         "statuscope-overview",
         "Statuscope / Overview",
-        "What the API really returns, per route: traffic by status class and code, success rate, errors by origin, latency.",
+        "What the API really returns, per route: traffic by status class and code, success rate, errors by origin, latency, and gRPC calls by their grpc-status.",
         vec![route_variable()],
         b,
     )

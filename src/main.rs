@@ -245,6 +245,8 @@ fn main() -> ExitCode {
                 &loaded.config.rule_settings,
                 loaded.config.contract.is_some(),
             );
+            // HAR records no trailers, where gRPC calls carry their status.
+            report.judges_grpc = false;
             let linter = Linter::new(&loaded.config);
             linter.lint_paths(&files, &mut report);
             report.coverage = linter.coverage();

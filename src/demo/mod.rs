@@ -1,6 +1,7 @@
 //! `statuscope demo`: statuscope in front of a built-in service, with clients driving traffic
 //! through it and a live table of the tallies in the terminal.
 
+pub mod grpc;
 pub mod service;
 pub mod summary;
 pub mod traffic;
@@ -10,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{self, Config, Overrides};
+use crate::config::{self, Config, Overrides, UpstreamProtocol};
 use crate::contract::Contract;
 use crate::lifecycle::{self, StartError};
 use crate::record::Recorder;
@@ -18,8 +19,10 @@ use summary::Summary;
 
 /// How often the table is redrawn.
 const REFRESH: Duration = Duration::from_secs(3);
-/// Concurrent demo clients.
+/// Concurrent demo clients of the HTTP API.
 const WORKERS: usize = 8;
+/// Concurrent demo clients of the gRPC service.
+const GRPC_WORKERS: usize = 2;
 
 /// Runs the demo until Ctrl-C or `duration`.
 pub fn run(overrides: &Overrides, duration: Option<Duration>) -> Result<u8, StartError> {
@@ -58,8 +61,10 @@ pub fn run(overrides: &Overrides, duration: Option<Duration>) -> Result<u8, Star
 const CONTRACT: &str = include_str!("openapi.yaml");
 
 /// The demo's settings on top of the defaults: a short read timeout so the slow route shows
-/// proxy-made 504s, quiet logs so the table stays readable, and the service's contract.
+/// proxy-made 504s, quiet logs so the table stays readable, the service's contract, and each
+/// client's own protocol to the service (its gRPC calls go over HTTP/2).
 fn demo_config(mut config: Config) -> Result<Config, StartError> {
+    config.upstream_protocol = UpstreamProtocol::Downstream;
     config.timeouts.read = Duration::from_secs(2);
     config.drain_timeout = Duration::from_secs(2);
     config.log.level = "error,pingora_proxy=off,pingora_core=off".to_string();
@@ -83,7 +88,10 @@ async fn traffic_when_ready(proxy: SocketAddr, admin: SocketAddr) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    traffic::drive(proxy, WORKERS).await;
+    tokio::join!(
+        traffic::drive(proxy, WORKERS),
+        grpc::drive(proxy, GRPC_WORKERS)
+    );
 }
 
 async fn readyz_ok(mut stream: tokio::net::TcpStream) -> bool {

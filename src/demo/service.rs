@@ -14,9 +14,9 @@ use bytes::Bytes;
 use http::{header, HeaderName, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -42,8 +42,9 @@ impl Dice {
 
 /// Serves the demo API on `listener` until the process ends.
 ///
-/// One request per connection, so each request's first bytes tell whether hyper or the raw
-/// `/legacy/` responder answers it.
+/// One HTTP/1 request per connection, so each request's first bytes tell whether hyper or the
+/// raw `/legacy/` responder answers it; a connection that opens with the HTTP/2 preface is the
+/// gRPC service's.
 pub async fn serve(listener: tokio::net::TcpListener) {
     let dice: &'static Dice = Box::leak(Box::new(Dice::new(0x5eed_cafe)));
     loop {
@@ -54,6 +55,14 @@ pub async fn serve(listener: tokio::net::TcpListener) {
             let mut first = [0u8; 32];
             let peeked = stream.peek(&mut first).await.unwrap_or(0);
             let line = &first[..peeked];
+            if line.starts_with(b"PRI * HTTP/2.0") {
+                // h2c: the gRPC service, its calls multiplexed on this connection.
+                let service = service_fn(move |request| super::grpc::answer(request, dice));
+                let _ = http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+                return;
+            }
             if line.windows(8).any(|w| w == b"/legacy/") {
                 legacy(stream).await;
                 return;

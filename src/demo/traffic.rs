@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
@@ -82,53 +83,117 @@ const SCENARIOS: &[Scenario] = &[
     get(2, "/nowhere"),
 ];
 
-/// Sends traffic to `proxy` from `workers` concurrent keep-alive clients, forever.
-pub async fn drive(proxy: SocketAddr, workers: usize) {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let total_weight: u64 = SCENARIOS.iter().map(|s| s.weight).sum();
+/// What a demo client sends next: each item once, in order, first — so every route (and
+/// every deterministic misuse) shows within the first seconds — then items at random by weight.
+struct Picker<T: 'static> {
+    items: &'static [T],
+    weight: fn(&T) -> u64,
+    total: u64,
+    toured: usize,
+    dice: Dice,
+}
+
+impl<T> Picker<T> {
+    fn new(items: &'static [T], weight: fn(&T) -> u64, seed: u64) -> Self {
+        Picker {
+            total: items.iter().map(weight).sum(),
+            items,
+            weight,
+            toured: 0,
+            dice: Dice::new(seed),
+        }
+    }
+
+    fn pick(&mut self) -> &'static T {
+        if let Some(item) = self.items.get(self.toured) {
+            self.toured += 1;
+            return item;
+        }
+        let mut pick = self.dice.roll(self.total);
+        let weight = self.weight;
+        self.items
+            .iter()
+            .find(|item| {
+                let hit = pick < weight(item);
+                pick = pick.saturating_sub(weight(item));
+                hit
+            })
+            .unwrap_or(&self.items[0])
+    }
+}
+
+/// A kind of demo client: what it sends and how patient it is.
+pub struct Clients<T: 'static> {
+    /// What the clients send, picked by [`Clients::weight`].
+    pub items: &'static [T],
+    /// An item's share of the traffic.
+    pub weight: fn(&T) -> u64,
+    /// The request for an item, sent to the proxy at the address given.
+    pub request: fn(&T, &Dice, SocketAddr) -> http::Request<Full<Bytes>>,
+    /// How long a client waits for the whole answer before it gives up.
+    pub patience: fn(&T) -> Duration,
+    /// The pause after each exchange: this many milliseconds, and up to as many more.
+    pub pause_ms: u64,
+    /// Seeds each client's randomness, with its number.
+    pub seed: u64,
+}
+
+/// Runs `workers` clients of this kind through `client` to `proxy`, forever.
+pub async fn drive_clients<T: Sync>(
+    kind: Clients<T>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    proxy: SocketAddr,
+    workers: usize,
+) {
+    let kind = std::sync::Arc::new(kind);
     let mut tasks = Vec::with_capacity(workers);
     for worker in 0..workers {
-        let client = client.clone();
+        let (client, kind) = (client.clone(), kind.clone());
         tasks.push(tokio::spawn(async move {
-            let dice = Dice::new(0x9e37_79b9_7f4a_7c15 ^ worker as u64);
-            // Each worker first tours every scenario once, so every route (and every
-            // deterministic misuse) shows within the first seconds; then it picks by weight.
-            let mut tour = SCENARIOS.iter();
+            let mut picker = Picker::new(kind.items, kind.weight, kind.seed ^ worker as u64);
             loop {
-                let scenario = tour.next().unwrap_or_else(|| {
-                    let mut pick = dice.roll(total_weight);
-                    SCENARIOS
-                        .iter()
-                        .find(|s| {
-                            let hit = pick < s.weight;
-                            pick = pick.saturating_sub(s.weight);
-                            hit
-                        })
-                        .unwrap_or(&SCENARIOS[0])
-                });
-                let path = scenario
-                    .path
-                    .replace("{id}", &(1 + dice.roll(1000)).to_string());
-                let request = http::Request::builder()
-                    .method(scenario.method)
-                    .uri(format!("http://{proxy}{path}"))
-                    .header("content-type", "application/json")
-                    // A JSON API client: an HTML error page is of no use to it.
-                    .header("accept", "application/json")
-                    .body(Full::new(Bytes::from_static(scenario.body.as_bytes())))
-                    .expect("valid demo request");
+                let item = picker.pick();
+                let request = (kind.request)(item, &picker.dice, proxy);
                 let exchange = async {
                     if let Ok(response) = client.request(request).await {
                         let _ = response.into_body().collect().await;
                     }
                 };
-                let _ = tokio::time::timeout(scenario.patience, exchange).await;
-                // Pacing, so the demo shows a steady few hundred requests per second.
-                tokio::time::sleep(Duration::from_millis(20 + dice.roll(30))).await;
+                // Past its patience a client gives up: the demo's client hang-ups.
+                let _ = tokio::time::timeout((kind.patience)(item), exchange).await;
+                let pause = kind.pause_ms + picker.dice.roll(kind.pause_ms);
+                tokio::time::sleep(Duration::from_millis(pause)).await;
             }
         }));
     }
     for task in tasks {
         let _ = task.await;
     }
+}
+
+/// Sends traffic to `proxy` from `workers` concurrent keep-alive clients, forever.
+pub async fn drive(proxy: SocketAddr, workers: usize) {
+    let clients = Clients {
+        items: SCENARIOS,
+        weight: |s| s.weight,
+        request: |scenario, dice, proxy| {
+            let path = scenario
+                .path
+                .replace("{id}", &(1 + dice.roll(1000)).to_string());
+            http::Request::builder()
+                .method(scenario.method)
+                .uri(format!("http://{proxy}{path}"))
+                .header("content-type", "application/json")
+                // A JSON API client: an HTML error page is of no use to it.
+                .header("accept", "application/json")
+                .body(Full::new(Bytes::from_static(scenario.body.as_bytes())))
+                .expect("valid demo request")
+        },
+        patience: |s| s.patience,
+        // A steady few hundred requests per second.
+        pause_ms: 25,
+        seed: 0x9e37_79b9_7f4a_7c15,
+    };
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    drive_clients(clients, client, proxy, workers).await;
 }

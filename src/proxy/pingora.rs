@@ -69,7 +69,7 @@ impl GrpcCall {
             deadline: headers
                 .get("grpc-timeout")
                 .and_then(|v| grpc::parse_timeout(v.as_bytes()))
-                .and_then(|timeout| started.checked_add(timeout)),
+                .and_then(|timeout| started.checked_add(grpc::deadline_after(timeout))),
             trailers: None,
         })
     }

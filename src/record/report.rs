@@ -14,7 +14,7 @@ use super::findings::Place;
 use super::redact;
 use crate::contract::coverage::Snapshot;
 use crate::rules::engine::{Finding, RuleSetting};
-use crate::rules::{Severity, CATALOGUE, CONTRACT};
+use crate::rules::{Severity, CATALOGUE, CONTRACT, GRPC};
 
 /// A report's output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -81,6 +81,9 @@ pub struct Report {
     /// The run judges against a contract (`contract.openapi`); without one, JUnit reports the
     /// contract rules as skipped rather than passed.
     pub judges_contract: bool,
+    /// The run can judge gRPC calls: live traffic can, HAR files (which record no trailers)
+    /// cannot, and JUnit reports the gRPC rules as skipped then.
+    pub judges_grpc: bool,
     findings: BTreeMap<(usize, Arc<str>), RuleCount>,
 }
 
@@ -99,6 +102,7 @@ impl Report {
     pub fn for_rules(settings: &[RuleSetting], judges_contract: bool) -> Report {
         Report {
             judges_contract,
+            judges_grpc: true,
             disabled: settings
                 .iter()
                 .filter(|setting| !setting.enabled)
@@ -320,6 +324,8 @@ impl Report {
                 cases.push_str("\n      <skipped message=\"disabled by configuration\"/>\n    ");
             } else if !self.judges_contract && CONTRACT.iter().any(|c| c.id == rule.id) {
                 cases.push_str("\n      <skipped message=\"no contract (contract.openapi) to judge against\"/>\n    ");
+            } else if !self.judges_grpc && GRPC.iter().any(|g| g.id == rule.id) {
+                cases.push_str("\n      <skipped message=\"no trailers recorded, where gRPC calls carry their status\"/>\n    ");
             } else if let Some((_, first)) = fired.first() {
                 let count: u64 = fired.iter().map(|(_, t)| t.count).sum();
                 let mut details = String::new();

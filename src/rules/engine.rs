@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use prometheus::IntCounterVec;
 
-use super::{Exchange, Rule, Severity, CATALOGUE, CONTRACT};
+use super::{Exchange, Rule, Severity, CATALOGUE, CONTRACT, GRPC};
 use crate::contract::Contract;
 use crate::families::Families;
 
@@ -99,6 +99,8 @@ struct RouteException {
 /// fields, and the per-route exceptions, looked up once per exchange.
 pub struct Engine {
     active: Vec<Active>,
+    /// The catalogue indices of the gRPC rules, as bits: the rules of gRPC calls.
+    grpc_rules: u64,
     fields: Vec<String>,
     routes: HashMap<String, RouteException>,
     contract: Option<Arc<Contract>>,
@@ -140,8 +142,14 @@ impl Engine {
                 (exception.route.clone(), RouteException { disabled, fields })
             })
             .collect();
+        let grpc_rules = CATALOGUE
+            .iter()
+            .enumerate()
+            .filter(|(_, rule)| GRPC.iter().any(|g| g.id == rule.id))
+            .fold(0u64, |bits, (index, _)| bits | 1 << index);
         Engine {
             active,
+            grpc_rules,
             fields: error_fields.to_vec(),
             routes,
             contract,
@@ -158,15 +166,24 @@ impl Engine {
         let exception = self.routes.get(&**exchange.route);
         let exchange = Exchange {
             error_fields: exception.map_or(&self.fields, |e| &e.fields),
+            // An OpenAPI document describes HTTP operations, not gRPC methods: gRPC calls are
+            // neither judged against it nor counted in its coverage.
             contract: self
                 .contract
                 .as_ref()
+                .filter(|_| exchange.grpc_trailers.is_none())
                 .map(|c| c.lookup(exchange.route, exchange.method, exchange.status)),
             ..*exchange
         };
-        let disabled = exception.map_or(0, |e| e.disabled);
+        // A gRPC call is judged by the gRPC rules only, an HTTP exchange by all the others.
+        let other_kind = if exchange.grpc_trailers.is_some() {
+            !self.grpc_rules
+        } else {
+            self.grpc_rules
+        };
+        let skipped = exception.map_or(0, |e| e.disabled) | other_kind;
         for active in &self.active {
-            if disabled & (1 << active.index) != 0 {
+            if skipped & (1 << active.index) != 0 {
                 continue;
             }
             match catch_unwind(AssertUnwindSafe(|| (active.rule.evaluate)(&exchange))) {
@@ -214,6 +231,56 @@ mod tests {
             Some(crate::rules::testing::contract()),
         );
         assert_eq!(with.active.len(), CATALOGUE.len());
+    }
+
+    #[test]
+    fn the_grpc_rules_are_the_catalogue_entries_named_grpc() {
+        for rule in CATALOGUE {
+            let grpc = crate::rules::GRPC.iter().any(|g| g.id == rule.id);
+            assert_eq!(rule.id.starts_with("grpc-"), grpc, "{}", rule.id);
+        }
+    }
+
+    #[test]
+    fn grpc_calls_are_judged_by_the_grpc_rules_alone() {
+        let engine = Engine::new(&[], &default_fields(), &[], None);
+        let ids = |found: Vec<Finding>| found.iter().map(|f| f.rule.id).collect::<Vec<_>>();
+        // A 404 without a structured body breaks HTTP conventions, not gRPC's: for a gRPC
+        // call it is grpc-non-200 (and its missing status), nothing else.
+        let call = crate::rules::testing::grpc_call(404);
+        assert_eq!(
+            ids(findings(&engine, "/a.B/C", &call)),
+            ["grpc-status-missing", "grpc-non-200"]
+        );
+        assert_eq!(
+            ids(findings(
+                &engine,
+                "/a/b",
+                &case(404).body("text/plain", "gone")
+            )),
+            ["unstructured-error-body"]
+        );
+    }
+
+    #[test]
+    fn grpc_calls_are_not_judged_against_the_openapi_contract() {
+        let contract = crate::rules::testing::contract();
+        let engine = Engine::new(&[], &default_fields(), &[], Some(contract.clone()));
+        let ids = |found: Vec<Finding>| found.iter().map(|f| f.rule.id).collect::<Vec<_>>();
+        // An undeclared route over plain HTTP; the same path as a correct gRPC call.
+        let http = findings(
+            &engine,
+            "/shop.Items/Get",
+            &case(200).on(&contract, "/shop.Items/Get"),
+        );
+        assert!(ids(http).contains(&"undeclared-route"));
+        let call = crate::rules::testing::grpc_call(200)
+            .trailer("grpc-status", "0")
+            .on(&contract, "/shop.Items/Get");
+        assert_eq!(
+            ids(findings(&engine, "/shop.Items/Get", &call)),
+            Vec::<&str>::new()
+        );
     }
 
     #[test]

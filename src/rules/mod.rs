@@ -362,6 +362,15 @@ pub static CATALOGUE: [&Rule; 27] = [
     &body_schema_mismatch::RULE,
 ];
 
+/// The gRPC rules: those that judge gRPC calls, by their trailers — the only rules a gRPC call
+/// is judged by, as the HTTP rules' conventions (JSON error bodies, `Location`, `Retry-After`)
+/// are not gRPC's. Just before [`CONTRACT`] at the end of [`CATALOGUE`].
+pub static GRPC: &[&Rule] = CATALOGUE
+    .split_at(CATALOGUE.len() - CONTRACT.len() - 4)
+    .1
+    .split_at(4)
+    .0;
+
 /// The contract rules: those that judge against the service's OpenAPI document
 /// (`contract.openapi`), and stay silent without one — the end of [`CATALOGUE`].
 pub static CONTRACT: &[&Rule] = CATALOGUE.split_at(CATALOGUE.len() - 6).1;

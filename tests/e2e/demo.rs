@@ -33,6 +33,14 @@ const MISUSES: &[(&str, &str, &str)] = &[
     ("unexpected-continue", "POST", "/legacy/upload"),
     ("unstructured-error-body", "GET", "/users/{id}"),
     ("unstructured-error-body", "GET", "/widgets"),
+    ("grpc-invalid-status", "POST", "/demo.Legacy/Status"),
+    (
+        "grpc-message-leaks-internals",
+        "POST",
+        "/demo.Catalog/Reindex",
+    ),
+    ("grpc-non-200", "POST", "/demo.Legacy/Gone"),
+    ("grpc-status-missing", "POST", "/demo.Legacy/Ping"),
 ];
 
 fn findings(samples: &[Sample]) -> BTreeSet<(String, String, String)> {

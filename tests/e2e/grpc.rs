@@ -410,15 +410,17 @@ async fn every_grpc_rule_fires_on_its_violation_and_not_on_its_correct_look_alik
             violation.rule
         );
     }
-    // Each violation broke its own gRPC rule only (the HTTP rules judge the same exchanges:
-    // a 503 without Retry-After is their finding).
+    // Each violation broke its own rule only: gRPC calls are judged by the gRPC rules alone.
+    assert_eq!(
+        statuscope.total("statuscope_findings_total", &[]),
+        VIOLATIONS.len() as f64
+    );
     let grpc_findings = |statuscope: &Statuscope| -> f64 {
         VIOLATIONS
             .iter()
             .map(|v| statuscope.total("statuscope_findings_total", &[("rule", v.rule)]))
             .sum()
     };
-    assert_eq!(grpc_findings(&statuscope), VIOLATIONS.len() as f64);
     // The same answers to a request that is not a gRPC call raise no gRPC finding.
     for violation in VIOLATIONS {
         h2_request(statuscope.listen, "/plain", violation.broken).await;
@@ -515,4 +517,31 @@ async fn upstream_protocol_downstream_keeps_each_client_s_protocol_and_http1_sta
     let h2c = launch_h2c(upstream.addr, "grpc-h2c.yaml", "");
     assert_eq!(version_reaching_upstream(&h2c, false).await, "HTTP/2.0");
     assert_eq!(version_reaching_upstream(&h2c, true).await, "HTTP/2.0");
+}
+
+#[test]
+fn the_grpc_slo_and_dashboards_count_exactly_opentelemetry_s_server_error_codes() {
+    use statuscope::classify::grpc::GrpcCode;
+    let set: Vec<&str> = GrpcCode::SERVER_ERRORS.iter().map(|c| c.as_str()).collect();
+    let expected = format!("grpc_code=~\"{}\"", set.join("|"));
+    let rules =
+        std::fs::read_to_string(root().join("deploy/prometheus/statuscope-rules.yaml")).unwrap();
+    let overview =
+        std::fs::read_to_string(root().join("dashboards/statuscope-overview.json")).unwrap();
+    for (file, text) in [
+        ("rules", rules),
+        ("overview dashboard", overview.replace("\\\"", "\"")),
+    ] {
+        let selectors: Vec<&str> = text
+            .match_indices("grpc_code=~\"")
+            .map(|(at, _)| &text[at..at + text[at + 12..].find('"').unwrap() + 13])
+            .collect();
+        assert!(
+            !selectors.is_empty(),
+            "{file} selects no server-error codes"
+        );
+        for selector in selectors {
+            assert_eq!(selector, expected, "{file}");
+        }
+    }
 }

@@ -140,6 +140,8 @@ fn every_dashboard_and_rule_expression_runs_against_real_prometheus() {
                 && count(web, "statuscope:route_latency_seconds:p95_5m") > 0
                 && count(web, "statuscope:route_error_ratio:rate5m") > 0
                 && count(web, "rate(statuscope_responses_total[1m])") > 0
+                && count(web, "statuscope:grpc_route_error_ratio:rate5m") > 0
+                && count(web, "rate(statuscope_grpc_duration_seconds_bucket[1m])") > 0
         },
     );
 
@@ -222,7 +224,7 @@ fn dashboards_use_only_metrics_statuscope_exports_or_records() {
     let config = crate::support::config_file(
         "dashboards-contract.yaml",
         &format!(
-            "contract:\n  openapi: {}\n",
+            "upstream_protocol: downstream\ncontract:\n  openapi: {}\n",
             root().join("tests/contract/shop-3.0.yaml").display()
         ),
     );
@@ -238,15 +240,20 @@ fn dashboards_use_only_metrics_statuscope_exports_or_records() {
         ("x-reply-body", r#"{"error": "x"}"#),
     ];
     let url = format!("http://{}/reply", statuscope.listen);
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(crate::support::send(
-            &crate::support::client(),
-            "GET",
-            &url,
-            &error_body,
-            b"",
-        ));
+    // And a gRPC call, over HTTP/2 both ways, for the gRPC families.
+    let grpc_call = [
+        ("content-type", "application/grpc"),
+        ("x-reply-status", "200"),
+        ("x-reply-header", "grpc-status: 0"),
+    ];
+    let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let client = crate::support::client();
+        crate::support::send(&client, "GET", &url, &error_body, b"").await;
+        crate::support::send(&h2, "POST", &url, &grpc_call, b"").await;
+    });
     statuscope.wait_idle();
     let exported: std::collections::HashSet<String> = statuscope
         .metrics_text()

@@ -341,10 +341,10 @@ each_engine! {
             assert!(!first[field].is_null(), "/findings entries carry {field}");
         }
         // Every rule has a case here; unexpected-continue and body-on-no-content need a raw
-        // upstream and have their own tests below, the contract rules a suite of their own
-        // (contract.rs).
+        // upstream and have their own tests below, the contract rules and the gRPC rules
+        // suites of their own (contract.rs, grpc.rs).
         assert_eq!(
-            cases().len() + 2 + statuscope::rules::CONTRACT.len(),
+            cases().len() + 2 + statuscope::rules::CONTRACT.len() + statuscope::rules::GRPC.len(),
             statuscope::rules::CATALOGUE.len()
         );
     }
