@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # h2c through statuscope against the upstream directly, side by side: h2load (Debian's
 # nghttp2-client) sends gRPC-shaped calls — POST, `content-type: application/grpc`, a 12-byte
-# framed message — to nghttpd (nghttp2-server), which echoes the message and ends every call
-# with the trailer `grpc-status: 0`, as a unary gRPC server does. Statuscope runs with
-# `upstream_protocol: h2c`, every rule on, one worker thread.
+# framed message — to nghttpd (nghttp2-server), which answers each with a 12-byte message (a
+# file it serves from memory) and ends it with the trailer `grpc-status: 0`, as a unary gRPC
+# server does. (Not `--echo-upload`: nghttpd spools uploads to temporary files, which made its
+# CPU per call vary tenfold between runs.) Statuscope runs with `upstream_protocol: h2c`,
+# every rule on, one worker thread.
 #
 # For 1 and 100 streams per connection it reports requests per second for both paths, their
 # ratio, and the CPU each process spent per call (from /proc/PID/stat, user + system):
@@ -12,10 +14,13 @@
 # bench/h2c-results.md.
 #   bench/h2c.sh                        # ROUNDS=3 REQUESTS=100000 CLIENTS=8
 #   ROUNDS=5 REQUESTS=300000 bench/h2c.sh
+#   CALLGRIND=1 bench/h2c.sh            # instead: statuscope under callgrind, instructions per
+#                                       # call over REQUESTS (default 20000) calls, 100 streams
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
-REQUESTS=${REQUESTS:-100000}
+CALLGRIND=${CALLGRIND:-}
+REQUESTS=${REQUESTS:-$([ -n "$CALLGRIND" ] && echo 20000 || echo 100000)}
 CLIENTS=${CLIENTS:-8}
 SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
 command -v h2load >/dev/null && command -v nghttpd >/dev/null || {
@@ -49,10 +54,11 @@ cpu_ticks() { # pid: user + system time in clock ticks
 
 # A gRPC message: not compressed, 7 bytes long, then its 7 bytes.
 printf '\x00\x00\x00\x00\x07item-42' > "$work/call.bin"
-mkdir -p "$work/htdocs"
+mkdir -p "$work/htdocs/shop.Items"
+cp "$work/call.bin" "$work/htdocs/shop.Items/Get"
 
 upstream_port=$(free_port)
-nghttpd --no-tls --echo-upload --trailer 'grpc-status: 0' -d "$work/htdocs" "$upstream_port" \
+nghttpd --no-tls --trailer 'grpc-status: 0' -d "$work/htdocs" "$upstream_port" \
   > /dev/null 2>&1 &
 upstream=$!
 pids+=("$upstream")
@@ -60,7 +66,9 @@ wait_port "$upstream_port"
 
 proxy_port=$(free_port)
 admin_port=$(free_port)
-STATUSCOPE_UPSTREAM_PROTOCOL=h2c STATUSCOPE_LOG__LEVEL=warn target/release/statuscope run \
+under=()
+[ -z "$CALLGRIND" ] || under=(valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out")
+STATUSCOPE_UPSTREAM_PROTOCOL=h2c STATUSCOPE_LOG__LEVEL=warn "${under[@]}" target/release/statuscope run \
   --upstream "127.0.0.1:$upstream_port" --listen "127.0.0.1:$proxy_port" \
   --admin "127.0.0.1:$admin_port" > "$work/statuscope.log" 2>&1 &
 statuscope=$!
@@ -90,6 +98,15 @@ run() { # port streams
 }
 median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
+if [ -n "$CALLGRIND" ]; then
+  run "$proxy_port" 100 > /dev/null
+  kill -INT "$statuscope"
+  wait "$statuscope" || true
+  total=$(callgrind_annotate "$work/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+  echo "statuscope, h2c upstream, 100 streams: $((total / REQUESTS)) instructions per call ($total for $REQUESTS calls, start-up included)"
+  exit 0
+fi
+
 results="$work/results"
 for round in $(seq "$ROUNDS"); do
   for streams in 1 100; do
@@ -97,7 +114,7 @@ for round in $(seq "$ROUNDS"); do
     echo "direct $streams $rps $up" >> "$results"
     read -r rps up sc < <(run "$proxy_port" "$streams")
     echo "through $streams $rps $up $sc" >> "$results"
-    echo "round $round, $streams streams: done" >&2
+    tail -n 2 "$results" | sed "s/^/round $round: /" >&2
   done
 done
 

@@ -57,6 +57,19 @@ fn findings(samples: &[Sample]) -> BTreeSet<(String, String, String)> {
         .collect()
 }
 
+/// The demo process; killed (by its PID) when a failed assertion ends the test before it is
+/// stopped, so no demo outlives its test.
+struct Demo(Option<std::process::Child>);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 #[test]
 fn the_demo_breaks_every_rule_raises_no_false_alarm_and_fits_80_columns() {
     let (listen, admin) = (
@@ -64,12 +77,14 @@ fn the_demo_breaks_every_rule_raises_no_false_alarm_and_fits_80_columns() {
         format!("127.0.0.1:{}", free_port()),
     );
     let admin_addr = admin.parse().unwrap();
-    let demo = Command::new(env!("CARGO_BIN_EXE_statuscope"))
-        .args(["demo", "--listen", &listen, "--admin", &admin])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut demo = Demo(Some(
+        Command::new(env!("CARGO_BIN_EXE_statuscope"))
+            .args(["demo", "--listen", &listen, "--admin", &admin])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
     let scrape = || {
         raw_get(admin_addr, "/metrics")
             .map(|(_, text)| crate::support::exposition::parse(&text))
@@ -90,6 +105,7 @@ fn the_demo_breaks_every_rule_raises_no_false_alarm_and_fits_80_columns() {
         "findings on look-alikes: {false_alarms:?}"
     );
 
+    let demo = demo.0.take().unwrap();
     // SAFETY: kill(2) on the PID of a child this test spawned and has not reaped.
     assert_eq!(unsafe { libc::kill(demo.id() as i32, libc::SIGINT) }, 0);
     let output = demo.wait_with_output().unwrap();
