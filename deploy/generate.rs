@@ -18,7 +18,10 @@ use statuscope::rules::CATALOGUE;
 
 /// Every dashboard's selector: the template variables that narrow it to one deployment.
 const SELECTOR: &str = r#"namespace=~"$namespace", job=~"$job""#;
-const ROUTE_SELECTOR: &str = r#"namespace=~"$namespace", job=~"$job", route=~"$route""#;
+/// Every panel's selector: the chosen deployments and routes, never the kubelet's probes
+/// (`route="__probe__"`), which would dilute every ratio and latency.
+const ROUTE_SELECTOR: &str =
+    r#"namespace=~"$namespace", job=~"$job", route=~"$route", route!="__probe__""#;
 
 fn datasource() -> Value {
     json!({ "type": "prometheus", "uid": "${datasource}" })
@@ -246,7 +249,7 @@ fn route_variable() -> Value {
     variable(
         "route",
         "Route",
-        r#"label_values(statuscope_responses_total{namespace=~"$namespace", job=~"$job"}, route)"#,
+        r#"label_values(statuscope_responses_total{namespace=~"$namespace", job=~"$job", route!="__probe__"}, route)"#,
     )
 }
 

@@ -38,6 +38,17 @@ impl RouteMetrics {
 /// The route label requests spill into once the cap on distinct routes is reached.
 pub const OVERFLOW_ROUTE: &str = "__other__";
 
+/// The route label of the kubelet's probes, with `routes.probes: separate` (the default): a
+/// few requests a second to a health path that would dilute every route's error ratio and
+/// latency.
+pub const PROBE_ROUTE: &str = "__probe__";
+
+/// Whether a `User-Agent` value is the kubelet's (`kube-probe/<version>`), which sends the
+/// liveness, readiness and startup probes.
+pub fn is_probe_user_agent(value: &[u8]) -> bool {
+    value.starts_with(b"kube-probe/")
+}
+
 /// The placeholder automatic normalisation puts in place of an identifier segment.
 const ID_PLACEHOLDER: &str = "{id}";
 

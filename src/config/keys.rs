@@ -236,6 +236,11 @@ pub const KEYS: &[Key] = &[
         "distinct automatically normalised routes before `__other__`",
     ),
     key(
+        "routes.probes",
+        DefaultValue::Text("separate"),
+        "the kubelet's probes (`User-Agent: kube-probe/…`): `separate`, tallied and judged under `route=\"__probe__\"`, which the SLO recording rules and the dashboards' route lists leave out; or `mixed`, under their paths' routes like any request",
+    ),
+    key(
         "log.format",
         DefaultValue::Text("human"),
         "`human` or `json`, to standard error",

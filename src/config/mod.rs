@@ -222,6 +222,18 @@ pub struct Routes {
     pub templates: Vec<RouteTemplate>,
     /// Distinct automatically normalised routes before spilling into `__other__` (`routes.max`).
     pub max: usize,
+    /// Where the kubelet's probes are tallied (`routes.probes`).
+    pub probes: Probes,
+}
+
+/// Where the kubelet's probes (`User-Agent: kube-probe/…`) are tallied (`routes.probes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probes {
+    /// Under `route="__probe__"`, out of every route's ratios and latencies (`separate`, the
+    /// default).
+    Separate,
+    /// Under their own paths' routes, like any request (`mixed`).
+    Mixed,
 }
 
 /// Log output.
@@ -638,6 +650,7 @@ mod tests {
         ("timeouts.response", "3s"),
         ("routes.templates", "/users/{id}"),
         ("routes.max", "7"),
+        ("routes.probes", "mixed"),
         ("log.format", "json"),
         ("log.level", "warn"),
         ("log.access", "true"),

@@ -16,8 +16,8 @@ use serde::Deserialize;
 use super::error::{ConfigError, ConfigErrors};
 use super::sources::Sources;
 use super::{
-    Config, Downstream, Engine, Findings, HeadLimits, Log, Routes, Secret, Timeouts, Upstream,
-    UpstreamProtocol, REQUEST_LINE_SLACK,
+    Config, Downstream, Engine, Findings, HeadLimits, Log, Probes, Routes, Secret, Timeouts,
+    Upstream, UpstreamProtocol, REQUEST_LINE_SLACK,
 };
 use crate::classify::route::RouteTemplate;
 use crate::contract::Contract;
@@ -224,6 +224,10 @@ fn routes(check: &mut Checker<'_>) -> Routes {
     Routes {
         templates,
         max: check.positive("routes.max"),
+        probes: check.choice(
+            "routes.probes",
+            [("separate", Probes::Separate), ("mixed", Probes::Mixed)],
+        ),
     }
 }
 

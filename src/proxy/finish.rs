@@ -13,7 +13,9 @@ use tracing::info;
 
 use super::settings::LiveSettings;
 use crate::classify::grpc::GrpcCode;
+use crate::classify::route::PROBE_ROUTE;
 use crate::classify::{Origin, UpstreamErrorKind};
+use crate::config::Probes;
 use crate::record::findings::Place;
 use crate::record::verdict::{self, LiveVerdicts};
 use crate::record::{Recorder, Tally};
@@ -43,6 +45,8 @@ pub struct Finished<'a> {
     pub response: Option<Judged<'a>>,
     /// How the request ended as a gRPC call; `None` when it was not one.
     pub grpc: Option<GrpcEnd>,
+    /// The request is one of the kubelet's probes (`User-Agent: kube-probe/…`).
+    pub probe: bool,
 }
 
 /// How a gRPC call ended, beside the HTTP status of its response.
@@ -76,19 +80,27 @@ pub struct Judged<'a> {
 /// Tallies, judges and logs one finished request under `settings` (those it started with).
 pub fn finish(recorder: &Recorder, settings: &LiveSettings, exchange: Finished<'_>) {
     let metrics = &recorder.metrics;
-    let route = exchange.path.map(|path| settings.routes.resolve(path));
+    let probe_apart = exchange.probe && settings.probes == Probes::Separate;
+    let route = exchange
+        .path
+        .filter(|_| !probe_apart)
+        .map(|path| settings.routes.resolve(path));
     if route.as_ref().is_some_and(|route| route.overflow) {
         metrics.routes.record_overflow();
     }
     if let Some(kind) = exchange.upstream_error {
         metrics.record_upstream_error(kind);
     }
-    let malformed: Arc<str>;
+    let own_label: Arc<str>;
     let label = match &route {
         Some(route) => &route.label,
         None => {
-            malformed = Arc::from(MALFORMED_ROUTE);
-            &malformed
+            own_label = Arc::from(if probe_apart {
+                PROBE_ROUTE
+            } else {
+                MALFORMED_ROUTE
+            });
+            &own_label
         }
     };
     let tally = Tally {

@@ -96,6 +96,8 @@ pub async fn refuse(
         upstream_error: None,
         response: None,
         grpc: None,
+        // A refused head is tallied as the request it failed to be, probe or not.
+        probe: false,
     };
     finish(recorder, settings, exchange);
     if let Ok(wire) = refusal.error.to_http1(refusal.reason) {

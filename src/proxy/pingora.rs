@@ -20,6 +20,7 @@ use super::finish::GrpcEnd;
 use super::finish::{finish, Finished, Judged};
 use super::settings::{LiveSettings, Settings};
 use crate::classify::grpc::{self, GrpcCode};
+use crate::classify::route::is_probe_user_agent;
 use crate::classify::{
     is_client_gone, method_label, Origin, UpstreamErrorKind, CLIENT_CLOSED_REQUEST,
 };
@@ -311,6 +312,10 @@ impl ProxyHttp for StatuscopeProxy {
             upstream_error: error.and_then(|e| UpstreamErrorKind::of(e, mid_body)),
             response,
             grpc,
+            probe: request
+                .headers
+                .get(http::header::USER_AGENT)
+                .is_some_and(|agent| is_probe_user_agent(agent.as_bytes())),
         };
         finish(&self.recorder, &ctx.settings, exchange);
     }

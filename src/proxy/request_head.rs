@@ -13,6 +13,7 @@ use memchr::memchr;
 
 use super::chunked::ChunkedReader;
 use super::error_response::ProxyError;
+use crate::classify::route::is_probe_user_agent;
 pub use crate::config::{HeadLimits, REQUEST_LINE_SLACK};
 
 /// Why a request was refused: the status and body to send, and a precise reason for the log
@@ -101,6 +102,8 @@ pub struct Head {
     pub has_cookie: bool,
     /// The first `Accept` value, without surrounding whitespace.
     pub accept: Option<Span>,
+    /// The `User-Agent` is the kubelet's: a liveness, readiness or startup probe.
+    pub probe: bool,
     /// A field that is only for this hop: `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`,
     /// `Upgrade`, `HTTP2-Settings` or `Proxy-Authorization`. Forwarding drops these (and the
     /// fields `Connection` names).
@@ -422,6 +425,7 @@ impl HeadReader {
                 self.facts.accept = Some(Span::within(buf, value));
             }
             6 if is(b"cookie") => self.facts.has_cookie = true,
+            10 if is(b"user-agent") => self.facts.probe = is_probe_user_agent(value),
             13 if is(b"authorization") => self.facts.has_authorization = true,
             7 if is(b"upgrade") => {
                 self.facts.upgrade = true;
@@ -663,6 +667,18 @@ mod tests {
         assert_eq!(facts.target.of(head), b"/a?b=1");
         assert_eq!(facts.accept.unwrap().of(head), b"*/*");
         assert_eq!(facts.content_length, None);
+    }
+
+    #[test]
+    fn tells_the_kubelet_s_probes_by_their_user_agent() {
+        let probe = complete(
+            b"GET /healthz HTTP/1.1\r\nHost: 10.0.0.7:7070\r\nUser-Agent: kube-probe/1.31\r\n\r\n",
+        );
+        assert!(probe.probe);
+        for agent in ["curl/8.5.0", "my-kube-probe/1", "kube-probe"] {
+            let head = format!("GET /healthz HTTP/1.1\r\nHost: x\r\nUser-Agent: {agent}\r\n\r\n");
+            assert!(!complete(head.as_bytes()).probe, "{agent}");
+        }
     }
 
     #[test]

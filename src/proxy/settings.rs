@@ -12,7 +12,7 @@ use arc_swap::ArcSwap;
 use pingora::prelude::HttpPeer;
 
 use crate::classify::route::{RouteTable, RouteTemplate};
-use crate::config::{Config, ConfigError, Downstream, Timeouts, UpstreamProtocol};
+use crate::config::{Config, ConfigError, Downstream, Probes, Timeouts, UpstreamProtocol};
 use crate::contract::Contract;
 use crate::rules::engine::Engine;
 
@@ -36,6 +36,8 @@ pub struct LiveSettings {
     pub timeouts: Timeouts,
     /// Route templating (`routes.*`).
     pub routes: Arc<RouteTable>,
+    /// Where the kubelet's probes are tallied (`routes.probes`).
+    pub probes: Probes,
     /// The bound on a whole upstream response (`timeouts.response`).
     pub response_timeout: Option<std::time::Duration>,
     /// Requests proxied at once before a 503 (`max_in_flight`).
@@ -90,6 +92,7 @@ impl LiveSettings {
             upstream: upstream.addr,
             timeouts: config.timeouts.clone(),
             routes,
+            probes: config.routes.probes,
             response_timeout: config.timeouts.response,
             max_in_flight: config.max_in_flight,
             engine: config

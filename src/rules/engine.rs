@@ -9,6 +9,7 @@ use std::sync::Arc;
 use prometheus::IntCounterVec;
 
 use super::{Exchange, Rule, Severity, CATALOGUE, CONTRACT, GRPC};
+use crate::classify::route::PROBE_ROUTE;
 use crate::contract::Contract;
 use crate::families::Families;
 
@@ -166,12 +167,13 @@ impl Engine {
         let exception = self.routes.get(&**exchange.route);
         let exchange = Exchange {
             error_fields: exception.map_or(&self.fields, |e| &e.fields),
-            // An OpenAPI document describes HTTP operations, not gRPC methods: gRPC calls are
-            // neither judged against it nor counted in its coverage.
+            // An OpenAPI document describes the service's HTTP operations, not gRPC methods nor
+            // the kubelet's probes: those are neither judged against it nor counted in its
+            // coverage.
             contract: self
                 .contract
                 .as_ref()
-                .filter(|_| exchange.grpc_trailers.is_none())
+                .filter(|_| exchange.grpc_trailers.is_none() && **exchange.route != *PROBE_ROUTE)
                 .map(|c| c.lookup(exchange.route, exchange.method, exchange.status)),
             ..*exchange
         };

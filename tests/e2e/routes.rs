@@ -65,3 +65,45 @@ each_engine! {
         assert_eq!(routes.len(), 6, "{routes:?}");
     }
 }
+
+each_engine! {
+    async fn kubelet_probes_are_tallied_apart_by_default_and_with_their_route_when_mixed(engine) {
+        let upstream = Upstream::start();
+        let probe = [("user-agent", "kube-probe/1.31")];
+        let url = |statuscope: &Statuscope, path: &str| format!("http://{}{path}", statuscope.listen);
+        let separate = Statuscope::start(engine, upstream.addr);
+        let client = client();
+        for path in ["/status/200", "/status/503"] {
+            crate::support::send(&client, "GET", &url(&separate, path), &probe, b"").await;
+        }
+        get(&client, &separate, "/status/200").await;
+        separate.wait_idle();
+        let responses = |statuscope: &Statuscope, labels: &[(&str, &str)]| {
+            statuscope.total("statuscope_responses_total", labels)
+        };
+        assert_eq!(responses(&separate, &[("route", "__probe__")]), 2.0);
+        assert_eq!(responses(&separate, &[("route", "__probe__"), ("code", "503")]), 1.0);
+        // The application's own traffic on the same path keeps its route, undiluted.
+        assert_eq!(responses(&separate, &[("route", "/status/{id}")]), 1.0);
+        // Judged like any response: a 503 without Retry-After is a finding, on the probe route.
+        assert_eq!(
+            separate.total(
+                "statuscope_findings_total",
+                &[("route", "__probe__"), ("rule", "missing-retry-after")]
+            ),
+            1.0
+        );
+
+        let config = config_file("probes-mixed.yaml", "routes:\n  probes: mixed\n");
+        let mixed = Statuscope::launch(Launch {
+            engine,
+            upstream: Some(upstream.addr),
+            config: Some(&config),
+            ..Launch::default()
+        });
+        crate::support::send(&client, "GET", &url(&mixed, "/status/200"), &probe, b"").await;
+        mixed.wait_idle();
+        assert_eq!(responses(&mixed, &[("route", "/status/{id}")]), 1.0);
+        assert_eq!(responses(&mixed, &[("route", "__probe__")]), 0.0);
+    }
+}

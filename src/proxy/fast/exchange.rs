@@ -450,6 +450,7 @@ impl Client<'_> {
                 grpc_trailers: None,
             }),
             grpc: None,
+            probe: head.probe,
         };
         finish(recorder, settings, exchange);
         if clean && response.persistent && pump.complete() {
@@ -823,6 +824,7 @@ impl Client<'_> {
             upstream_error,
             response: None,
             grpc: None,
+            probe: head.probe,
         };
         finish(&self.engine.recorder, settings, exchange);
         self.last_ended = Some(ended);
