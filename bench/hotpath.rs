@@ -21,7 +21,7 @@ fn main() {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(100_000);
-    let metrics = Metrics::new();
+    let metrics = Metrics::default();
     let routes = RouteTable::new(
         vec![RouteTemplate::parse("/users/{id}").expect("valid")],
         200,

@@ -215,7 +215,7 @@ impl RunFamilies {
 
 /// Every family a running sidecar registers, in a registry of its own, for the reference.
 pub fn registered_families() -> Families {
-    let metrics = Metrics::new();
+    let metrics = Metrics::default();
     RunFamilies::register(metrics.families(), Arc::new(|| None));
     metrics.families().clone()
 }

@@ -169,6 +169,7 @@ fn main() -> ExitCode {
             let mut recorder = Recorder::new(
                 loaded.config.findings.keep_per_rule,
                 loaded.config.findings.log_interval,
+                &loaded.config.duration_buckets,
             );
             let gate = args.report.map(|path| {
                 let report = Arc::new(Mutex::new(Report::for_rules(

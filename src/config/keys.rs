@@ -4,6 +4,7 @@
 //! generated from it (`statuscope reference configuration`; a test fails when it is stale).
 
 use super::Config;
+use crate::record::DURATION_BUCKETS;
 
 /// One configuration key.
 pub struct Key {
@@ -27,6 +28,8 @@ pub enum DefaultValue {
     Bool(bool),
     /// A list of strings.
     List(&'static [&'static str]),
+    /// A list of numbers.
+    Numbers(&'static [f64]),
     /// No value: the key is optional; the text says what its absence means.
     Unset(&'static str),
 }
@@ -241,6 +244,12 @@ pub const KEYS: &[Key] = &[
         "the kubelet's probes (`User-Agent: kube-probe/…`): `separate`, tallied and judged under `route=\"__probe__\"`, which the SLO recording rules and the dashboards' route lists leave out; or `mixed`, under their paths' routes like any request",
     ),
     key(
+        "metrics.duration_buckets",
+        DefaultValue::Numbers(DURATION_BUCKETS),
+        "the upper bounds, in seconds and ascending, of the buckets of `statuscope_response_duration_seconds` and `statuscope_grpc_duration_seconds` (at most 32; each is one more series per route, method and class): sub-millisecond edges for a cache, minutes for an export. The dashboards and alerts read quantiles, which any set serves",
+    )
+    .restart(|a, b| a.duration_buckets == b.duration_buckets),
+    key(
         "log.format",
         DefaultValue::Text("human"),
         "`human` or `json`, to standard error",
@@ -326,6 +335,10 @@ fn describe_default(default: &DefaultValue) -> String {
         DefaultValue::Int(n) => format!("`{n}`"),
         DefaultValue::Bool(b) => format!("`{b}`"),
         DefaultValue::List(items) => format!("`[{}]`", items.join(", ")),
+        DefaultValue::Numbers(numbers) => {
+            let shown: Vec<String> = numbers.iter().map(f64::to_string).collect();
+            format!("`[{}]`", shown.join(", "))
+        }
         DefaultValue::Unset(meaning) => (*meaning).to_string(),
     }
 }

@@ -62,6 +62,8 @@ pub struct Config {
     pub routes: Routes,
     /// Logging (`log.*`).
     pub log: Log,
+    /// The duration histograms' bucket bounds in seconds, ascending (`metrics.duration_buckets`).
+    pub duration_buckets: Vec<f64>,
     /// Bytes of each response body kept for the rules; 0 turns sampling off (`body_sample_bytes`).
     pub body_sample_bytes: usize,
     /// Top-level JSON fields that make an error body structured (`error_fields`).
@@ -428,6 +430,46 @@ mod tests {
     }
 
     #[test]
+    fn duration_buckets_default_to_1ms_to_30s_and_must_be_positive_and_ascending() {
+        let buckets = |value: Option<&str>| {
+            let pairs: Vec<(&str, &str)> = value
+                .map(|v| ("STATUSCOPE_METRICS__DURATION_BUCKETS", v))
+                .into_iter()
+                .collect();
+            load_from(None, &Overrides::default(), env(&pairs))
+                .map(|loaded| loaded.config.duration_buckets)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(buckets(None).unwrap(), crate::record::DURATION_BUCKETS);
+        assert_eq!(
+            buckets(Some("0.0001,0.001,60,300")).unwrap(),
+            [0.0001, 0.001, 60.0, 300.0]
+        );
+        for (value, problem) in [
+            (
+                "0.5,0.1",
+                "is not strictly ascending: `0.5` comes before `0.1`",
+            ),
+            ("0.1,0.1", "is not strictly ascending"),
+            (
+                "0,1",
+                "holds `0`: every bound is a positive number of seconds",
+            ),
+            ("-1,1", "holds `-1`"),
+            ("fast", "metrics.duration_buckets"),
+        ] {
+            let err = buckets(Some(value)).unwrap_err();
+            assert!(
+                err.contains("`metrics.duration_buckets`") && err.contains(problem),
+                "{value}: {err}"
+            );
+        }
+        let many: Vec<String> = (1..=33).map(|n| n.to_string()).collect();
+        let err = buckets(Some(&many.join(","))).unwrap_err();
+        assert!(err.contains("has 33 bounds; at most 32"), "{err}");
+    }
+
+    #[test]
     fn an_h2c_upstream_runs_the_pingora_engine_and_other_protocols_keep_the_chosen_one() {
         let config = |pairs: &[(&str, &str)]| {
             load_from(None, &Overrides::default(), env(pairs))
@@ -651,6 +693,7 @@ mod tests {
         ("routes.templates", "/users/{id}"),
         ("routes.max", "7"),
         ("routes.probes", "mixed"),
+        ("metrics.duration_buckets", "0.1,1,60"),
         ("log.format", "json"),
         ("log.level", "warn"),
         ("log.access", "true"),

@@ -36,6 +36,7 @@ impl Sources {
                 DefaultValue::Int(n) => builder.set_default(key.path, *n),
                 DefaultValue::Bool(b) => builder.set_default(key.path, *b),
                 DefaultValue::List(items) => builder.set_default(key.path, items.to_vec()),
+                DefaultValue::Numbers(numbers) => builder.set_default(key.path, numbers.to_vec()),
                 DefaultValue::Unset(_) => Ok(builder),
             };
             builder = result.expect("key table paths are valid config paths");
@@ -56,6 +57,7 @@ impl Sources {
             .list_separator(",")
             .with_list_parse_key("routes.templates")
             .with_list_parse_key("error_fields")
+            .with_list_parse_key("metrics.duration_buckets")
             .try_parsing(true)
             .source(env);
         builder = builder.add_source(environment);

@@ -58,6 +58,7 @@ pub(super) fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         timeouts: timeouts(&mut check),
         routes: routes(&mut check),
         log: log(&mut check),
+        duration_buckets: duration_buckets(&mut check),
         body_sample_bytes: body_sample_bytes(&mut check),
         error_fields: check.value("error_fields").unwrap_or_default(),
         findings: findings(&mut check),
@@ -228,6 +229,46 @@ fn routes(check: &mut Checker<'_>) -> Routes {
             "routes.probes",
             [("separate", Probes::Separate), ("mixed", Probes::Mixed)],
         ),
+    }
+}
+
+/// Most bucket bounds a duration histogram may have: each is a series per route, method and
+/// class.
+const MAX_DURATION_BUCKETS: usize = 32;
+
+fn duration_buckets(check: &mut Checker<'_>) -> Vec<f64> {
+    const KEY: &str = "metrics.duration_buckets";
+    let Some(bounds) = check.value::<Vec<f64>>(KEY) else {
+        return crate::record::DURATION_BUCKETS.to_vec();
+    };
+    let problem = if bounds.is_empty() {
+        Some("is empty: give at least one bound, in seconds".to_string())
+    } else if bounds.len() > MAX_DURATION_BUCKETS {
+        Some(format!(
+            "has {} bounds; at most {MAX_DURATION_BUCKETS} (each is a series per route, method and class)",
+            bounds.len()
+        ))
+    } else if let Some(bad) = bounds.iter().find(|b| !b.is_finite() || **b <= 0.0) {
+        Some(format!(
+            "holds `{bad}`: every bound is a positive number of seconds"
+        ))
+    } else {
+        bounds
+            .windows(2)
+            .find(|pair| pair[0] >= pair[1])
+            .map(|pair| {
+                format!(
+                    "is not strictly ascending: `{}` comes before `{}`",
+                    pair[0], pair[1]
+                )
+            })
+    };
+    match problem {
+        Some(problem) => {
+            check.fail(KEY, problem);
+            crate::record::DURATION_BUCKETS.to_vec()
+        }
+        None => bounds,
     }
 }
 

@@ -158,7 +158,11 @@ mod tests {
         let config = load_from(None, &Overrides::default(), Some(Default::default()))
             .unwrap()
             .config;
-        let recorder = Recorder::new(config.findings.keep_per_rule, config.findings.log_interval);
+        let recorder = Recorder::new(
+            config.findings.keep_per_rule,
+            config.findings.log_interval,
+            &config.duration_buckets,
+        );
         let metrics = &recorder.metrics;
         for (code, origin) in [
             (200, Origin::Upstream),

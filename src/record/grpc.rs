@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use prometheus::{HistogramVec, IntCounterVec};
 
-use super::DURATION_BUCKETS;
 use crate::classify::grpc::GrpcCode;
 use crate::classify::Origin;
 use crate::families::Families;
@@ -17,8 +16,8 @@ pub struct GrpcMetrics {
 }
 
 impl GrpcMetrics {
-    /// Registers the gRPC families in `families`.
-    pub fn register(families: &Families) -> Self {
+    /// Registers the gRPC families in `families`, the durations bucketed by `duration_buckets`.
+    pub fn register(families: &Families, duration_buckets: &[f64]) -> Self {
         GrpcMetrics {
             responses: families.counter_vec(
                 "statuscope_grpc_responses_total",
@@ -29,7 +28,7 @@ impl GrpcMetrics {
                 "statuscope_grpc_duration_seconds",
                 "Time from a gRPC call's request header to its end (trailers, or the client's or the proxy's end of it), by route and gRPC status code name.",
                 &["route", "grpc_code"],
-                DURATION_BUCKETS,
+                duration_buckets,
             ),
         }
     }

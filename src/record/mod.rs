@@ -22,7 +22,8 @@ use crate::families::Families;
 use crate::rules::engine::{EngineMetrics, Finding};
 use crate::sample::SampleMetrics;
 
-/// Histogram buckets from 1 ms to 30 s: fine where APIs answer, coarse where they time out.
+/// The default histogram buckets (`metrics.duration_buckets`), from 1 ms to 30 s: fine where
+/// APIs answer, coarse where they time out.
 pub const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
@@ -66,8 +67,9 @@ pub struct Tally<'a> {
 
 impl Metrics {
     /// Creates a registry of statuscope's own and registers the recording stage's families,
-    /// the lower stages', and the process metrics in it.
-    pub fn new() -> Self {
+    /// the lower stages', and the process metrics in it; the duration histograms get
+    /// `duration_buckets` (upper bounds in seconds, ascending).
+    pub fn new(duration_buckets: &[f64]) -> Self {
         let families = Families::new();
         let responses = families.counter_vec(
             "statuscope_responses_total",
@@ -78,7 +80,7 @@ impl Metrics {
             "statuscope_response_duration_seconds",
             "Time from the request header's arrival to the end of the response.",
             &["route", "method", "class"],
-            DURATION_BUCKETS,
+            duration_buckets,
         );
         let upstream_errors = families.counter_vec(
             "statuscope_upstream_errors_total",
@@ -114,7 +116,7 @@ impl Metrics {
         let routes = RouteMetrics::register(&families);
         let samples = SampleMetrics::register(&families);
         let rules = EngineMetrics::register(&families);
-        let grpc = grpc::GrpcMetrics::register(&families);
+        let grpc = grpc::GrpcMetrics::register(&families, duration_buckets);
         families.process();
         Metrics {
             families,
@@ -224,10 +226,11 @@ pub struct Recorder {
 
 impl Recorder {
     /// A recorder keeping `keep_per_rule` recent findings per rule and logging a rule's
-    /// findings on a route at most once per `log_interval` (`findings.*`).
-    pub fn new(keep_per_rule: usize, log_interval: Duration) -> Self {
+    /// findings on a route at most once per `log_interval` (`findings.*`), its duration
+    /// histograms bucketed by `duration_buckets` (`metrics.duration_buckets`).
+    pub fn new(keep_per_rule: usize, log_interval: Duration, duration_buckets: &[f64]) -> Self {
         Recorder {
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(Metrics::new(duration_buckets)),
             findings: Arc::new(findings::FindingsStore::new(keep_per_rule, log_interval)),
             report: None,
         }
@@ -235,7 +238,8 @@ impl Recorder {
 }
 
 impl Default for Metrics {
+    /// The metrics with the default buckets.
     fn default() -> Self {
-        Self::new()
+        Self::new(DURATION_BUCKETS)
     }
 }

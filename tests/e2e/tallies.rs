@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::support::each_engine;
 use crate::support::upstream::Upstream;
-use crate::support::{client, Statuscope};
+use crate::support::{client, get, Statuscope};
 
 /// More than 20 codes, with and without bodies, from every class the upstream can send.
 const CODES: [u16; 24] = [
@@ -197,5 +197,35 @@ each_engine! {
             aborts as f64
         );
         assert_eq!(total(&[]), (statuses.len() + aborts) as f64);
+    }
+}
+
+each_engine! {
+    async fn the_duration_histogram_has_the_configured_buckets(engine) {
+        let upstream = Upstream::start();
+        let config = crate::support::config_file(
+            "buckets.yaml",
+            "metrics:\n  duration_buckets: [0.0005, 0.05, 120]\n",
+        );
+        let statuscope = Statuscope::launch(crate::support::Launch {
+            engine,
+            upstream: Some(upstream.addr),
+            config: Some(&config),
+            ..crate::support::Launch::default()
+        });
+        let client = client();
+        get(&client, &statuscope, "/slow/80").await;
+        statuscope.wait_idle();
+        let buckets: Vec<(String, f64)> = statuscope
+            .metrics()
+            .into_iter()
+            .filter(|s| s.name == "statuscope_response_duration_seconds_bucket")
+            .map(|s| (s.labels["le"].clone(), s.value))
+            .collect();
+        // Each bound as configured, and +Inf: an 80 ms response is above 0.05, below 120.
+        let expected = [("0.0005", 0.0), ("0.05", 0.0), ("120", 1.0), ("+Inf", 1.0)];
+        let expected: Vec<(String, f64)> =
+            expected.iter().map(|(le, n)| (le.to_string(), *n)).collect();
+        assert_eq!(buckets, expected);
     }
 }
