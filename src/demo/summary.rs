@@ -21,6 +21,9 @@ pub struct Summary {
     pub by_code: BTreeMap<(String, String), u64>,
     /// Requests per (route, method), split by class.
     pub by_route: BTreeMap<(String, String), BTreeMap<String, u64>>,
+    /// gRPC calls per (route, grpc_code, origin), from `statuscope_grpc_responses_total`: the
+    /// outcomes the HTTP table shows as 200s.
+    pub grpc: BTreeMap<(String, String, String), u64>,
     /// Findings per (rule, severity).
     pub by_rule: BTreeMap<(String, String), u64>,
     /// The latest finding of each rule, as one line: method, path, status and evidence.
@@ -65,6 +68,14 @@ impl Summary {
                             .or_default()
                             .entry(class)
                             .or_default() += count;
+                    }
+                    "statuscope_grpc_responses_total" => {
+                        let call = (
+                            label(metric, "route"),
+                            label(metric, "grpc_code"),
+                            label(metric, "origin"),
+                        );
+                        *summary.grpc.entry(call).or_default() += count;
                     }
                     "statuscope_findings_total" => {
                         let rule = (label(metric, "rule"), label(metric, "severity"));
@@ -128,6 +139,21 @@ impl Summary {
             }
             let _ = writeln!(out);
         }
+        if !self.grpc.is_empty() {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "{:<30}{:<20}{:<10}{:>8}",
+                "gRPC method", "grpc_code", "origin", "calls"
+            );
+            for ((route, code, origin), count) in &self.grpc {
+                let _ = writeln!(
+                    out,
+                    "{:<30}{code:<20}{origin:<10}{count:>8}",
+                    clip(route, 29)
+                );
+            }
+        }
         let _ = writeln!(out);
         let findings: u64 = self.by_rule.values().sum();
         let _ = writeln!(
@@ -177,7 +203,19 @@ mod tests {
                 duration: Duration::from_millis(3),
             });
         }
+        metrics.grpc.record(
+            "/shop.Items/Get",
+            crate::classify::grpc::GrpcCode::NotFound,
+            Origin::Upstream,
+            Duration::from_millis(2),
+        );
         let summary = Summary::gather(&recorder);
+        let call = (
+            "/shop.Items/Get".into(),
+            "NOT_FOUND".into(),
+            "upstream".into(),
+        );
+        assert_eq!(summary.grpc[&call], 1);
         assert_eq!(summary.by_class["2xx"], 2);
         assert_eq!(summary.by_class["5xx"], 1);
         assert_eq!(
@@ -190,5 +228,6 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("/users/{id}"));
+        assert!(table.contains("NOT_FOUND"));
     }
 }
