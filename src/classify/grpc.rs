@@ -7,6 +7,7 @@
 //! status inside the body so that HTTP/1 can carry it, is not a gRPC call here: it is tallied
 //! and judged as the HTTP exchange it is.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 /// A gRPC status code (the `grpc-status` values 0–16 of the gRPC status code registry).
@@ -189,16 +190,20 @@ pub fn deadline_after(timeout: Duration) -> Duration {
 /// `grpc-message` as sent, percent-decoded (gRPC percent-encodes every byte outside
 /// printable ASCII and `%` itself); undecodable escapes are kept as they are.
 pub fn decode_message(value: &[u8]) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(value.len());
     let mut at = 0;
     while at < value.len() {
-        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-        match value[at..] {
-            [b'%', high, low, ..] if hex(high).is_some() && hex(low).is_some() => {
-                out.push(hex(high).unwrap_or(0) << 4 | hex(low).unwrap_or(0));
+        let escaped = match value[at..] {
+            [b'%', high, low, ..] => hex(high).zip(hex(low)),
+            _ => None,
+        };
+        match escaped {
+            Some((high, low)) => {
+                out.push(high << 4 | low);
                 at += 3;
             }
-            _ => {
+            None => {
                 out.push(value[at]);
                 at += 1;
             }
@@ -215,7 +220,7 @@ pub fn encode_message(text: &str) -> String {
         if (b' '..=b'~').contains(&byte) && byte != b'%' {
             out.push(byte as char);
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            let _ = write!(out, "%{byte:02X}");
         }
     }
     out

@@ -25,7 +25,7 @@ use crate::classify::{
     is_client_gone, method_label, Origin, UpstreamErrorKind, CLIENT_CLOSED_REQUEST,
 };
 use crate::record::Recorder;
-use crate::rules::{Field, Headers, RequestFacts};
+use crate::rules::{grpc_field, Field, Headers, RequestFacts};
 use crate::sample::Sampler;
 
 /// The statuscope proxy: one upstream, route templating, admission, recording and the rules.
@@ -269,22 +269,6 @@ impl ProxyHttp for StatuscopeProxy {
         let fields: Vec<Field<'_>>;
         let trailer_fields: Vec<Field<'_>>;
         let trailers = ctx.grpc.as_ref().and_then(|call| call.trailers.as_ref());
-        let grpc = ctx.grpc.as_ref().map(|call| {
-            let code = match (origin, ctx.answered_by_proxy) {
-                (Origin::Proxy, Some(answer)) => GrpcCode::for_http_status(answer.status),
-                (Origin::Client, _) if call.deadline.is_some_and(|at| Instant::now() >= at) => {
-                    GrpcCode::DeadlineExceeded
-                }
-                (Origin::Client, _) => GrpcCode::Cancelled,
-                _ => GrpcCode::of_status(
-                    trailers
-                        .and_then(|t| t.get("grpc-status"))
-                        .or_else(|| session.response_written()?.headers.get("grpc-status"))
-                        .map(|v| v.as_bytes()),
-                ),
-            };
-            GrpcEnd { code, origin }
-        });
         let response = match session.response_written() {
             Some(response) if origin == Origin::Upstream => {
                 fields = response.headers.iter().map(field).collect();
@@ -297,11 +281,24 @@ impl ProxyHttp for StatuscopeProxy {
                     headers: Headers::List(&fields),
                     sent_continue: ctx.sent_continue,
                     sample: ctx.sampler.take(),
-                    grpc_trailers: grpc.is_some().then_some(Headers::List(&trailer_fields)),
+                    grpc_trailers: ctx.grpc.is_some().then_some(Headers::List(&trailer_fields)),
                 })
             }
             _ => None,
         };
+        let grpc = ctx.grpc.as_ref().map(|call| {
+            let code = match (origin, ctx.answered_by_proxy) {
+                (Origin::Proxy, Some(answer)) => answer.grpc_code(),
+                (Origin::Client, _) if call.deadline.is_some_and(|at| Instant::now() >= at) => {
+                    GrpcCode::DeadlineExceeded
+                }
+                (Origin::Client, _) => GrpcCode::Cancelled,
+                _ => GrpcCode::of_status(response.as_ref().and_then(|judged| {
+                    grpc_field(judged.grpc_trailers?, judged.headers, "grpc-status")
+                })),
+            };
+            GrpcEnd { code, origin }
+        });
         let exchange = Finished {
             method: method_label(&request.method),
             path: Some(request.uri.path()),

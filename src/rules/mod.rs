@@ -159,11 +159,10 @@ impl<'a> Exchange<'a> {
         self.content_type
     }
 
-    /// For a gRPC call, the field `name` (lower case) where gRPC puts its status: the trailers,
-    /// or the head of a trailers-only response. `None` for other exchanges.
+    /// For a gRPC call, the field `name` (lower case) where gRPC puts its status: see
+    /// [`grpc_field`]. `None` for other exchanges.
     pub fn grpc_field(&self, name: &str) -> Option<&'a [u8]> {
-        let trailers = self.grpc_trailers?;
-        trailers.get(name).or_else(|| self.headers.get(name))
+        grpc_field(self.grpc_trailers?, self.headers, name)
     }
 
     /// True when the `Content-Type` essence is one of `types` (compared without case).
@@ -284,6 +283,12 @@ impl<'a> Headers<'a> {
     pub fn media_type(self) -> Option<&'a str> {
         self.get_str("content-type").map(crate::sample::media_type)
     }
+}
+
+/// A gRPC call's field `name` (lower case) where gRPC puts a call's status: its `trailers`, or
+/// the `head` of a trailers-only response.
+pub fn grpc_field<'a>(trailers: Headers<'a>, head: Headers<'a>, name: &str) -> Option<&'a [u8]> {
+    trailers.get(name).or_else(|| head.get(name))
 }
 
 /// `value` as text when every byte is visible ASCII, a space or a tab.

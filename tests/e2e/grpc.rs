@@ -545,3 +545,21 @@ fn the_grpc_slo_and_dashboards_count_exactly_opentelemetry_s_server_error_codes(
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_calls_share_one_pooled_upstream_connection() {
+    let upstream = Upstream::start();
+    let statuscope = launch_h2c(upstream.addr, "grpc-multiplex.yaml", "");
+    // One call opens the upstream connection; it goes back to the pool when the call ends.
+    h2_request(statuscope.listen, "/slow/1", &[GRPC]).await;
+    assert_eq!(upstream.connections(), 1);
+    // Then 50 at once, each held open by the upstream for a while: as streams of that one
+    // connection, not 50 connections.
+    let calls = (0..50).map(|_| h2_request(statuscope.listen, "/slow/300", &[GRPC]));
+    for answer in futures_util::future::join_all(calls).await {
+        assert_eq!(answer.status, 200);
+    }
+    statuscope.wait_idle();
+    assert_eq!(upstream.requests(), 51);
+    assert_eq!(upstream.connections(), 1);
+}
