@@ -225,8 +225,11 @@ fn main() -> ExitCode {
                 Err(e) => return fail(EXIT_CONFIG, &e),
             };
             match inject::inject(&input, &options) {
-                Ok(output) => {
-                    print!("{output}");
+                Ok(injection) => {
+                    for warning in &injection.warnings {
+                        eprintln!("statuscope: {warning}");
+                    }
+                    print!("{}", injection.output);
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(EXIT_CONFIG, &e),

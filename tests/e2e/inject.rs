@@ -36,6 +36,7 @@ fn check_golden(input: &str, golden: &Path, args: &[&str]) -> String {
 fn workloads_and_their_services_are_injected_as_the_golden_files_say() {
     for (case, args) in [
         ("shop", &[][..]),
+        ("overrides", &[][..]),
         (
             "pod",
             &[
@@ -58,6 +59,60 @@ fn workloads_and_their_services_are_injected_as_the_golden_files_say() {
             "{case}: not idempotent"
         );
     }
+}
+
+#[test]
+fn the_application_port_name_moves_to_the_sidecar_and_probes_follow() {
+    let produced = String::from_utf8(inject(&["tests/inject/shop.yaml"], None).stdout).unwrap();
+    let documents: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&produced)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let web = &documents[0]["spec"]["template"]["spec"];
+    let app = &web["containers"][0];
+    assert_eq!(app["ports"][0]["name"], "app-http");
+    for probe in [
+        &app["readinessProbe"]["httpGet"]["port"],
+        &app["livenessProbe"]["tcpSocket"]["port"],
+        &app["lifecycle"]["preStop"]["httpGet"]["port"],
+    ] {
+        assert_eq!(
+            probe, "app-http",
+            "the kubelet keeps reaching the application"
+        );
+    }
+    let sidecar = &web["initContainers"][0];
+    assert_eq!(sidecar["name"], "statuscope");
+    assert_eq!(sidecar["ports"][0]["name"], "http");
+    assert_eq!(sidecar["ports"][0]["containerPort"], 7070);
+    // The Service naming the port is unchanged, yet lands on the sidecar.
+    assert_eq!(documents[1]["spec"]["ports"][0]["targetPort"], "http");
+    // The ledger's port has no name: its Service (by number) is re-targeted instead.
+    let ledger_service = documents
+        .iter()
+        .find(|d| d["kind"] == "Service" && d["metadata"]["name"] == "ledger")
+        .unwrap();
+    assert_eq!(
+        ledger_service["spec"]["ports"][0]["targetPort"],
+        "scope-http"
+    );
+}
+
+#[test]
+fn opted_out_workloads_are_left_as_written_with_a_note() {
+    let output = inject(&["tests/inject/overrides.yaml"], None);
+    assert!(output.status.success());
+    let original = std::fs::read_to_string(cases().join("overrides.yaml")).unwrap();
+    let legacy = &original[original.find("# Opted out").unwrap()..];
+    assert!(String::from_utf8_lossy(&output.stdout).ends_with(legacy));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("Deployment/legacy: not injected: statuscope.io/inject: disabled"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Deployment/exports: Services that target port 8000 by number"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -87,6 +142,10 @@ fn what_cannot_be_injected_safely_is_refused_by_name() {
             "ambiguous-ports",
             "Deployment/gateway: its containers declare 2 TCP ports",
         ),
+        (
+            "invalid-annotation",
+            "Pod/greedy: annotation `statuscope.io/proxy-cpu-request`: the request `4` exceeds the limit `1`",
+        ),
     ] {
         let output = inject(&[&format!("tests/inject/{case}.yaml")], None);
         assert_eq!(output.status.code(), Some(2), "{case}");
@@ -110,7 +169,11 @@ fn what_cannot_be_injected_safely_is_refused_by_name() {
 
 #[test]
 fn injected_manifests_validate_against_kubernetes_schemas() {
-    for golden in ["shop.golden.yaml", "pod.golden.yaml"] {
+    for golden in [
+        "shop.golden.yaml",
+        "pod.golden.yaml",
+        "overrides.golden.yaml",
+    ] {
         let path = cases().join(golden);
         let output = crate::deploy::run(
             "kubernetes-validate",
