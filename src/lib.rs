@@ -17,6 +17,7 @@ pub mod demo;
 pub mod families;
 pub mod fxhash;
 pub mod inject;
+pub mod injector;
 pub mod lifecycle;
 pub mod lint;
 pub mod logs;

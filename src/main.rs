@@ -1,4 +1,5 @@
-//! The `statuscope` command: `run`, `check-config`, `lint`, `inject`, `rules` and `demo`.
+//! The `statuscope` command: `run`, `check-config`, `lint`, `inject`, `injector`, `rules` and
+//! `demo`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +15,7 @@ use statuscope::record::report::{Format, Report, ReportGate};
 use statuscope::record::Recorder;
 use statuscope::rules::describe;
 use statuscope::rules::Severity;
-use statuscope::{admin, demo, inject, logs};
+use statuscope::{admin, demo, inject, injector, logs};
 
 /// Exit status for a configuration or usage error (as clap uses for bad flags).
 const EXIT_CONFIG: u8 = 2;
@@ -48,21 +49,32 @@ enum Command {
     Inject {
         /// YAML files or folders of them; `-` or nothing reads standard input.
         paths: Vec<PathBuf>,
-        /// The statuscope image.
-        #[arg(long, default_value = concat!("ghcr.io/statuscope/statuscope:", env!("CARGO_PKG_VERSION")))]
-        image: String,
-        /// The sidecar's proxy port, which Services are re-targeted to.
-        #[arg(long, default_value_t = 7070)]
-        proxy_port: u16,
-        /// The sidecar's admin port (probes and /metrics).
-        #[arg(long, default_value_t = 9070)]
-        admin_port: u16,
-        /// The application's port (number or name) when its pods declare several.
+        #[command(flatten)]
+        options: InjectArgs,
+    },
+    /// Serve the mutating admission webhook that injects every new pod the API server sends.
+    ///
+    /// AdmissionReview (admission.k8s.io/v1) over HTTPS at POST /inject; /healthz, /readyz and
+    /// /metrics on --admin-listen. The certificate files are re-read when they change.
+    Injector {
+        /// The HTTPS address the API server calls.
+        #[arg(long, default_value = "0.0.0.0:8443")]
+        listen: std::net::SocketAddr,
+        /// The injector's own admin address (plain HTTP: /healthz, /readyz, /metrics); not the
+        /// sidecar's --admin-port.
+        #[arg(long, default_value = "0.0.0.0:9443")]
+        admin_listen: std::net::SocketAddr,
+        /// The serving certificate chain (PEM).
         #[arg(long)]
-        app_port: Option<String>,
-        /// A ConfigMap with statuscope.yaml to mount at /etc/statuscope.
+        tls_cert: PathBuf,
+        /// The serving certificate's private key (PEM).
         #[arg(long)]
-        config_map: Option<String>,
+        tls_key: PathBuf,
+        /// How long to keep answering after SIGTERM, with /readyz at 503.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        drain: Duration,
+        #[command(flatten)]
+        options: InjectArgs,
     },
     /// Check recorded traffic (HAR files) against the misuse rules, for CI.
     ///
@@ -109,6 +121,40 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9070")]
         admin: String,
     },
+}
+
+/// How to inject, for `inject` and `injector` alike.
+#[derive(clap::Args)]
+struct InjectArgs {
+    /// The statuscope image.
+    #[arg(long, default_value = concat!("ghcr.io/statuscope/statuscope:", env!("CARGO_PKG_VERSION")))]
+    image: String,
+    /// The sidecar's proxy port, which takes over the application port's name.
+    #[arg(long, default_value_t = 7070)]
+    proxy_port: u16,
+    /// The sidecar's admin port (probes and /metrics).
+    #[arg(long, default_value_t = 9070)]
+    admin_port: u16,
+    /// The application's port (number or name) when its pods declare several; a pod's
+    /// statuscope.io/app-port annotation wins.
+    #[arg(long)]
+    app_port: Option<String>,
+    /// A ConfigMap with statuscope.yaml to mount at /etc/statuscope; a pod's
+    /// statuscope.io/config-map annotation wins.
+    #[arg(long)]
+    config_map: Option<String>,
+}
+
+impl From<InjectArgs> for inject::Options {
+    fn from(args: InjectArgs) -> Self {
+        inject::Options {
+            image: args.image,
+            proxy_port: args.proxy_port,
+            admin_port: args.admin_port,
+            app_port: args.app_port,
+            config_map: args.config_map,
+        }
+    }
 }
 
 /// The references `statuscope reference` prints, each the whole of a file in `docs/`.
@@ -205,21 +251,8 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(EXIT_CONFIG, &e),
         },
-        Command::Inject {
-            paths,
-            image,
-            proxy_port,
-            admin_port,
-            app_port,
-            config_map,
-        } => {
-            let options = inject::Options {
-                image,
-                proxy_port,
-                admin_port,
-                app_port,
-                config_map,
-            };
+        Command::Inject { paths, options } => {
+            let options = inject::Options::from(options);
             let input = match read_inputs(&paths) {
                 Ok(input) => input,
                 Err(e) => return fail(EXIT_CONFIG, &e),
@@ -232,6 +265,29 @@ fn main() -> ExitCode {
                     print!("{}", injection.output);
                     ExitCode::SUCCESS
                 }
+                Err(e) => fail(EXIT_CONFIG, &e),
+            }
+        }
+        Command::Injector {
+            listen,
+            admin_listen,
+            tls_cert,
+            tls_key,
+            drain,
+            options,
+        } => {
+            // One JSON object per line at `info`, as a log pipeline in the cluster reads them.
+            logs::init(logs::LogFormat::Json, "info");
+            let settings = injector::Settings {
+                listen,
+                admin_listen,
+                tls_cert,
+                tls_key,
+                drain,
+                options: options.into(),
+            };
+            match injector::run(settings) {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(EXIT_CONFIG, &e),
             }
         }

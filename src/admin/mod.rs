@@ -49,24 +49,40 @@ pub fn spawn(
     findings_token: Option<Secret>,
     contract: Current,
 ) -> std::io::Result<()> {
-    listener.set_nonblocking(true)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let admin = Arc::new(Admin {
+    let admin = Admin {
         metrics,
         health,
         findings,
         findings_token,
         contract,
-    });
+    };
+    spawn_server(listener, "statuscope-admin", move |request| {
+        admin.respond(request)
+    })
+}
+
+/// Serves HTTP/1.1 on `listener` from a thread and runtime of its own, answering each request
+/// with `respond`: the sidecar's admin server, and the injector's.
+pub fn spawn_server(
+    listener: TcpListener,
+    thread: &str,
+    respond: impl Fn(&Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let respond = Arc::new(respond);
     std::thread::Builder::new()
-        .name("statuscope-admin".into())
-        .spawn(move || runtime.block_on(serve(listener, admin)))?;
+        .name(thread.into())
+        .spawn(move || runtime.block_on(serve(listener, respond)))?;
     Ok(())
 }
 
-async fn serve(listener: TcpListener, admin: Arc<Admin>) {
+async fn serve<R>(listener: TcpListener, respond: Arc<R>)
+where
+    R: Fn(&Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
+{
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(listener) => listener,
         Err(e) => {
@@ -82,10 +98,10 @@ async fn serve(listener: TcpListener, admin: Arc<Admin>) {
                 continue;
             }
         };
-        let admin = admin.clone();
+        let respond = respond.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
-                let response = admin.respond(&request);
+                let response = respond(&request);
                 async move { Ok::<_, Infallible>(response) }
             });
             // Errors here are a scraper hanging up; nothing to report.
@@ -93,6 +109,28 @@ async fn serve(listener: TcpListener, admin: Arc<Admin>) {
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// `/metrics`: everything in `registry`, in the Prometheus text format.
+pub fn metrics_response(registry: &prometheus::Registry) -> Response<Full<Bytes>> {
+    let encoder = TextEncoder::new();
+    let mut body = Vec::with_capacity(16 * 1024);
+    if let Err(e) = encoder.encode(&registry.gather(), &mut body) {
+        warn!("encoding metrics failed: {e}");
+        return plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics encoding failed\n",
+        );
+    }
+    with_type(body, prometheus::TEXT_FORMAT)
+}
+
+/// `/readyz`: 200, or 503 with the reason.
+pub fn readiness_response(health: &Health) -> Response<Full<Bytes>> {
+    match health.readiness() {
+        Ok(()) => plain(StatusCode::OK, "ready\n"),
+        Err(reason) => plain(StatusCode::SERVICE_UNAVAILABLE, reason),
     }
 }
 
@@ -118,18 +156,7 @@ impl Admin {
             return response;
         }
         match path {
-            "/metrics" => {
-                let encoder = TextEncoder::new();
-                let mut body = Vec::with_capacity(16 * 1024);
-                if let Err(e) = encoder.encode(&self.metrics.registry().gather(), &mut body) {
-                    warn!("encoding metrics failed: {e}");
-                    return plain(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "metrics encoding failed\n",
-                    );
-                }
-                with_type(body, prometheus::TEXT_FORMAT)
-            }
+            "/metrics" => metrics_response(self.metrics.registry()),
             "/findings" | "/contract" if !self.authorised(request) => {
                 let mut response = plain(StatusCode::UNAUTHORIZED, "a bearer token is required\n");
                 response.headers_mut().insert(
@@ -157,10 +184,7 @@ impl Admin {
                 ),
             },
             "/healthz" => plain(StatusCode::OK, "ok\n"),
-            _ => match self.health.readiness() {
-                Ok(()) => plain(StatusCode::OK, "ready\n"),
-                Err(reason) => plain(StatusCode::SERVICE_UNAVAILABLE, reason),
-            },
+            _ => readiness_response(&self.health),
         }
     }
 }
@@ -185,7 +209,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn with_type(body: Vec<u8>, content_type: &'static str) -> Response<Full<Bytes>> {
+/// A 200 with `body` of `content_type`.
+pub fn with_type(body: Vec<u8>, content_type: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -194,7 +219,8 @@ fn with_type(body: Vec<u8>, content_type: &'static str) -> Response<Full<Bytes>>
     response
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+/// A plain-text answer.
+pub fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
     response.headers_mut().insert(

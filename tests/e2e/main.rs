@@ -12,6 +12,7 @@ mod faults;
 mod grpc;
 mod hostile;
 mod inject;
+mod injector;
 mod lifecycle;
 mod lint;
 mod logs;
