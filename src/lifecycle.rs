@@ -383,7 +383,10 @@ mod tests {
     #[test]
     fn docs_metrics_md_is_generated_from_the_registered_families() {
         let committed = include_str!("../docs/metrics.md");
-        let generated = crate::admin::reference::markdown(&registered_families());
+        let generated = crate::admin::reference::markdown(
+            &registered_families(),
+            &crate::injector::registered_families(),
+        );
         assert!(
             committed == generated,
             "docs/metrics.md is stale: run `make docs`"

@@ -166,6 +166,8 @@ enum Topic {
     Metrics,
     /// The misuse rules (docs/rules.md).
     Rules,
+    /// The pod annotations `inject` and `injector` read (docs/annotations.md).
+    Annotations,
 }
 
 #[derive(clap::Args)]
@@ -330,8 +332,12 @@ fn main() -> ExitCode {
         Command::Reference { topic } => {
             let text = match topic {
                 Topic::Configuration => config::keys::reference_markdown(),
-                Topic::Metrics => admin::reference::markdown(&lifecycle::registered_families()),
+                Topic::Metrics => admin::reference::markdown(
+                    &lifecycle::registered_families(),
+                    &injector::registered_families(),
+                ),
                 Topic::Rules => describe::markdown(),
+                Topic::Annotations => inject::overrides::reference_markdown(),
             };
             print!("{text}");
             ExitCode::SUCCESS

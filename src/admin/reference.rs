@@ -46,10 +46,21 @@ histogram_quantile(0.95, sum by (route, le) (rate(statuscope_response_duration_s
 ```
 "#;
 
-/// The reference for every family in `families`, in registration order.
-pub fn markdown(families: &Families) -> String {
+const INJECTOR: &str = "
+## The injector
+
+`statuscope injector` (the admission webhook, see [deploy.md](deploy.md)) serves its own
+families on its `--admin-listen` port:
+
+";
+
+/// The reference for every family the sidecar (`sidecar`) and the admission webhook
+/// (`injector`) register, each in registration order.
+pub fn markdown(sidecar: &Families, injector: &Families) -> String {
     let mut out = String::from(INTRODUCTION);
-    out.push_str(&families.reference_table());
+    out.push_str(&sidecar.reference_table());
     out.push_str(LABEL_VALUES);
+    out.push_str(INJECTOR);
+    out.push_str(&injector.reference_table());
     out
 }

@@ -20,14 +20,40 @@ const MEMORY_LIMIT: &str = "statuscope.io/proxy-memory-limit";
 
 /// Every annotation statuscope reads on a pod (template), with what it does.
 pub const ANNOTATIONS: &[(&str, &str)] = &[
-    (INJECT, "`disabled` leaves the pod alone, even in a namespace labelled `enabled` (also honoured as a pod label); `enabled` is the default"),
+    (INJECT, "`disabled` leaves the pod alone, even in a namespace labelled `enabled` (also honoured as a pod label)"),
     (APP_PORT, "the application's port, by number or container port name, when the pod declares several (overrides `--app-port`)"),
     (CONFIG_MAP, "the ConfigMap holding this service's `statuscope.yaml` (its route templates, contract, rules), mounted at `/etc/statuscope` (overrides `--config-map`)"),
-    (CPU_REQUEST, "the sidecar's CPU request, a Kubernetes quantity (default `50m`)"),
-    (CPU_LIMIT, "the sidecar's CPU limit (default `1`); not below the request"),
-    (MEMORY_REQUEST, "the sidecar's memory request (default `32Mi`)"),
-    (MEMORY_LIMIT, "the sidecar's memory limit (default `128Mi`); not below the request"),
+    (CPU_REQUEST, "the sidecar's CPU request, a Kubernetes quantity"),
+    (CPU_LIMIT, "the sidecar's CPU limit; not below the request"),
+    (MEMORY_REQUEST, "the sidecar's memory request"),
+    (MEMORY_LIMIT, "the sidecar's memory limit; not below the request"),
 ];
+
+/// `docs/annotations.md`: the labels and annotations statuscope reads, from [`ANNOTATIONS`]
+/// (`statuscope reference annotations`; a test fails when the file is stale).
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "# Pod annotations\n\n\
+Generated from the annotation table in `src/inject/overrides.rs` by `statuscope reference \
+annotations` (`make docs`); a test fails when this file is stale.\n\n\
+Set on a pod (a workload's `spec.template.metadata.annotations`), these change how that pod \
+is injected, by `statuscope inject` and by the `statuscope injector` webhook alike. Each is \
+validated: an invalid value, or an unknown `statuscope.io/` annotation, leaves the pod \
+unchanged (the webhook allows it with a warning naming the annotation; `statuscope inject` \
+stops with that message). The label `statuscope.io/inject: enabled` on a namespace or a pod \
+is what sends pods to the webhook; see [deploy.md](deploy.md).\n\n\
+| annotation | default | meaning |\n|---|---|---|\n",
+    );
+    for (name, meaning) in ANNOTATIONS {
+        let default = match DEFAULT_RESOURCES.iter().find(|(key, _)| key == name) {
+            Some((_, value)) => format!("`{value}`"),
+            None if *name == INJECT => "`enabled`".to_string(),
+            None => "the flag's".to_string(),
+        };
+        out.push_str(&format!("| `{name}` | {default} | {meaning} |\n"));
+    }
+    out
+}
 
 /// The sidecar's resources unless a pod's annotations say otherwise.
 const DEFAULT_RESOURCES: [(&str, &str); 4] = [
@@ -224,6 +250,15 @@ mod tests {
         let mut metadata = Mapping::new();
         metadata.insert("annotations".into(), map.into());
         metadata.into()
+    }
+
+    #[test]
+    fn docs_annotations_md_is_generated_from_the_table() {
+        let committed = include_str!("../../docs/annotations.md");
+        assert!(
+            committed == reference_markdown(),
+            "docs/annotations.md is stale: run `make docs`"
+        );
     }
 
     #[test]

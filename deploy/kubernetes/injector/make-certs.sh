@@ -1,6 +1,6 @@
 #!/bin/sh
 # Makes a self-signed CA and the injector's serving certificate, for clusters without
-# cert-manager (with it, use deploy/kubernetes/injector/cert-manager instead).
+# cert-manager (with it, use deploy/kubernetes/injector-cert-manager instead).
 #
 #   deploy/kubernetes/injector/make-certs.sh OUT_DIR
 #
