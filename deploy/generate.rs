@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use statuscope::classify::grpc::GrpcCode;
+use statuscope::record::LATENCY_SLO_SECONDS;
 use statuscope::rules::CATALOGUE;
 
 /// Every dashboard's selector: the template variables that narrow it to one deployment.
@@ -30,23 +31,23 @@ fn datasource() -> Value {
 /// A query; `legend` is Grafana's legend format.
 struct Query {
     expr: String,
-    legend: &'static str,
+    legend: String,
     /// Instant table query rather than a time series.
     table: bool,
 }
 
-fn series(expr: impl Into<String>, legend: &'static str) -> Query {
+fn series(expr: impl Into<String>, legend: impl Into<String>) -> Query {
     Query {
         expr: expr.into(),
-        legend,
+        legend: legend.into(),
         table: false,
     }
 }
 
-fn instant(expr: impl Into<String>, legend: &'static str) -> Query {
+fn instant(expr: impl Into<String>, legend: impl Into<String>) -> Query {
     Query {
         expr: expr.into(),
-        legend,
+        legend: legend.into(),
         table: true,
     }
 }
@@ -253,6 +254,11 @@ fn route_variable() -> Value {
     )
 }
 
+/// The Routes table's column of the latency SLO, named by its threshold.
+fn latency_slo_column() -> String {
+    format!("> {} ms", (LATENCY_SLO_SECONDS * 1000.0).round())
+}
+
 fn overview() -> Value {
     let s = ROUTE_SELECTOR;
     let rate =
@@ -308,11 +314,15 @@ fn overview() -> Value {
     b.panel(
         "table",
         "Routes",
-        "Per route over the last 5 minutes, from the recording rules: requests per second, 5xx ratio, latency quantiles.",
+        "Per route over the last 5 minutes, from the recording rules: requests per second, 5xx ratio, the share slower than the latency SLO's threshold, latency quantiles.",
         "short",
         vec![
             instant(format!("sum by (route) (statuscope:route_requests:rate5m{{{r}}})"), "rps"),
             instant(format!("max by (route) (statuscope:route_error_ratio:rate5m{{{r}}})"), "5xx ratio"),
+            instant(
+                format!("max by (route) (statuscope:route_latency_slow_ratio:rate5m{{{r}}})"),
+                latency_slo_column(),
+            ),
             instant(format!("max by (route) (statuscope:route_latency_seconds:p50_5m{{{r}}})"), "p50"),
             instant(format!("max by (route) (statuscope:route_latency_seconds:p95_5m{{{r}}})"), "p95"),
             instant(format!("max by (route) (statuscope:route_latency_seconds:p99_5m{{{r}}})"), "p99"),

@@ -164,6 +164,9 @@ pub fn run(
         config = source,
         "statuscope starting"
     );
+    for warning in config.warnings() {
+        warn!("{warning}");
+    }
     let watch = SignalWatch {
         health,
         in_flight: admission.in_flight().clone(),

@@ -247,7 +247,10 @@ fn main() -> ExitCode {
             ))
         }
         Command::CheckConfig { file } => match config::load(Some(&file), &Overrides::default()) {
-            Ok(_) => {
+            Ok(loaded) => {
+                for warning in loaded.config.warnings() {
+                    eprintln!("statuscope: warning: {warning}");
+                }
                 println!("{}: configuration is valid", file.display());
                 ExitCode::SUCCESS
             }

@@ -246,7 +246,7 @@ pub const KEYS: &[Key] = &[
     key(
         "metrics.duration_buckets",
         DefaultValue::Numbers(DURATION_BUCKETS),
-        "the upper bounds, in seconds and ascending, of the buckets of `statuscope_response_duration_seconds` and `statuscope_grpc_duration_seconds` (at most 32; each is one more series per route, method and class): sub-millisecond edges for a cache, minutes for an export. The dashboards and alerts read quantiles, which any set serves",
+        "the upper bounds, in seconds and ascending, of the buckets of `statuscope_response_duration_seconds` and `statuscope_grpc_duration_seconds` (at most 32; each is one more series per route, method and class): sub-millisecond edges for a cache, minutes for an export. The dashboards' quantiles work with any set; the latency SLO's rules read the bound at its threshold (`0.5`), which `check-config` warns about when it is missing",
     )
     .restart(|a, b| a.duration_buckets == b.duration_buckets),
     key(

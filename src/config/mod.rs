@@ -155,6 +155,22 @@ impl UpstreamProtocol {
 }
 
 impl Config {
+    /// What is valid but will not work as the shipped rules and dashboards expect, one line
+    /// each naming the key: `check-config` prints them, `run` logs them at start-up.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let threshold = crate::record::LATENCY_SLO_SECONDS;
+        if !self.duration_buckets.contains(&threshold) {
+            warnings.push(format!(
+                "metrics.duration_buckets has no bound at {threshold}, the latency SLO's threshold: \
+                 the statuscope:route_latency_slow_ratio series and the StatuscopeLatencyBudgetBurn \
+                 alerts read le=\"{threshold}\" and stay empty; add {threshold}, or move the threshold in \
+                 deploy/prometheus/statuscope-rules.yaml to one of the bounds"
+            ));
+        }
+        warnings
+    }
+
     /// The engine that runs: the configured one, but the pingora engine whenever every
     /// request goes to the upstream over HTTP/2, which the fast engine does not speak.
     pub fn running_engine(&self) -> Engine {

@@ -28,6 +28,11 @@ pub const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// The latency SLO's threshold in seconds: the shipped recording rules count a route's
+/// responses within it from the bucket `le="0.5"` of `statuscope_response_duration_seconds`, so
+/// it must be a bound of `metrics.duration_buckets` (`check-config` warns when it is not).
+pub const LATENCY_SLO_SECONDS: f64 = 0.5;
+
 /// The families the recording stage owns, the lower stages' families it combines, and the
 /// registry (in [`Families`]) they are all exported from. The proxy and the lifecycle register
 /// theirs in the same registry when they start.

@@ -133,6 +133,30 @@ fn check_config_accepts_a_valid_file() {
     );
 }
 
+#[test]
+fn check_config_warns_when_the_buckets_lack_the_latency_slo_threshold() {
+    let threshold = statuscope::record::LATENCY_SLO_SECONDS;
+    for (buckets, warns) in [
+        ("[0.1, 1, 10]".to_string(), true),
+        (format!("[0.1, {threshold}, 10]"), false),
+    ] {
+        let path = config_file(
+            "buckets.yaml",
+            &format!("upstream: 127.0.0.1:8080\nmetrics:\n  duration_buckets: {buckets}\n"),
+        );
+        let output = statuscope(&["check-config", path.to_str().unwrap()], &[]);
+        assert!(output.status.success(), "valid, if not what the SLO reads");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr.contains(&format!(
+                "warning: metrics.duration_buckets has no bound at {threshold}"
+            )),
+            warns,
+            "{buckets}: {stderr}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn flags_override_environment_which_overrides_the_file() {
     let upstream = Upstream::start();

@@ -84,6 +84,27 @@ fn promtool_checks_and_unit_tests_the_rules() {
     }
 }
 
+#[test]
+fn the_latency_slo_reads_the_bucket_of_the_threshold_check_config_knows() {
+    let rules =
+        std::fs::read_to_string(root().join("deploy/prometheus/statuscope-rules.yaml")).unwrap();
+    let bounds: Vec<&str> = rules
+        .match_indices("{le=\"")
+        .map(|(at, _)| {
+            let value = &rules[at + 5..];
+            &value[..value.find('"').unwrap()]
+        })
+        .collect();
+    assert!(bounds.len() >= 7, "one per window: {bounds:?}");
+    let threshold = statuscope::record::LATENCY_SLO_SECONDS.to_string();
+    assert!(
+        bounds.iter().all(|b| *b == threshold),
+        "{bounds:?} vs {threshold}"
+    );
+    // The default buckets serve it.
+    assert!(statuscope::record::DURATION_BUCKETS.contains(&statuscope::record::LATENCY_SLO_SECONDS));
+}
+
 /// Splits rendered manifests into the core objects and the Prometheus Operator ones.
 fn validate_manifests(yaml: &str, name: &str) {
     let dir = std::env::temp_dir().join(format!(
