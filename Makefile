@@ -59,7 +59,8 @@ test: test-deps deny
 ## bench: the rules' micro-benchmark; instructions per request under callgrind, the whole proxy
 ## beside nginx and statuscope's own request path, against their baselines (bench/hotpath.sh);
 ## h2c (gRPC-shaped calls) through statuscope against direct, 1 and 100 streams per connection,
-## with h2load and nghttpd (bench/h2c.sh, which writes bench/h2c-results.md); and the
+## with h2load and nghttpd (bench/h2c.sh, which writes bench/h2c-results.md); the admission
+## webhook's reviews per second and CPU per review over TLS (bench/injector.sh); and the
 ## side-by-side comparison of both engines with nginx, HAProxy and Caddy, rules on and off,
 ## memory and idle CPU, each target reported pass or fail (bench/compare.py, which writes
 ## bench/results.md). Installs wrk, nginx, haproxy, caddy, nghttp2 and valgrind when missing.
@@ -70,6 +71,7 @@ bench: deps
 	$(CARGO) bench --bench rules
 	bench/hotpath.sh
 	bench/h2c.sh
+	bench/injector.sh
 	bench/compare.py
 
 ## fuzz: each cargo-fuzz target for FUZZ_SECONDS (default 300) from its seed corpus in

@@ -265,6 +265,15 @@ fn pods_it_must_not_change_are_allowed_unchanged_with_the_reason() {
             "already_injected",
             "already there",
         ),
+        // The shipped example base carries the sidecar already.
+        (
+            review(
+                "base",
+                &pods_of("deploy/kubernetes/base/deployment.yaml")[0],
+            ),
+            "already_injected",
+            "already there",
+        ),
         (review("annotated-out", &opted_out), "opted_out", "disabled"),
         (review("labelled-out", &legacy), "opted_out", "disabled"),
         (
