@@ -7,10 +7,14 @@
 # connections. Reports reviews per second, the injector's CPU per review (from /proc/PID/stat,
 # user + system) and its resident memory after the run; the medians of ROUNDS rounds.
 #   bench/injector.sh                 # ROUNDS=3 REQUESTS=20000
+#   CALLGRIND=1 bench/injector.sh     # instead: the injector under callgrind, instructions per
+#                                     # review over REQUESTS (default 2000) on one HTTP/1.1
+#                                     # connection (start-up and one handshake included)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
-REQUESTS=${REQUESTS:-20000}
+CALLGRIND=${CALLGRIND:-}
+REQUESTS=${REQUESTS:-$([ -n "$CALLGRIND" ] && echo 2000 || echo 20000)}
 SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
 command -v h2load >/dev/null || {
   $SUDO apt-get update -qq
@@ -46,14 +50,29 @@ PY
 
 port=$(free_port)
 admin=$(free_port)
-target/release/statuscope injector --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
+wrapper=()
+if [ -n "$CALLGRIND" ]; then
+  wrapper=(valgrind --tool=callgrind "--callgrind-out-file=$work/callgrind.out")
+fi
+"${wrapper[@]}" target/release/statuscope injector --drain 0s --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
   --tls-cert "$work/certs/tls.crt" --tls-key "$work/certs/tls.key" 2>/dev/null &
 pid=$!
-for _ in $(seq 100); do
+for _ in $(seq 300); do
   curl -sf "http://127.0.0.1:$admin/readyz" >/dev/null && break
   sleep 0.1
 done
 hz=$(getconf CLK_TCK)
+
+if [ -n "$CALLGRIND" ]; then
+  h2load -n "$REQUESTS" -c 1 --h1 -d "$work/review.json" -H 'content-type: application/json' \
+    "https://127.0.0.1:$port/inject" | grep -q "status codes: $REQUESTS 2xx"
+  kill "$pid"
+  wait "$pid" || true
+  pid=
+  total=$(callgrind_annotate "$work/callgrind.out" | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+  echo "bench/injector.sh under callgrind: $((total / REQUESTS)) instructions per review ($REQUESTS reviews)"
+  exit 0
+fi
 
 run() { # label, h2load flags...
   local label=$1
@@ -65,7 +84,7 @@ run() { # label, h2load flags...
     out=$(h2load -n "$REQUESTS" -c 4 "$@" -d "$work/review.json" \
       -H 'content-type: application/json' "https://127.0.0.1:$port/inject")
     after=$(cpu_ticks "$pid")
-    grep -q "succeeded, 0 errored, 0 timeout" <<<"$out" || { echo "$out" >&2; exit 1; }
+    grep -q "succeeded, 0 failed, 0 errored, 0 timeout" <<<"$out" || { echo "$out" >&2; exit 1; }
     grep -q "status codes: $REQUESTS 2xx" <<<"$out" || { echo "$out" >&2; exit 1; }
     rates+=("$(awk '/^finished in/ {print $4}' <<<"$out")")
     cpus+=("$(awk -v t=$((after - before)) -v hz="$hz" -v n="$REQUESTS" 'BEGIN {printf "%.1f", t / hz / n * 1e6}')")
