@@ -258,6 +258,9 @@ fn main() -> ExitCode {
         },
         Command::Inject { paths, options } => {
             let options = inject::Options::from(options);
+            if let Err(e) = options.validate() {
+                return fail(EXIT_CONFIG, &e);
+            }
             let input = match read_inputs(&paths) {
                 Ok(input) => input,
                 Err(e) => return fail(EXIT_CONFIG, &e),
@@ -283,13 +286,17 @@ fn main() -> ExitCode {
         } => {
             // One JSON object per line at `info`, as a log pipeline in the cluster reads them.
             logs::init(logs::LogFormat::Json, "info");
+            let options = inject::Options::from(options);
+            if let Err(e) = options.validate() {
+                return fail(EXIT_CONFIG, &e);
+            }
             let settings = injector::Settings {
                 listen,
                 admin_listen,
                 tls_cert,
                 tls_key,
                 drain,
-                options: options.into(),
+                options,
             };
             match injector::run(settings) {
                 Ok(()) => ExitCode::SUCCESS,

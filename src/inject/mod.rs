@@ -41,6 +41,34 @@ pub struct Options {
     pub config_map: Option<String>,
 }
 
+impl Options {
+    /// Checks the options as flags, naming the flag at fault: each ends up in every pod.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.image.trim().is_empty() || self.image.contains(char::is_whitespace) {
+            return Err(format!("--image `{}`: not an image reference", self.image));
+        }
+        if self.proxy_port == 0 || self.admin_port == 0 || self.proxy_port == self.admin_port {
+            return Err(format!(
+                "--proxy-port {} and --admin-port {}: two different ports from 1 to 65535",
+                self.proxy_port, self.admin_port
+            ));
+        }
+        if let Some(port) = &self.app_port {
+            if !(overrides::is_port_number(port) || overrides::is_port_name(port)) {
+                return Err(format!(
+                    "--app-port `{port}`: neither a port number nor a port name"
+                ));
+            }
+        }
+        if let Some(name) = &self.config_map {
+            if !overrides::is_dns_subdomain(name) {
+                return Err(format!("--config-map `{name}`: not a ConfigMap name (lower-case letters, digits, `-` and `.`)"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Why a document could not be injected.
 #[derive(Debug)]
 pub struct InjectError(String);

@@ -163,7 +163,8 @@ pub fn read(metadata: &Value) -> Result<Overrides, Invalid> {
     Ok(overrides)
 }
 
-fn is_port_number(text: &str) -> bool {
+/// A port number as Kubernetes writes one: 1–65535, no leading zero.
+pub fn is_port_number(text: &str) -> bool {
     text.parse::<u16>().is_ok_and(|n| n > 0) && !text.starts_with('0')
 }
 
@@ -181,7 +182,7 @@ pub fn is_port_name(text: &str) -> bool {
 }
 
 /// An RFC 1123 subdomain, as Kubernetes object names are.
-fn is_dns_subdomain(text: &str) -> bool {
+pub fn is_dns_subdomain(text: &str) -> bool {
     text.len() <= 253
         && text.split('.').all(|label| {
             !label.is_empty()

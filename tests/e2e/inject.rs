@@ -168,6 +168,30 @@ fn what_cannot_be_injected_safely_is_refused_by_name() {
 }
 
 #[test]
+fn bad_flags_are_named_before_anything_is_read() {
+    for (flags, message) in [
+        (
+            &["--config-map", "Shop_Config"][..],
+            "--config-map `Shop_Config`",
+        ),
+        (&["--app-port", "http port"][..], "--app-port `http port`"),
+        (&["--image", "a b"][..], "--image `a b`"),
+        (
+            &["--proxy-port", "9070"][..],
+            "--proxy-port 9070 and --admin-port 9070",
+        ),
+    ] {
+        let mut args = vec!["tests/inject/pod.yaml"];
+        args.extend_from_slice(flags);
+        let output = inject(&args, None);
+        assert_eq!(output.status.code(), Some(2), "{message}");
+        assert!(output.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{message}: {stderr}");
+    }
+}
+
+#[test]
 fn injected_manifests_validate_against_kubernetes_schemas() {
     for golden in [
         "shop.golden.yaml",
