@@ -145,15 +145,17 @@ struct InjectArgs {
     config_map: Option<String>,
 }
 
-impl From<InjectArgs> for inject::Options {
-    fn from(args: InjectArgs) -> Self {
-        inject::Options {
-            image: args.image,
-            proxy_port: args.proxy_port,
-            admin_port: args.admin_port,
-            app_port: args.app_port,
-            config_map: args.config_map,
-        }
+impl InjectArgs {
+    /// The options, validated (the error names the flag).
+    fn options(self) -> Result<inject::Options, String> {
+        let options = inject::Options {
+            image: self.image,
+            proxy_port: self.proxy_port,
+            admin_port: self.admin_port,
+            app_port: self.app_port,
+            config_map: self.config_map,
+        };
+        options.validate().map(|()| options)
     }
 }
 
@@ -257,10 +259,10 @@ fn main() -> ExitCode {
             Err(e) => fail(EXIT_CONFIG, &e),
         },
         Command::Inject { paths, options } => {
-            let options = inject::Options::from(options);
-            if let Err(e) = options.validate() {
-                return fail(EXIT_CONFIG, &e);
-            }
+            let options = match options.options() {
+                Ok(options) => options,
+                Err(e) => return fail(EXIT_CONFIG, &e),
+            };
             let input = match read_inputs(&paths) {
                 Ok(input) => input,
                 Err(e) => return fail(EXIT_CONFIG, &e),
@@ -286,10 +288,10 @@ fn main() -> ExitCode {
         } => {
             // One JSON object per line at `info`, as a log pipeline in the cluster reads them.
             logs::init(logs::LogFormat::Json, "info");
-            let options = inject::Options::from(options);
-            if let Err(e) = options.validate() {
-                return fail(EXIT_CONFIG, &e);
-            }
+            let options = match options.options() {
+                Ok(options) => options,
+                Err(e) => return fail(EXIT_CONFIG, &e),
+            };
             let settings = injector::Settings {
                 listen,
                 admin_listen,

@@ -179,7 +179,7 @@ pub fn inject(input: &str, options: &Options) -> Result<Injection, InjectError> 
         let (app_port, proxy_port_name) = match pod::inject(template, options) {
             Ok(injected) => {
                 document.changed = true;
-                warnings.extend(injected.warnings.iter().map(|w| format!("{name}: {w}")));
+                warnings.push(format!("{name}: {}", injected.warning));
                 (injected.app_port, injected.proxy_port_name)
             }
             Err(skipped) => match skipped.skip {

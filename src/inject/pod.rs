@@ -82,9 +82,9 @@ pub struct Injected {
     /// The name of the sidecar's proxy port: the application port's original name, or
     /// [`PROXY_PORT_NAME`] when it had none.
     pub proxy_port_name: String,
-    /// What the pod's owner should know (a Service that targets the port by number bypasses
-    /// statuscope).
-    pub warnings: Vec<String>,
+    /// What the pod's owner should know: a Service that targets the port by number bypasses
+    /// statuscope.
+    pub warning: String,
 }
 
 /// The application port as found: its number and its name.
@@ -177,7 +177,7 @@ pub fn inject(template: &mut Value, options: &Options) -> Result<Injected, Skipp
     Ok(Injected {
         app_port: app.number,
         proxy_port_name,
-        warnings: vec![warning],
+        warning,
     })
 }
 

@@ -32,7 +32,7 @@ use tracing::{debug, info, warn};
 use crate::admin::{self, Health};
 use crate::families::Families;
 use crate::inject::Options;
-use review::Result as Admission;
+use review::Admission;
 use tls::{Certificate, Reload};
 
 /// How often the certificate files are looked at again. A Secret update takes the kubelet up

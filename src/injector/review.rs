@@ -12,7 +12,7 @@ use crate::inject::Options;
 
 /// How a request was answered: the label of `statuscope_injector_admissions_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Result {
+pub enum Admission {
     /// The sidecar was added.
     Injected,
     /// A pod allowed unchanged, and why.
@@ -25,23 +25,27 @@ pub enum Result {
     BadRequest,
 }
 
-impl Result {
+impl Admission {
     /// Every result, for exporting each at 0 from start-up.
-    pub fn all() -> impl Iterator<Item = Result> {
-        [Result::Injected]
+    pub fn all() -> impl Iterator<Item = Admission> {
+        [Admission::Injected]
             .into_iter()
-            .chain(Skip::ALL.map(Result::Skipped))
-            .chain([Result::Ignored, Result::NotUnderstood, Result::BadRequest])
+            .chain(Skip::ALL.map(Admission::Skipped))
+            .chain([
+                Admission::Ignored,
+                Admission::NotUnderstood,
+                Admission::BadRequest,
+            ])
     }
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
-            Result::Injected => "injected",
-            Result::Skipped(skip) => skip.as_str(),
-            Result::Ignored => "ignored",
-            Result::NotUnderstood => "not_understood",
-            Result::BadRequest => "bad_request",
+            Admission::Injected => "injected",
+            Admission::Skipped(skip) => skip.as_str(),
+            Admission::Ignored => "ignored",
+            Admission::NotUnderstood => "not_understood",
+            Admission::BadRequest => "bad_request",
         }
     }
 }
@@ -52,7 +56,7 @@ pub struct Answer {
     /// The response `AdmissionReview`, as JSON.
     pub body: Vec<u8>,
     /// How the request was answered.
-    pub result: Result,
+    pub result: Admission,
     /// The request's uid, namespace and pod name, for the log line.
     pub subject: String,
     /// Why, for the log line and the response's `warnings`.
@@ -63,7 +67,7 @@ pub struct Answer {
 const WARNING_MAX: usize = 256;
 
 /// Answers the review in `body`; `Err` (with the reason) when it is not one, for a 400.
-pub fn answer(body: &[u8], options: &Options) -> std::result::Result<Answer, String> {
+pub fn answer(body: &[u8], options: &Options) -> Result<Answer, String> {
     let review: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
     if review["apiVersion"] != "admission.k8s.io/v1" || review["kind"] != "AdmissionReview" {
         return Err("not an admission.k8s.io/v1 AdmissionReview".to_string());
@@ -92,7 +96,7 @@ pub fn answer(body: &[u8], options: &Options) -> std::result::Result<Answer, Str
         && request["operation"] == "CREATE";
     let (result, reason, patch) = if !is_pod_create {
         (
-            Result::Ignored,
+            Admission::Ignored,
             Some("only Pod CREATE requests are injected".to_string()),
             None,
         )
@@ -108,7 +112,7 @@ pub fn answer(body: &[u8], options: &Options) -> std::result::Result<Answer, Str
     }
     let remark = match (result, &reason) {
         (_, None) => None,
-        (Result::Injected, Some(remark)) => Some(format!("statuscope: {remark}")),
+        (Admission::Injected, Some(remark)) => Some(format!("statuscope: {remark}")),
         (_, Some(reason)) => Some(format!("statuscope: not injected: {reason}")),
     };
     if let Some(remark) = remark {
@@ -128,8 +132,8 @@ pub fn answer(body: &[u8], options: &Options) -> std::result::Result<Answer, Str
 }
 
 /// Injects the pod `object`; the result, its reason, and the patch when it changed.
-fn mutate(object: &Value, options: &Options) -> (Result, Option<String>, Option<Vec<Value>>) {
-    let not_understood = |why: String| (Result::NotUnderstood, Some(why), None);
+fn mutate(object: &Value, options: &Options) -> (Admission, Option<String>, Option<Vec<Value>>) {
+    let not_understood = |why: String| (Admission::NotUnderstood, Some(why), None);
     if !object.is_object() || !object["spec"].is_object() {
         return not_understood("the request's object is not a pod with a spec".to_string());
     }
@@ -140,13 +144,17 @@ fn mutate(object: &Value, options: &Options) -> (Result, Option<String>, Option<
     match pod::inject(&mut template, options) {
         Ok(injected) => match serde_json::to_value(&template) {
             Ok(after) => (
-                Result::Injected,
-                Some(injected.warnings.join("; ")).filter(|w| !w.is_empty()),
+                Admission::Injected,
+                Some(injected.warning),
                 Some(patch::diff(object, &after)),
             ),
             Err(e) => not_understood(format!("the injected pod cannot be written: {e}")),
         },
-        Err(skipped) => (Result::Skipped(skipped.skip), Some(skipped.message), None),
+        Err(skipped) => (
+            Admission::Skipped(skipped.skip),
+            Some(skipped.message),
+            None,
+        ),
     }
 }
 

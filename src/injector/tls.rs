@@ -30,8 +30,8 @@ pub struct Certificate {
     cert_path: PathBuf,
     key_path: PathBuf,
     current: ArcSwap<CertifiedKey>,
-    /// The files' bytes when last read, so an unchanged pair is not parsed again and a broken
-    /// one is reported once.
+    /// The files' bytes when last read (empty after a failed read), so an unchanged pair is not
+    /// parsed again and a broken or missing one is reported once.
     seen: Mutex<Vec<u8>>,
 }
 
@@ -85,12 +85,17 @@ impl Certificate {
 
     /// Reads the files again and puts a changed, valid pair in force.
     pub fn reload(&self) -> Reload {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let (cert, key) = match read(&self.cert_path, &self.key_path) {
             Ok(files) => files,
-            Err(e) => return Reload::Failed(e),
+            // Empty `seen` marks a read failure already reported.
+            Err(_) if seen.is_empty() => return Reload::Unchanged,
+            Err(e) => {
+                seen.clear();
+                return Reload::Failed(e);
+            }
         };
         let bytes = [cert.as_slice(), key.as_slice()].concat();
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if *seen == bytes {
             return Reload::Unchanged;
         }
