@@ -3,7 +3,7 @@
 //! call tallied by its `grpc-status`, statuscope's own failures answered as gRPC — and the gRPC
 //! rules judged on answers a scripted HTTP/2 upstream makes.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::deploy::root;
 use crate::support::upstream::Upstream;
-use crate::support::{config_file, Launch, Statuscope};
+use crate::support::{config_file, wait_until, Launch, Statuscope};
 
 /// The service's methods, as routes.
 const GET_ITEM: &str = "/statuscope.test.Shop/GetItem";
@@ -61,14 +61,37 @@ impl Drop for GrpcServer {
 
 /// Runs one client scenario of grpc_peer.py against `target`; its outcome as JSON.
 fn call(target: SocketAddr, scenario: &str, arg: &str) -> Value {
-    let output = Command::new("python3")
+    outcome_of(client(target, scenario, arg), scenario)
+}
+
+/// The `cancel` scenario's client, told to cancel its call (by a line on its stdin) only once
+/// statuscope holds the call in flight: on a loaded machine a cancellation after a fixed pause
+/// can leave before the call does, and never reach statuscope.
+fn cancel_in_flight(statuscope: &Statuscope, delay_ms: &str) -> Value {
+    let mut client = client(statuscope.listen, "cancel", delay_ms);
+    wait_until("the call is in flight", || {
+        statuscope.total("statuscope_requests_in_flight", &[]) == 1.0
+    });
+    client.stdin.take().unwrap().write_all(b"cancel\n").unwrap();
+    outcome_of(client, "cancel")
+}
+
+fn client(target: SocketAddr, scenario: &str, arg: &str) -> Child {
+    Command::new("python3")
         .arg(root().join("tests/tools/grpc_peer.py"))
         .args(["client", &target.to_string(), scenario, arg])
-        .output()
-        .expect("python3 runs");
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs")
+}
+
+fn outcome_of(client: Child, scenario: &str) -> Value {
+    let output = client.wait_with_output().unwrap();
     assert!(
         output.status.success(),
-        "grpc_peer.py client {scenario} {arg} failed:\n{}",
+        "grpc_peer.py client {scenario} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).unwrap()
@@ -174,11 +197,8 @@ fn streaming_calls_of_every_kind_stream_and_end_with_their_status() {
 fn a_call_the_client_cancels_or_gives_up_on_at_its_deadline_is_the_client_s() {
     let server = GrpcServer::start();
     let statuscope = launch_h2c(server.addr, "grpc-client-ends.yaml", "");
-    assert_eq!(
-        call(statuscope.listen, "cancel", "5000")["code"],
-        "CANCELLED"
-    );
-    let deadline = call(statuscope.listen, "deadline", "5000,300");
+    assert_eq!(cancel_in_flight(&statuscope, "5000")["code"], "CANCELLED");
+    let deadline = call(statuscope.listen, "deadline", "5000,1000");
     assert_eq!(deadline["code"], "DEADLINE_EXCEEDED");
     statuscope.wait_idle();
     let client = |code| {

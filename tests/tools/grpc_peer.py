@@ -83,6 +83,8 @@ def code_of(error):
 
 async def scenario(target, name, arg):
     async with grpc.aio.insecure_channel(target) as channel:
+        # Connected before any call starts, so a deadline counts the call, not the connection.
+        await channel.channel_ready()
         shop = rpc.ShopStub(channel)
         if name == "unary":
             # One call per id: {"<id>": [code, details]}.
@@ -119,9 +121,10 @@ async def scenario(target, name, arg):
                 echoed += 1
             return {"code": (await call.code()).name, "echoed": echoed}
         if name == "cancel":
-            # A call the server answers after ARG ms, cancelled once the request went out.
+            # A call the server answers after ARG ms, cancelled when a line arrives on stdin
+            # (the test sends it once statuscope holds the call in flight).
             call = shop.GetItem(pb.ItemRequest(id=1, delay_ms=int(arg)))
-            await asyncio.sleep(0.2)
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
             call.cancel()
             try:
                 await call
