@@ -54,32 +54,31 @@ pub fn dashboards() -> Vec<(String, Value)> {
     found
 }
 
+/// The rule files under deploy/prometheus/, each with its unit tests in tests/.
+pub const RULE_FILES: [&str; 2] = ["statuscope-rules", "statuscope-injector-rules"];
+
 #[test]
 fn promtool_checks_and_unit_tests_the_rules() {
     let dir = root().join("deploy/prometheus");
-    assert_success(
-        &run(
-            "promtool",
-            &["check", "rules", "statuscope-rules.yaml"],
-            &dir,
-        ),
-        "promtool check rules",
-    );
-    let output = run(
-        "promtool",
-        &["test", "rules", "tests/statuscope-rules.test.yaml"],
-        &dir,
-    );
-    assert_success(&output, "promtool test rules");
-    // Every alert and recording rule has a test.
-    let tests = std::fs::read_to_string(dir.join("tests/statuscope-rules.test.yaml")).unwrap();
-    let rules: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(dir.join("statuscope-rules.yaml")).unwrap())
-            .unwrap();
-    for group in rules["groups"].as_sequence().unwrap() {
-        for rule in group["rules"].as_sequence().unwrap() {
-            let name = rule["alert"].as_str().or(rule["record"].as_str()).unwrap();
-            assert!(tests.contains(name), "{name} has no promtool test");
+    for name in RULE_FILES {
+        let (file, test_file) = (format!("{name}.yaml"), format!("tests/{name}.test.yaml"));
+        assert_success(
+            &run("promtool", &["check", "rules", &file], &dir),
+            &format!("promtool check rules {file}"),
+        );
+        assert_success(
+            &run("promtool", &["test", "rules", &test_file], &dir),
+            &format!("promtool test rules {test_file}"),
+        );
+        // Every alert and recording rule has a test.
+        let tests = std::fs::read_to_string(dir.join(&test_file)).unwrap();
+        let rules: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(dir.join(&file)).unwrap()).unwrap();
+        for group in rules["groups"].as_sequence().unwrap() {
+            for rule in group["rules"].as_sequence().unwrap() {
+                let name = rule["alert"].as_str().or(rule["record"].as_str()).unwrap();
+                assert!(tests.contains(name), "{name} has no promtool test");
+            }
         }
     }
 }
@@ -348,6 +347,65 @@ fn the_injector_manifests_render_validate_and_agree_with_each_other() {
         )
         .as_str()
     );
+
+    // Its monitoring: the PodMonitor selects the injector's pods in its namespace and scrapes
+    // the port the annotations for plain Prometheus name too.
+    let (rendered, monitoring) = render("deploy/kubernetes/injector-monitoring");
+    validate_manifests(&rendered, "injector-monitoring");
+    let monitor = find(&monitoring, "PodMonitor", name);
+    assert_eq!(
+        monitor["metadata"]["namespace"],
+        deployment["metadata"]["namespace"]
+    );
+    let wanted = monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap();
+    assert!(!wanted.is_empty());
+    for (label, value) in wanted {
+        assert_eq!(&pod["metadata"]["labels"][label], value, "{label}");
+    }
+    let endpoint = &monitor["spec"]["podMetricsEndpoints"][0];
+    let admin = container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == endpoint["port"])
+        .expect("the PodMonitor names a container port");
+    assert_eq!(
+        pod["metadata"]["annotations"]["prometheus.io/port"],
+        admin["containerPort"].to_string().as_str()
+    );
+    assert!(
+        args.contains(&format!("--admin-listen=0.0.0.0:{}", admin["containerPort"]).as_str()),
+        "{args:?}"
+    );
+    find(&monitoring, "PrometheusRule", name);
+}
+
+#[test]
+fn every_alert_has_its_runbook_in_the_deploy_guide() {
+    let guide = std::fs::read_to_string(root().join("docs/deploy.md")).unwrap();
+    for name in RULE_FILES {
+        let file = root().join(format!("deploy/prometheus/{name}.yaml"));
+        let rules: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        for group in rules["groups"].as_sequence().unwrap() {
+            for alert in group["rules"].as_sequence().unwrap() {
+                let Some(alert_name) = alert["alert"].as_str() else {
+                    continue;
+                };
+                assert_eq!(
+                    alert["annotations"]["runbook_url"].as_str(),
+                    Some(format!("docs/deploy.md#{}", alert_name.to_lowercase()).as_str()),
+                    "{alert_name}"
+                );
+                assert!(
+                    guide.contains(&format!("\n### {alert_name}\n")),
+                    "docs/deploy.md has no runbook for {alert_name}"
+                );
+            }
+        }
+    }
 }
 
 #[test]

@@ -572,3 +572,41 @@ fn bad_certificate_flags_are_named_and_stop_start_up() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn its_alerts_use_only_the_metrics_and_results_it_exports() {
+    let injector = Injector::start("alerts", &[]);
+    let (status, text) = raw_get(injector.admin, "/metrics").expect("admin answers");
+    assert_eq!(status, 200);
+    let exported: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let rules =
+        std::fs::read_to_string(root().join("deploy/prometheus/statuscope-injector-rules.yaml"))
+            .unwrap();
+    let metric = regex::Regex::new(r"\bstatuscope_[a-z_]+\b").unwrap();
+    let used: Vec<&str> = metric.find_iter(&rules).map(|m| m.as_str()).collect();
+    assert!(used.len() >= 6, "{used:?}");
+    for name in used {
+        assert!(
+            exported.contains(name),
+            "the rules use {name}, which it does not export"
+        );
+    }
+    // Each label value a rule matches on is one the injector writes (its series start at 0).
+    let matcher = regex::Regex::new(r#"\b(result|outcome)=~?"([^"]+)""#).unwrap();
+    let mut values = 0;
+    for found in matcher.captures_iter(&rules) {
+        for value in found[2].split('|') {
+            values += 1;
+            let series = format!("{}=\"{value}\"", &found[1]);
+            assert!(
+                text.contains(&series),
+                "the rules match {series}, which it never writes"
+            );
+        }
+    }
+    assert!(values >= 6, "{values} label values");
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::deploy::{dashboards, root};
+use crate::deploy::{dashboards, root, RULE_FILES};
 use crate::support::{free_port, raw_get, PATIENCE};
 
 /// A child process this test started, killed by its PID when dropped.
@@ -101,12 +101,18 @@ fn every_dashboard_and_rule_expression_runs_against_real_prometheus() {
 
     let dir = std::env::temp_dir().join(format!("statuscope-prometheus-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let rules = root().join("deploy/prometheus/statuscope-rules.yaml");
+    let rule_files: Vec<_> = RULE_FILES
+        .iter()
+        .map(|name| root().join(format!("deploy/prometheus/{name}.yaml")))
+        .collect();
+    let listed: String = rule_files
+        .iter()
+        .map(|file| format!("  - {}\n", file.display()))
+        .collect();
     let config = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  \
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n{listed}scrape_configs:\n  \
          - job_name: statuscope\n    static_configs:\n      - targets: ['{admin}']\n        labels:\n          \
-         namespace: demo\n",
-        rules.display()
+         namespace: demo\n"
     );
     std::fs::write(dir.join("prometheus.yml"), config).unwrap();
     let _prometheus = Process(
@@ -178,10 +184,15 @@ fn every_dashboard_and_rule_expression_runs_against_real_prometheus() {
             }
         }
     }
-    let file: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&rules).unwrap()).unwrap();
     let mut in_file = 0;
-    for group in file["groups"].as_sequence().unwrap() {
+    let groups: Vec<serde_yaml::Value> = rule_files
+        .iter()
+        .map(|file| serde_yaml::from_str(&std::fs::read_to_string(file).unwrap()).unwrap())
+        .collect();
+    for group in groups
+        .iter()
+        .flat_map(|file| file["groups"].as_sequence().unwrap())
+    {
         for rule in group["rules"].as_sequence().unwrap() {
             in_file += 1;
             let expr = rule["expr"].as_str().unwrap();
@@ -208,7 +219,7 @@ fn every_dashboard_and_rule_expression_runs_against_real_prometheus() {
             }
         }
     }
-    assert_eq!(evaluated, in_file, "every rule of the file is loaded");
+    assert_eq!(evaluated, in_file, "every rule of the files is loaded");
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",
