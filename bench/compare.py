@@ -70,9 +70,10 @@ def ensure_packages():
                if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}")]
     if missing:
         sudo = [] if os.geteuid() == 0 else ["sudo"]
-        subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True)
+        # On stderr: bench/hotpath.sh reads the figures callgrind.py prints on stdout.
+        subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True, stdout=sys.stderr)
         subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "--no-install-recommends"] + missing, check=True,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, stdout=sys.stderr)
 
 
 def binary(name):
