@@ -238,6 +238,37 @@ fn the_injector_manifests_render_validate_and_agree_with_each_other() {
         .map(|a| a.as_str().unwrap())
         .collect();
     assert_eq!(args[0], "injector");
+    // The sidecars get the injector's own image, wherever `images` points it.
+    let image = container["image"].as_str().unwrap();
+    assert!(
+        args.contains(&format!("--image={image}").as_str()),
+        "{args:?}"
+    );
+    let copy =
+        std::env::temp_dir().join(format!("statuscope-injector-copy-{}", std::process::id()));
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(root().join("deploy/kubernetes/injector")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.join(entry.file_name())).unwrap();
+    }
+    let kustomization = copy.join("kustomization.yaml");
+    let edited = std::fs::read_to_string(&kustomization)
+        .unwrap()
+        .replace(
+            "newName: ghcr.io/statuscope/statuscope",
+            "newName: registry.example/statuscope",
+        )
+        .replace("newTag: 0.1.0", "newTag: 9.9.9");
+    std::fs::write(&kustomization, edited).unwrap();
+    let (_, moved) = render(copy.to_str().unwrap());
+    let moved_args = find(&moved, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+        ["args"]
+        .to_string();
+    assert!(
+        moved_args.contains("\"--image=registry.example/statuscope:9.9.9\""),
+        "{moved_args}"
+    );
+    let _ = std::fs::remove_dir_all(&copy);
     // The Service reaches the port the injector listens on.
     let https = container["ports"]
         .as_array()
