@@ -64,13 +64,24 @@ pub fn assert_golden(golden: &Path, produced: &str) {
     );
 }
 
-/// A port nobody listens on right now (bound and released by the kernel's ephemeral choice).
+/// A port nobody listens on right now (bound and released by the kernel's ephemeral choice),
+/// and never handed out before in this run: the kernel may offer a port it just released
+/// again, and two tests (or one test's `listen` and `admin`) would then share it before
+/// either has bound it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap();
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// Writes a configuration file for one test into the temporary directory.
