@@ -84,9 +84,12 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// Writes a configuration file for one test into the temporary directory.
+/// Writes a configuration file for one test into the temporary directory, at a path of its
+/// own: the two engines' runs of one test write the same `name` at the same time.
 pub fn config_file(name: &str, text: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("statuscope-{}-{name}", std::process::id()));
+    static WRITTEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = WRITTEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("statuscope-{}-{n}-{name}", std::process::id()));
     std::fs::write(&path, text).unwrap();
     path
 }
