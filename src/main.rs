@@ -73,6 +73,13 @@ enum Command {
         /// How long to keep answering after SIGTERM, with /readyz at 503.
         #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
         drain: Duration,
+        /// What to log: a filter such as `info` or `statuscope=debug` (pingora at most `info`),
+        /// as the sidecar's `log.level`.
+        #[arg(long, default_value = "info", value_parser = log_level)]
+        log_level: String,
+        /// `json` (one object per line, for the cluster's log pipeline) or `human`.
+        #[arg(long, default_value = "json", value_parser = logs::LogFormat::named)]
+        log_format: logs::LogFormat,
         #[command(flatten)]
         options: InjectArgs,
     },
@@ -284,10 +291,11 @@ fn main() -> ExitCode {
             tls_cert,
             tls_key,
             drain,
+            log_level,
+            log_format,
             options,
         } => {
-            // One JSON object per line at `info`, as a log pipeline in the cluster reads them.
-            logs::init(logs::LogFormat::Json, "info");
+            logs::init(log_format, &log_level);
             let options = match options.options() {
                 Ok(options) => options,
                 Err(e) => return fail(EXIT_CONFIG, &e),
@@ -371,6 +379,11 @@ fn main() -> ExitCode {
 
 fn parse_severity(text: &str) -> Result<Severity, String> {
     Severity::parse(text).ok_or_else(|| format!("`{text}` is not one of error, warning, info"))
+}
+
+/// A `--log-level` [`logs::check_level`] accepts.
+fn log_level(text: &str) -> Result<String, String> {
+    logs::check_level(text).map(|()| text.to_string())
 }
 
 /// Reads the files named (folders: their `.yaml` and `.yml` files, in name order), or stdin.

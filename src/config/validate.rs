@@ -273,10 +273,7 @@ fn duration_buckets(check: &mut Checker<'_>) -> Vec<f64> {
 }
 
 fn log(check: &mut Checker<'_>) -> Log {
-    let format = check.choice(
-        "log.format",
-        [("human", LogFormat::Human), ("json", LogFormat::Json)],
-    );
+    let format = check.choice("log.format", LogFormat::NAMED);
     let level = check.text("log.level");
     if let Err(problem) = logs::check_level(&level) {
         check.fail("log.level", problem);

@@ -610,3 +610,37 @@ fn its_alerts_use_only_the_metrics_and_results_it_exports() {
     }
     assert!(values >= 6, "{values} label values");
 }
+
+#[test]
+fn bad_log_flags_are_named_and_stop_start_up() {
+    for (flag, value, message) in [
+        ("--log-level", "pingora=debug", "allow it at most `info`"),
+        ("--log-level", "info,[", "is not a log filter"),
+        ("--log-format", "xml", "human or json"),
+    ] {
+        let output = crate::support::run_statuscope(
+            &[
+                "injector",
+                "--tls-cert",
+                "unread.crt",
+                "--tls-key",
+                "unread.key",
+                flag,
+                value,
+            ],
+            None,
+        );
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(flag) && stderr.contains(message),
+            "{flag} {value}: {stderr}"
+        );
+    }
+    // And good ones start it.
+    let injector = Injector::start(
+        "log-flags",
+        &["--log-format", "human", "--log-level", "statuscope=debug"],
+    );
+    assert_eq!(injector.admissions("injected"), 0.0);
+}
