@@ -19,15 +19,6 @@ impl LogFormat {
     /// Each format by the name `log.format` and the injector's `--log-format` take.
     pub const NAMED: [(&'static str, LogFormat); 2] =
         [("human", LogFormat::Human), ("json", LogFormat::Json)];
-
-    /// The format called `name`; `Err` lists the names.
-    pub fn named(name: &str) -> Result<LogFormat, String> {
-        Self::NAMED
-            .iter()
-            .find(|(known, _)| *known == name)
-            .map(|(_, format)| *format)
-            .ok_or_else(|| format!("`{name}` is not a log format: human or json"))
-    }
 }
 
 /// pingora logs whole request and response headers and bodies at `debug` and `trace`:

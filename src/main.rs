@@ -78,7 +78,7 @@ enum Command {
         #[arg(long, default_value = "info", value_parser = log_level)]
         log_level: String,
         /// `json` (one object per line, for the cluster's log pipeline) or `human`.
-        #[arg(long, default_value = "json", value_parser = logs::LogFormat::named)]
+        #[arg(long, default_value = "json", value_parser = log_format)]
         log_format: logs::LogFormat,
         #[command(flatten)]
         options: InjectArgs,
@@ -384,6 +384,11 @@ fn parse_severity(text: &str) -> Result<Severity, String> {
 /// A `--log-level` [`logs::check_level`] accepts.
 fn log_level(text: &str) -> Result<String, String> {
     logs::check_level(text).map(|()| text.to_string())
+}
+
+/// A `--log-format` by its `log.format` name.
+fn log_format(text: &str) -> Result<logs::LogFormat, String> {
+    statuscope::config::choose(&logs::LogFormat::NAMED, text)
 }
 
 /// Reads the files named (folders: their `.yaml` and `.yml` files, in name order), or stdin.

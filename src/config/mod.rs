@@ -22,6 +22,7 @@ pub use crate::logs::LogFormat;
 use crate::rules::engine::{Engine as RuleEngine, RouteRules, RuleSetting};
 pub use crate::sample::MAX_BODY_SAMPLE_BYTES;
 pub use error::{ConfigError, ConfigErrors};
+pub use validate::choose;
 
 /// Prefix of the environment variables that configure statuscope (`STATUSCOPE_UPSTREAM`, ...).
 /// Nested keys use a double underscore: `STATUSCOPE_TIMEOUTS__CONNECT=2s`.

@@ -138,16 +138,23 @@ impl Checker<'_> {
     /// One of the named options; the first stands in when the value is none of them.
     fn choice<T: Copy, const N: usize>(&mut self, key: &str, options: [(&str, T); N]) -> T {
         let text = self.text(key);
-        match options.iter().find(|(name, _)| *name == text) {
-            Some((_, value)) => *value,
-            None => {
-                let names: Vec<String> = options
-                    .iter()
-                    .map(|(name, _)| format!("`{name}`"))
-                    .collect();
-                self.fail(key, format!("`{text}` is not one of {}", names.join(", ")));
-                options[0].1
-            }
+        choose(&options, &text).unwrap_or_else(|problem| {
+            self.fail(key, problem);
+            options[0].1
+        })
+    }
+}
+
+/// The value `text` names among `options` (a key's or a flag's choices); `Err` lists the names.
+pub fn choose<T: Copy>(options: &[(&str, T)], text: &str) -> Result<T, String> {
+    match options.iter().find(|(name, _)| *name == text) {
+        Some((_, value)) => Ok(*value),
+        None => {
+            let names: Vec<String> = options
+                .iter()
+                .map(|(name, _)| format!("`{name}`"))
+                .collect();
+            Err(format!("`{text}` is not one of {}", names.join(", ")))
         }
     }
 }

@@ -54,13 +54,39 @@ pub fn dashboards() -> Vec<(String, Value)> {
     found
 }
 
-/// The rule files under deploy/prometheus/, each with its unit tests in tests/.
-pub const RULE_FILES: [&str; 2] = ["statuscope-rules", "statuscope-injector-rules"];
+/// The rule files, `deploy/prometheus/*-rules.yaml`, by name without `.yaml`; each has its
+/// unit tests in `tests/<name>.test.yaml`.
+pub fn rule_files() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root().join("deploy/prometheus"))
+        .unwrap()
+        .filter_map(|entry| {
+            let file = entry.unwrap().file_name().into_string().unwrap();
+            file.strip_suffix("-rules.yaml")
+                .map(|stem| format!("{stem}-rules"))
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 2, "{names:?}");
+    names
+}
+
+/// Every rule, alert or recording, of the rule file `name`.
+pub fn rules_of(name: &str) -> Vec<serde_yaml::Value> {
+    let path = root().join(format!("deploy/prometheus/{name}.yaml"));
+    let file: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    file["groups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|group| group["rules"].as_sequence().unwrap().clone())
+        .collect()
+}
 
 #[test]
 fn promtool_checks_and_unit_tests_the_rules() {
     let dir = root().join("deploy/prometheus");
-    for name in RULE_FILES {
+    for name in rule_files() {
         let (file, test_file) = (format!("{name}.yaml"), format!("tests/{name}.test.yaml"));
         assert_success(
             &run("promtool", &["check", "rules", &file], &dir),
@@ -72,13 +98,9 @@ fn promtool_checks_and_unit_tests_the_rules() {
         );
         // Every alert and recording rule has a test.
         let tests = std::fs::read_to_string(dir.join(&test_file)).unwrap();
-        let rules: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(dir.join(&file)).unwrap()).unwrap();
-        for group in rules["groups"].as_sequence().unwrap() {
-            for rule in group["rules"].as_sequence().unwrap() {
-                let name = rule["alert"].as_str().or(rule["record"].as_str()).unwrap();
-                assert!(tests.contains(name), "{name} has no promtool test");
-            }
+        for rule in rules_of(&name) {
+            let name = rule["alert"].as_str().or(rule["record"].as_str()).unwrap();
+            assert!(tests.contains(name), "{name} has no promtool test");
         }
     }
 }
@@ -416,26 +438,19 @@ fn the_injector_manifests_render_validate_and_agree_with_each_other() {
 #[test]
 fn every_alert_has_its_runbook_in_the_deploy_guide() {
     let guide = std::fs::read_to_string(root().join("docs/deploy.md")).unwrap();
-    for name in RULE_FILES {
-        let file = root().join(format!("deploy/prometheus/{name}.yaml"));
-        let rules: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
-        for group in rules["groups"].as_sequence().unwrap() {
-            for alert in group["rules"].as_sequence().unwrap() {
-                let Some(alert_name) = alert["alert"].as_str() else {
-                    continue;
-                };
-                assert_eq!(
-                    alert["annotations"]["runbook_url"].as_str(),
-                    Some(format!("docs/deploy.md#{}", alert_name.to_lowercase()).as_str()),
-                    "{alert_name}"
-                );
-                assert!(
-                    guide.contains(&format!("\n### {alert_name}\n")),
-                    "docs/deploy.md has no runbook for {alert_name}"
-                );
-            }
-        }
+    for rule in rule_files().iter().flat_map(|name| rules_of(name)) {
+        let Some(alert) = rule["alert"].as_str() else {
+            continue;
+        };
+        assert_eq!(
+            rule["annotations"]["runbook_url"].as_str(),
+            Some(format!("docs/deploy.md#{}", alert.to_lowercase()).as_str()),
+            "{alert}"
+        );
+        assert!(
+            guide.contains(&format!("\n### {alert}\n")),
+            "docs/deploy.md has no runbook for {alert}"
+        );
     }
 }
 

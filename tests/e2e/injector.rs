@@ -578,11 +578,7 @@ fn its_alerts_use_only_the_metrics_and_results_it_exports() {
     let injector = Injector::start("alerts", &[]);
     let (status, text) = raw_get(injector.admin, "/metrics").expect("admin answers");
     assert_eq!(status, 200);
-    let exported: std::collections::HashSet<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.split(' ').next())
-        .collect();
+    let samples = exposition::parse(&text);
     let rules =
         std::fs::read_to_string(root().join("deploy/prometheus/statuscope-injector-rules.yaml"))
             .unwrap();
@@ -591,7 +587,7 @@ fn its_alerts_use_only_the_metrics_and_results_it_exports() {
     assert!(used.len() >= 6, "{used:?}");
     for name in used {
         assert!(
-            exported.contains(name),
+            samples.iter().any(|sample| sample.name == name),
             "the rules use {name}, which it does not export"
         );
     }
@@ -601,10 +597,12 @@ fn its_alerts_use_only_the_metrics_and_results_it_exports() {
     for found in matcher.captures_iter(&rules) {
         for value in found[2].split('|') {
             values += 1;
-            let series = format!("{}=\"{value}\"", &found[1]);
+            let label = &found[1];
             assert!(
-                text.contains(&series),
-                "the rules match {series}, which it never writes"
+                samples
+                    .iter()
+                    .any(|sample| sample.labels.get(label).map(String::as_str) == Some(value)),
+                "the rules match {label}=\"{value}\", which it never writes"
             );
         }
     }
@@ -616,7 +614,7 @@ fn bad_log_flags_are_named_and_stop_start_up() {
     for (flag, value, message) in [
         ("--log-level", "pingora=debug", "allow it at most `info`"),
         ("--log-level", "info,[", "is not a log filter"),
-        ("--log-format", "xml", "human or json"),
+        ("--log-format", "xml", "is not one of `human`, `json`"),
     ] {
         let output = crate::support::run_statuscope(
             &[

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::deploy::{dashboards, root, RULE_FILES};
+use crate::deploy::{dashboards, root, rule_files, rules_of};
 use crate::support::{free_port, raw_get, PATIENCE};
 
 /// A child process this test started, killed by its PID when dropped.
@@ -101,13 +101,16 @@ fn every_dashboard_and_rule_expression_runs_against_real_prometheus() {
 
     let dir = std::env::temp_dir().join(format!("statuscope-prometheus-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let rule_files: Vec<_> = RULE_FILES
+    let listed: String = rule_files()
         .iter()
-        .map(|name| root().join(format!("deploy/prometheus/{name}.yaml")))
-        .collect();
-    let listed: String = rule_files
-        .iter()
-        .map(|file| format!("  - {}\n", file.display()))
+        .map(|name| {
+            format!(
+                "  - {}\n",
+                root()
+                    .join(format!("deploy/prometheus/{name}.yaml"))
+                    .display()
+            )
+        })
         .collect();
     let config = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n{listed}scrape_configs:\n  \
@@ -185,23 +188,13 @@ fn every_dashboard_and_rule_expression_runs_against_real_prometheus() {
         }
     }
     let mut in_file = 0;
-    let groups: Vec<serde_yaml::Value> = rule_files
-        .iter()
-        .map(|file| serde_yaml::from_str(&std::fs::read_to_string(file).unwrap()).unwrap())
-        .collect();
-    for group in groups
-        .iter()
-        .flat_map(|file| file["groups"].as_sequence().unwrap())
-    {
-        for rule in group["rules"].as_sequence().unwrap() {
-            in_file += 1;
-            let expr = rule["expr"].as_str().unwrap();
-            if let Err(e) = query(web, expr) {
-                failures.push(format!(
-                    "rule {:?}: {e}",
-                    rule["alert"].as_str().or(rule["record"].as_str())
-                ));
-            }
+    for rule in rule_files().iter().flat_map(|name| rules_of(name)) {
+        in_file += 1;
+        if let Err(e) = query(web, rule["expr"].as_str().unwrap()) {
+            failures.push(format!(
+                "rule {:?}: {e}",
+                rule["alert"].as_str().or(rule["record"].as_str())
+            ));
         }
     }
     // Prometheus itself evaluated every rule without error.
