@@ -11,19 +11,96 @@ use std::time::Instant;
 use http::Method;
 use tracing::info;
 
+use super::error_response::ProxyError;
 use super::settings::LiveSettings;
-use crate::classify::grpc::GrpcCode;
+use crate::classify::grpc::{self, GrpcCode};
 use crate::classify::route::PROBE_ROUTE;
-use crate::classify::{Origin, UpstreamErrorKind};
+use crate::classify::{Origin, UpstreamErrorKind, CLIENT_CLOSED_REQUEST};
 use crate::config::Probes;
 use crate::record::findings::Place;
 use crate::record::verdict::{self, LiveVerdicts};
 use crate::record::{Recorder, Tally};
-use crate::rules::{self, Headers, RequestFacts};
+use crate::rules::{self, grpc_field, Headers, RequestFacts};
 use crate::sample::Sampler;
 
 /// The route label of a refused request whose request line has no readable path.
 pub const MALFORMED_ROUTE: &str = "__malformed__";
+
+/// Who ended an exchange, and so what status the client saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The upstream's response, with its status, reached the client (perhaps cut short).
+    Upstream(u16),
+    /// Statuscope answered instead of the upstream.
+    Proxy(ProxyError),
+    /// The client left before an answer could reach it: tallied as 499.
+    ClientGone,
+}
+
+impl Outcome {
+    /// The client left, or statuscope's `answer` reached it (`answered`).
+    pub fn answered(answer: ProxyError, answered: bool) -> Outcome {
+        if answered {
+            Outcome::Proxy(answer)
+        } else {
+            Outcome::ClientGone
+        }
+    }
+
+    /// The status the client saw and who produced it; a gRPC call's own answers go out as 200.
+    pub fn code_and_origin(self, grpc: bool) -> (u16, Origin) {
+        match self {
+            Outcome::Upstream(status) => (status, Origin::Upstream),
+            Outcome::Proxy(answer) => (answer.status_sent(grpc), Origin::Proxy),
+            Outcome::ClientGone => (CLIENT_CLOSED_REQUEST, Origin::Client),
+        }
+    }
+}
+
+/// What statuscope keeps of a gRPC call while it is carried: an HTTP/2 request whose
+/// `content-type` is `application/grpc…`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcCall {
+    /// When the client's `grpc-timeout` runs out: a client that hangs up after it gave up at
+    /// its deadline, not at will.
+    pub deadline: Option<Instant>,
+}
+
+impl GrpcCall {
+    /// The call, if a request with these `content-type` and `grpc-timeout` values, begun at
+    /// `started`, over HTTP/2 (`http2`), is one.
+    pub fn of(
+        http2: bool,
+        content_type: Option<&[u8]>,
+        timeout: Option<&[u8]>,
+        started: Instant,
+    ) -> Option<GrpcCall> {
+        let is_call = http2 && content_type.is_some_and(grpc::is_grpc_content_type);
+        is_call.then(|| GrpcCall {
+            deadline: timeout
+                .and_then(grpc::parse_timeout)
+                .and_then(|timeout| started.checked_add(grpc::deadline_after(timeout))),
+        })
+    }
+
+    /// How the call ended, given the exchange's outcome and what the client saw.
+    fn end(self, outcome: Outcome, response: Option<&Judged<'_>>, ended: Instant) -> GrpcEnd {
+        let code = match outcome {
+            Outcome::Proxy(answer) => answer.grpc_code(),
+            Outcome::ClientGone if self.deadline.is_some_and(|at| ended >= at) => {
+                GrpcCode::DeadlineExceeded
+            }
+            Outcome::ClientGone => GrpcCode::Cancelled,
+            Outcome::Upstream(_) => GrpcCode::of_status(response.and_then(|judged| {
+                grpc_field(judged.grpc_trailers?, judged.headers, "grpc-status")
+            })),
+        };
+        GrpcEnd {
+            code,
+            origin: outcome.code_and_origin(true).1,
+        }
+    }
+}
 
 /// One request at its end, as every path reports it.
 pub struct Finished<'a> {
@@ -31,10 +108,8 @@ pub struct Finished<'a> {
     pub method: &'static str,
     /// The request path without its query; `None` when the request line was unreadable.
     pub path: Option<&'a str>,
-    /// The status the client saw (499 when it went away first).
-    pub code: u16,
-    /// Who produced that status.
-    pub origin: Origin,
+    /// Who ended it.
+    pub outcome: Outcome,
     /// When the request's first bytes arrived.
     pub started: Instant,
     /// When it ended: its response sent in full, or given up.
@@ -43,10 +118,34 @@ pub struct Finished<'a> {
     pub upstream_error: Option<UpstreamErrorKind>,
     /// What the rules read, for a response the upstream produced; `None` otherwise.
     pub response: Option<Judged<'a>>,
-    /// How the request ended as a gRPC call; `None` when it was not one.
-    pub grpc: Option<GrpcEnd>,
+    /// The gRPC call the request was; `None` when it was not one.
+    pub grpc: Option<GrpcCall>,
     /// The request is one of the kubelet's probes (`User-Agent: kube-probe/…`).
     pub probe: bool,
+}
+
+impl<'a> Finished<'a> {
+    /// A request that ended at `ended`, with nothing more known yet: no upstream error, no
+    /// response to judge, not a gRPC call, not a probe.
+    pub fn new(
+        method: &'static str,
+        path: Option<&'a str>,
+        outcome: Outcome,
+        started: Instant,
+        ended: Instant,
+    ) -> Self {
+        Finished {
+            method,
+            path,
+            outcome,
+            started,
+            ended,
+            upstream_error: None,
+            response: None,
+            grpc: None,
+            probe: false,
+        }
+    }
 }
 
 /// How a gRPC call ended, beside the HTTP status of its response.
@@ -103,27 +202,46 @@ pub fn finish(recorder: &Recorder, settings: &LiveSettings, exchange: Finished<'
             &own_label
         }
     };
+    let (code, origin) = exchange.outcome.code_and_origin(exchange.grpc.is_some());
     let tally = Tally {
         route: label,
         method: exchange.method,
-        code: exchange.code,
-        origin: exchange.origin,
+        code,
+        origin,
         duration: exchange.ended.saturating_duration_since(exchange.started),
     };
     metrics.record(&tally);
-    if let Some(grpc) = exchange.grpc {
+    if let Some(call) = exchange.grpc {
+        let grpc = call.end(exchange.outcome, exchange.response.as_ref(), exchange.ended);
         metrics
             .grpc
             .record(label, grpc.code, grpc.origin, tally.duration);
     }
     if let (Some(response), Some(path), Origin::Upstream) =
-        (exchange.response, exchange.path, exchange.origin)
+        (exchange.response, exchange.path, origin)
     {
         judge(recorder, settings, label, path, &tally, response);
     }
     if settings.access_log {
         log_access(&tally);
     }
+}
+
+/// The body sampler for a response with these `headers`, when the rules are on and the
+/// response can have a body (`head_request`: it answers a HEAD).
+pub fn response_sampler(
+    settings: &LiveSettings,
+    head_request: bool,
+    headers: Headers<'_>,
+) -> Option<Sampler> {
+    if settings.engine.is_none() || head_request {
+        return None;
+    }
+    Sampler::start(
+        settings.body_sample_bytes,
+        headers.get_str("content-type"),
+        headers.get_str("content-encoding"),
+    )
 }
 
 /// Runs the rule catalogue over a response the upstream produced.

@@ -35,11 +35,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::debug;
 
 use super::admission::{Permit, Slots};
-use super::finish::{finish, Finished};
+use super::finish::{finish, Finished, Outcome};
 use super::pingora::StatuscopeProxy;
 use super::request_head::{self, HeadReader, Progress, Refusal};
 use super::settings::{LiveSettings, Settings};
-use crate::classify::{method_label, Origin};
+use crate::classify::method_label;
 use crate::config::Downstream;
 use crate::families::Families;
 use crate::record::Recorder;
@@ -86,19 +86,9 @@ pub async fn refuse(
         "refused a request head"
     );
     // Finished before the answer goes out, so whoever has read the answer finds the tally.
-    let exchange = Finished {
-        method,
-        path: line.path.and_then(|path| std::str::from_utf8(path).ok()),
-        code: refusal.error.status,
-        origin: Origin::Proxy,
-        started,
-        ended: Instant::now(),
-        upstream_error: None,
-        response: None,
-        grpc: None,
-        // A refused head is tallied as the request it failed to be, probe or not.
-        probe: false,
-    };
+    // A refused head is tallied as the request it failed to be, probe or not.
+    let outcome = Outcome::Proxy(refusal.error);
+    let exchange = Finished::new(method, line.path, outcome, started, Instant::now());
     finish(recorder, settings, exchange);
     if let Ok(wire) = refusal.error.to_http1(refusal.reason) {
         // A client that does not read its answer is not waited for.

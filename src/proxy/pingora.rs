@@ -16,16 +16,12 @@ use pingora::{Error, Result};
 
 use super::admission::{Admission, InFlight, Permit};
 use super::error_response::ProxyError;
-use super::finish::GrpcEnd;
-use super::finish::{finish, Finished, Judged};
+use super::finish::{finish, response_sampler, Finished, GrpcCall, Judged, Outcome};
 use super::settings::{LiveSettings, Settings};
-use crate::classify::grpc::{self, GrpcCode};
 use crate::classify::route::is_probe_user_agent;
-use crate::classify::{
-    is_client_gone, method_label, Origin, UpstreamErrorKind, CLIENT_CLOSED_REQUEST,
-};
+use crate::classify::{is_client_gone, method_label, UpstreamErrorKind};
 use crate::record::Recorder;
-use crate::rules::{grpc_field, Field, Headers, RequestFacts};
+use crate::rules::{Field, Headers, RequestFacts};
 use crate::sample::Sampler;
 
 /// The statuscope proxy: one upstream, route templating, admission, recording and the rules.
@@ -47,33 +43,8 @@ pub struct RequestCtx {
     sent_continue: bool,
     /// Set when the request is a gRPC call.
     grpc: Option<GrpcCall>,
-}
-
-/// What statuscope keeps of a gRPC call while it is proxied.
-struct GrpcCall {
-    /// When the client's `grpc-timeout` runs out: a client that hangs up after it gave up at
-    /// its deadline, not at will.
-    deadline: Option<Instant>,
-    /// The upstream's trailers, once they have passed.
+    /// A gRPC call's trailers from the upstream, once they have passed.
     trailers: Option<http::HeaderMap>,
-}
-
-impl GrpcCall {
-    /// The call's state if `session` holds a gRPC call, read from its request head.
-    fn of(session: &Session, started: Instant) -> Option<GrpcCall> {
-        let headers = &session.req_header().headers;
-        let is_call = session.is_http2()
-            && headers
-                .get(http::header::CONTENT_TYPE)
-                .is_some_and(|v| grpc::is_grpc_content_type(v.as_bytes()));
-        is_call.then(|| GrpcCall {
-            deadline: headers
-                .get("grpc-timeout")
-                .and_then(|v| grpc::parse_timeout(v.as_bytes()))
-                .and_then(|timeout| started.checked_add(grpc::deadline_after(timeout))),
-            trailers: None,
-        })
-    }
 }
 
 impl StatuscopeProxy {
@@ -110,18 +81,18 @@ impl StatuscopeProxy {
             && session.write_response_body(Some(body), true).await.is_ok()
     }
 
-    /// The status the client saw and who produced it.
-    fn outcome(session: &Session, error: Option<&Error>, ctx: &RequestCtx) -> (u16, Origin) {
+    /// Who ended the exchange.
+    fn outcome(session: &Session, error: Option<&Error>, ctx: &RequestCtx) -> Outcome {
         if error.is_some_and(is_client_gone) {
-            return (CLIENT_CLOSED_REQUEST, Origin::Client);
+            return Outcome::ClientGone;
         }
         if let Some(answer) = ctx.answered_by_proxy {
-            return (answer.status_sent(ctx.grpc.is_some()), Origin::Proxy);
+            return Outcome::Proxy(answer);
         }
         match session.response_written() {
-            Some(header) => (header.status.as_u16(), Origin::Upstream),
+            Some(header) => Outcome::Upstream(header.status.as_u16()),
             // Nothing reached the client and nothing could be sent: it hung up first.
-            None => (CLIENT_CLOSED_REQUEST, Origin::Client),
+            None => Outcome::ClientGone,
         }
     }
 }
@@ -148,11 +119,19 @@ impl ProxyHttp for StatuscopeProxy {
             sampler: None,
             sent_continue: false,
             grpc: None,
+            trailers: None,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        ctx.grpc = GrpcCall::of(session, ctx.started);
+        let headers = &session.req_header().headers;
+        let field = |name| headers.get(name).map(http::HeaderValue::as_bytes);
+        ctx.grpc = GrpcCall::of(
+            session.is_http2(),
+            field(http::header::CONTENT_TYPE.as_str()),
+            field("grpc-timeout"),
+            ctx.started,
+        );
         if let Some(permit) = self.admission.try_admit(ctx.settings.max_in_flight) {
             ctx._permit = Some(permit);
             return Ok(false);
@@ -185,14 +164,12 @@ impl ProxyHttp for StatuscopeProxy {
             ctx.sent_continue |= response.status == http::StatusCode::CONTINUE;
             return Ok(());
         }
-        if ctx.settings.engine.is_some() && session.req_header().method != http::Method::HEAD {
-            let header = |name| response.headers.get(name).and_then(|v| v.to_str().ok());
-            ctx.sampler = Sampler::start(
-                ctx.settings.body_sample_bytes,
-                header(http::header::CONTENT_TYPE),
-                header(http::header::CONTENT_ENCODING),
-            );
-        }
+        let fields: Vec<Field<'_>> = response.headers.iter().map(field).collect();
+        ctx.sampler = response_sampler(
+            &ctx.settings,
+            session.req_header().method == http::Method::HEAD,
+            Headers::List(&fields),
+        );
         Ok(())
     }
 
@@ -223,8 +200,8 @@ impl ProxyHttp for StatuscopeProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Option<bytes::Bytes>> {
         // Passed on unchanged; a gRPC call's outcome is in them.
-        if let Some(call) = ctx.grpc.as_mut() {
-            call.trailers = Some(trailers.clone());
+        if ctx.grpc.is_some() {
+            ctx.trailers = Some(trailers.clone());
         }
         Ok(None)
     }
@@ -263,16 +240,18 @@ impl ProxyHttp for StatuscopeProxy {
     }
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
-        let (code, origin) = Self::outcome(session, error, ctx);
+        let outcome = Self::outcome(session, error, ctx);
         let request = session.req_header();
-        let mid_body = origin == Origin::Upstream;
+        let from_upstream = matches!(outcome, Outcome::Upstream(_));
         let fields: Vec<Field<'_>>;
         let trailer_fields: Vec<Field<'_>>;
-        let trailers = ctx.grpc.as_ref().and_then(|call| call.trailers.as_ref());
         let response = match session.response_written() {
-            Some(response) if origin == Origin::Upstream => {
+            Some(response) if from_upstream => {
                 fields = response.headers.iter().map(field).collect();
-                trailer_fields = trailers.map_or_else(Vec::new, |t| t.iter().map(field).collect());
+                trailer_fields = ctx
+                    .trailers
+                    .as_ref()
+                    .map_or_else(Vec::new, |t| t.iter().map(field).collect());
                 Some(Judged {
                     method: &request.method,
                     request: RequestFacts::from_fields(|name| {
@@ -286,29 +265,15 @@ impl ProxyHttp for StatuscopeProxy {
             }
             _ => None,
         };
-        let grpc = ctx.grpc.as_ref().map(|call| {
-            let code = match (origin, ctx.answered_by_proxy) {
-                (Origin::Proxy, Some(answer)) => answer.grpc_code(),
-                (Origin::Client, _) if call.deadline.is_some_and(|at| Instant::now() >= at) => {
-                    GrpcCode::DeadlineExceeded
-                }
-                (Origin::Client, _) => GrpcCode::Cancelled,
-                _ => GrpcCode::of_status(response.as_ref().and_then(|judged| {
-                    grpc_field(judged.grpc_trailers?, judged.headers, "grpc-status")
-                })),
-            };
-            GrpcEnd { code, origin }
-        });
         let exchange = Finished {
             method: method_label(&request.method),
             path: Some(request.uri.path()),
-            code,
-            origin,
+            outcome,
             started: ctx.started,
             ended: Instant::now(),
-            upstream_error: error.and_then(|e| UpstreamErrorKind::of(e, mid_body)),
+            upstream_error: error.and_then(|e| UpstreamErrorKind::of(e, from_upstream)),
             response,
-            grpc,
+            grpc: ctx.grpc,
             probe: request
                 .headers
                 .get(http::header::USER_AGENT)

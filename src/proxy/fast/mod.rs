@@ -11,11 +11,8 @@
 //! with the bytes already read: connections that open with the HTTP/2 preface (h2c), and
 //! requests that ask to switch protocols (`Upgrade`, such as WebSocket).
 
-mod connection;
 pub mod deadline;
-mod exchange;
-pub mod forward;
-pub mod response_head;
+pub mod h1;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -82,7 +79,7 @@ impl ServerApp for FastEngine {
         let max_connections = self.settings.current().downstream.max_connections;
         // Dropping the stream closes it: nothing is owed to a connection refused at accept.
         let _open = self.limit.admit(max_connections)?;
-        connection::Client::new(self, stream, shutdown)
+        h1::connection::Client::new(self, stream, shutdown)
             .serve()
             .await;
         None

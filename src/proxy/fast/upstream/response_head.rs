@@ -4,7 +4,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::super::request_head::is_hop_by_hop;
+use crate::proxy::request_head::is_hop_by_hop;
 use crate::rules::FieldSpan;
 
 /// pingora's own limit on response header fields.

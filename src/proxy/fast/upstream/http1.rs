@@ -19,10 +19,11 @@ use std::net::SocketAddr;
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
-use tokio::io::Interest;
+use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::TcpStream;
 
 use crate::classify::UpstreamErrorKind;
+use crate::proxy::fast::deadline::Deadline;
 
 /// The initial size of a connection's response buffer: a response head and the first part
 /// of its body arrive in it, and the body streams through it.
@@ -125,6 +126,32 @@ impl Upstream {
         });
     }
 
+    /// Reads more of a response into the buffer after `filled`, within `read_timeout` and the
+    /// response's own deadline, on the connection's `timer`: the bytes read, 0 when the
+    /// upstream closed.
+    pub async fn read_more(
+        &mut self,
+        timer: &mut Deadline,
+        read_timeout: Duration,
+        response_deadline: Option<Instant>,
+    ) -> Result<usize, UpstreamErrorKind> {
+        let deadline = || {
+            let read = Instant::now() + read_timeout;
+            Some(response_deadline.map_or(read, |limit| limit.min(read)))
+        };
+        let read = timer
+            .run(deadline, self.stream.read(&mut self.buf[self.filled..]))
+            .await;
+        match read {
+            None if response_deadline.is_some_and(|limit| Instant::now() >= limit) => {
+                Err(UpstreamErrorKind::ResponseTimeout)
+            }
+            None => Err(UpstreamErrorKind::ReadTimeout),
+            Some(Ok(n)) => Ok(n),
+            Some(Err(_)) => Err(UpstreamErrorKind::Reset),
+        }
+    }
+
     /// Marks everything the upstream sent so far as read: called when a response has ended
     /// by its framing with no byte beyond it, so readiness seen later is news.
     pub fn mark_drained(&self) {
@@ -155,7 +182,7 @@ fn expire_oldest(pool: &mut VecDeque<Upstream>, idle_timeout: Duration, now: Ins
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
     /// A current-thread runtime, as a worker has.
     fn worker() -> tokio::runtime::Runtime {

@@ -4,7 +4,7 @@
 //! Most heads have none of those: they are forwarded straight from the buffer they were read
 //! into, not copied. The others are rewritten into a scratch buffer line by line.
 
-use super::super::request_head::{is_hop_by_hop, Head};
+use crate::proxy::request_head::{is_hop_by_hop, Head};
 
 /// At most this many fields a `Connection` field may name (the head reader allows 16 options).
 const MAX_NAMED: usize = 16;

@@ -11,10 +11,18 @@
 
 use memchr::memchr;
 
+mod syntax;
+mod target;
+
 use super::chunked::ChunkedReader;
 use super::error_response::ProxyError;
 use crate::classify::route::is_probe_user_agent;
 pub use crate::config::{HeadLimits, REQUEST_LINE_SLACK};
+use syntax::{
+    all_field_value, all_in, check_version, is_absolute_http_uri, is_valid_host,
+    split_request_line, trim_ows, TCHAR,
+};
+pub use target::{request_line, target_path, RequestLine};
 
 /// Why a request was refused: the status and body to send, and a precise reason for the log
 /// and the `details` of the body.
@@ -134,15 +142,6 @@ pub fn is_hop_by_hop(name: &[u8]) -> bool {
 /// field forwarding must look for.
 const MAX_CONNECTION_OPTIONS: usize = 16;
 
-/// The request line as far as it was readable, for tallying a refused request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RequestLine<'a> {
-    /// The method, if the line had one made of token characters.
-    pub method: Option<&'a [u8]>,
-    /// The path of an origin-form target, if the line had one.
-    pub path: Option<&'a [u8]>,
-}
-
 /// An incremental request head reader. Feed it the growing buffer with [`HeadReader::advance`].
 #[derive(Debug, Default)]
 pub struct HeadReader {
@@ -179,95 +178,12 @@ fn request_line_too_long(len: usize, limits: &HeadLimits) -> bool {
     len > limits.max_target_bytes + REQUEST_LINE_SLACK
 }
 
-fn refuse(error: ProxyError, reason: &'static str) -> Progress {
+pub(super) fn refuse(error: ProxyError, reason: &'static str) -> Progress {
     Progress::Refused(Refusal { error, reason })
 }
 
-fn bad(reason: &'static str) -> Progress {
+pub(super) fn bad(reason: &'static str) -> Progress {
     refuse(ProxyError::BAD_REQUEST, reason)
-}
-
-/// Byte classes, looked up once per byte: the reader runs on every request.
-const TCHAR: u8 = 1;
-const FIELD_VALUE: u8 = 2;
-const TARGET: u8 = 4;
-
-static CLASSES: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        let byte = b as u8;
-        let visible = byte > 0x20 && byte < 0x7f;
-        // RFC 9110 §5.6.2 `tchar`.
-        let tchar = byte.is_ascii_alphanumeric()
-            || matches!(
-                byte,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
-        // A field value byte: visible ASCII, space, tab or obs-text; never a control character.
-        let field_value = visible || byte == b' ' || byte == b'\t' || byte >= 0x80;
-        let mut class = 0;
-        if tchar {
-            class |= TCHAR;
-        }
-        if field_value {
-            class |= FIELD_VALUE;
-        }
-        // A request-target byte: visible ASCII only (RFC 3986 percent-encodes everything else).
-        if visible {
-            class |= TARGET;
-        }
-        table[b] = class;
-        b += 1;
-    }
-    table
-};
-
-fn all_in(bytes: &[u8], class: u8) -> bool {
-    bytes.iter().all(|&b| CLASSES[usize::from(b)] & class != 0)
-}
-
-/// [`all_in`] for field values, eight bytes at a time: values are most of a head's bytes, and
-/// nearly all of them are plain visible ASCII. A word with a byte below 0x20 or a DEL is
-/// checked byte by byte (it may hold a legal tab).
-fn all_field_value(bytes: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let x = u64::from_ne_bytes(word.try_into().expect("eight bytes"));
-        // High bit of a byte set where that byte is below 0x20 (bytes of 0x80 and up never
-        // are), or equal to 0x7f: the classic "has less than" and "has zero" tests.
-        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
-        let delete = (x ^ (ONES * 0x7f)).wrapping_sub(ONES) & !(x ^ (ONES * 0x7f)) & HIGHS;
-        if (control | delete) != 0 && !all_in(word, FIELD_VALUE) {
-            return false;
-        }
-    }
-    all_in(words.remainder(), FIELD_VALUE)
-}
-
-fn trim_ows(mut value: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = value {
-        value = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = value {
-        value = rest;
-    }
-    value
 }
 
 impl HeadReader {
@@ -514,105 +430,6 @@ impl HeadReader {
     }
 }
 
-/// The three parts of a request line.
-type RequestLineParts<'a> = [&'a [u8]; 3];
-
-/// `method SP request-target SP HTTP-version`, each separated by exactly one space.
-fn split_request_line(line: &[u8]) -> Result<RequestLineParts<'_>, &'static str> {
-    let mut parts = line.split(|&b| b == b' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err("the request line is not `method target version`");
-    };
-    if method.is_empty() || !all_in(method, TCHAR) {
-        return Err("an invalid method");
-    }
-    if target.is_empty() || !all_in(target, TARGET) {
-        return Err("an invalid character in the request target");
-    }
-    Ok([method, target, version])
-}
-
-/// RFC 9112 §2.3: `HTTP/1.x` is served as 1.1 (or 1.0); another major version is a 505.
-fn check_version(version: &[u8]) -> Result<(), Progress> {
-    match version {
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-            if major.is_ascii_digit() && minor.is_ascii_digit() =>
-        {
-            if *major == b'1' {
-                Ok(())
-            } else {
-                Err(refuse(
-                    ProxyError::VERSION_NOT_SUPPORTED,
-                    "an HTTP version other than 1.x on an HTTP/1 connection",
-                ))
-            }
-        }
-        _ => Err(bad("an invalid HTTP version")),
-    }
-}
-
-fn is_absolute_http_uri(target: &[u8]) -> bool {
-    let lower = |prefix: &[u8]| {
-        target.len() > prefix.len() && target[..prefix.len()].eq_ignore_ascii_case(prefix)
-    };
-    lower(b"http://") || lower(b"https://")
-}
-
-/// RFC 9110 §7.2: `uri-host [ ":" port ]`, where uri-host is a reg-name, IPv4 or IP literal.
-/// An empty value is allowed (a target without an authority).
-fn is_valid_host(value: &[u8]) -> bool {
-    let (host, port) = match value {
-        [b'[', rest @ ..] => match memchr(b']', rest) {
-            Some(close) => {
-                let literal = &rest[..close];
-                if literal.is_empty()
-                    || !literal
-                        .iter()
-                        .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-                {
-                    return false;
-                }
-                (&value[..close + 2], &rest[close + 1..])
-            }
-            None => return false,
-        },
-        _ => match memchr(b':', value) {
-            Some(colon) => (&value[..colon], &value[colon..]),
-            None => (value, &value[value.len()..]),
-        },
-    };
-    let reg_name_ok = host.first() == Some(&b'[')
-        || host
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b));
-    let port_ok = match port {
-        [] => true,
-        [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
-        _ => false,
-    };
-    reg_name_ok && port_ok
-}
-
-/// The method and origin-form path of a request line, as far as they are readable; used to
-/// tally a refused request under its route.
-pub fn request_line(buf: &[u8]) -> RequestLine<'_> {
-    let start = buf
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(buf.len());
-    let line = &buf[start..];
-    let line = &line[..memchr(b'\n', line).unwrap_or(line.len())];
-    let mut parts = line.split(|&b| b == b' ');
-    let method = parts.next().filter(|m| !m.is_empty() && all_in(m, TCHAR));
-    let path = parts
-        .next()
-        .filter(|t| t.first() == Some(&b'/') && all_in(t, TARGET))
-        .map(|t| &t[..memchr(b'?', t).unwrap_or(t.len())]);
-    RequestLine { method, path }
-}
-
 /// Checks the chunk framing of the body bytes that arrived with the head, so a malformed
 /// chunked body is refused before anything is forwarded. Bytes still to come are checked as
 /// they stream (by the fast engine's reader, or pingora's).
@@ -781,29 +598,6 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(head)
             );
-        }
-    }
-
-    #[test]
-    fn the_request_line_is_read_for_the_tally_as_far_as_possible() {
-        let line = request_line(b"GET /users/7?token=x HTTP/1.1\r\nHost");
-        assert_eq!(line.method, Some(&b"GET"[..]));
-        assert_eq!(line.path, Some(&b"/users/7"[..]));
-        assert_eq!(request_line(b"\x01 nope").method, None);
-    }
-
-    #[test]
-    fn the_word_at_a_time_value_check_agrees_with_the_byte_table() {
-        for b in 0..=255u8 {
-            for position in 0..17 {
-                let mut value = vec![b'a'; 17];
-                value[position] = b;
-                assert_eq!(
-                    all_field_value(&value),
-                    all_in(&value, FIELD_VALUE),
-                    "byte {b:#04x} at {position}"
-                );
-            }
         }
     }
 

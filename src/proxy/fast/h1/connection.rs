@@ -15,12 +15,12 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use tokio::io::AsyncReadExt;
 
-use super::super::error_response::ProxyError;
-use super::super::guard::{linger, refuse, HeadGuard, H2_PREFACE};
-use super::super::request_head::{Head, HeadReader, Progress, Refusal};
-use super::deadline::Deadline;
-use super::FastEngine;
 use crate::config::Downstream;
+use crate::proxy::error_response::ProxyError;
+use crate::proxy::fast::deadline::Deadline;
+use crate::proxy::fast::FastEngine;
+use crate::proxy::guard::{linger, refuse, HeadGuard, H2_PREFACE};
+use crate::proxy::request_head::{Head, HeadReader, Progress, Refusal};
 use crate::rules::FieldSpan;
 
 /// A client connection's buffer, to begin with and after a large head: room for a head and the
@@ -112,7 +112,7 @@ impl Drop for Parts {
 }
 
 /// One client connection and its reusable buffers.
-pub(super) struct Client<'e> {
+pub(in crate::proxy::fast) struct Client<'e> {
     pub(super) engine: &'e FastEngine,
     pub(super) stream: Stream,
     pub(super) shutdown: ShutdownWatch,
@@ -129,7 +129,11 @@ pub(super) struct Client<'e> {
 }
 
 impl<'e> Client<'e> {
-    pub(super) fn new(engine: &'e FastEngine, stream: Stream, shutdown: &ShutdownWatch) -> Self {
+    pub(in crate::proxy::fast) fn new(
+        engine: &'e FastEngine,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Self {
         Client {
             engine,
             stream,
@@ -143,7 +147,7 @@ impl<'e> Client<'e> {
     }
 
     /// Serves requests until the connection ends.
-    pub(super) async fn serve(mut self) {
+    pub(in crate::proxy::fast) async fn serve(mut self) {
         let engine = self.engine;
         loop {
             let limits = self.engine.settings.current();

@@ -1,0 +1,371 @@
+//! One exchange on an HTTP/1 client connection, to an HTTP/1 upstream: admission; the request
+//! to the upstream, its head as read and its body streamed by its framing ([`request_body`]);
+//! interim responses passed on; the response back, its head parsed once and its body streamed
+//! through the upstream connection's buffer ([`response_body`]); then [`finish`], which
+//! tallies and judges it after the response has gone out.
+//!
+//! A request that failed on a reused upstream connection before any answer came back is sent
+//! once more on a new connection if its method is idempotent and it was read whole — never
+//! otherwise.
+//!
+//! [`request_body`]: super::request_body
+//! [`response_body`]: super::response_body
+
+use std::io::IoSlice;
+use std::time::Instant;
+
+use http::Method;
+use tokio::io::AsyncWriteExt;
+
+use super::body::{write_all_vectored, BodyLeft};
+use super::connection::{After, Client};
+use super::forward;
+use super::request_body::{upstream_failure, Failure, Pump};
+use crate::classify::{method_label, UpstreamErrorKind};
+use crate::proxy::error_response::ProxyError;
+use crate::proxy::fast::upstream::http1::Upstream;
+use crate::proxy::fast::upstream::response_head::{Asked, Framing, Persistence, ResponseHead};
+use crate::proxy::finish::{finish, response_sampler, Finished, Judged, Outcome};
+use crate::proxy::guard::refuse;
+use crate::proxy::request_head::{target_path, Head, Refusal};
+use crate::proxy::settings::LiveSettings;
+use crate::rules::{visible_ascii, Headers, RequestFacts};
+
+/// What an exchange keeps fixed from its head to its end.
+pub(super) struct Request<'a> {
+    pub(super) head: &'a Head,
+    pub(super) method: Method,
+    pub(super) started: Instant,
+    pub(super) settings: &'a LiveSettings,
+    pub(super) response_deadline: Option<Instant>,
+    pub(super) asked: Asked,
+}
+
+/// Whether resending the request cannot change anything on the server (RFC 9110 §9.2.2).
+pub(super) fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+impl Client<'_> {
+    /// Carries one exchange whose head is at the start of the buffer.
+    pub(super) async fn exchange(
+        &mut self,
+        head: &Head,
+        started: Instant,
+        settings: &LiveSettings,
+    ) -> After {
+        let mut left = BodyLeft::of_request(head);
+        let with_head = left.advance(&self.parts.inbuf[head.head_len..self.end], |_| {});
+        // The head reader admits only token methods, which `Method` takes; checked anyway.
+        let method = Method::from_bytes(head.method.of(&self.parts.inbuf))
+            .map_err(|_| "the method is not a token");
+        let (with_head, method) = match (with_head, method) {
+            (Ok(with_head), Ok(method)) => (with_head, method),
+            (Err(reason), _) | (_, Err(reason)) => {
+                let refusal = Refusal {
+                    error: ProxyError::BAD_REQUEST,
+                    reason,
+                };
+                let buffered = &self.parts.inbuf[..self.end];
+                refuse(
+                    &self.engine.recorder,
+                    &mut self.stream,
+                    buffered,
+                    refusal,
+                    settings,
+                    started,
+                )
+                .await;
+                return After::Gone;
+            }
+        };
+        let admission = &self.engine.admission;
+        let _in_flight = admission.arrive();
+        let Some(_permit) = admission.try_admit(settings.max_in_flight) else {
+            return self.overloaded(head, &method, started, settings).await;
+        };
+        let request = Request {
+            head,
+            asked: Asked {
+                head_method: method == Method::HEAD,
+            },
+            method,
+            started,
+            settings,
+            response_deadline: settings.response_timeout.map(|limit| started + limit),
+        };
+        let mut pump = Pump::new(left, head.head_len, with_head, started);
+        let sent = match self.send_request(&request, &mut pump).await {
+            Ok(sent) => self.pass_interim(&request, &mut pump, sent).await,
+            Err(failure) => Err(failure),
+        };
+        match sent {
+            Ok((upstream, response, sent_continue)) => {
+                self.respond(&request, &pump, upstream, response, sent_continue)
+                    .await
+            }
+            Err(failure) => self.fail(&request, &pump, failure).await,
+        }
+    }
+
+    /// Sends the request head and what came of the body with it, on a pooled connection or a
+    /// new one, and waits for the first response head (sending the rest of the body meanwhile).
+    async fn send_request(
+        &mut self,
+        request: &Request<'_>,
+        pump: &mut Pump,
+    ) -> Result<(Upstream, ResponseHead), Failure> {
+        let (head, settings) = (request.head, request.settings);
+        let edited = forward::upstream_head(
+            &self.parts.inbuf[..head.head_len],
+            head,
+            &mut self.parts.out,
+        )
+        .is_none();
+        let body_end = pump.pending.end;
+        let mut retried = false;
+        loop {
+            let reused = (!retried)
+                .then(|| {
+                    Upstream::checkout(settings.upstream, settings.timeouts.idle, request.started)
+                })
+                .flatten();
+            let mut upstream = match reused {
+                Some(upstream) => upstream,
+                None => self
+                    .parts
+                    .deadline
+                    .run(
+                        || Some(Instant::now() + settings.timeouts.connect),
+                        Upstream::connect(settings.upstream),
+                    )
+                    .await
+                    .unwrap_or(Err(UpstreamErrorKind::ConnectTimeout))
+                    .map_err(|kind| upstream_failure(kind, true))?,
+            };
+            let head_bytes = if edited {
+                &self.parts.out[..]
+            } else {
+                &self.parts.inbuf[head.method.start..head.head_len]
+            };
+            let sent = self
+                .parts
+                .deadline
+                .run(
+                    || Some(Instant::now() + settings.timeouts.write),
+                    write_all_vectored(
+                        &mut upstream.stream,
+                        &mut [
+                            IoSlice::new(head_bytes),
+                            IoSlice::new(&self.parts.inbuf[head.head_len..body_end]),
+                        ],
+                    ),
+                )
+                .await;
+            let result = match sent {
+                None => Err(upstream_failure(UpstreamErrorKind::WriteTimeout, true)),
+                Some(Err(_)) => Err(upstream_failure(UpstreamErrorKind::Reset, true)),
+                Some(Ok(())) => {
+                    let deadline = request.response_deadline;
+                    self.await_head(
+                        &mut upstream,
+                        pump,
+                        request.asked,
+                        &settings.timeouts,
+                        deadline,
+                    )
+                    .await
+                }
+            };
+            match result {
+                Ok(response) => return Ok((upstream, response)),
+                Err(Failure::Upstream {
+                    nothing_back: true, ..
+                }) if upstream.reused
+                    && !retried
+                    && !pump.streamed
+                    && is_idempotent(&request.method) =>
+                {
+                    // A pooled connection the upstream had closed as the request went out.
+                    retried = true;
+                }
+                Err(failure) => return Err(failure),
+            }
+        }
+    }
+
+    /// Passes interim responses (100 Continue, 103 Early Hints) to the client as they come,
+    /// until the final response head; says whether a 100 Continue was among them.
+    async fn pass_interim(
+        &mut self,
+        request: &Request<'_>,
+        pump: &mut Pump,
+        (mut upstream, mut response): (Upstream, ResponseHead),
+    ) -> Result<(Upstream, ResponseHead, bool), Failure> {
+        let mut sent_continue = false;
+        while (100..200).contains(&response.status) {
+            if response.status == 101 {
+                return Err(upstream_failure(UpstreamErrorKind::Other, false));
+            }
+            sent_continue |= response.status == 100;
+            let interim = &upstream.buf[..upstream.filled];
+            response.write_for_client(
+                interim,
+                &self.parts.spans,
+                Persistence::Default,
+                false,
+                &mut self.parts.out,
+            );
+            let deadline = request.response_deadline;
+            let written = self
+                .parts
+                .deadline
+                .run(|| deadline, self.stream.write_all(&self.parts.out))
+                .await;
+            if written.is_none_or(|written| written.is_err()) {
+                return Err(Failure::ClientGone);
+            }
+            upstream.buf.copy_within(response.len..upstream.filled, 0);
+            upstream.filled -= response.len;
+            let timeouts = &request.settings.timeouts;
+            response = self
+                .await_head(&mut upstream, pump, request.asked, timeouts, deadline)
+                .await?;
+        }
+        Ok((upstream, response, sent_continue))
+    }
+
+    /// Sends the final response to the client, then finishes the exchange and returns the
+    /// upstream connection to the pool when it can carry another request.
+    async fn respond(
+        &mut self,
+        request: &Request<'_>,
+        pump: &Pump,
+        mut upstream: Upstream,
+        response: ResponseHead,
+        sent_continue: bool,
+    ) -> After {
+        let head = request.head;
+        // Cheap while nothing changed: a version compare before the value's lock.
+        let draining = self.shutdown.has_changed().unwrap_or(true) && *self.shutdown.borrow();
+        // An HTTP/1.0 client cannot read chunks: it gets the data, and the end of the
+        // connection marks the end of the body.
+        let dechunked = head.http10 && response.framing == Framing::Chunked;
+        let keep_client = pump.complete()
+            && !draining
+            && !dechunked
+            && !head.connection.close
+            && (!head.http10 || head.connection.keep_alive)
+            && response.framing != Framing::UntilClose;
+        let persistence = match (keep_client, head.http10) {
+            (false, _) => Persistence::Close,
+            (true, true) => Persistence::KeepAlive,
+            (true, false) => Persistence::Default,
+        };
+        let headers = Headers::InHead {
+            head: &upstream.buf[..response.len],
+            spans: &self.parts.spans,
+        };
+        let mut sampler = response_sampler(request.settings, request.asked.head_method, headers);
+        let written = &upstream.buf[..response.len];
+        response.write_for_client(
+            written,
+            &self.parts.spans,
+            persistence,
+            dechunked,
+            &mut self.parts.out,
+        );
+        let relayed = self
+            .relay_body(
+                &mut upstream,
+                &response,
+                dechunked,
+                &mut sampler,
+                request.settings,
+                request.response_deadline,
+            )
+            .await;
+        let (outcome, upstream_error, clean) = match relayed {
+            Ok(clean) => (Outcome::Upstream(response.status), None, clean),
+            Err(Failure::Upstream { kind, .. }) => {
+                (Outcome::Upstream(response.status), Some(kind), false)
+            }
+            Err(_) => (Outcome::ClientGone, None, false),
+        };
+        // One clock read for the tally, the pool and the next request's wait.
+        let ended = Instant::now();
+        self.finish_answered(
+            request,
+            &upstream,
+            &response,
+            sent_continue,
+            sampler,
+            outcome,
+            upstream_error,
+            ended,
+        );
+        if clean && response.persistent && pump.complete() {
+            upstream.mark_drained();
+            upstream.checkin(self.engine.pool_capacity, ended);
+        }
+        match (outcome, upstream_error, pump.next_request) {
+            (Outcome::Upstream(_), None, Some(next)) if keep_client => {
+                self.consume(next);
+                After::KeepAlive
+            }
+            (Outcome::Upstream(_), None, _) if !pump.complete() => After::Linger,
+            (Outcome::Upstream(_), None, _) => After::Close,
+            _ => After::Gone,
+        }
+    }
+
+    /// Tallies and judges an exchange whose response head reached the client.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_answered(
+        &mut self,
+        request: &Request<'_>,
+        upstream: &Upstream,
+        response: &ResponseHead,
+        sent_continue: bool,
+        sample: Option<crate::sample::Sampler>,
+        outcome: Outcome,
+        upstream_error: Option<UpstreamErrorKind>,
+        ended: Instant,
+    ) {
+        let head = request.head;
+        let inbuf = &self.parts.inbuf;
+        self.last_ended = Some(ended);
+        let facts = RequestFacts {
+            has_authorization: head.has_authorization,
+            has_cookie: head.has_cookie,
+            expects_continue: head.expects_continue,
+            accept: head.accept.and_then(|span| visible_ascii(span.of(inbuf))),
+        };
+        let judged = matches!(outcome, Outcome::Upstream(_)).then_some(Judged {
+            method: &request.method,
+            request: facts,
+            headers: Headers::InHead {
+                head: &upstream.buf[..response.len],
+                spans: &self.parts.spans,
+            },
+            sent_continue,
+            sample,
+            // gRPC calls are HTTP/2.
+            grpc_trailers: None,
+        });
+        let mut exchange = Finished::new(
+            method_label(&request.method),
+            target_path(head.target.of(inbuf)),
+            outcome,
+            request.started,
+            ended,
+        );
+        exchange.upstream_error = upstream_error;
+        exchange.response = judged;
+        exchange.probe = head.probe;
+        finish(&self.engine.recorder, request.settings, exchange);
+    }
+}
