@@ -99,7 +99,7 @@ pub fn run(
     let conf = ServerConf {
         threads: config.threads,
         // The fast engine runs one current-thread runtime per worker: no work stealing.
-        work_stealing: config.running_engine() == Engine::Pingora,
+        work_stealing: config.engine == Engine::Pingora,
         // pingora sleeps the whole grace period; the drain watcher exits earlier once idle.
         grace_period_seconds: Some(config.drain_timeout.as_secs_f64().ceil() as u64),
         graceful_shutdown_timeout_seconds: Some(1),
@@ -108,7 +108,7 @@ pub fn run(
         // idle sidecar 100 times a second; tokio's timers wake only when one is due. With the
         // fast engine every pingora timeout of a second or more (the listener's handshake
         // timeout on every connection among them) uses tokio's.
-        fast_timeout_to_tokio_threshold_seconds: match config.running_engine() {
+        fast_timeout_to_tokio_threshold_seconds: match config.engine {
             Engine::Fast => Some(0),
             Engine::Pingora => ServerConf::default().fast_timeout_to_tokio_threshold_seconds,
         },
@@ -117,7 +117,7 @@ pub fn run(
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let proxy = Arc::new(http_proxy(&server.configuration, proxy));
-    match config.running_engine() {
+    match config.engine {
         Engine::Pingora => {
             let guard = ConnectionGuard::new(proxy, settings.clone(), recorder, limit, config.h2c);
             let mut service = Service::new("statuscope proxy".to_string(), guard);
@@ -159,7 +159,7 @@ pub fn run(
         listen = %config.listen,
         admin = %config.admin,
         upstream = %upstream.authority,
-        engine = config.running_engine().as_str(),
+        engine = config.engine.as_str(),
         upstream_protocol = config.upstream_protocol.as_str(),
         config = source,
         "statuscope starting"

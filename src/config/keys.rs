@@ -200,6 +200,24 @@ pub const KEYS: &[Key] = &[
         DefaultValue::Int(8 * 1024),
         "bytes of the request target; 414 beyond. Must stay below `downstream.max_header_bytes` by more than 64, so which limit refuses a long request line never depends on how its bytes arrive",
     ),
+    // RFC 9113 §6.5.2 recommends no fewer than 100; nginx allows 128, HAProxy 100.
+    key(
+        "h2.max_concurrent_streams",
+        DefaultValue::Int(100),
+        "streams one HTTP/2 client connection may have open at once; more are refused (RST_STREAM REFUSED_STREAM) and counted against the client (see [security.md](security.md))",
+    ),
+    // What one stalled stream can make statuscope hold: 100 streams of a client that never
+    // reads stay near 25 MiB.
+    key(
+        "h2.stream_window",
+        DefaultValue::Int(256 * 1024),
+        "bytes an HTTP/2 stream may have in flight toward statuscope before statuscope has passed them on — a client's request body, or the upstream's response body: the most statuscope buffers for one stream. At least 65,535 (the protocol's default window), at most 16 MiB",
+    ),
+    key(
+        "h2.connection_window",
+        DefaultValue::Int(1024 * 1024),
+        "bytes one HTTP/2 client connection may have in flight toward statuscope across all its streams: the most statuscope buffers for one client connection's request bodies. At least 65,535, at most 2^31-1",
+    ),
     key(
         "timeouts.connect",
         DefaultValue::Text("2s"),

@@ -171,15 +171,6 @@ impl Config {
         }
         warnings
     }
-
-    /// The engine that runs: the configured one, but the pingora engine whenever every
-    /// request goes to the upstream over HTTP/2, which the fast engine does not speak.
-    pub fn running_engine(&self) -> Engine {
-        match self.upstream_protocol {
-            UpstreamProtocol::H2c => Engine::Pingora,
-            UpstreamProtocol::Http1 | UpstreamProtocol::Downstream => self.engine,
-        }
-    }
 }
 
 /// Limits on the client side of the proxy.
@@ -196,6 +187,19 @@ pub struct Downstream {
     /// Size limits on request heads (`downstream.max_header_bytes`, `downstream.max_headers`,
     /// `downstream.max_target_bytes`).
     pub head: HeadLimits,
+    /// HTTP/2's limits (`h2.*`).
+    pub h2: H2Limits,
+}
+
+/// HTTP/2's limits (`h2.*`); the header list limit is `downstream.max_header_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct H2Limits {
+    /// Streams a client connection may have open at once (`h2.max_concurrent_streams`).
+    pub max_concurrent_streams: u32,
+    /// Each stream's receive window, toward statuscope (`h2.stream_window`).
+    pub stream_window: u32,
+    /// A client connection's receive window (`h2.connection_window`).
+    pub connection_window: u32,
 }
 
 /// The limits a request head must stay within (`downstream.max_*`).
@@ -487,7 +491,7 @@ mod tests {
     }
 
     #[test]
-    fn an_h2c_upstream_runs_the_pingora_engine_and_other_protocols_keep_the_chosen_one() {
+    fn upstream_protocol_is_read_by_name_and_leaves_the_engine_alone() {
         let config = |pairs: &[(&str, &str)]| {
             load_from(None, &Overrides::default(), env(pairs))
                 .map(|loaded| loaded.config)
@@ -495,12 +499,12 @@ mod tests {
         };
         let default = config(&[]).unwrap();
         assert_eq!(default.upstream_protocol, UpstreamProtocol::Http1);
-        assert_eq!(default.running_engine(), Engine::Fast);
+        assert_eq!(default.engine, Engine::Fast);
         let h2c = config(&[("STATUSCOPE_UPSTREAM_PROTOCOL", "h2c")]).unwrap();
-        assert_eq!(h2c.running_engine(), Engine::Pingora);
+        assert_eq!(h2c.upstream_protocol, UpstreamProtocol::H2c);
+        assert_eq!(h2c.engine, Engine::Fast);
         let both = config(&[("STATUSCOPE_UPSTREAM_PROTOCOL", "downstream")]).unwrap();
         assert_eq!(both.upstream_protocol, UpstreamProtocol::Downstream);
-        assert_eq!(both.running_engine(), Engine::Fast);
         let err = config(&[("STATUSCOPE_UPSTREAM_PROTOCOL", "http2")]).unwrap_err();
         assert!(
             err.contains("`upstream_protocol`")
@@ -702,6 +706,9 @@ mod tests {
         ("downstream.max_header_bytes", "40000"),
         ("downstream.max_headers", "50"),
         ("downstream.max_target_bytes", "4096"),
+        ("h2.max_concurrent_streams", "10"),
+        ("h2.stream_window", "100000"),
+        ("h2.connection_window", "200000"),
         ("timeouts.connect", "3s"),
         ("timeouts.read", "3s"),
         ("timeouts.write", "3s"),

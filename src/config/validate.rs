@@ -16,8 +16,8 @@ use serde::Deserialize;
 use super::error::{ConfigError, ConfigErrors};
 use super::sources::Sources;
 use super::{
-    Config, Downstream, Engine, Findings, HeadLimits, Log, Probes, Routes, Secret, Timeouts,
-    Upstream, UpstreamProtocol, REQUEST_LINE_SLACK,
+    Config, Downstream, Engine, Findings, H2Limits, HeadLimits, Log, Probes, Routes, Secret,
+    Timeouts, Upstream, UpstreamProtocol, REQUEST_LINE_SLACK,
 };
 use crate::classify::route::RouteTemplate;
 use crate::contract::Contract;
@@ -107,6 +107,15 @@ impl Checker<'_> {
             self.fail(key, format!("must be at least 1, got {n}"));
         }
         n.max(1) as usize
+    }
+
+    /// A whole number from `low` to `high`.
+    fn between(&mut self, key: &str, low: u32, high: u32) -> u32 {
+        let n: i64 = self.value(key).unwrap_or(i64::from(low));
+        if n < i64::from(low) || n > i64::from(high) {
+            self.fail(key, format!("must be from {low} to {high}, got {n}"));
+        }
+        n.clamp(i64::from(low), i64::from(high)) as u32
     }
 
     fn duration(&mut self, key: &str) -> Duration {
@@ -206,6 +215,11 @@ fn downstream(check: &mut Checker<'_>) -> Downstream {
         header_timeout: check.nonzero_duration("downstream.header_timeout"),
         keepalive_timeout: check.duration("downstream.keepalive_timeout"),
         head,
+        h2: H2Limits {
+            max_concurrent_streams: check.between("h2.max_concurrent_streams", 1, 10_000),
+            stream_window: check.between("h2.stream_window", 65_535, 16 << 20),
+            connection_window: check.between("h2.connection_window", 65_535, (1 << 31) - 1),
+        },
     }
 }
 

@@ -50,6 +50,8 @@ enum State {
 pub struct ChunkedReader {
     state: State,
     trailer_bytes: usize,
+    /// The trailer section's lines, when asked for ([`ChunkedReader::keeping_trailers`]).
+    trailers: Option<Vec<u8>>,
 }
 
 impl Default for ChunkedReader {
@@ -57,6 +59,7 @@ impl Default for ChunkedReader {
         ChunkedReader {
             state: State::Size { digits: 0, size: 0 },
             trailer_bytes: 0,
+            trailers: None,
         }
     }
 }
@@ -76,6 +79,20 @@ fn is_value_byte(byte: u8) -> bool {
 }
 
 impl ChunkedReader {
+    /// A reader that keeps the trailer section's lines, for a relay that passes trailers on
+    /// in another form (to an HTTP/2 peer).
+    pub fn keeping_trailers() -> Self {
+        ChunkedReader {
+            trailers: Some(Vec::new()),
+            ..ChunkedReader::default()
+        }
+    }
+
+    /// The trailer section's field lines as read so far, each ending in CRLF, when kept.
+    pub fn trailers(&self) -> Option<&[u8]> {
+        self.trailers.as_deref()
+    }
+
     /// Whether the whole body, its last chunk and trailer section included, has been read.
     pub fn is_done(&self) -> bool {
         self.state == State::Done
@@ -144,17 +161,20 @@ impl ChunkedReader {
                 State::TrailerStart => match byte {
                     b'\r' => State::EndLf,
                     b'\n' => return Err("a trailer line ends in a bare LF"),
-                    _ if is_value_byte(byte) => self.trailer_byte()?,
+                    _ if is_value_byte(byte) => self.trailer_byte(byte)?,
                     _ => return Err("a control character in a trailer field"),
                 },
                 State::Trailer => match byte {
                     b'\r' => State::TrailerLf,
                     b'\n' => return Err("a trailer line ends in a bare LF"),
-                    _ if is_value_byte(byte) => self.trailer_byte()?,
+                    _ if is_value_byte(byte) => self.trailer_byte(byte)?,
                     _ => return Err("a control character in a trailer field"),
                 },
                 State::TrailerLf => match byte {
-                    b'\n' => State::TrailerStart,
+                    b'\n' => {
+                        self.keep_trailer_bytes(b"\r\n");
+                        State::TrailerStart
+                    }
                     _ => return Err("a trailer line ends in a bare CR"),
                 },
                 State::EndLf => match byte {
@@ -175,7 +195,14 @@ impl ChunkedReader {
         })
     }
 
-    fn trailer_byte(&mut self) -> Result<State, &'static str> {
+    fn keep_trailer_bytes(&mut self, bytes: &[u8]) {
+        if let Some(kept) = self.trailers.as_mut() {
+            kept.extend_from_slice(bytes);
+        }
+    }
+
+    fn trailer_byte(&mut self, byte: u8) -> Result<State, &'static str> {
+        self.keep_trailer_bytes(&[byte]);
         self.trailer_bytes += 1;
         if self.trailer_bytes > MAX_TRAILER_BYTES {
             return Err("the trailer section is too large");
@@ -258,6 +285,21 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    #[test]
+    fn trailers_are_kept_when_asked_for() {
+        let mut reader = ChunkedReader::keeping_trailers();
+        let body = b"2\r\nhi\r\n0\r\ngrpc-status: 0\r\nx-a: b\r\n\r\n";
+        for byte in body {
+            reader.feed(std::slice::from_ref(byte), |_| {}).unwrap();
+        }
+        assert!(reader.is_done());
+        assert_eq!(
+            reader.trailers(),
+            Some(&b"grpc-status: 0\r\nx-a: b\r\n"[..])
+        );
+        assert_eq!(ChunkedReader::default().trailers(), None);
     }
 
     #[test]

@@ -231,31 +231,54 @@ impl ProxyError {
         }
     }
 
-    /// This answer for a gRPC call: a trailers-only response (HTTP 200, `grpc-status` and
-    /// `grpc-message` in the head, no body), which is what gRPC client libraries read — a JSON
-    /// 502 would reach the application as an opaque transport error.
+    /// The header fields of this answer: for a gRPC call (`grpc`) a trailers-only response
+    /// (HTTP 200, `grpc-status` and `grpc-message` in the head, no body), which is what gRPC
+    /// client libraries read — a JSON 502 would reach the application as an opaque transport
+    /// error; otherwise the fields of a JSON body of `body_len` bytes.
+    pub fn fields(&self, grpc: bool, body_len: usize) -> Vec<(&'static str, String)> {
+        if grpc {
+            return vec![
+                ("content-type", "application/grpc".into()),
+                ("grpc-status", self.grpc_code().number().to_string()),
+                ("grpc-message", grpc::encode_message(self.detail)),
+                (ERROR_HEADER, self.kind.into()),
+            ];
+        }
+        let mut fields = vec![
+            ("content-type", "application/json".into()),
+            ("content-length", body_len.to_string()),
+            ("cache-control", "no-store".into()),
+            (ERROR_HEADER, self.kind.into()),
+        ];
+        if let Some(methods) = self.allow {
+            fields.push(("allow", methods.into()));
+        }
+        if let Some(seconds) = self.retry_after {
+            fields.push(("retry-after", seconds.to_string()));
+        }
+        fields
+    }
+
+    /// This answer for a gRPC call, as a pingora response header (see [`ProxyError::fields`]).
     pub fn grpc_header(&self) -> pingora::Result<ResponseHeader> {
-        let mut header = ResponseHeader::build(200, Some(5))?;
-        header.insert_header(http::header::CONTENT_TYPE, "application/grpc")?;
-        let mut code = itoa::Buffer::new();
-        header.insert_header("grpc-status", code.format(self.grpc_code().number()))?;
-        header.insert_header("grpc-message", grpc::encode_message(self.detail))?;
-        header.insert_header(ERROR_HEADER, self.kind)?;
-        Ok(header)
+        self.response_header(200, true, 0)
     }
 
     /// The response header for a body of `body_len` bytes.
     pub fn header(&self, body_len: usize) -> pingora::Result<ResponseHeader> {
-        let mut header = ResponseHeader::build(self.status, Some(7))?;
-        header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-        header.insert_header(http::header::CONTENT_LENGTH, body_len.to_string())?;
-        header.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-        header.insert_header(ERROR_HEADER, self.kind)?;
-        if let Some(methods) = self.allow {
-            header.insert_header(http::header::ALLOW, methods)?;
-        }
-        if let Some(seconds) = self.retry_after {
-            header.insert_header(http::header::RETRY_AFTER, seconds.to_string())?;
+        self.response_header(self.status, false, body_len)
+    }
+
+    fn response_header(
+        &self,
+        status: u16,
+        grpc: bool,
+        body_len: usize,
+    ) -> pingora::Result<ResponseHeader> {
+        let fields = self.fields(grpc, body_len);
+        let mut header = ResponseHeader::build(status, Some(fields.len()))?;
+        for (name, value) in fields {
+            header.insert_header(name, value)?;
         }
         Ok(header)
     }

@@ -17,6 +17,7 @@ pub mod error_response;
 pub mod fast;
 pub mod finish;
 pub mod guard;
+pub mod h2;
 pub mod pingora;
 pub mod request_head;
 pub mod settings;

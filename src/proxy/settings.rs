@@ -14,12 +14,17 @@ use pingora::prelude::HttpPeer;
 use crate::classify::route::{RouteTable, RouteTemplate};
 use crate::config::{Config, ConfigError, Downstream, Probes, Timeouts, UpstreamProtocol};
 use crate::contract::Contract;
+use crate::proxy::fast::upstream::response_head::MAX_RESPONSE_HEAD_BYTES;
+use crate::proxy::h2::conn::Limits;
 use crate::rules::engine::Engine;
 
 /// Streams statuscope opens at once on one HTTP/2 connection to the upstream before it opens
 /// another: RFC 9113 §6.5.2 recommends servers allow no fewer than 100, and one that announces
 /// fewer in its SETTINGS makes new streams wait for a free one (the `h2` crate obeys it).
 pub const H2_STREAMS_PER_CONNECTION: usize = 100;
+
+/// The receive window statuscope announces on each HTTP/2 connection to the upstream.
+const UPSTREAM_CONNECTION_WINDOW: u32 = 16 << 20;
 
 /// One consistent set of reloadable settings.
 pub struct LiveSettings {
@@ -53,6 +58,10 @@ pub struct LiveSettings {
     /// The service's contract (`contract.openapi`), for `/contract`: the one the engine
     /// judges against.
     pub contract: Option<Arc<Contract>>,
+    /// What statuscope announces and enforces on HTTP/2 client connections.
+    pub h2_client: Limits,
+    /// What statuscope announces on HTTP/2 connections to the upstream.
+    pub h2_upstream: Limits,
     /// The templates and cap `routes` was built from, to keep the table (and the routes it
     /// has learnt) across a reload that leaves them unchanged.
     route_config: (Vec<RouteTemplate>, usize),
@@ -85,6 +94,7 @@ impl LiveSettings {
             }
             (_, loaded) => loaded.clone(),
         };
+        let h2 = config.downstream.h2;
         Ok(LiveSettings {
             peer,
             h2_peer,
@@ -104,6 +114,20 @@ impl LiveSettings {
             downstream: config.downstream.clone(),
             contract,
             route_config,
+            h2_client: Limits {
+                max_concurrent_streams: h2.max_concurrent_streams,
+                initial_window: h2.stream_window,
+                connection_window: h2.connection_window,
+                max_header_list: config.downstream.head.max_header_bytes,
+            },
+            // Streams' windows bound what is buffered of each response; the connection's window
+            // is given back as data arrives, and a large one spares WINDOW_UPDATE frames.
+            h2_upstream: Limits {
+                max_concurrent_streams: 0,
+                initial_window: h2.stream_window,
+                connection_window: UPSTREAM_CONNECTION_WINDOW,
+                max_header_list: MAX_RESPONSE_HEAD_BYTES,
+            },
         })
     }
 }

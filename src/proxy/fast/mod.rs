@@ -13,6 +13,7 @@
 
 pub mod deadline;
 pub mod h1;
+pub mod h2;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -37,8 +38,8 @@ pub struct FastEngine {
     limit: ConnectionLimit,
     /// Where requests asking for a protocol upgrade go: the pingora engine.
     upgrades: Arc<HeadGuard>,
-    /// Where h2c connections go, when `h2c` is on: the pingora engine.
-    h2c: Option<Arc<HeadGuard>>,
+    /// Connections that open with the HTTP/2 preface are served (`h2c`).
+    h2c: bool,
     /// Idle upstream connections each worker keeps.
     pool_capacity: usize,
 }
@@ -56,10 +57,9 @@ impl FastEngine {
         h2c: bool,
         pool_capacity: usize,
     ) -> Self {
-        let guard = |h2c| HeadGuard::new(proxy.clone(), settings.clone(), recorder.clone(), h2c);
         FastEngine {
-            upgrades: guard(false),
-            h2c: h2c.then(|| guard(true)),
+            upgrades: HeadGuard::new(proxy, settings.clone(), recorder.clone(), false),
+            h2c,
             settings,
             recorder: recorder.clone(),
             admission,

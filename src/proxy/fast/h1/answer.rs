@@ -8,7 +8,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::connection::{After, Client};
 use super::exchange::Request;
-use super::request_body::{Failure, Pump};
+use super::request_body::Failure;
 use crate::classify::{method_label, UpstreamErrorKind};
 use crate::proxy::error_response::ProxyError;
 use crate::proxy::finish::{finish, Finished, Outcome};
@@ -16,11 +16,12 @@ use crate::proxy::request_head::{target_path, Head};
 use crate::proxy::settings::LiveSettings;
 
 impl Client<'_> {
-    /// Answers a request statuscope cannot carry to its end, and finishes it.
+    /// Answers a request statuscope cannot carry to its end, and finishes it; `body_read` when
+    /// its body was read whole (else the connection lingers after the answer).
     pub(super) async fn fail(
         &mut self,
         request: &Request<'_>,
-        pump: &Pump,
+        body_read: bool,
         failure: Failure,
     ) -> After {
         let (answer, detail, upstream_error) = match failure {
@@ -47,7 +48,7 @@ impl Client<'_> {
             outcome,
             upstream_error,
         );
-        match (answered, pump.complete()) {
+        match (answered, body_read) {
             (false, _) => After::Gone,
             (true, true) => After::Close,
             (true, false) => After::Linger,

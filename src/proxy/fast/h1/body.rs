@@ -20,6 +20,9 @@ pub(in crate::proxy::fast) enum BodyLeft {
     UntilClose,
     /// Nothing: the body is complete, or there is none.
     Done,
+    /// Complete, ended by these trailer field lines (a chunked body read with
+    /// [`ChunkedReader::keeping_trailers`]).
+    Trailed(Vec<u8>),
 }
 
 impl BodyLeft {
@@ -42,8 +45,24 @@ impl BodyLeft {
         }
     }
 
+    /// The same framing, but a chunked body keeps its trailer fields ([`BodyLeft::trailers`]).
+    pub(in crate::proxy::fast) fn keeping_trailers(self) -> BodyLeft {
+        match self {
+            BodyLeft::Chunked(_) => BodyLeft::Chunked(ChunkedReader::keeping_trailers()),
+            other => other,
+        }
+    }
+
     pub(in crate::proxy::fast) fn is_done(&self) -> bool {
-        matches!(self, BodyLeft::Done)
+        matches!(self, BodyLeft::Done | BodyLeft::Trailed(_))
+    }
+
+    /// The trailer field lines a complete chunked body ended with, when they were kept.
+    pub(in crate::proxy::fast) fn trailers(&self) -> Option<&[u8]> {
+        match self {
+            BodyLeft::Trailed(lines) => Some(lines),
+            _ => None,
+        }
     }
 
     /// Of `bytes`, the next bytes of the message, how many belong to the body; each piece of
@@ -54,7 +73,7 @@ impl BodyLeft {
         mut data: impl FnMut(&[u8]),
     ) -> Result<usize, &'static str> {
         match self {
-            BodyLeft::Done => Ok(0),
+            BodyLeft::Done | BodyLeft::Trailed(_) => Ok(0),
             BodyLeft::UntilClose => {
                 data(bytes);
                 Ok(bytes.len())
@@ -73,7 +92,10 @@ impl BodyLeft {
             BodyLeft::Chunked(reader) => match reader.feed(bytes, data)? {
                 Fed::More => Ok(bytes.len()),
                 Fed::End(n) => {
-                    *self = BodyLeft::Done;
+                    *self = match reader.trailers() {
+                        Some(lines) => BodyLeft::Trailed(lines.to_vec()),
+                        None => BodyLeft::Done,
+                    };
                     Ok(n)
                 }
             },

@@ -153,7 +153,7 @@ impl<'e> Client<'e> {
             let limits = self.engine.settings.current();
             match self.read_head(&limits.downstream).await {
                 HeadRead::Closed => return,
-                HeadRead::H2c => return self.hand_over(engine.h2c.as_ref()).await,
+                HeadRead::H2c => return self.serve_h2().await,
                 HeadRead::Refused(refusal, started) => {
                     let head = &self.parts.inbuf[..self.end];
                     refuse(
@@ -169,7 +169,7 @@ impl<'e> Client<'e> {
                 }
                 HeadRead::Accepted(head, started) => {
                     if head.upgrade {
-                        return self.hand_over(Some(&engine.upgrades)).await;
+                        return self.hand_over(&engine.upgrades).await;
                     }
                     // The settings in force once the head is accepted, kept to the end.
                     let settings = self.engine.settings.current();
@@ -183,10 +183,18 @@ impl<'e> Client<'e> {
         }
     }
 
+    /// Serves the connection as HTTP/2 from here on, the bytes read so far first.
+    async fn serve_h2(self) {
+        let Ok(mut stream) = self.stream.into_any().downcast::<L4Stream>() else {
+            return;
+        };
+        stream.rewind(&self.parts.inbuf[..self.end]);
+        crate::proxy::fast::h2::serve(self.engine, stream as Stream, &self.shutdown).await;
+    }
+
     /// Hands the connection, with the bytes read from it so far, to the pingora engine.
-    async fn hand_over(self, guard: Option<&std::sync::Arc<HeadGuard>>) {
-        let (Some(guard), Ok(mut stream)) = (guard, self.stream.into_any().downcast::<L4Stream>())
-        else {
+    async fn hand_over(self, guard: &std::sync::Arc<HeadGuard>) {
+        let Ok(mut stream) = self.stream.into_any().downcast::<L4Stream>() else {
             return;
         };
         stream.rewind(&self.parts.inbuf[..self.end]);
@@ -220,7 +228,7 @@ impl<'e> Client<'e> {
         let mut reader = HeadReader::default();
         // Bytes already here (pipelined) arrived with the previous request.
         let mut first_bytes_at = (self.end > 0).then(Instant::now);
-        let mut sniffing = self.served == 0 && self.engine.h2c.is_some();
+        let mut sniffing = self.served == 0 && self.engine.h2c;
         let idle_timeout = if self.served == 0 {
             limits.header_timeout
         } else {

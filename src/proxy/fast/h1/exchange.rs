@@ -22,6 +22,7 @@ use super::connection::{After, Client};
 use super::forward;
 use super::request_body::{upstream_failure, Failure, Pump};
 use crate::classify::{method_label, UpstreamErrorKind};
+use crate::config::UpstreamProtocol;
 use crate::proxy::error_response::ProxyError;
 use crate::proxy::fast::upstream::http1::Upstream;
 use crate::proxy::fast::upstream::response_head::{Asked, Framing, Persistence, ResponseHead};
@@ -42,7 +43,7 @@ pub(super) struct Request<'a> {
 }
 
 /// Whether resending the request cannot change anything on the server (RFC 9110 §9.2.2).
-pub(super) fn is_idempotent(method: &Method) -> bool {
+pub(in crate::proxy::fast) fn is_idempotent(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
@@ -97,6 +98,9 @@ impl Client<'_> {
             settings,
             response_deadline: settings.response_timeout.map(|limit| started + limit),
         };
+        if settings.protocol == UpstreamProtocol::H2c {
+            return self.exchange_over_h2(&request).await;
+        }
         let mut pump = Pump::new(left, head.head_len, with_head, started);
         let sent = match self.send_request(&request, &mut pump).await {
             Ok(sent) => self.pass_interim(&request, &mut pump, sent).await,
@@ -107,7 +111,7 @@ impl Client<'_> {
                 self.respond(&request, &pump, upstream, response, sent_continue)
                     .await
             }
-            Err(failure) => self.fail(&request, &pump, failure).await,
+            Err(failure) => self.fail(&request, pump.complete(), failure).await,
         }
     }
 

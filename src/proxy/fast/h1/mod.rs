@@ -4,7 +4,7 @@
 //! its [`exchange`] — the head forwarded as read ([`forward`]), the rest of the body sent while
 //! the answer is awaited ([`request_body`]), the response streamed back ([`response_body`]),
 //! statuscope's own answers when it cannot be carried ([`answer`]) — with bodies framed by
-//! [`body`].
+//! [`body`]; or, to an HTTP/2 upstream, carried on a pooled upstream stream ([`to_h2`]).
 
 mod answer;
 mod body;
@@ -13,3 +13,7 @@ mod exchange;
 pub mod forward;
 mod request_body;
 mod response_body;
+mod to_h2;
+
+pub(super) use body::BodyLeft;
+pub(super) use exchange::is_idempotent;

@@ -205,10 +205,8 @@ impl ResponseHead {
         let mut run = None;
         for (i, span) in spans.iter().enumerate() {
             let name = span.of(buf).name;
-            let dropped = is_hop_by_hop(name)
-                || (self.drop_length && name.eq_ignore_ascii_case(b"content-length"))
-                || (dechunked && name.eq_ignore_ascii_case(b"transfer-encoding"))
-                || (self.names_fields && self.named_by_connection(buf, spans, name));
+            let dropped = self.is_dropped(buf, spans, name)
+                || (dechunked && name.eq_ignore_ascii_case(b"transfer-encoding"));
             match (dropped, run) {
                 (true, Some(start)) => {
                     out.extend_from_slice(&buf[start..line_start(i)]);
@@ -226,6 +224,15 @@ impl ResponseHead {
             Persistence::Close => b"Connection: close\r\n\r\n",
             Persistence::KeepAlive => b"Connection: keep-alive\r\n\r\n",
         });
+    }
+
+    /// Whether the field `name` of this head (in `buf`, at `spans`) stays on this hop: a
+    /// hop-by-hop field, one `Connection` names, or a `Content-Length` beside
+    /// `Transfer-Encoding` (RFC 9112 §6.3).
+    pub fn is_dropped(&self, buf: &[u8], spans: &[FieldSpan], name: &[u8]) -> bool {
+        is_hop_by_hop(name)
+            || (self.drop_length && name.eq_ignore_ascii_case(b"content-length"))
+            || (self.names_fields && self.named_by_connection(buf, spans, name))
     }
 
     /// Whether a `Connection` field names `name`.

@@ -1,0 +1,275 @@
+//! One HTTP/2 client stream's exchange: what statuscope keeps from the request head to the
+//! tally — the settings it started under, its admission, the request and response heads the
+//! rules read, the body sample, how it is linked to the upstream, and how it ended — and the
+//! tally itself ([`Exchange::finish`]), run by the client's task once its frames are written.
+//!
+//! Exchanges and their header buffers are recycled per worker: a call costs no allocation once
+//! the worker has carried a few.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::Method;
+
+use super::{lock, Shared};
+use crate::classify::route::is_probe_user_agent;
+use crate::classify::{method_label, UpstreamErrorKind};
+use crate::proxy::admission::{InFlight, Permit};
+use crate::proxy::fast::upstream::h2::UpstreamSide;
+use crate::proxy::finish::{finish, Finished, GrpcCall, Judged, Outcome};
+use crate::proxy::h2::conn::Key;
+use crate::proxy::h2::fields::FieldBlock;
+use crate::proxy::request_head::target_path;
+use crate::proxy::settings::LiveSettings;
+use crate::record::Recorder;
+use crate::rules::RequestFacts;
+use crate::sample::Sampler;
+
+use super::to_http1::Http1Call;
+
+/// Where an exchange's request went.
+#[derive(Debug, Default)]
+pub(in crate::proxy::fast) enum Link {
+    /// Nowhere (yet, or any more).
+    #[default]
+    None,
+    /// A stream of a pooled HTTP/2 upstream connection, relayed frame by frame.
+    H2 {
+        /// The upstream connection.
+        upstream: Shared<UpstreamSide>,
+        /// The stream on it.
+        key: Key,
+    },
+    /// An HTTP/1 upstream connection, driven by a future in the client's task.
+    Http1(Http1Call),
+}
+
+/// How an exchange ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::proxy::fast) struct Ending {
+    /// Who ended it.
+    pub outcome: Outcome,
+    /// A failure talking to the upstream, if one happened.
+    pub upstream_error: Option<UpstreamErrorKind>,
+    /// When.
+    pub at: Instant,
+}
+
+/// The request body kept while the upstream has not answered, to send it again if the upstream
+/// refuses the stream unprocessed (RFC 9113 §8.7).
+#[derive(Debug, Default)]
+pub(in crate::proxy::fast) struct Retained {
+    /// The body so far.
+    pub body: Vec<u8>,
+    /// It is all of the body so far (nothing was dropped for size).
+    pub whole: bool,
+}
+
+/// Request bodies kept for a retry up to this size; a larger one is not retried.
+pub(in crate::proxy::fast) const RETAIN_LIMIT: usize = 64 * 1024;
+
+/// One client stream's exchange (see the module docs).
+pub(in crate::proxy::fast) struct Exchange {
+    /// The settings in force when the request head arrived, kept to its end.
+    pub settings: Arc<LiveSettings>,
+    /// When the request head arrived.
+    pub started: Instant,
+    _in_flight: InFlight,
+    _permit: Option<Permit>,
+    /// The request head.
+    pub request: FieldBlock,
+    /// Its method.
+    pub method: Method,
+    /// The gRPC call it is, if one.
+    pub grpc: Option<GrpcCall>,
+    /// Where the request went.
+    pub upstream: Link,
+    /// The final response head, once it came (a copy: the rules read it at the end).
+    pub response: FieldBlock,
+    /// The final response's status, once it came.
+    pub status: Option<u16>,
+    /// The response's trailers, when it had some.
+    pub trailers: FieldBlock,
+    /// Whether `trailers` holds the response's trailers.
+    pub has_trailers: bool,
+    /// The upstream sent 100 Continue.
+    pub sent_continue: bool,
+    /// The body sample for the rules.
+    pub sampler: Option<Sampler>,
+    /// The request body, kept until the upstream answers (for a retry).
+    pub retained: Retained,
+    /// The request was sent again once already.
+    pub retried: bool,
+    /// The request's half ended (END_STREAM seen) and can be sent again whole.
+    pub request_ended: bool,
+    /// When the upstream last sent something for this exchange (the read timeout counts from
+    /// here).
+    pub upstream_active: Instant,
+    /// Set when the exchange ended; the tally follows once its frames are written.
+    pub ending: Option<Ending>,
+}
+
+/// Header buffers of finished exchanges, kept for the next ones on this worker.
+const SPARE_BLOCKS: usize = 64;
+
+thread_local! {
+    static SPARE: RefCell<Vec<[FieldBlock; 3]>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Exchange {
+    /// An exchange for a request whose head is `request`, begun at `started`.
+    pub(in crate::proxy::fast) fn new(
+        settings: Arc<LiveSettings>,
+        started: Instant,
+        in_flight: InFlight,
+        permit: Option<Permit>,
+        request_head: &FieldBlock,
+    ) -> Box<Exchange> {
+        let [mut request, response, trailers] = SPARE.with_borrow_mut(Vec::pop).unwrap_or_default();
+        request.copy_from(request_head);
+        let method = request
+            .pseudo(request.pseudo.method)
+            .and_then(|m| Method::from_bytes(m).ok())
+            .unwrap_or(Method::GET);
+        let grpc = GrpcCall::of(
+            true,
+            request.get("content-type"),
+            request.get("grpc-timeout"),
+            started,
+        );
+        Box::new(Exchange {
+            settings,
+            started,
+            _in_flight: in_flight,
+            _permit: permit,
+            request,
+            method,
+            grpc,
+            upstream: Link::None,
+            response,
+            status: None,
+            trailers,
+            has_trailers: false,
+            sent_continue: false,
+            sampler: None,
+            retained: Retained {
+                body: Vec::new(),
+                whole: true,
+            },
+            retried: false,
+            request_ended: false,
+            upstream_active: started,
+            ending: None,
+        })
+    }
+
+    /// Holds the request's place among those admitted to the upstream.
+    pub(in crate::proxy::fast) fn set_permit(&mut self, permit: Option<Permit>) {
+        self._permit = permit;
+    }
+
+    /// The request path, without its query.
+    pub(in crate::proxy::fast) fn path(&self) -> Option<&str> {
+        self.request
+            .pseudo(self.request.pseudo.path)
+            .and_then(target_path)
+    }
+
+    /// Records how the exchange ended (the first ending counts).
+    pub(in crate::proxy::fast) fn end(
+        &mut self,
+        outcome: Outcome,
+        upstream_error: Option<UpstreamErrorKind>,
+        at: Instant,
+    ) {
+        self.ending.get_or_insert(Ending {
+            outcome,
+            upstream_error,
+            at,
+        });
+    }
+
+    /// Keeps request body bytes for a retry while the upstream has not answered.
+    pub(in crate::proxy::fast) fn retain(&mut self, data: &[u8]) {
+        if self.status.is_some() || !self.retained.whole {
+            return;
+        }
+        if self.retained.body.len() + data.len() > RETAIN_LIMIT {
+            self.retained.whole = false;
+            self.retained.body = Vec::new();
+            return;
+        }
+        self.retained.body.extend_from_slice(data);
+    }
+
+    /// Unlinks the exchange from its upstream stream, which is reset if still open.
+    pub(in crate::proxy::fast) fn unlink(&mut self) {
+        if let Link::H2 { upstream, key } = std::mem::take(&mut self.upstream) {
+            let mut side = lock(&upstream);
+            side.conn.remove(key);
+            side.conn.wake();
+        }
+    }
+
+    /// Tallies and judges the exchange; it must have ended.
+    pub(in crate::proxy::fast) fn finish(mut self: Box<Self>, recorder: &Recorder) {
+        let Some(ending) = self.ending else {
+            return;
+        };
+        let request = &self.request;
+        let facts = RequestFacts::from_fields(|name| request.get(name));
+        let grpc_trailers = self.has_trailers.then(|| self.trailers.headers());
+        let judged = match ending.outcome {
+            Outcome::Upstream(_) => Some(Judged {
+                method: &self.method,
+                request: facts,
+                headers: self.response.headers(),
+                sent_continue: self.sent_continue,
+                sample: self.sampler.take(),
+                grpc_trailers: self.grpc.map(|_| grpc_trailers.unwrap_or_default()),
+            }),
+            _ => None,
+        };
+        let mut finished = Finished::new(
+            method_label(&self.method),
+            self.path(),
+            ending.outcome,
+            self.started,
+            ending.at,
+        );
+        finished.upstream_error = ending.upstream_error;
+        finished.response = judged;
+        finished.grpc = self.grpc;
+        finished.probe = request.get("user-agent").is_some_and(is_probe_user_agent);
+        finish(recorder, &self.settings, finished);
+    }
+}
+
+impl std::fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange")
+            .field("method", &self.method)
+            .field("status", &self.status)
+            .field("ending", &self.ending)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        // Not at all while the thread's own spare list is being torn down.
+        let blocks = [
+            std::mem::take(&mut self.request),
+            std::mem::take(&mut self.response),
+            std::mem::take(&mut self.trailers),
+        ];
+        let _ = SPARE.try_with(|spare| {
+            if let Ok(mut spare) = spare.try_borrow_mut() {
+                if spare.len() < SPARE_BLOCKS {
+                    spare.push(blocks);
+                }
+            }
+        });
+    }
+}
