@@ -25,6 +25,7 @@ use pingora::apps::{
     HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp,
 };
 use pingora::prelude::fast_timeout::fast_timeout;
+use pingora::protocols::http::v2::server::{default_h2_options, H2Options};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::Stream;
@@ -36,6 +37,7 @@ use tracing::debug;
 
 use super::admission::{Permit, Slots};
 use super::finish::{finish, Finished, Outcome};
+use super::frame_guard::FrameGuard;
 use super::pingora::StatuscopeProxy;
 use super::request_head::{self, HeadReader, Progress, Refusal};
 use super::settings::{LiveSettings, Settings};
@@ -144,6 +146,19 @@ impl HttpServerApp for HeadGuard {
 
     fn server_options(&self) -> Option<&HttpServerOptions> {
         Some(&self.options)
+    }
+
+    /// The same HTTP/2 limits as statuscope's own relay (`h2.*`, `downstream.max_header_bytes`).
+    fn h2_options(&self) -> Option<H2Options> {
+        let settings = self.settings.current();
+        let h2 = settings.downstream.h2;
+        let mut options = default_h2_options();
+        options
+            .max_header_list_size(settings.downstream.head.max_header_bytes as u32)
+            .max_concurrent_streams(h2.max_concurrent_streams)
+            .initial_window_size(h2.stream_window)
+            .initial_connection_window_size(h2.connection_window);
+        Some(options)
     }
 
     async fn http_cleanup(&self) {
@@ -367,11 +382,13 @@ impl ServerApp for ConnectionGuard {
             opens_with_h2_preface(stream, self.h2c.is_some()),
         );
         let (stream, h2) = sniffed.await.ok()??;
-        let app = match (&self.h2c, h2) {
-            (Some(h2c), true) => h2c,
-            _ => &self.http1,
-        };
-        ServerApp::process_new(app, stream, shutdown).await
+        match (&self.h2c, h2) {
+            (Some(h2c), true) => {
+                let guarded = FrameGuard::around(stream, limits.head.max_header_bytes);
+                ServerApp::process_new(h2c, guarded, shutdown).await
+            }
+            _ => ServerApp::process_new(&self.http1, stream, shutdown).await,
+        }
     }
 
     async fn cleanup(&self) {

@@ -16,6 +16,7 @@ pub mod chunked;
 pub mod error_response;
 pub mod fast;
 pub mod finish;
+pub mod frame_guard;
 pub mod guard;
 pub mod h2;
 pub mod pingora;

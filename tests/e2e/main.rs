@@ -10,6 +10,7 @@ mod demo;
 mod deploy;
 mod faults;
 mod grpc;
+mod h2;
 mod hostile;
 mod inject;
 mod injector;

@@ -11,6 +11,7 @@
 //! of that: it decodes a block into spans and encodes it again for the other side. See
 //! docs/engines.md.
 
+pub mod budget;
 pub mod conn;
 pub mod fields;
 pub mod frame;

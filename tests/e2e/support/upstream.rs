@@ -29,8 +29,13 @@ pub struct Upstream {
     pub addr: SocketAddr,
     requests: Arc<AtomicUsize>,
     connections: Arc<AtomicUsize>,
+    /// Requests to [`BYSTANDER_PATH`], which the others are counted apart from.
+    bystander: Arc<AtomicUsize>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
+
+/// The path of a client that only watches whether it is still served (counted apart).
+pub const BYSTANDER_PATH: &str = "/status/204";
 
 impl Upstream {
     /// Starts an upstream on a free loopback port.
@@ -54,7 +59,8 @@ impl Upstream {
         let requests = Arc::new(AtomicUsize::new(0));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let connections = Arc::new(AtomicUsize::new(0));
-        let counters = (requests.clone(), connections.clone());
+        let bystander = Arc::new(AtomicUsize::new(0));
+        let counters = (requests.clone(), connections.clone(), bystander.clone());
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -74,6 +80,7 @@ impl Upstream {
             addr,
             requests,
             connections,
+            bystander,
             _stop: stop,
         }
     }
@@ -81,6 +88,11 @@ impl Upstream {
     /// How many requests reached the upstream.
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// How many requests reached the upstream, but for [`BYSTANDER_PATH`].
+    pub fn requests_but_bystander(&self) -> usize {
+        self.requests() - self.bystander.load(Ordering::SeqCst)
     }
 
     /// How many TCP connections the upstream accepted.
@@ -91,7 +103,7 @@ impl Upstream {
 
 async fn accept_loop(
     listener: tokio::net::TcpListener,
-    (requests, connections): (Arc<AtomicUsize>, Arc<AtomicUsize>),
+    (requests, connections, bystander): (Arc<AtomicUsize>, Arc<AtomicUsize>, Arc<AtomicUsize>),
 ) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -99,9 +111,13 @@ async fn accept_loop(
         };
         connections.fetch_add(1, Ordering::SeqCst);
         let counter = requests.clone();
+        let bystander = bystander.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
+            let service = service_fn(move |request: Request<Incoming>| {
                 counter.fetch_add(1, Ordering::SeqCst);
+                if request.uri().path() == BYSTANDER_PATH {
+                    bystander.fetch_add(1, Ordering::SeqCst);
+                }
                 handle(request)
             });
             let mut preface = [0u8; 24];

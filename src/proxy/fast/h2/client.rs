@@ -217,10 +217,12 @@ impl Task<'_> {
     /// Acts on the complete frames of `bytes`; returns how many bytes they took.
     fn frames(&mut self, side: &mut ClientSide, bytes: &[u8]) -> usize {
         let now = Instant::now();
+        let mut opened = Vec::new();
         let mut relay = ClientTask {
             engine: self.engine,
             me: self.shared,
             now,
+            opened: &mut opened,
             http1: &mut self.new_calls,
         };
         let mut at = 0;
@@ -240,6 +242,7 @@ impl Task<'_> {
                 }
             }
         }
+        relay::dispatch_opened(side, &mut relay);
         if side.conn.established() {
             self.preface_by = None;
         }

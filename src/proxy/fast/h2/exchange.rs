@@ -190,12 +190,14 @@ impl Exchange {
         });
     }
 
-    /// Keeps request body bytes for a retry while the upstream has not answered.
+    /// Keeps request body bytes for a retry while the upstream has not answered (and all of
+    /// them until the request is sent on).
     pub(in crate::proxy::fast) fn retain(&mut self, data: &[u8]) {
         if self.status.is_some() || !self.retained.whole {
             return;
         }
-        if self.retained.body.len() + data.len() > RETAIN_LIMIT {
+        let sent_on = !matches!(self.upstream, Link::None);
+        if sent_on && self.retained.body.len() + data.len() > RETAIN_LIMIT {
             self.retained.whole = false;
             self.retained.body = Vec::new();
             return;

@@ -33,6 +33,8 @@ pub(super) struct ClientTask<'a> {
     /// The client connection, for the upstream streams to link back to.
     pub me: &'a Shared<ClientSide>,
     pub now: Instant,
+    /// Streams whose request head came in this batch, sent on at its end.
+    pub opened: &'a mut Vec<Key>,
     /// Streams that go to an HTTP/1 upstream: the task starts their futures.
     pub http1: &'a mut Vec<Key>,
 }
@@ -81,24 +83,45 @@ fn request_head(side: &mut ClientSide, key: Key, end_stream: bool, task: &mut Cl
         return answer::end(side, key, exchange, Outcome::Proxy(answer), None, task.now);
     }
     exchange.set_permit(permit);
-    let to_http1 = matches!(exchange.settings.protocol, UpstreamProtocol::Http1);
-    if to_http1 {
-        exchange.upstream = Link::Http1(Http1Call::ended(end_stream));
-    }
     if let Some(stream) = side.conn.streams.get_mut(key) {
         stream.user.exchange = Some(exchange);
+        task.opened.push(key);
     }
-    if to_http1 {
-        task.http1.push(key);
-        return;
+}
+
+/// Sends on the requests whose heads came in the batch just read, once the whole batch has
+/// been read: a stream the client reset in the same batch (a rapid reset) never reaches the
+/// upstream. Body bytes that came with them were kept, and go with them.
+pub(super) fn dispatch_opened(side: &mut ClientSide, task: &mut ClientTask<'_>) {
+    for key in std::mem::take(task.opened) {
+        let Some(exchange) = side
+            .conn
+            .streams
+            .get_mut(key)
+            .and_then(|s| s.user.exchange.as_mut())
+            .filter(|e| e.ending.is_none())
+        else {
+            continue;
+        };
+        if matches!(exchange.settings.protocol, UpstreamProtocol::Http1) {
+            let mut call = Http1Call::ended(exchange.request_ended);
+            // Nothing is sent twice to an HTTP/1 upstream: the body is not kept.
+            call.deliver(
+                &std::mem::take(&mut exchange.retained.body),
+                exchange.request_ended,
+            );
+            exchange.retained.whole = false;
+            exchange.upstream = Link::Http1(call);
+            task.http1.push(key);
+            continue;
+        }
+        let peer = Peer {
+            client: task.me.clone(),
+            key,
+        };
+        let taken = dispatch(exchange, peer, false);
+        side.conn.consumed(key, taken);
     }
-    let peer = Peer {
-        client: task.me.clone(),
-        key,
-    };
-    let stream = side.conn.streams.get_mut(key).expect("inserted");
-    let exchange = stream.user.exchange.as_mut().expect("set");
-    dispatch(exchange, peer, false);
 }
 
 /// The answer a request head gets instead of being forwarded, if any.
@@ -117,8 +140,8 @@ fn refusal_of(block: &FieldBlock) -> Option<(ProxyError, &'static str)> {
 }
 
 /// Opens the exchange's stream on an upstream connection (a new one when `fresh`) and sends
-/// its head, and any body already kept for it.
-pub(super) fn dispatch(exchange: &mut Exchange, peer: Peer, fresh: bool) {
+/// its head, and any body already kept for it; returns how much of that body went out.
+pub(super) fn dispatch(exchange: &mut Exchange, peer: Peer, fresh: bool) -> usize {
     let settings = &exchange.settings;
     let dial = pool::Dial {
         addr: settings.upstream,
@@ -145,12 +168,15 @@ pub(super) fn dispatch(exchange: &mut Exchange, peer: Peer, fresh: bool) {
     let headers_end = exchange.request_ended && body.is_empty();
     side.conn
         .send_headers(key, headers_end, |out| exchange.request.encode(out));
-    if !body.is_empty() || (exchange.request_ended && !headers_end) {
-        side.conn.send_data(key, body, exchange.request_ended);
-    }
+    let taken = if headers_end {
+        0
+    } else {
+        side.conn.send_data(key, body, exchange.request_ended)
+    };
     side.conn.wake();
     drop(side);
     exchange.upstream = Link::H2 { upstream, key };
+    taken
 }
 
 /// Request body bytes: on to the upstream as far as its windows allow.
@@ -185,6 +211,8 @@ fn request_data(side: &mut ClientSide, key: Key, data: &[u8], end_stream: bool) 
             taken
         }
         Link::Http1(call) => return call.deliver(data, end_stream),
+        // Not sent on yet: kept, and counted when it is.
+        Link::None if exchange.ending.is_none() => return,
         Link::None => data.len(),
     };
     side.conn.consumed(key, taken);
@@ -562,6 +590,7 @@ fn refused(
             && (!idempotent_only || (exchange.request_ended && is_idempotent(&exchange.method)));
         if retry {
             exchange.retried = true;
+            // The client's window for this body was given back when it first went out.
             dispatch(exchange, peer.clone(), true);
         } else {
             answer::fail(client, peer.key, kind, now);

@@ -99,7 +99,8 @@ fn request_head(request: &FieldBlock, chunked: bool, out: &mut Vec<u8>) {
         out.extend_from_slice(b"\r\n");
     }
     for field in request.headers().iter() {
-        // `te: trailers` is for this hop; HTTP/2 allows no other hop-by-hop field.
+        // `te: trailers` is for this hop (HTTP/2 allows no other hop-by-hop field): statuscope
+        // asks for trailers itself, as it passes them on.
         if field.name == b"cookie" || field.name == b"te" {
             continue;
         }
@@ -107,6 +108,9 @@ fn request_head(request: &FieldBlock, chunked: bool, out: &mut Vec<u8>) {
         out.extend_from_slice(b": ");
         out.extend_from_slice(field.value);
         out.extend_from_slice(b"\r\n");
+    }
+    if request.get("te").is_some() {
+        out.extend_from_slice(b"te: trailers\r\nconnection: te\r\n");
     }
     if chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");

@@ -86,7 +86,7 @@ pub struct Conn<U> {
     block: FieldBlock,
     receive: receive::State,
     /// What the peer cost that was not useful work (see `receive`).
-    abuse: receive::Abuse,
+    abuse: super::budget::Budget,
 }
 
 impl<U> Conn<U> {
@@ -112,7 +112,7 @@ impl<U> Conn<U> {
             decoder: Decoder::default(),
             block: FieldBlock::default(),
             receive: receive::State::new(role),
-            abuse: receive::Abuse::default(),
+            abuse: super::budget::Budget::default(),
         };
         if role == Role::Client {
             conn.wbuf.extend_from_slice(frame::PREFACE);

@@ -2,16 +2,15 @@
 //! against the protocol and this end's limits, turned into the [`Event`]s the relay acts on.
 //! What needs no relay (SETTINGS, PING, PRIORITY) is answered here.
 //!
-//! Hostile peers are kept cheap (RFC 9113 §10.5): a header block is bounded in bytes and in
-//! CONTINUATION frames and is decoded within the header list limit however far its HPACK
-//! expands; frames that make this end work without carrying a request (SETTINGS, PING, empty
-//! DATA) draw on a budget that requests and data refill and a slow drip restores; and a peer
-//! that resets or overruns more streams than it completes is sent away with ENHANCE_YOUR_CALM.
+//! Hostile peers are kept cheap (RFC 9113 §10.5): a header block is decoded within the header
+//! list limit however far its HPACK expands, and the rest is the [`budget`](super::super::budget)
+//! a client draws on.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::streams::Key;
 use super::{Conn, Lifecycle, Role};
+use crate::proxy::h2::budget;
 use crate::proxy::h2::fields::BlockKind;
 use crate::proxy::h2::frame::{
     self, flag, kind, setting, Head, Reason, MAX_FRAME_SIZE, MAX_WINDOW,
@@ -127,68 +126,6 @@ impl State {
             settings_seen: false,
             partial: None,
         }
-    }
-}
-
-/// Control frames a peer may send in a burst with no request or data between them.
-const CONTROL_BURST: u32 = 100;
-/// How often one more is allowed, on a quiet connection (gRPC keepalive pings are far rarer).
-const CONTROL_DRIP: Duration = Duration::from_millis(100);
-/// CONTINUATION frames one header block may take.
-const MAX_CONTINUATIONS: u32 = 64;
-/// Streams reset or refused before a peer is judged by its ratio of them.
-const RESET_ALLOWANCE: u32 = 100;
-
-/// What the peer made this end do that was not useful work.
-#[derive(Debug)]
-pub(super) struct Abuse {
-    tokens: u32,
-    refilled: Option<Instant>,
-    /// Streams the peer opened.
-    opened: u32,
-    /// Streams the peer reset before they were answered, or that were refused.
-    wasted: u32,
-}
-
-impl Default for Abuse {
-    fn default() -> Self {
-        Abuse {
-            tokens: CONTROL_BURST,
-            refilled: None,
-            opened: 0,
-            wasted: 0,
-        }
-    }
-}
-
-impl Abuse {
-    /// Useful work: the control budget is full again.
-    fn useful(&mut self) {
-        self.tokens = CONTROL_BURST;
-    }
-
-    /// A control frame; `false` when the budget is spent.
-    fn control(&mut self, now: Instant) -> bool {
-        let since = *self.refilled.get_or_insert(now);
-        let dripped =
-            (now.saturating_duration_since(since).as_millis() / CONTROL_DRIP.as_millis()) as u32;
-        if dripped > 0 {
-            self.tokens = (self.tokens + dripped).min(CONTROL_BURST);
-            self.refilled = Some(now);
-        }
-        match self.tokens.checked_sub(1) {
-            Some(left) => {
-                self.tokens = left;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// A stream reset before its answer, or refused; `false` once they outweigh the rest.
-    fn wasted(&mut self) -> bool {
-        self.wasted += 1;
-        self.wasted <= RESET_ALLOWANCE || self.wasted * 2 <= self.opened
     }
 }
 
@@ -470,7 +407,7 @@ impl<U: Default> Conn<U> {
         partial.frames += 1;
         partial.block.extend_from_slice(payload);
         let (frames, len) = (partial.frames, partial.block.len());
-        if frames > MAX_CONTINUATIONS {
+        if frames > budget::MAX_CONTINUATIONS {
             return Err(conn_error(
                 Reason::ENHANCE_YOUR_CALM,
                 "a flood of CONTINUATION frames",
@@ -526,8 +463,7 @@ impl<U: Default> Conn<U> {
             // Above the GOAWAY's last stream: ignored, the client retries it elsewhere.
             return Ok(None);
         }
-        self.abuse.opened += 1;
-        self.abuse.useful();
+        self.abuse.opened();
         if self.streams.active >= self.limits.max_concurrent_streams as usize {
             crate::proxy::h2::frame::put_reset(&mut self.wbuf, id, Reason::REFUSED_STREAM);
             return self.waste(None);
