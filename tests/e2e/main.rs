@@ -11,6 +11,7 @@ mod deploy;
 mod faults;
 mod grpc;
 mod h2;
+mod h2_relay;
 mod hostile;
 mod inject;
 mod injector;

@@ -12,10 +12,11 @@ to send them).
                                                         stream it processed, later streams
                                                         ignored, the connection closed once
                                                         the processed ones are answered
-                                        one-stream:MS   SETTINGS_MAX_CONCURRENT_STREAMS 1,
-                                                        each answer after MS milliseconds
-                                        refuse-first    RST_STREAM REFUSED_STREAM for the first
-                                                        stream of each connection
+                                        one-stream:MS   SETTINGS_MAX_CONCURRENT_STREAMS 1 (a
+                                                        stream past it refused), each
+                                                        answer after MS milliseconds
+                                        refuse-first    RST_STREAM REFUSED_STREAM for the very
+                                                        first request
 """
 
 import json
@@ -27,7 +28,6 @@ import time
 import h2.config
 import h2.connection
 import h2.events
-import h2.settings
 import hpack
 from hyperframe.frame import (
     ContinuationFrame,
@@ -377,11 +377,13 @@ class Upstream:
     def connection(self, sock):
         config = h2.config.H2Configuration(client_side=False)
         conn = h2.connection.H2Connection(config=config)
-        if self.mode == "one-stream":
-            conn.local_settings = h2.settings.Settings(
-                client=False, initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1}
-            )
         conn.initiate_connection()
+        if self.mode == "one-stream":
+            # Announced beside h2's state machine, which would end the whole connection with
+            # PROTOCOL_ERROR for a stream past the limit that was sent before the client read
+            # it; this server refuses such a stream instead (RST_STREAM REFUSED_STREAM), as
+            # RFC 9113 §5.1.2 lets a client retry it.
+            sock.sendall(conn.data_to_send() + SettingsFrame(0, settings={0x3: 1}).serialize())
         out_lock = threading.Lock()
 
         def flush():
@@ -394,7 +396,7 @@ class Upstream:
                         pass
 
         flush()
-        state = {"first": True, "goaway": None, "open": set(), "sock": sock}
+        state = {"goaway": None, "open": set(), "sock": sock}
         while True:
             try:
                 data = sock.recv(65536)
@@ -425,8 +427,13 @@ class Upstream:
             self.requests += 1
         if state["goaway"] is not None and stream > state["goaway"]:
             return
-        if self.mode == "refuse-first" and state["first"]:
-            state["first"] = False
+        if self.mode == "one-stream" and state["open"]:
+            with out_lock:
+                conn.reset_stream(stream, error_code=7)
+            with self.lock:
+                self.refused += 1
+            return
+        if self.mode == "refuse-first" and self.refused == 0:
             with out_lock:
                 conn.reset_stream(stream, error_code=7)
             with self.lock:

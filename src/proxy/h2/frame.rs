@@ -5,6 +5,31 @@
 /// The connection preface a client sends first (RFC 9113 §3.4).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// What a connection's first bytes say about the preface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// The whole preface: an HTTP/2 connection with prior knowledge (h2c).
+    Preface,
+    /// The start of the preface, so far: more bytes will tell.
+    Undecided,
+    /// Not the preface: HTTP/1 (or nothing statuscope speaks).
+    Other,
+}
+
+impl Opening {
+    /// What `bytes`, the first of a connection, say.
+    pub fn of(bytes: &[u8]) -> Opening {
+        let seen = &bytes[..bytes.len().min(PREFACE.len())];
+        if !PREFACE.starts_with(seen) {
+            Opening::Other
+        } else if seen.len() == PREFACE.len() {
+            Opening::Preface
+        } else {
+            Opening::Undecided
+        }
+    }
+}
+
 /// The length of a frame header.
 pub const HEADER_LEN: usize = 9;
 
@@ -194,6 +219,20 @@ pub fn u32_at(bytes: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_opening_is_the_preface_only_when_every_byte_matches() {
+        assert_eq!(Opening::of(PREFACE), Opening::Preface);
+        assert_eq!(Opening::of(&[PREFACE, b"rest"].concat()), Opening::Preface);
+        assert_eq!(Opening::of(b"PRI * HT"), Opening::Undecided);
+        assert_eq!(Opening::of(b""), Opening::Undecided);
+        // As long as the preface, but not it: an HTTP/1 request line.
+        assert_eq!(
+            Opening::of(b"GET /shop.Items/Get HTTP/1.1\r\n"),
+            Opening::Other
+        );
+        assert_eq!(Opening::of(b"G"), Opening::Other);
+    }
 
     #[test]
     fn a_written_header_reads_back() {

@@ -2,7 +2,7 @@
 //! or HTTP/2 to a connection that opens with the HTTP/2 preface (h2c, prior knowledge).
 //!
 //! Paths: `/status/{code}[/...]` answers that code; `/slow/{ms}` waits first; `/bytes/{n}`
-//! streams n bytes with a length (`/chunked/{n}`: chunked); `/upload` counts the request body; `/echo` returns the request as JSON.
+//! streams n bytes with a length (`/chunked/{n}`: chunked); `/upload` counts the request body; `/echo` returns the request (its trailers too) as JSON.
 //! A request with `x-reply-*` headers, on any path, is answered as they say (see [`reply`]).
 
 use std::convert::Infallible;
@@ -215,13 +215,26 @@ async fn handle(request: Request<Incoming>) -> Result<Response<Body>, Infallible
                     )
                 })
                 .collect();
-            let body = request.into_body().collect().await.unwrap().to_bytes();
+            let collected = request.into_body().collect().await.unwrap();
+            let trailers: Vec<(String, String)> = collected
+                .trailers()
+                .into_iter()
+                .flat_map(|t| t.iter())
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let body = collected.to_bytes();
             let echo = serde_json::json!({
                 "version": format!("{version:?}"),
                 "method": method,
                 "uri": uri,
                 "headers": headers,
                 "body": String::from_utf8_lossy(&body),
+                "trailers": trailers,
             });
             Response::builder()
                 .header("content-type", "application/json")
@@ -296,6 +309,8 @@ fn reply(headers: &http::HeaderMap) -> Response<Body> {
                 http::HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
                 http::HeaderValue::from_str(value.trim()).unwrap(),
             );
+            // HTTP/1.1 sends only the trailer fields the head announced.
+            response = response.header("trailer", name.trim());
         }
         let frames = [Frame::data(Bytes::from(body)), Frame::trailers(trailers)];
         let stream = stream::iter(frames.map(Ok::<_, Infallible>));

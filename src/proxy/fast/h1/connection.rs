@@ -19,7 +19,8 @@ use crate::config::Downstream;
 use crate::proxy::error_response::ProxyError;
 use crate::proxy::fast::deadline::Deadline;
 use crate::proxy::fast::FastEngine;
-use crate::proxy::guard::{linger, refuse, HeadGuard, H2_PREFACE};
+use crate::proxy::guard::{linger, refuse, HeadGuard};
+use crate::proxy::h2::frame::Opening;
 use crate::proxy::request_head::{Head, HeadReader, Progress, Refusal};
 use crate::rules::FieldSpan;
 
@@ -239,10 +240,10 @@ impl<'e> Client<'e> {
             if self.end > 0 {
                 let buffered = &self.parts.inbuf[..self.end];
                 if sniffing {
-                    if !H2_PREFACE.starts_with(&buffered[..buffered.len().min(H2_PREFACE.len())]) {
-                        sniffing = false;
-                    } else if buffered.len() >= H2_PREFACE.len() {
-                        return HeadRead::H2c;
+                    match Opening::of(buffered) {
+                        Opening::Preface => return HeadRead::H2c,
+                        Opening::Undecided => {}
+                        Opening::Other => sniffing = false,
                     }
                 }
                 if !sniffing {

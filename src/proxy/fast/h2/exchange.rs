@@ -103,6 +103,8 @@ pub(in crate::proxy::fast) struct Exchange {
     pub retried: bool,
     /// The request's half ended (END_STREAM seen) and can be sent again whole.
     pub request_ended: bool,
+    /// Request trailers that came before the request was sent on, which go with it.
+    pub request_trailers: Option<FieldBlock>,
     /// When the upstream last sent something for this exchange (the read timeout counts from
     /// here).
     pub upstream_active: Instant,
@@ -159,6 +161,7 @@ impl Exchange {
             },
             retried: false,
             request_ended: false,
+            request_trailers: None,
             upstream_active: started,
             ending: None,
         })

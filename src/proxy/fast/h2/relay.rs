@@ -104,12 +104,16 @@ pub(super) fn dispatch_opened(side: &mut ClientSide, task: &mut ClientTask<'_>) 
             continue;
         };
         if matches!(exchange.settings.protocol, UpstreamProtocol::Http1) {
-            let mut call = Http1Call::ended(exchange.request_ended);
+            let mut call = Http1Call::default();
             // Nothing is sent twice to an HTTP/1 upstream: the body is not kept.
-            call.deliver(
-                &std::mem::take(&mut exchange.retained.body),
-                exchange.request_ended,
-            );
+            let body = std::mem::take(&mut exchange.retained.body);
+            match exchange.request_trailers.take() {
+                Some(trailers) => {
+                    call.deliver(&body, false);
+                    call.deliver_trailers(&trailers);
+                }
+                None => call.deliver(&body, exchange.request_ended),
+            }
             exchange.retained.whole = false;
             exchange.upstream = Link::Http1(call);
             task.http1.push(key);
@@ -165,14 +169,20 @@ pub(super) fn dispatch(exchange: &mut Exchange, peer: Peer, fresh: bool) -> usiz
         }
     };
     let body = &exchange.retained.body;
-    let headers_end = exchange.request_ended && body.is_empty();
+    let trailers = exchange.request_trailers.take();
+    let headers_end = exchange.request_ended && body.is_empty() && trailers.is_none();
     side.conn
         .send_headers(key, headers_end, |out| exchange.request.encode(out));
+    let data_end = exchange.request_ended && trailers.is_none();
     let taken = if headers_end {
         0
     } else {
-        side.conn.send_data(key, body, exchange.request_ended)
+        side.conn.send_data(key, body, data_end)
     };
+    if let Some(trailers) = trailers {
+        side.conn
+            .send_headers(key, true, |out| trailers.encode(out));
+    }
     side.conn.wake();
     drop(side);
     exchange.upstream = Link::H2 { upstream, key };
@@ -237,7 +247,11 @@ fn request_trailers(side: &mut ClientSide, key: Key) {
             up_side.conn.wake();
         }
         Link::Http1(call) => call.deliver_trailers(block),
-        Link::None => {}
+        Link::None => {
+            let mut kept = FieldBlock::default();
+            kept.copy_from(block);
+            exchange.request_trailers = Some(kept);
+        }
     }
 }
 

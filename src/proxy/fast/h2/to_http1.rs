@@ -42,14 +42,6 @@ pub(in crate::proxy::fast) struct Http1Call {
 }
 
 impl Http1Call {
-    /// A call whose request already ended with its head when `ended`.
-    pub(in crate::proxy::fast) fn ended(ended: bool) -> Self {
-        Http1Call {
-            ended,
-            ..Http1Call::default()
-        }
-    }
-
     /// Hands the call more of the request body (and its end).
     pub(in crate::proxy::fast) fn deliver(&mut self, data: &[u8], end_stream: bool) {
         self.body.extend_from_slice(data);
@@ -73,9 +65,19 @@ impl Http1Call {
     }
 }
 
-/// Writes the HTTP/1.1 request head for an HTTP/2 request; `chunked` when its body's length is
-/// not known.
-fn request_head(request: &FieldBlock, chunked: bool, out: &mut Vec<u8>) {
+/// How a request body is framed for an HTTP/1 upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framed {
+    /// As its `content-length` says, or it has none.
+    AsIs,
+    /// A `content-length` statuscope adds: the whole body arrived with the head.
+    Length(usize),
+    /// Chunked: its length is not known, or trailers end it.
+    Chunked,
+}
+
+/// Writes the HTTP/1.1 request head for an HTTP/2 request, its body framed as `framed`.
+fn request_head(request: &FieldBlock, framed: Framed, out: &mut Vec<u8>) {
     let pseudo = |span| request.pseudo(span).unwrap_or_default();
     out.clear();
     out.extend_from_slice(pseudo(request.pseudo.method));
@@ -112,8 +114,10 @@ fn request_head(request: &FieldBlock, chunked: bool, out: &mut Vec<u8>) {
     if request.get("te").is_some() {
         out.extend_from_slice(b"te: trailers\r\nconnection: te\r\n");
     }
-    if chunked {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    match framed {
+        Framed::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Framed::Length(n) => out.extend_from_slice(format!("content-length: {n}\r\n").as_bytes()),
+        Framed::AsIs => {}
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -196,17 +200,21 @@ impl Call<'_> {
     async fn run(&mut self, timer: &mut Deadline, pool_capacity: usize) -> Result<(), Failed> {
         let mut out = std::mem::take(&mut self.out);
         let (settings, started, asked, chunked) = with(self.client, self.key, |_, exchange| {
-            let body_known = exchange.request_ended || exchange.request.content_length.is_some();
-            request_head(&exchange.request, !body_known, &mut out);
+            let framed = match &exchange.upstream {
+                _ if exchange.request.content_length.is_some() => Framed::AsIs,
+                Link::Http1(call) if call.ended && call.trailers.is_none() => match call.body.len()
+                {
+                    0 => Framed::AsIs,
+                    n => Framed::Length(n),
+                },
+                _ => Framed::Chunked,
+            };
+            request_head(&exchange.request, framed, &mut out);
             let asked = Asked {
                 head_method: exchange.method == http::Method::HEAD,
             };
-            (
-                exchange.settings.clone(),
-                exchange.started,
-                asked,
-                !body_known,
-            )
+            let chunked = framed == Framed::Chunked;
+            (exchange.settings.clone(), exchange.started, asked, chunked)
         })?;
         self.out = out;
         let mut upstream =

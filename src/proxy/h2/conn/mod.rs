@@ -7,6 +7,7 @@
 //! the sending side ([`Conn::send_headers`], [`Conn::send_data`], …) from whichever task has
 //! something for the peer, and [`Conn::wake`]s the owner to write it.
 
+mod blocks;
 mod receive;
 mod streams;
 
@@ -331,17 +332,19 @@ impl<U> Conn<U> {
         if !stream.send_open {
             return 0;
         }
-        let sent = if stream.is_blocked() {
+        // Behind queued data, everything waits, the end of the stream included.
+        let blocked = stream.is_blocked();
+        let sent = if blocked {
             0
         } else {
             data.len().min(self.sendable(stream))
         };
-        let done = sent == data.len();
+        let done = !blocked && sent == data.len();
         self.write_data(key, &data[..sent], end_stream && done);
         if let Some(stream) = self.streams.get_mut(key) {
             if !done {
                 stream.outq.extend_from_slice(&data[sent..]);
-                if end_stream {
+                if end_stream && matches!(stream.pending_end, PendingEnd::None) {
                     stream.pending_end = PendingEnd::EndStream;
                 }
             }
@@ -503,3 +506,6 @@ impl<U> Conn<U> {
         &self.limits
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,10 +8,9 @@
 
 use std::time::Instant;
 
+use super::blocks::Partial;
 use super::streams::Key;
 use super::{Conn, Lifecycle, Role};
-use crate::proxy::h2::budget;
-use crate::proxy::h2::fields::BlockKind;
 use crate::proxy::h2::frame::{
     self, flag, kind, setting, Head, Reason, MAX_FRAME_SIZE, MAX_WINDOW,
 };
@@ -92,15 +91,6 @@ pub struct ConnError {
     pub detail: &'static str,
 }
 
-/// A header block still arriving in CONTINUATION frames.
-#[derive(Debug)]
-struct Partial {
-    stream: u32,
-    end_stream: bool,
-    block: Vec<u8>,
-    frames: u32,
-}
-
 /// Where reading is.
 #[derive(Debug)]
 pub(super) struct State {
@@ -108,7 +98,7 @@ pub(super) struct State {
     preface_left: usize,
     /// The peer's first SETTINGS has come.
     settings_seen: bool,
-    partial: Option<Partial>,
+    pub(super) partial: Option<Partial>,
 }
 
 impl State {
@@ -129,7 +119,7 @@ impl State {
     }
 }
 
-fn conn_error(reason: Reason, detail: &'static str) -> ConnError {
+pub(super) fn conn_error(reason: Reason, detail: &'static str) -> ConnError {
     ConnError { reason, detail }
 }
 
@@ -222,7 +212,7 @@ impl<U: Default> Conn<U> {
 
     /// Checks a stream id a peer's frame names: not 0, and (for frames other than HEADERS) not
     /// a stream that was never opened.
-    fn known_stream(&self, head: &Head) -> Result<Option<Key>, ConnError> {
+    pub(super) fn known_stream(&self, head: &Head) -> Result<Option<Key>, ConnError> {
         if head.stream == 0 {
             return Err(conn_error(
                 Reason::PROTOCOL_ERROR,
@@ -243,7 +233,7 @@ impl<U: Default> Conn<U> {
     }
 
     /// Strips the padding of a DATA or HEADERS payload.
-    fn unpad<'p>(head: &Head, payload: &'p [u8]) -> Result<&'p [u8], ConnError> {
+    pub(super) fn unpad<'p>(head: &Head, payload: &'p [u8]) -> Result<&'p [u8], ConnError> {
         if !head.has(flag::PADDED) {
             return Ok(payload);
         }
@@ -331,245 +321,13 @@ impl<U: Default> Conn<U> {
     }
 
     /// Resets a stream for breaking the protocol and tells the relay.
-    fn stream_error<'a>(&mut self, key: Key, reason: Reason) -> Option<Event<'a>> {
+    pub(super) fn stream_error<'a>(&mut self, key: Key, reason: Reason) -> Option<Event<'a>> {
         self.reset(key, reason);
         Some(Event::Reset {
             key,
             reason,
             by_peer: false,
         })
-    }
-
-    fn read_headers<'a>(
-        &mut self,
-        head: Head,
-        payload: &'a [u8],
-    ) -> Result<Option<Event<'a>>, ConnError> {
-        if head.stream == 0 {
-            return Err(conn_error(Reason::PROTOCOL_ERROR, "HEADERS on stream 0"));
-        }
-        let mut block = Self::unpad(&head, payload)?;
-        if head.has(flag::PRIORITY) {
-            let priority = block.get(..5).ok_or(conn_error(
-                Reason::PROTOCOL_ERROR,
-                "a priority field cut short",
-            ))?;
-            if frame::u32_at(priority) & MAX_WINDOW == head.stream {
-                return Err(conn_error(
-                    Reason::PROTOCOL_ERROR,
-                    "a stream that depends on itself",
-                ));
-            }
-            block = &block[5..];
-        }
-        let end_stream = head.has(flag::END_STREAM);
-        if !head.has(flag::END_HEADERS) {
-            self.check_block_size(block.len())?;
-            self.receive.partial = Some(Partial {
-                stream: head.stream,
-                end_stream,
-                block: block.to_vec(),
-                frames: 0,
-            });
-            return Ok(None);
-        }
-        self.read_block(head.stream, block, end_stream)
-    }
-
-    fn check_block_size(&self, len: usize) -> Result<(), ConnError> {
-        // Huffman coding makes a block smaller than its fields, never larger by much.
-        if len > self.limits.max_header_list + MAX_FRAME_SIZE {
-            return Err(conn_error(
-                Reason::ENHANCE_YOUR_CALM,
-                "a header block past any limit",
-            ));
-        }
-        Ok(())
-    }
-
-    fn read_continuation<'a>(
-        &mut self,
-        head: Head,
-        payload: &'a [u8],
-    ) -> Result<Option<Event<'a>>, ConnError> {
-        let Some(partial) = self.receive.partial.as_mut() else {
-            return Err(conn_error(
-                Reason::PROTOCOL_ERROR,
-                "CONTINUATION without HEADERS",
-            ));
-        };
-        if head.stream != partial.stream {
-            return Err(conn_error(
-                Reason::PROTOCOL_ERROR,
-                "CONTINUATION on another stream",
-            ));
-        }
-        partial.frames += 1;
-        partial.block.extend_from_slice(payload);
-        let (frames, len) = (partial.frames, partial.block.len());
-        if frames > budget::MAX_CONTINUATIONS {
-            return Err(conn_error(
-                Reason::ENHANCE_YOUR_CALM,
-                "a flood of CONTINUATION frames",
-            ));
-        }
-        self.check_block_size(len)?;
-        if !head.has(flag::END_HEADERS) {
-            return Ok(None);
-        }
-        let partial = self.receive.partial.take().expect("present");
-        self.read_block(partial.stream, &partial.block, partial.end_stream)
-    }
-
-    /// Decodes a complete header block (always: the HPACK tables must stay in step) and finds
-    /// out what it is for.
-    fn read_block<'a>(
-        &mut self,
-        id: u32,
-        block: &[u8],
-        end_stream: bool,
-    ) -> Result<Option<Event<'a>>, ConnError> {
-        let limit = match self.role {
-            Role::Server => self.limits.max_header_list,
-            Role::Client => crate::proxy::fast::upstream::response_head::MAX_RESPONSE_HEAD_BYTES,
-        };
-        self.block.reset(limit);
-        let fields = &mut self.block;
-        self.decoder
-            .decode(block, |name, value| fields.push(name, value))
-            .map_err(|error| conn_error(Reason::COMPRESSION_ERROR, error.0))?;
-        match self.role {
-            Role::Server => self.read_request_block(id, end_stream),
-            Role::Client => self.read_response_block(id, end_stream),
-        }
-    }
-
-    fn read_request_block<'a>(
-        &mut self,
-        id: u32,
-        end_stream: bool,
-    ) -> Result<Option<Event<'a>>, ConnError> {
-        if id % 2 == 0 {
-            return Err(conn_error(
-                Reason::PROTOCOL_ERROR,
-                "a client stream with an even id",
-            ));
-        }
-        if id <= self.last_stream {
-            return self.read_trailers(id, end_stream);
-        }
-        self.last_stream = id;
-        if self.lifecycle != Lifecycle::Open {
-            // Above the GOAWAY's last stream: ignored, the client retries it elsewhere.
-            return Ok(None);
-        }
-        self.abuse.opened();
-        if self.streams.active >= self.limits.max_concurrent_streams as usize {
-            crate::proxy::h2::frame::put_reset(&mut self.wbuf, id, Reason::REFUSED_STREAM);
-            return self.waste(None);
-        }
-        self.block.check(BlockKind::Request);
-        let key = self.insert_stream(id, U::default());
-        let stream = self.streams.get_mut(key).expect("inserted");
-        stream.body_left = self.block.content_length;
-        if end_stream {
-            if self.block.content_length.is_some_and(|n| n > 0) && self.block.malformed.is_none() {
-                self.block.malformed = Some("a content-length with no body");
-            }
-            self.close_half(key, true);
-        }
-        Ok(Some(Event::Headers {
-            key,
-            kind: HeadKind::Request,
-            end_stream,
-        }))
-    }
-
-    /// Counts a wasted stream, failing the connection when the peer wastes too many.
-    fn waste<'a>(&mut self, event: Option<Event<'a>>) -> Result<Option<Event<'a>>, ConnError> {
-        if self.abuse.wasted() {
-            Ok(event)
-        } else {
-            Err(conn_error(
-                Reason::ENHANCE_YOUR_CALM,
-                "more streams reset or refused than answered",
-            ))
-        }
-    }
-
-    fn read_trailers<'a>(
-        &mut self,
-        id: u32,
-        end_stream: bool,
-    ) -> Result<Option<Event<'a>>, ConnError> {
-        let Some(key) = self
-            .streams
-            .find(id)
-            .filter(|&k| self.streams.get(k).is_some_and(|s| s.recv_open))
-        else {
-            // A stream already closed this way or reset: in flight, ignored.
-            return Ok(None);
-        };
-        self.block.check(BlockKind::Trailers);
-        if !end_stream || self.block.malformed.is_some() {
-            return Ok(self.stream_error(key, Reason::PROTOCOL_ERROR));
-        }
-        let stream = self.streams.get_mut(key).expect("found");
-        if stream.body_left.is_some_and(|left| left != 0) {
-            return Ok(self.stream_error(key, Reason::PROTOCOL_ERROR));
-        }
-        self.close_half(key, true);
-        Ok(Some(Event::Headers {
-            key,
-            kind: HeadKind::Trailers,
-            end_stream,
-        }))
-    }
-
-    fn read_response_block<'a>(
-        &mut self,
-        id: u32,
-        end_stream: bool,
-    ) -> Result<Option<Event<'a>>, ConnError> {
-        let head = Head {
-            len: 0,
-            kind: kind::HEADERS,
-            flags: 0,
-            stream: id,
-        };
-        let Some(key) = self.known_stream(&head)? else {
-            return Ok(None);
-        };
-        let Some(stream) = self.streams.get(key).filter(|s| s.recv_open) else {
-            return Ok(None);
-        };
-        if stream.final_received {
-            return self.read_trailers(id, end_stream);
-        }
-        self.block.check(BlockKind::Response);
-        let interim = self
-            .block
-            .pseudo(self.block.pseudo.status)
-            .is_some_and(|s| s[0] == b'1');
-        if interim && end_stream && self.block.malformed.is_none() {
-            self.block.malformed = Some("an interim response that ends the stream");
-        }
-        let stream = self.streams.get_mut(key).expect("found");
-        let kind = if interim {
-            HeadKind::Interim
-        } else {
-            stream.final_received = true;
-            stream.body_left = self.block.content_length;
-            HeadKind::Response
-        };
-        if end_stream {
-            self.close_half(key, true);
-        }
-        Ok(Some(Event::Headers {
-            key,
-            kind,
-            end_stream,
-        }))
     }
 
     fn read_priority<'a>(
