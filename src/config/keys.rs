@@ -157,13 +157,13 @@ pub const KEYS: &[Key] = &[
     key(
         "upstream_protocol",
         DefaultValue::Text("http1"),
-        "what statuscope speaks to the upstream: `http1`; `h2c`, HTTP/2 with prior knowledge, streams multiplexed over pooled connections (a gRPC server), which runs the pingora engine for every request; or `downstream`, the client's own (HTTP/2 for h2c clients, HTTP/1.1 for the others), for a service that serves gRPC and HTTP/1 on one port; see [grpc.md](grpc.md)",
+        "what statuscope speaks to the upstream: `http1`; `h2c`, HTTP/2 with prior knowledge, streams multiplexed over pooled connections (a gRPC server), HTTP/1 clients' requests included; or `downstream`, the client's own (HTTP/2 for h2c clients, HTTP/1.1 for the others), for a service that serves gRPC and HTTP/1 on one port; see [grpc.md](grpc.md)",
     )
     .restart(|a, b| a.upstream_protocol == b.upstream_protocol),
     key(
         "proxy.engine",
         DefaultValue::Text("fast"),
-        "what carries HTTP/1 exchanges: `fast`, statuscope's own loop, or `pingora`, pingora-proxy's `ProxyHttp` (the fallback); see [engines.md](engines.md)",
+        "what carries exchanges, HTTP/1 and HTTP/2: `fast`, statuscope's own path, or `pingora`, pingora-proxy's `ProxyHttp` (the fallback); see [engines.md](engines.md)",
     )
     .restart(|a, b| a.engine == b.engine),
     // A pod's file descriptor limit is commonly 65,536 or more; each client connection also

@@ -203,7 +203,7 @@ mod tests {
                 duration: Duration::from_millis(3),
             });
         }
-        metrics.grpc.record(
+        metrics.record_grpc(
             "/shop.Items/Get",
             crate::classify::grpc::GrpcCode::NotFound,
             Origin::Upstream,

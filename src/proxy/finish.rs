@@ -213,9 +213,7 @@ pub fn finish(recorder: &Recorder, settings: &LiveSettings, exchange: Finished<'
     metrics.record(&tally);
     if let Some(call) = exchange.grpc {
         let grpc = call.end(exchange.outcome, exchange.response.as_ref(), exchange.ended);
-        metrics
-            .grpc
-            .record(label, grpc.code, grpc.origin, tally.duration);
+        metrics.record_grpc(label, grpc.code, grpc.origin, tally.duration);
     }
     if let (Some(response), Some(path), Origin::Upstream) =
         (exchange.response, exchange.path, origin)

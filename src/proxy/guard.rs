@@ -40,7 +40,7 @@ use super::finish::{finish, Finished, Outcome};
 use super::frame_guard::FrameGuard;
 use super::h2::frame::{self, Opening};
 use super::pingora::StatuscopeProxy;
-use super::request_head::{self, HeadReader, Progress, Refusal};
+use super::request_head::{self, HeadRead, HeadReader, Progress, Refusal};
 use super::settings::{LiveSettings, Settings};
 use crate::classify::method_label;
 use crate::config::Downstream;
@@ -49,16 +49,6 @@ use crate::record::Recorder;
 
 /// pingora's own initial header buffer size; the head is handed over in a buffer like it.
 const HEAD_BUFFER: usize = 4096;
-
-/// How a head read ended.
-enum HeadRead {
-    /// A complete, acceptable head (and perhaps some body) is in the buffer.
-    Accepted,
-    /// The client closed, went idle past the keep-alive timeout, or shutdown began.
-    Closed,
-    /// The head, whose first bytes came at the instant given, is refused.
-    Refused(Refusal, Instant),
-}
 
 /// Reads and checks request heads before pingora sees them (see the module docs).
 pub struct HeadGuard {
@@ -120,7 +110,7 @@ impl HttpServerApp for HeadGuard {
         let mut stream = h1.into_inner();
         let mut head = BytesMut::with_capacity(HEAD_BUFFER);
         match read_head(&mut stream, &mut head, &settings.downstream, shutdown).await {
-            HeadRead::Closed => None,
+            HeadRead::Closed | HeadRead::H2c => None,
             HeadRead::Refused(refusal, started) => {
                 refuse(
                     &self.recorder,
@@ -133,7 +123,7 @@ impl HttpServerApp for HeadGuard {
                 .await;
                 None
             }
-            HeadRead::Accepted => {
+            HeadRead::Accepted(..) => {
                 let mut session = ServerSession::new_http1(stream);
                 persistent.apply_to_session(&mut session);
                 if session.get_keepalive().is_some() && !*shutdown.borrow() {
@@ -212,14 +202,7 @@ async fn read_head(
             (Ok(Ok(_)), None) => *first_bytes_at.insert(Instant::now()),
             // An idle keep-alive connection is simply closed.
             (Err(_), None) => return HeadRead::Closed,
-            // RFC 9110 §15.5.9: 408 for a request that did not arrive in time.
-            (Err(_), Some(at)) => {
-                let refusal = Refusal {
-                    error: super::error_response::ProxyError::REQUEST_TIMEOUT,
-                    reason: "the request head did not arrive within the header timeout",
-                };
-                return HeadRead::Refused(refusal, at);
-            }
+            (Err(_), Some(at)) => return HeadRead::Refused(Refusal::TIMED_OUT, at),
         };
         match reader.advance(buf, &limits.head) {
             Progress::NeedMore => {}
@@ -231,7 +214,7 @@ async fn read_head(
                         return HeadRead::Refused(refusal, started);
                     }
                 }
-                return HeadRead::Accepted;
+                return HeadRead::Accepted(head, started);
             }
         }
     }

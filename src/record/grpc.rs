@@ -8,6 +8,7 @@ use prometheus::{HistogramVec, IntCounterVec};
 use crate::classify::grpc::GrpcCode;
 use crate::classify::Origin;
 use crate::families::Families;
+use crate::record::handles::{GrpcHandles, HandleCache};
 
 /// The gRPC families.
 pub struct GrpcMetrics {
@@ -33,14 +34,24 @@ impl GrpcMetrics {
         }
     }
 
-    /// Tallies one finished call on `route`.
-    pub fn record(&self, route: &str, code: GrpcCode, origin: Origin, duration: Duration) {
-        let name = code.as_str();
-        self.responses
-            .with_label_values(&[route, name, origin.as_str()])
-            .inc();
-        self.duration
-            .with_label_values(&[route, name])
-            .observe(duration.as_secs_f64());
+    /// Tallies one finished call on `route`, through this thread's cached handles.
+    pub fn record(
+        &self,
+        handles: &HandleCache,
+        route: &str,
+        code: GrpcCode,
+        origin: Origin,
+        duration: Duration,
+    ) {
+        let resolve = || GrpcHandles {
+            responses: self
+                .responses
+                .with_label_values(&[route, code.as_str(), origin.as_str()]),
+            duration: self.duration.with_label_values(&[route, code.as_str()]),
+        };
+        handles.grpc(route, (code.number(), origin as u8), resolve, |handles| {
+            handles.responses.inc();
+            handles.duration.observe(duration.as_secs_f64());
+        });
     }
 }

@@ -33,12 +33,22 @@ pub struct JudgedHandles {
     pub flagged: IntCounter,
 }
 
+/// The handles for one gRPC code and origin on a route.
+pub struct GrpcHandles {
+    /// `statuscope_grpc_responses_total{route, grpc_code, origin}`
+    pub responses: IntCounter,
+    /// `statuscope_grpc_duration_seconds{route, grpc_code}`
+    pub duration: Histogram,
+}
+
 #[derive(Default)]
 struct RouteHandles {
     responses: FxMap<(&'static str, u16, u8), ResponseHandles>,
     judged: FxMap<&'static str, JudgedHandles>,
     /// `statuscope_findings_total` by (rule index, severity, method, code).
     findings: FxMap<(usize, u8, &'static str, u16), IntCounter>,
+    /// The gRPC tallies by (code, origin).
+    grpc: FxMap<(u8, u8), GrpcHandles>,
 }
 
 /// Each worker thread's handles, by route label.
@@ -47,7 +57,24 @@ pub struct HandleCache {
     threads: ThreadLocal<RefCell<FxMap<Box<str>, RouteHandles>>>,
 }
 
+/// Applies `record` to the entry of `key` in `map`, made with `resolve` on first use.
+fn entry<K: std::hash::Hash + Eq, V>(
+    map: &mut FxMap<K, V>,
+    key: K,
+    resolve: impl FnOnce() -> V,
+    record: impl FnOnce(&V),
+) {
+    record(map.entry(key).or_insert_with(resolve));
+}
+
 impl HandleCache {
+    /// Runs `act` on this thread's handles of `route`.
+    fn route<R>(&self, route: &str, act: impl FnOnce(&mut RouteHandles) -> R) -> R {
+        let mut routes = self.threads.get_or_default().borrow_mut();
+        // One hash and probe per request; the key is allocated only the first time.
+        act(routes.entry_ref(route).or_default())
+    }
+
     /// Applies `record` to the response handles of a label set, resolved with `resolve` on
     /// first use.
     pub fn responses(
@@ -57,13 +84,9 @@ impl HandleCache {
         resolve: impl FnOnce() -> ResponseHandles,
         record: impl FnOnce(&ResponseHandles),
     ) {
-        let mut routes = self.threads.get_or_default().borrow_mut();
-        record(
-            route_entry(&mut routes, route)
-                .responses
-                .entry(key)
-                .or_insert_with(resolve),
-        );
+        self.route(route, |handles| {
+            entry(&mut handles.responses, key, resolve, record)
+        });
     }
 
     /// Applies `record` to the judged/flagged handles of a route and method.
@@ -74,17 +97,11 @@ impl HandleCache {
         resolve: impl FnOnce() -> JudgedHandles,
         record: impl FnOnce(&JudgedHandles),
     ) {
-        let mut routes = self.threads.get_or_default().borrow_mut();
-        record(
-            route_entry(&mut routes, route)
-                .judged
-                .entry(method)
-                .or_insert_with(resolve),
-        );
+        self.route(route, |handles| {
+            entry(&mut handles.judged, method, resolve, record)
+        });
     }
-}
 
-impl HandleCache {
     /// Applies `record` to the findings counter of a rule, severity, method and code on a
     /// route, resolved with `resolve` on first use.
     pub fn findings(
@@ -94,20 +111,21 @@ impl HandleCache {
         resolve: impl FnOnce() -> IntCounter,
         record: impl FnOnce(&IntCounter),
     ) {
-        let mut routes = self.threads.get_or_default().borrow_mut();
-        record(
-            route_entry(&mut routes, route)
-                .findings
-                .entry(key)
-                .or_insert_with(resolve),
-        );
+        self.route(route, |handles| {
+            entry(&mut handles.findings, key, resolve, record)
+        });
     }
-}
 
-fn route_entry<'a>(
-    routes: &'a mut FxMap<Box<str>, RouteHandles>,
-    route: &str,
-) -> &'a mut RouteHandles {
-    // One hash and probe per request; the key is allocated only the first time.
-    routes.entry_ref(route).or_default()
+    /// Applies `record` to the gRPC handles of a code and origin on a route.
+    pub fn grpc(
+        &self,
+        route: &str,
+        key: (u8, u8),
+        resolve: impl FnOnce() -> GrpcHandles,
+        record: impl FnOnce(&GrpcHandles),
+    ) {
+        self.route(route, |handles| {
+            entry(&mut handles.grpc, key, resolve, record)
+        });
+    }
 }

@@ -52,7 +52,7 @@ pub struct Metrics {
     /// The rule engine's family (`statuscope_rule_panics_total`).
     pub rules: EngineMetrics,
     /// The gRPC calls' families (`statuscope_grpc_responses_total`, `…_duration_seconds`).
-    pub grpc: grpc::GrpcMetrics,
+    grpc: grpc::GrpcMetrics,
 }
 
 /// One finished exchange as it is counted: the labels and the duration, nothing the rules read.
@@ -176,6 +176,18 @@ impl Metrics {
                 handles.responses.inc();
                 handles.duration.observe(tally.duration.as_secs_f64());
             });
+    }
+
+    /// Tallies one finished gRPC call on `route`.
+    pub fn record_grpc(
+        &self,
+        route: &str,
+        code: crate::classify::grpc::GrpcCode,
+        origin: Origin,
+        duration: std::time::Duration,
+    ) {
+        self.grpc
+            .record(&self.handles, route, code, origin, duration);
     }
 
     /// Counts one failure talking to the upstream.

@@ -3,7 +3,7 @@
 //! call tallied by its `grpc-status`, statuscope's own failures answered as gRPC — and the gRPC
 //! rules judged on answers a scripted HTTP/2 upstream makes.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
@@ -15,7 +15,9 @@ use serde_json::Value;
 
 use crate::deploy::root;
 use crate::support::upstream::Upstream;
-use crate::support::{config_file, each_engine, wait_until, Engine, Launch, Statuscope};
+use crate::support::{
+    config_file, each_engine, python, spawn_ready, wait_until, Engine, Launch, Statuscope,
+};
 
 /// The service's methods, as routes.
 const GET_ITEM: &str = "/statuscope.test.Shop/GetItem";
@@ -29,26 +31,8 @@ struct GrpcServer {
 
 impl GrpcServer {
     fn start() -> GrpcServer {
-        let mut child = Command::new("python3")
-            .arg(root().join("tests/tools/grpc_peer.py"))
-            .arg("server")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 runs (`make test-deps` installs grpcio in .tools/)");
-        // The script prints its port once the server accepts calls: the readiness signal.
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .strip_prefix("READY ")
-            .unwrap_or_else(|| panic!("the gRPC server did not start: {line:?}"))
-            .trim();
-        GrpcServer {
-            child,
-            addr: format!("127.0.0.1:{port}").parse().unwrap(),
-        }
+        let (child, addr) = spawn_ready("grpc_peer.py", &["server"]);
+        GrpcServer { child, addr }
     }
 }
 
@@ -77,7 +61,7 @@ fn cancel_in_flight(statuscope: &Statuscope, delay_ms: &str) -> Value {
 }
 
 fn client(target: SocketAddr, scenario: &str, arg: &str) -> Child {
-    Command::new("python3")
+    Command::new(python())
         .arg(root().join("tests/tools/grpc_peer.py"))
         .args(["client", &target.to_string(), scenario, arg])
         .stdin(Stdio::piped())

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::deploy::root;
 use crate::support::upstream::{Upstream, BYSTANDER_PATH};
-use crate::support::{each_engine, Engine, Launch, Statuscope};
+use crate::support::{each_engine, python, Engine, Launch, Statuscope};
 
 /// What a hostile client's connection came to.
 struct Attacked {
@@ -43,16 +43,6 @@ impl Attacked {
         self.responses
             .as_object()
             .is_some_and(|r| r.keys().any(|status| status.starts_with('2')))
-    }
-}
-
-/// The python of the tools' virtualenv (`make test-deps`), which has h2.
-fn python() -> String {
-    let tools = root().join(".tools/bin/python");
-    if tools.exists() {
-        tools.display().to_string()
-    } else {
-        "python3".into()
     }
 }
 

@@ -4,7 +4,7 @@
 //! (curl, nghttp) are served; a gigabyte each way passes one stream in bounded memory; SIGTERM
 //! sends GOAWAY and lets the streams in flight finish.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
@@ -16,10 +16,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-use crate::deploy::root;
 use crate::support::upstream::Upstream;
 use crate::support::{
-    each_engine, raw_connection, read_body, read_head, wait_until, Engine, Launch, Statuscope,
+    each_engine, raw_connection, read_body, read_head, spawn_ready, wait_until, Engine, Launch,
+    Statuscope,
 };
 
 /// An h2c upstream of tests/tools/h2_peer.py, stopped (by its PID) when dropped.
@@ -30,29 +30,8 @@ struct ScriptedUpstream {
 
 impl ScriptedUpstream {
     fn start(mode: &str) -> ScriptedUpstream {
-        let python = root().join(".tools/bin/python");
-        let mut child = Command::new(if python.exists() {
-            python.display().to_string()
-        } else {
-            "python3".into()
-        })
-        .arg(root().join("tests/tools/h2_peer.py"))
-        .args(["upstream", mode])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python runs (`make test-deps` installs h2)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .strip_prefix("READY ")
-            .expect("the upstream started")
-            .trim();
-        ScriptedUpstream {
-            child,
-            addr: format!("127.0.0.1:{port}").parse().unwrap(),
-        }
+        let (child, addr) = spawn_ready("h2_peer.py", &["upstream", mode]);
+        ScriptedUpstream { child, addr }
     }
 
     /// Its counts: requests, processed, connections, refused.

@@ -193,6 +193,24 @@ def ping_flood(target):
     return control_flood(target, lambda: PingFrame(0, opaque_data=b"12345678"))
 
 
+def header_frames(stream, block, end_stream=True):
+    """A header block in a HEADERS frame and as many CONTINUATION frames as it needs."""
+    headers = HeadersFrame(stream)
+    headers.data, rest = block[:16000], block[16000:]
+    if end_stream:
+        headers.flags.add("END_STREAM")
+    if not rest:
+        headers.flags.add("END_HEADERS")
+    out = headers.serialize()
+    while rest:
+        frame = ContinuationFrame(stream)
+        frame.data, rest = rest[:16000], rest[16000:]
+        if not rest:
+            frame.flags.add("END_HEADERS")
+        out += frame.serialize()
+    return out
+
+
 def hpack_bomb(target):
     """One large field put in the dynamic table, then referenced thousands of times."""
     sock = open_connection(target)
@@ -208,20 +226,7 @@ def hpack_bomb(target):
     while time.time() < deadline and not observer.closed and stream < 200:
         block = pseudo + (big if first else b"") + b"\xbe" * 15000
         first = False
-        headers = HeadersFrame(stream)
-        headers.data = block[:16000]
-        headers.flags.add("END_STREAM")
-        rest = block[16000:]
-        if not rest:
-            headers.flags.add("END_HEADERS")
-        out = headers.serialize()
-        while rest:
-            frame = ContinuationFrame(stream)
-            frame.data, rest = rest[:16000], rest[16000:]
-            if not rest:
-                frame.flags.add("END_HEADERS")
-            out += frame.serialize()
-        if not send(sock, out):
+        if not send(sock, header_frames(stream, block)):
             break
         stream += 2
     until_done(observer, deadline)
@@ -252,55 +257,30 @@ def header_list_over_limit(target):
     observer = Observer(sock)
     encoder = hpack.Encoder()
     extra = [(f"x-big-{i}", "v" * 1000) for i in range(48)]
-    block = request_block(encoder, "/status/200", extra)
-    headers = HeadersFrame(1)
-    headers.data = block[:16000]
-    headers.flags.add("END_STREAM")
-    rest = block[16000:]
-    out = headers.serialize()
-    while rest:
-        frame = ContinuationFrame(1)
-        frame.data, rest = rest[:16000], rest[16000:]
-        if not rest:
-            frame.flags.add("END_HEADERS")
-        out += frame.serialize()
-    send(sock, out)
+    send(sock, header_frames(1, request_block(encoder, "/status/200", extra)))
     until_done(observer, time.time() + 1.0)
+    return observer
+
+
+def many_requests(target, count, path, settings=None):
+    """`count` requests for `path` sent at once, on a connection with these settings."""
+    sock = open_connection(target, settings)
+    observer = Observer(sock)
+    encoder = hpack.Encoder()
+    out = b"".join(header_frames(1 + 2 * n, request_block(encoder, path)) for n in range(count))
+    send(sock, out)
+    until_done(observer, time.time() + ATTACK_SECONDS)
     return observer
 
 
 def too_many_streams(target):
     """More streams open at once than statuscope allows, each held open by a slow upstream."""
-    sock = open_connection(target)
-    observer = Observer(sock)
-    encoder = hpack.Encoder()
-    out = b""
-    for n in range(300):
-        headers = HeadersFrame(1 + 2 * n)
-        headers.data = request_block(encoder, "/slow/1500")
-        headers.flags.add("END_HEADERS")
-        headers.flags.add("END_STREAM")
-        out += headers.serialize()
-    send(sock, out)
-    until_done(observer, time.time() + ATTACK_SECONDS)
-    return observer
+    return many_requests(target, 300, "/slow/1500")
 
 
 def stalled_download(target):
     """Large downloads on a connection whose window never opens."""
-    sock = open_connection(target, {0x4: 0})
-    observer = Observer(sock)
-    encoder = hpack.Encoder()
-    out = b""
-    for n in range(50):
-        headers = HeadersFrame(1 + 2 * n)
-        headers.data = request_block(encoder, "/bytes/50000000")
-        headers.flags.add("END_HEADERS")
-        headers.flags.add("END_STREAM")
-        out += headers.serialize()
-    send(sock, out)
-    until_done(observer, time.time() + ATTACK_SECONDS)
-    return observer
+    return many_requests(target, 50, "/bytes/50000000", {0x4: 0})
 
 
 def bad_preface(target):

@@ -13,9 +13,15 @@
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::time::Sleep;
+
+/// When a read must end: `read_timeout` from now, or the response's own deadline if sooner.
+pub fn read_deadline(read_timeout: Duration, response_deadline: Option<Instant>) -> Instant {
+    let read = Instant::now() + read_timeout;
+    response_deadline.map_or(read, |limit| limit.min(read))
+}
 
 /// A connection's timer (see the module docs).
 #[derive(Default)]

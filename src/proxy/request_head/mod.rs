@@ -9,6 +9,8 @@
 //! It is incremental: each line is checked once, when its line feed arrives, so a client that
 //! sends a byte at a time costs linear work.
 
+use std::time::Instant;
+
 use memchr::memchr;
 
 mod syntax;
@@ -32,6 +34,27 @@ pub struct Refusal {
     pub error: ProxyError,
     /// What exactly was wrong, in a few words.
     pub reason: &'static str,
+}
+
+impl Refusal {
+    /// RFC 9110 §15.5.9: 408 for a request head that did not arrive in time.
+    pub const TIMED_OUT: Refusal = Refusal {
+        error: ProxyError::REQUEST_TIMEOUT,
+        reason: "the request head did not arrive within the header timeout",
+    };
+}
+
+/// How waiting for a request head on a client connection ended.
+#[derive(Debug)]
+pub enum HeadRead {
+    /// A complete, acceptable head; its first bytes arrived then.
+    Accepted(Head, Instant),
+    /// The head, whose first bytes arrived then, is refused.
+    Refused(Refusal, Instant),
+    /// The connection opened with the HTTP/2 preface.
+    H2c,
+    /// The client closed, went idle past its timeout, or shutdown began.
+    Closed,
 }
 
 /// What the reader knows so far about a head.

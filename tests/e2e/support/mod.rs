@@ -30,6 +30,42 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// The python of the tools' virtualenv (`make test-deps` puts grpcio and h2 there), or the
+/// one on the path.
+pub fn python() -> String {
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/python");
+    if tools.exists() {
+        tools.display().to_string()
+    } else {
+        "python3".into()
+    }
+}
+
+/// Starts `tests/tools/<script>` with `args`; it prints `READY <port>` once it serves on
+/// 127.0.0.1 (the readiness signal). Its process (to stop by its PID) and address.
+pub fn spawn_ready(script: &str, args: &[&str]) -> (Child, SocketAddr) {
+    let mut child = Command::new(python())
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/tools")
+                .join(script),
+        )
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python runs (`make test-deps` installs the tools' packages)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .strip_prefix("READY ")
+        .unwrap_or_else(|| panic!("{script} did not start: {line:?}"))
+        .trim();
+    (child, format!("127.0.0.1:{port}").parse().unwrap())
+}
+
 /// Runs `statuscope <args>` to completion from the repository root, feeding `stdin` when given.
 pub fn run_statuscope(args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_statuscope"));

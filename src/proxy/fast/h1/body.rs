@@ -2,7 +2,6 @@
 //! body is still to come, and the body bytes among the bytes that arrived.
 
 use std::io::{self, IoSlice};
-use std::time::Instant;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -116,14 +115,6 @@ pub(in crate::proxy::fast) async fn write_all_vectored<W: AsyncWrite + Unpin>(
         }
     }
     Ok(())
-}
-
-/// The earlier of two optional instants.
-pub(in crate::proxy::fast) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
 }
 
 #[cfg(test)]

@@ -16,29 +16,16 @@ use pingora::server::ShutdownWatch;
 use tokio::io::AsyncReadExt;
 
 use crate::config::Downstream;
-use crate::proxy::error_response::ProxyError;
 use crate::proxy::fast::deadline::Deadline;
 use crate::proxy::fast::FastEngine;
 use crate::proxy::guard::{linger, refuse, HeadGuard};
 use crate::proxy::h2::frame::Opening;
-use crate::proxy::request_head::{Head, HeadReader, Progress, Refusal};
+use crate::proxy::request_head::{HeadRead, HeadReader, Progress, Refusal};
 use crate::rules::FieldSpan;
 
 /// A client connection's buffer, to begin with and after a large head: room for a head and the
 /// start of a body.
 const CLIENT_BUFFER: usize = 8 * 1024;
-
-/// How a head read ended.
-enum HeadRead {
-    /// A complete, acceptable head is at the start of the buffer; its first bytes arrived then.
-    Accepted(Head, Instant),
-    /// The head, whose first bytes arrived then, is refused.
-    Refused(Refusal, Instant),
-    /// The connection opened with the HTTP/2 preface.
-    H2c,
-    /// The client closed, went idle past its timeout, or shutdown began.
-    Closed,
-}
 
 /// What an exchange leaves the client connection in.
 pub(super) enum After {
@@ -292,14 +279,7 @@ impl<'e> Client<'e> {
                 // An idle keep-alive connection is simply closed.
                 None => match first_bytes_at {
                     None => return HeadRead::Closed,
-                    // RFC 9110 §15.5.9: 408 for a request that did not arrive in time.
-                    Some(at) => {
-                        let refusal = Refusal {
-                            error: ProxyError::REQUEST_TIMEOUT,
-                            reason: "the request head did not arrive within the header timeout",
-                        };
-                        return HeadRead::Refused(refusal, at);
-                    }
+                    Some(at) => return HeadRead::Refused(Refusal::TIMED_OUT, at),
                 },
             }
         }

@@ -30,6 +30,7 @@ use crate::proxy::finish::{finish, response_sampler, Finished, Judged, Outcome};
 use crate::proxy::guard::refuse;
 use crate::proxy::request_head::{target_path, Head, Refusal};
 use crate::proxy::settings::LiveSettings;
+use crate::record::Recorder;
 use crate::rules::{visible_ascii, Headers, RequestFacts};
 
 /// What an exchange keeps fixed from its head to its end.
@@ -292,23 +293,26 @@ impl Client<'_> {
                 request.response_deadline,
             )
             .await;
-        let (outcome, upstream_error, clean) = match relayed {
-            Ok(clean) => (Outcome::Upstream(response.status), None, clean),
-            Err(Failure::Upstream { kind, .. }) => {
-                (Outcome::Upstream(response.status), Some(kind), false)
-            }
-            Err(_) => (Outcome::ClientGone, None, false),
-        };
+        let (outcome, upstream_error) = outcome_of(response.status, &relayed);
+        let clean = relayed.unwrap_or(false);
         // One clock read for the tally, the pool and the next request's wait.
         let ended = Instant::now();
-        self.finish_answered(
-            request,
-            &upstream,
-            &response,
+        self.last_ended = Some(ended);
+        let answered = Answered {
+            headers: Headers::InHead {
+                head: &upstream.buf[..response.len],
+                spans: &self.parts.spans,
+            },
             sent_continue,
-            sampler,
+            sample: sampler,
             outcome,
             upstream_error,
+        };
+        finish_answered(
+            &self.engine.recorder,
+            &self.parts.inbuf,
+            request,
+            answered,
             ended,
         );
         if clean && response.persistent && pump.complete() {
@@ -325,51 +329,71 @@ impl Client<'_> {
             _ => After::Gone,
         }
     }
+}
 
-    /// Tallies and judges an exchange whose response head reached the client.
-    #[allow(clippy::too_many_arguments)]
-    fn finish_answered(
-        &mut self,
-        request: &Request<'_>,
-        upstream: &Upstream,
-        response: &ResponseHead,
-        sent_continue: bool,
-        sample: Option<crate::sample::Sampler>,
-        outcome: Outcome,
-        upstream_error: Option<UpstreamErrorKind>,
-        ended: Instant,
-    ) {
-        let head = request.head;
-        let inbuf = &self.parts.inbuf;
-        self.last_ended = Some(ended);
-        let facts = RequestFacts {
-            has_authorization: head.has_authorization,
-            has_cookie: head.has_cookie,
-            expects_continue: head.expects_continue,
-            accept: head.accept.and_then(|span| visible_ascii(span.of(inbuf))),
-        };
-        let judged = matches!(outcome, Outcome::Upstream(_)).then_some(Judged {
-            method: &request.method,
-            request: facts,
-            headers: Headers::InHead {
-                head: &upstream.buf[..response.len],
-                spans: &self.parts.spans,
-            },
-            sent_continue,
-            sample,
-            // gRPC calls are HTTP/2.
-            grpc_trailers: None,
-        });
-        let mut exchange = Finished::new(
-            method_label(&request.method),
-            target_path(head.target.of(inbuf)),
-            outcome,
-            request.started,
-            ended,
-        );
-        exchange.upstream_error = upstream_error;
-        exchange.response = judged;
-        exchange.probe = head.probe;
-        finish(&self.engine.recorder, request.settings, exchange);
+/// What the upstream's answer came to, for the tally.
+pub(super) struct Answered<'a> {
+    /// The response head's fields.
+    pub(super) headers: Headers<'a>,
+    /// A 100 Continue came first.
+    pub(super) sent_continue: bool,
+    /// The body sample.
+    pub(super) sample: Option<crate::sample::Sampler>,
+    /// How the relay of the response ended (its status, the upstream's failure or the
+    /// client's).
+    pub(super) outcome: Outcome,
+    /// A failure of the upstream's after the head went out.
+    pub(super) upstream_error: Option<UpstreamErrorKind>,
+}
+
+/// The outcome of relaying a response of `status`: whole, cut by the upstream, or cut by the
+/// client.
+pub(super) fn outcome_of<T>(
+    status: u16,
+    relayed: &Result<T, Failure>,
+) -> (Outcome, Option<UpstreamErrorKind>) {
+    match relayed {
+        Ok(_) => (Outcome::Upstream(status), None),
+        Err(Failure::Upstream { kind, .. }) => (Outcome::Upstream(status), Some(*kind)),
+        Err(_) => (Outcome::ClientGone, None),
     }
+}
+
+/// Tallies and judges an exchange whose response head reached the client; `inbuf` holds its
+/// request head.
+pub(super) fn finish_answered(
+    recorder: &Recorder,
+    inbuf: &[u8],
+    request: &Request<'_>,
+    answered: Answered<'_>,
+    ended: Instant,
+) {
+    let head = request.head;
+    let facts = RequestFacts {
+        has_authorization: head.has_authorization,
+        has_cookie: head.has_cookie,
+        expects_continue: head.expects_continue,
+        accept: head.accept.and_then(|span| visible_ascii(span.of(inbuf))),
+    };
+    let judged = matches!(answered.outcome, Outcome::Upstream(_)).then_some(Judged {
+        method: &request.method,
+        request: facts,
+        headers: answered.headers,
+        sent_continue: answered.sent_continue,
+        sample: answered.sample,
+        // gRPC calls are HTTP/2.
+        grpc_trailers: None,
+    });
+    let path = target_path(head.target.of(inbuf));
+    let mut exchange = Finished::new(
+        method_label(&request.method),
+        path,
+        answered.outcome,
+        request.started,
+        ended,
+    );
+    exchange.upstream_error = answered.upstream_error;
+    exchange.response = judged;
+    exchange.probe = head.probe;
+    finish(recorder, request.settings, exchange);
 }

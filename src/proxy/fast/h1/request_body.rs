@@ -14,13 +14,21 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::body::{earliest, BodyLeft};
+use super::body::BodyLeft;
 use super::connection::{Client, Parts};
 use crate::classify::UpstreamErrorKind;
 use crate::config::Timeouts;
 use crate::proxy::fast::upstream::http1::Upstream;
 use crate::proxy::fast::upstream::response_head::{self, Asked, Parsed, ResponseHead};
 use crate::rules::FieldSpan;
+
+/// The earlier of two optional instants.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
 
 /// Why an exchange could not be carried to its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,17 +20,17 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use super::body::{write_all_vectored, BodyLeft};
 use super::connection::{After, Client};
-use super::exchange::Request;
+use super::exchange::{finish_answered, outcome_of, Answered, Request};
 use super::request_body::{upstream_failure, Failure};
-use crate::classify::{method_label, UpstreamErrorKind};
+use crate::classify::UpstreamErrorKind;
+use crate::proxy::fast::deadline::read_deadline;
 use crate::proxy::fast::h2::{lock, Shared};
 use crate::proxy::fast::upstream::h2::{self as pool, Inbox, InboxEnd, OnUpstream, UpstreamSide};
-use crate::proxy::finish::{finish, response_sampler, Finished, Judged, Outcome};
+use crate::proxy::finish::{response_sampler, Outcome};
 use crate::proxy::h2::conn::Key;
 use crate::proxy::h2::fields::{field_problem, FieldBlock};
 use crate::proxy::h2::hpack::encode_field;
-use crate::proxy::request_head::{is_hop_by_hop, target_path, Head};
-use crate::rules::{visible_ascii, RequestFacts};
+use crate::proxy::request_head::{is_hop_by_hop, Head};
 use crate::sample::Sampler;
 
 /// The upstream stream an exchange took.
@@ -308,14 +308,7 @@ impl Client<'_> {
     ) -> Result<FieldBlock, Failure> {
         let timeouts = &request.settings.timeouts;
         loop {
-            let deadline = || {
-                let read = Instant::now() + timeouts.read;
-                Some(
-                    request
-                        .response_deadline
-                        .map_or(read, |limit| limit.min(read)),
-                )
-            };
+            let deadline = || Some(read_deadline(timeouts.read, request.response_deadline));
             let news = self
                 .parts
                 .deadline
@@ -437,38 +430,23 @@ impl Client<'_> {
         let relayed = self
             .relay_h2_body(request, stream, framed, &mut sampler)
             .await;
-        let (outcome, upstream_error) = match relayed {
-            Ok(()) => (Outcome::Upstream(status), None),
-            Err(Failure::Upstream { kind, .. }) => (Outcome::Upstream(status), Some(kind)),
-            Err(_) => (Outcome::ClientGone, None),
-        };
+        let (outcome, upstream_error) = outcome_of(status, &relayed);
         let ended = Instant::now();
         self.last_ended = Some(ended);
-        let inbuf = &self.parts.inbuf;
-        let facts = RequestFacts {
-            has_authorization: head.has_authorization,
-            has_cookie: head.has_cookie,
-            expects_continue: head.expects_continue,
-            accept: head.accept.and_then(|span| visible_ascii(span.of(inbuf))),
-        };
-        let mut exchange = Finished::new(
-            method_label(&request.method),
-            target_path(head.target.of(inbuf)),
-            outcome,
-            request.started,
-            ended,
-        );
-        exchange.upstream_error = upstream_error;
-        exchange.probe = head.probe;
-        exchange.response = matches!(outcome, Outcome::Upstream(_)).then_some(Judged {
-            method: &request.method,
-            request: facts,
+        let answered = Answered {
             headers: block.headers(),
             sent_continue: false,
             sample: sampler,
-            grpc_trailers: None,
-        });
-        finish(&self.engine.recorder, request.settings, exchange);
+            outcome,
+            upstream_error,
+        };
+        finish_answered(
+            &self.engine.recorder,
+            &self.parts.inbuf,
+            request,
+            answered,
+            ended,
+        );
         match (outcome, upstream_error, body_end) {
             (Outcome::Upstream(_), None, Some(next)) if keep_client => {
                 self.consume(next);
@@ -492,14 +470,7 @@ impl Client<'_> {
         let mut data = Vec::new();
         let timeouts = &request.settings.timeouts;
         loop {
-            let deadline = || {
-                let read = Instant::now() + timeouts.read;
-                Some(
-                    request
-                        .response_deadline
-                        .map_or(read, |limit| limit.min(read)),
-                )
-            };
+            let deadline = || Some(read_deadline(timeouts.read, request.response_deadline));
             let end = self
                 .parts
                 .deadline

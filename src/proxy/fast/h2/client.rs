@@ -302,12 +302,7 @@ impl Task<'_> {
         }
         let mut expired = Vec::new();
         for key in side.conn.streams.keys() {
-            let Some(exchange) = side
-                .conn
-                .streams
-                .get(key)
-                .and_then(|s| s.user.exchange.as_ref())
-            else {
+            let Some(exchange) = side.exchange(key) else {
                 continue;
             };
             if exchange.ending.is_some() || !matches!(exchange.upstream, Link::H2 { .. }) {
@@ -335,12 +330,7 @@ impl Task<'_> {
         }
         for (key, kind) in expired {
             answer::fail(side, key, kind, now);
-            if let Some(exchange) = side
-                .conn
-                .streams
-                .get_mut(key)
-                .and_then(|s| s.user.exchange.as_mut())
-            {
+            if let Some(exchange) = side.exchange_mut(key) {
                 exchange.unlink();
             }
             side.conn.wake();

@@ -64,6 +64,18 @@ pub(in crate::proxy::fast) struct ClientSide {
     pub ended: Vec<Key>,
 }
 
+impl ClientSide {
+    /// The exchange a stream carries, while it has one.
+    pub fn exchange(&self, key: Key) -> Option<&Exchange> {
+        self.conn.streams.get(key)?.user.exchange.as_deref()
+    }
+
+    /// The exchange a stream carries, while it has one.
+    pub fn exchange_mut(&mut self, key: Key) -> Option<&mut Exchange> {
+        self.conn.streams.get_mut(key)?.user.exchange.as_deref_mut()
+    }
+}
+
 /// A client stream, as an upstream stream knows its peer.
 #[derive(Debug, Clone)]
 pub(in crate::proxy::fast) struct Peer {

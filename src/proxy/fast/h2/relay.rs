@@ -94,13 +94,7 @@ fn request_head(side: &mut ClientSide, key: Key, end_stream: bool, task: &mut Cl
 /// upstream. Body bytes that came with them were kept, and go with them.
 pub(super) fn dispatch_opened(side: &mut ClientSide, task: &mut ClientTask<'_>) {
     for key in std::mem::take(task.opened) {
-        let Some(exchange) = side
-            .conn
-            .streams
-            .get_mut(key)
-            .and_then(|s| s.user.exchange.as_mut())
-            .filter(|e| e.ending.is_none())
-        else {
+        let Some(exchange) = side.exchange_mut(key).filter(|e| e.ending.is_none()) else {
             continue;
         };
         if matches!(exchange.settings.protocol, UpstreamProtocol::Http1) {
@@ -191,12 +185,7 @@ pub(super) fn dispatch(exchange: &mut Exchange, peer: Peer, fresh: bool) -> usiz
 
 /// Request body bytes: on to the upstream as far as its windows allow.
 fn request_data(side: &mut ClientSide, key: Key, data: &[u8], end_stream: bool) {
-    let Some(exchange) = side
-        .conn
-        .streams
-        .get_mut(key)
-        .and_then(|s| s.user.exchange.as_mut())
-    else {
+    let Some(exchange) = side.exchange_mut(key) else {
         // The exchange is over: what is left of the request is read and dropped.
         side.conn.consumed(key, data.len());
         remove_if_closed(side, key);
@@ -269,12 +258,7 @@ pub(super) fn remove_if_closed(side: &mut ClientSide, key: Key) {
 
 /// Unlinks a client stream from its upstream stream, which is reset if still open.
 fn unlink(side: &mut ClientSide, key: Key) {
-    if let Some(exchange) = side
-        .conn
-        .streams
-        .get_mut(key)
-        .and_then(|s| s.user.exchange.as_mut())
-    {
+    if let Some(exchange) = side.exchange_mut(key) {
         exchange.unlink();
     }
 }
@@ -290,12 +274,7 @@ pub(super) fn client_window(side: &mut ClientSide, key: Option<Key>) {
     for key in keys {
         let sent = side.conn.drain(key);
         complete_if_sent(side, key, Instant::now());
-        let Some(exchange) = side
-            .conn
-            .streams
-            .get(key)
-            .and_then(|s| s.user.exchange.as_ref())
-        else {
+        let Some(exchange) = side.exchange(key) else {
             continue;
         };
         match &exchange.upstream {
@@ -501,12 +480,7 @@ fn with_exchange(
 }
 
 fn exchange_of(client: &mut ClientSide, key: Key) -> &mut Exchange {
-    client
-        .conn
-        .streams
-        .get_mut(key)
-        .and_then(|s| s.user.exchange.as_deref_mut())
-        .expect("checked alive")
+    client.exchange_mut(key).expect("checked alive")
 }
 
 /// A response head (interim or final) or trailers: on to the client.

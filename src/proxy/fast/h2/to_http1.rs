@@ -20,7 +20,7 @@ use super::answer;
 use super::exchange::{Exchange, Link};
 use super::{lock, ClientSide, Shared};
 use crate::classify::UpstreamErrorKind;
-use crate::proxy::fast::deadline::Deadline;
+use crate::proxy::fast::deadline::{read_deadline, Deadline};
 use crate::proxy::fast::h1::BodyLeft;
 use crate::proxy::fast::upstream::http1::Upstream;
 use crate::proxy::fast::upstream::response_head::{self, Asked, Framing, Parsed, ResponseHead};
@@ -397,10 +397,7 @@ impl Call<'_> {
         timeouts: &crate::config::Timeouts,
         response_deadline: Option<Instant>,
     ) -> Result<ResponseHead, Failed> {
-        let deadline = || {
-            let read = Instant::now() + timeouts.read;
-            Some(response_deadline.map_or(read, |limit| limit.min(read)))
-        };
+        let deadline = || Some(read_deadline(timeouts.read, response_deadline));
         match timer
             .run(deadline, poll_fn(|cx| self.poll_head(cx, upstream, asked)))
             .await

@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::TcpStream;
 
 use crate::classify::UpstreamErrorKind;
-use crate::proxy::fast::deadline::Deadline;
+use crate::proxy::fast::deadline::{read_deadline, Deadline};
 
 /// The initial size of a connection's response buffer: a response head and the first part
 /// of its body arrive in it, and the body streams through it.
@@ -135,10 +135,7 @@ impl Upstream {
         read_timeout: Duration,
         response_deadline: Option<Instant>,
     ) -> Result<usize, UpstreamErrorKind> {
-        let deadline = || {
-            let read = Instant::now() + read_timeout;
-            Some(response_deadline.map_or(read, |limit| limit.min(read)))
-        };
+        let deadline = || Some(read_deadline(read_timeout, response_deadline));
         let read = timer
             .run(deadline, self.stream.read(&mut self.buf[self.filled..]))
             .await;

@@ -119,6 +119,15 @@ impl State {
     }
 }
 
+/// A FRAME_SIZE_ERROR unless the payload has the size its frame type fixes.
+fn sized(payload: &[u8], len: usize, detail: &'static str) -> Result<(), ConnError> {
+    if payload.len() == len {
+        Ok(())
+    } else {
+        Err(conn_error(Reason::FRAME_SIZE_ERROR, detail))
+    }
+}
+
 pub(super) fn conn_error(reason: Reason, detail: &'static str) -> ConnError {
     ConnError { reason, detail }
 }
@@ -338,12 +347,7 @@ impl<U: Default> Conn<U> {
         if head.stream == 0 {
             return Err(conn_error(Reason::PROTOCOL_ERROR, "PRIORITY on stream 0"));
         }
-        if payload.len() != 5 {
-            return Err(conn_error(
-                Reason::FRAME_SIZE_ERROR,
-                "PRIORITY of the wrong size",
-            ));
-        }
+        sized(payload, 5, "PRIORITY of the wrong size")?;
         // RFC 9113 §5.3.2: priority signals are deprecated; statuscope ignores them.
         Ok(None)
     }
@@ -353,12 +357,7 @@ impl<U: Default> Conn<U> {
         head: Head,
         payload: &[u8],
     ) -> Result<Option<Event<'a>>, ConnError> {
-        if payload.len() != 4 {
-            return Err(conn_error(
-                Reason::FRAME_SIZE_ERROR,
-                "RST_STREAM of the wrong size",
-            ));
-        }
+        sized(payload, 4, "RST_STREAM of the wrong size")?;
         let Some(key) = self.known_stream(&head)? else {
             return Ok(None);
         };
@@ -477,12 +476,7 @@ impl<U: Default> Conn<U> {
         if head.stream != 0 {
             return Err(conn_error(Reason::PROTOCOL_ERROR, "PING on a stream"));
         }
-        if payload.len() != 8 {
-            return Err(conn_error(
-                Reason::FRAME_SIZE_ERROR,
-                "PING of the wrong size",
-            ));
-        }
+        sized(payload, 8, "PING of the wrong size")?;
         if head.has(flag::ACK) {
             return Ok(None);
         }
@@ -528,12 +522,7 @@ impl<U: Default> Conn<U> {
         head: Head,
         payload: &[u8],
     ) -> Result<Option<Event<'a>>, ConnError> {
-        if payload.len() != 4 {
-            return Err(conn_error(
-                Reason::FRAME_SIZE_ERROR,
-                "WINDOW_UPDATE of the wrong size",
-            ));
-        }
+        sized(payload, 4, "WINDOW_UPDATE of the wrong size")?;
         let increment = i64::from(frame::u32_at(payload) & MAX_WINDOW);
         if head.stream == 0 {
             if increment == 0 {

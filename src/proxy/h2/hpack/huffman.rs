@@ -166,15 +166,8 @@ fn long_symbol(acc: u64, n: u32) -> Option<(u8, u32)> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::hex;
     use super::*;
-
-    fn hex(text: &str) -> Vec<u8> {
-        let digits: String = text.split_whitespace().collect();
-        (0..digits.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn decoded(text: &str) -> Result<Vec<u8>, InvalidHuffman> {
         let mut out = Vec::new();
