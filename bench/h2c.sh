@@ -153,6 +153,8 @@ EOF
 run() { # port calls proxy-pid streams
   local cpu0=0 cpu1=0 out rps done_
   [ "$3" = 0 ] || cpu0=$(cpu_ticks "$3")
+  # h2load appends to its log.
+  rm -f "$work/calls.log"
   out=$(h2load -n "$2" -c "$CLIENTS" -m "$4" -t 1 -d "$work/call.bin" \
     -H 'content-type: application/grpc' -H 'te: trailers' --log-file="$work/calls.log" \
     "http://127.0.0.1:$1/shop.Items/Get")

@@ -58,6 +58,7 @@ pub struct HandleCache {
 }
 
 /// Applies `record` to the entry of `key` in `map`, made with `resolve` on first use.
+#[inline]
 fn entry<K: std::hash::Hash + Eq, V>(
     map: &mut FxMap<K, V>,
     key: K,
@@ -69,6 +70,7 @@ fn entry<K: std::hash::Hash + Eq, V>(
 
 impl HandleCache {
     /// Runs `act` on this thread's handles of `route`.
+    #[inline]
     fn route<R>(&self, route: &str, act: impl FnOnce(&mut RouteHandles) -> R) -> R {
         let mut routes = self.threads.get_or_default().borrow_mut();
         // One hash and probe per request; the key is allocated only the first time.

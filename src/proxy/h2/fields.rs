@@ -8,6 +8,7 @@
 //! rules read (`Headers::InHead`): a block costs no allocation once the buffers have grown.
 
 use super::hpack::encode_field;
+use crate::proxy::request_head::all_field_value;
 use crate::rules::{FieldSpan, Headers};
 
 /// Where a pseudo-header field's value is in the block's bytes.
@@ -60,49 +61,93 @@ pub struct FieldBlock {
     pub content_length: Option<u64>,
     regular_seen: bool,
     limit: usize,
+    /// Where the first field of each [`known_slot`] name is in `fields`, plus one (0: absent).
+    known: [u16; KNOWN],
 }
 
-/// Fields that exist only for one HTTP/1 connection, which HTTP/2 forbids (RFC 9113 §8.2.2).
-const CONNECTION_SPECIFIC: [&[u8]; 5] = [
-    b"connection",
-    b"keep-alive",
-    b"proxy-connection",
-    b"transfer-encoding",
-    b"upgrade",
-];
+/// The bytes of an HTTP/2 field name after any leading colon: token characters without
+/// uppercase (RFC 9113 §8.2.1), looked up once per byte.
+static NAME_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        table[b] = byte.is_ascii_lowercase()
+            || byte.is_ascii_digit()
+            || matches!(
+                byte,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    table
+};
 
-/// Whether `name` is a valid HTTP/2 field name after any leading colon: token characters, no
-/// uppercase (RFC 9113 §8.2.1).
+/// Whether `name` is a valid HTTP/2 field name after any leading colon.
 fn is_lowercase_token(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name.iter().all(|&b| {
-            matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'!' | b'#' | b'$' | b'%' | b'&' | b'\''
-                | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~')
-        })
+    !name.is_empty() && name.iter().all(|&b| NAME_BYTES[usize::from(b)])
 }
 
-/// Whether `value` is a valid HTTP/2 field value: no NUL, CR or LF, no leading or trailing
-/// space or tab (RFC 9113 §8.2.1).
+/// Whether `value` is a valid field value for HTTP/2: no leading or trailing space or tab, and
+/// none of NUL, CR or LF (RFC 9113 §8.2.1) — nor any other control character, which HTTP
+/// allows in no field (RFC 9110 §5.5) and which an HTTP/1 upstream could read apart.
 fn is_valid_value(value: &[u8]) -> bool {
     !matches!(value.first(), Some(b' ' | b'\t'))
         && !matches!(value.last(), Some(b' ' | b'\t'))
-        && !value.iter().any(|&b| matches!(b, 0 | b'\r' | b'\n'))
+        && all_field_value(value)
 }
 
+/// The fields statuscope itself reads from a block, located as it is decoded: [`FieldBlock::get`]
+/// finds them without a scan.
+fn known_slot(name: &[u8]) -> Option<usize> {
+    let slot = match name {
+        b"accept" => 0,
+        b"authorization" => 1,
+        b"content-encoding" => 2,
+        b"content-type" => 3,
+        b"cookie" => 4,
+        b"expect" => 5,
+        b"grpc-timeout" => 6,
+        b"host" => 7,
+        b"te" => 8,
+        b"user-agent" => 9,
+        b"grpc-status" => 10,
+        b"grpc-message" => 11,
+        _ => return None,
+    };
+    Some(slot)
+}
+
+/// How many names [`known_slot`] knows.
+const KNOWN: usize = 12;
+
 /// What is wrong with a regular field (not a pseudo-header field) for HTTP/2, if anything: a
-/// name that is not a lowercase token, a connection-specific field, `te` other than
-/// `trailers` (RFC 9113 §8.2). Values are checked apart.
+/// name that is not a lowercase token, a field that exists only for one HTTP/1 connection, `te`
+/// other than `trailers` (RFC 9113 §8.2). Values are checked apart.
 pub fn field_problem(name: &[u8], value: &[u8]) -> Option<&'static str> {
     if !is_lowercase_token(name) {
         return Some("a field name that is not a lowercase token");
     }
-    if CONNECTION_SPECIFIC.contains(&name) {
-        return Some("a connection-specific field");
+    match name {
+        b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding" | b"upgrade" => {
+            Some("a connection-specific field")
+        }
+        b"te" if !value.eq_ignore_ascii_case(b"trailers") => Some("te other than trailers"),
+        _ => None,
     }
-    if name == b"te" && !value.eq_ignore_ascii_case(b"trailers") {
-        return Some("te other than trailers");
-    }
-    None
 }
 
 impl ValueSpan {
@@ -124,6 +169,7 @@ impl FieldBlock {
         self.content_length = None;
         self.regular_seen = false;
         self.limit = limit;
+        self.known = [0; KNOWN];
     }
 
     fn malformed(&mut self, reason: &'static str) {
@@ -163,6 +209,11 @@ impl FieldBlock {
                     return self.malformed("conflicting content-length values")
                 }
                 (Some(n), _) => self.content_length = Some(n),
+            }
+        }
+        if let Some(slot) = known_slot(name) {
+            if self.known[slot] == 0 {
+                self.known[slot] = (self.fields.len() + 1) as u16;
             }
         }
         self.bytes.extend_from_slice(name);
@@ -260,7 +311,11 @@ impl FieldBlock {
 
     /// The first value of the regular field `name` (lowercase).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.headers().get(name)
+        let Some(slot) = known_slot(name.as_bytes()) else {
+            return self.headers().get(name);
+        };
+        let at = usize::from(self.known[slot]).checked_sub(1)?;
+        Some(self.fields[at].of(&self.bytes).value)
     }
 
     /// The regular fields, as the rules read them.
@@ -313,6 +368,7 @@ impl FieldBlock {
         self.content_length = other.content_length;
         self.too_large = other.too_large;
         self.malformed = other.malformed;
+        self.known = other.known;
     }
 }
 

@@ -20,9 +20,9 @@ use super::chunked::ChunkedReader;
 use super::error_response::ProxyError;
 use crate::classify::route::is_probe_user_agent;
 pub use crate::config::{HeadLimits, REQUEST_LINE_SLACK};
+pub use syntax::all_field_value;
 use syntax::{
-    all_field_value, all_in, check_version, is_absolute_http_uri, is_valid_host,
-    split_request_line, trim_ows, TCHAR,
+    all_in, check_version, is_absolute_http_uri, is_valid_host, split_request_line, trim_ows, TCHAR,
 };
 pub use target::{request_line, target_path, RequestLine};
 

@@ -63,7 +63,8 @@ pub(super) fn all_in(bytes: &[u8], class: u8) -> bool {
 /// [`all_in`] for field values, eight bytes at a time: values are most of a head's bytes, and
 /// nearly all of them are plain visible ASCII. A word with a byte below 0x20 or a DEL is
 /// checked byte by byte (it may hold a legal tab).
-pub(super) fn all_field_value(bytes: &[u8]) -> bool {
+#[inline]
+pub fn all_field_value(bytes: &[u8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
     let mut words = bytes.chunks_exact(8);
@@ -138,6 +139,7 @@ pub(super) fn is_absolute_http_uri(target: &[u8]) -> bool {
 
 /// RFC 9110 §7.2: `uri-host [ ":" port ]`, where uri-host is a reg-name, IPv4 or IP literal.
 /// An empty value is allowed (a target without an authority).
+#[inline]
 pub(super) fn is_valid_host(value: &[u8]) -> bool {
     let (host, port) = match value {
         [b'[', rest @ ..] => match memchr(b']', rest) {

@@ -43,7 +43,7 @@ impl Drop for Stream {
     fn drop(&mut self) {
         let mut side = lock(&self.upstream);
         side.conn.remove(self.key);
-        side.conn.wake();
+        side.send_now();
     }
 }
 
@@ -189,7 +189,7 @@ impl Client<'_> {
                 let inbuf = &self.parts.inbuf;
                 side.conn
                     .send_headers(key, left.is_done(), |out| encode_request(inbuf, head, out));
-                side.conn.wake();
+                side.send_now();
             }
             key
         };
@@ -247,7 +247,7 @@ impl Client<'_> {
                         }
                     }
                 }
-                side.conn.wake();
+                side.send_now();
                 taken
             };
             at += taken;
@@ -535,7 +535,7 @@ impl Client<'_> {
             data.clear();
             let mut side = lock(&stream.upstream);
             side.conn.consumed(stream.key, taken);
-            side.conn.wake();
+            side.send_now();
             if end.is_some() {
                 return Ok(());
             }

@@ -93,7 +93,8 @@ fn take_open_exchange(side: &mut ClientSide, key: Key) -> Option<Box<Exchange>> 
     Some(exchange)
 }
 
-/// Records an exchange's end and queues it for the tally.
+/// Records an exchange's end and queues it for the tally: by the client's task, or by the
+/// task that writes the frames that ended it (see [`outbox`](super::outbox)).
 pub(in crate::proxy::fast) fn end(
     side: &mut ClientSide,
     key: Key,
@@ -107,5 +108,4 @@ pub(in crate::proxy::fast) fn end(
         stream.user.exchange = Some(exchange);
         side.ended.push(key);
     }
-    side.conn.wake();
 }

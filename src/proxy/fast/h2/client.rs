@@ -20,10 +20,11 @@ use std::time::Instant;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::ReadBuf;
 use tracing::debug;
 
 use super::exchange::Link;
+use super::outbox::{self, Written};
 use super::relay::{self, ClientTask};
 use super::{answer, lock, to_http1, ClientSide, Shared};
 use crate::classify::UpstreamErrorKind;
@@ -50,19 +51,22 @@ pub(in crate::proxy::fast) async fn serve(
     let settings = engine.settings.current();
     let side = Arc::new(Mutex::new(ClientSide {
         conn: Conn::new(Role::Server, settings.h2_client),
+        stream,
+        failed: false,
         ended: Vec::new(),
+        recorder: engine.recorder.clone(),
     }));
     let opened = Instant::now();
     let mut task = Task {
         engine,
         shared: &side,
-        stream,
         partial: Vec::new(),
         timer: Deadline::default(),
         shutdown: Box::pin(shutting_down(shutdown.clone())),
         draining: false,
         calls: FuturesUnordered::new(),
         new_calls: Vec::new(),
+        opened: Vec::new(),
         preface_by: Some(opened + settings.downstream.header_timeout),
         idle_since: Some(opened),
         closed: false,
@@ -71,7 +75,7 @@ pub(in crate::proxy::fast) async fn serve(
     task.calls.clear();
     let mut side = lock(&side);
     abandon(&mut side, Instant::now());
-    tally(&mut side, engine);
+    side.tally();
 }
 
 /// Ends once shutdown has begun (or the server is gone).
@@ -87,27 +91,9 @@ fn abandon(side: &mut ClientSide, now: Instant) {
     }
 }
 
-/// Tallies the exchanges that ended and takes out their streams, and their upstream streams. A
-/// stream whose request is still arriving stays until it ends (its bytes are dropped): some
-/// clients take a reset of a stream they are still sending on as a failure of the response.
-fn tally(side: &mut ClientSide, engine: &FastEngine) {
-    for key in std::mem::take(&mut side.ended) {
-        let Some(stream) = side.conn.streams.get_mut(key) else {
-            continue;
-        };
-        let Some(mut exchange) = stream.user.exchange.take() else {
-            continue;
-        };
-        exchange.unlink();
-        exchange.finish(&engine.recorder);
-        relay::remove_if_closed(side, key);
-    }
-}
-
 struct Task<'a> {
     engine: &'a FastEngine,
     shared: &'a Shared<ClientSide>,
-    stream: Stream,
     /// The start of a frame the last read cut.
     partial: Vec<u8>,
     timer: Deadline,
@@ -116,6 +102,8 @@ struct Task<'a> {
     /// Streams carried to an HTTP/1 upstream.
     calls: FuturesUnordered<Call>,
     new_calls: Vec<Key>,
+    /// Streams opened in the read being handled (kept for its capacity).
+    opened: Vec<Key>,
     /// The client preface and SETTINGS are due by then.
     preface_by: Option<Instant>,
     /// Since when the connection has had no stream.
@@ -148,6 +136,7 @@ impl Task<'_> {
             while let Poll::Ready(Some(())) = self.calls.poll_next_unpin(cx) {
                 ran = true;
             }
+            outbox::send_marked();
             if !progressed && !ran {
                 return Poll::Pending;
             }
@@ -163,15 +152,15 @@ impl Task<'_> {
             }
             let read = !self.closed && self.read(cx, side);
             let wrote = !self.closed && self.write(cx, side);
-            if self.closed {
+            if self.closed || side.failed {
                 return Poll::Ready(());
             }
             if side.conn.wbuf.is_empty() && !side.ended.is_empty() {
-                tally(side, self.engine);
+                side.tally();
                 continue;
             }
             if side.conn.is_finished() && side.conn.wbuf.is_empty() {
-                let _ = Pin::new(&mut self.stream).poll_shutdown(cx);
+                let _ = Pin::new(&mut *side.stream).poll_shutdown(cx);
                 return Poll::Ready(());
             }
             if !read && !wrote {
@@ -196,7 +185,7 @@ impl Task<'_> {
             let kept = self.partial.len();
             buf[..kept].copy_from_slice(&self.partial);
             let mut read = ReadBuf::new(&mut buf[kept..]);
-            let filled = match Pin::new(&mut self.stream).poll_read(cx, &mut read) {
+            let filled = match Pin::new(&mut *side.stream).poll_read(cx, &mut read) {
                 Poll::Pending => return false,
                 Poll::Ready(Ok(())) if !read.filled().is_empty() => kept + read.filled().len(),
                 Poll::Ready(_) => {
@@ -217,12 +206,11 @@ impl Task<'_> {
     /// Acts on the complete frames of `bytes`; returns how many bytes they took.
     fn frames(&mut self, side: &mut ClientSide, bytes: &[u8]) -> usize {
         let now = Instant::now();
-        let mut opened = Vec::new();
         let mut relay = ClientTask {
             engine: self.engine,
             me: self.shared,
             now,
-            opened: &mut opened,
+            opened: &mut self.opened,
             http1: &mut self.new_calls,
         };
         let mut at = 0;
@@ -256,29 +244,21 @@ impl Task<'_> {
 
     /// Writes what is queued for the client; `true` when something went out.
     fn write(&mut self, cx: &mut Context<'_>, side: &mut ClientSide) -> bool {
-        let mut wrote = false;
-        let was_full = side.conn.wbuf.len() >= WBUF_SOFT_CAP;
-        while !side.conn.wbuf.is_empty() {
-            match Pin::new(&mut self.stream).poll_write(cx, &side.conn.wbuf) {
-                Poll::Ready(Ok(n)) if n > 0 => {
-                    side.conn.wbuf.drain(..n);
-                    wrote = true;
-                }
-                Poll::Pending => break,
-                Poll::Ready(_) => {
-                    self.closed = true;
-                    return true;
-                }
-            }
+        let queued = side.conn.wbuf.len();
+        if queued == 0 {
+            return false;
         }
-        if wrote {
-            let _ = Pin::new(&mut self.stream).poll_flush(cx);
-            if was_full {
-                relay::client_window(side, None);
-            }
-            if side.conn.wbuf.is_empty() && side.conn.wbuf.capacity() > 4 * READ_BUFFER {
-                side.conn.wbuf = Vec::new();
-            }
+        if let Written::Failed = outbox::write(&mut *side.stream, &mut side.conn.wbuf, cx) {
+            self.closed = true;
+            return true;
+        }
+        let wrote = side.conn.wbuf.len() < queued;
+        if wrote && queued >= WBUF_SOFT_CAP {
+            // Room in the write buffer again: streams waiting for it go on.
+            relay::client_window(side, None);
+        }
+        if side.conn.wbuf.is_empty() && side.conn.wbuf.capacity() > 4 * READ_BUFFER {
+            side.conn.wbuf = Vec::new();
         }
         wrote
     }

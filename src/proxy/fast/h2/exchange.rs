@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use http::Method;
 
-use super::{lock, Shared};
+use super::{lock, outbox, Shared};
 use crate::classify::route::is_probe_user_agent;
 use crate::classify::{method_label, UpstreamErrorKind};
 use crate::proxy::admission::{InFlight, Permit};
@@ -112,11 +112,19 @@ pub(in crate::proxy::fast) struct Exchange {
     pub ending: Option<Ending>,
 }
 
-/// Header buffers of finished exchanges, kept for the next ones on this worker.
-const SPARE_BLOCKS: usize = 64;
+/// The buffers of finished exchanges kept for the next ones on this worker: as many as a
+/// worker commonly has in flight (eight connections of 100 streams), a few hundred KiB.
+const SPARE_BUFFERS: usize = 1024;
+
+/// What an exchange reuses: its three header blocks and its buffer for a request body.
+#[derive(Default)]
+struct Buffers {
+    blocks: [FieldBlock; 3],
+    body: Vec<u8>,
+}
 
 thread_local! {
-    static SPARE: RefCell<Vec<[FieldBlock; 3]>> = const { RefCell::new(Vec::new()) };
+    static SPARE: RefCell<Vec<Buffers>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Exchange {
@@ -128,7 +136,10 @@ impl Exchange {
         permit: Option<Permit>,
         request_head: &FieldBlock,
     ) -> Box<Exchange> {
-        let [mut request, response, trailers] = SPARE.with_borrow_mut(Vec::pop).unwrap_or_default();
+        let Buffers {
+            blocks: [mut request, response, trailers],
+            body,
+        } = SPARE.with_borrow_mut(Vec::pop).unwrap_or_default();
         request.copy_from(request_head);
         let method = request
             .pseudo(request.pseudo.method)
@@ -155,10 +166,7 @@ impl Exchange {
             has_trailers: false,
             sent_continue: false,
             sampler: None,
-            retained: Retained {
-                body: Vec::new(),
-                whole: true,
-            },
+            retained: Retained { body, whole: true },
             retried: false,
             request_ended: false,
             request_trailers: None,
@@ -211,9 +219,8 @@ impl Exchange {
     /// Unlinks the exchange from its upstream stream, which is reset if still open.
     pub(in crate::proxy::fast) fn unlink(&mut self) {
         if let Link::H2 { upstream, key } = std::mem::take(&mut self.upstream) {
-            let mut side = lock(&upstream);
-            side.conn.remove(key);
-            side.conn.wake();
+            lock(&upstream).conn.remove(key);
+            outbox::upstream(&upstream);
         }
     }
 
@@ -264,15 +271,23 @@ impl std::fmt::Debug for Exchange {
 impl Drop for Exchange {
     fn drop(&mut self) {
         // Not at all while the thread's own spare list is being torn down.
-        let blocks = [
-            std::mem::take(&mut self.request),
-            std::mem::take(&mut self.response),
-            std::mem::take(&mut self.trailers),
-        ];
+        let mut body = std::mem::take(&mut self.retained.body);
+        if body.capacity() > RETAIN_LIMIT {
+            return;
+        }
+        body.clear();
+        let buffers = Buffers {
+            blocks: [
+                std::mem::take(&mut self.request),
+                std::mem::take(&mut self.response),
+                std::mem::take(&mut self.trailers),
+            ],
+            body,
+        };
         let _ = SPARE.try_with(|spare| {
             if let Ok(mut spare) = spare.try_borrow_mut() {
-                if spare.len() < SPARE_BLOCKS {
-                    spare.push(blocks);
+                if spare.len() < SPARE_BUFFERS {
+                    spare.push(buffers);
                 }
             }
         });

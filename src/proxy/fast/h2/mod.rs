@@ -20,12 +20,16 @@
 pub(super) mod answer;
 pub(super) mod client;
 pub(super) mod exchange;
+pub(super) mod outbox;
 pub(super) mod relay;
 pub(super) mod to_http1;
 
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
-use crate::proxy::h2::conn::{Conn, Key};
+use pingora::protocols::Stream;
+
+use crate::proxy::h2::conn::{Conn, Key, WBUF_SOFT_CAP};
+use crate::record::Recorder;
 
 use exchange::Exchange;
 
@@ -55,16 +59,69 @@ pub(in crate::proxy::fast) struct OnClient {
 }
 
 /// A client connection as its task and the upstream connections' tasks share it.
-#[derive(Debug)]
 pub(in crate::proxy::fast) struct ClientSide {
     /// The protocol state.
     pub conn: Conn<OnClient>,
-    /// Streams whose exchange ended since the client's task last ran: tallied and judged by
-    /// that task once what it wrote for them is out.
+    /// The socket: read by the connection's task, written by whichever task has frames for it
+    /// ([`outbox`]).
+    pub stream: Stream,
+    /// A write by another task found the socket gone.
+    pub failed: bool,
+    /// Streams whose exchange ended: tallied and judged once what was written for them is out.
     pub ended: Vec<Key>,
+    /// Where the tallies go.
+    pub recorder: Recorder,
+}
+
+impl std::fmt::Debug for ClientSide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSide")
+            .field("conn", &self.conn)
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientSide {
+    /// Writes what is queued as far as the socket takes it now (see [`outbox`]); once all of it
+    /// is out, the exchanges it ended are tallied.
+    pub fn send_now(&mut self) {
+        let queued = self.conn.wbuf.len();
+        if queued == 0 || self.failed {
+            return;
+        }
+        match outbox::write_now(&mut *self.stream, &mut self.conn.wbuf) {
+            outbox::Written::All => self.tally(),
+            outbox::Written::Partly => self.conn.wake(),
+            outbox::Written::Failed => {
+                self.failed = true;
+                self.conn.wake();
+            }
+        }
+        if queued >= WBUF_SOFT_CAP && self.conn.wbuf.len() < queued {
+            // Room in the write buffer again: streams waiting for it go on.
+            relay::client_window(self, None);
+        }
+    }
+
+    /// Tallies the exchanges that ended and takes out their streams, and their upstream
+    /// streams. A stream whose request is still arriving stays until it ends (its bytes are
+    /// dropped): some clients take a reset of a stream they are still sending on as a failure
+    /// of the response.
+    pub fn tally(&mut self) {
+        for key in std::mem::take(&mut self.ended) {
+            let Some(stream) = self.conn.streams.get_mut(key) else {
+                continue;
+            };
+            let Some(mut exchange) = stream.user.exchange.take() else {
+                continue;
+            };
+            exchange.unlink();
+            exchange.finish(&self.recorder);
+            relay::remove_if_closed(self, key);
+        }
+    }
+
     /// The exchange a stream carries, while it has one.
     pub fn exchange(&self, key: Key) -> Option<&Exchange> {
         self.conn.streams.get(key)?.user.exchange.as_deref()

@@ -15,7 +15,7 @@ use std::time::Instant;
 use super::answer::{self, write_answer};
 use super::exchange::{Exchange, Link};
 use super::to_http1::Http1Call;
-use super::{lock, ClientSide, Peer, Shared};
+use super::{lock, outbox, ClientSide, Peer, Shared};
 use crate::classify::UpstreamErrorKind;
 use crate::config::UpstreamProtocol;
 use crate::proxy::error_response::ProxyError;
@@ -93,7 +93,8 @@ fn request_head(side: &mut ClientSide, key: Key, end_stream: bool, task: &mut Cl
 /// been read: a stream the client reset in the same batch (a rapid reset) never reaches the
 /// upstream. Body bytes that came with them were kept, and go with them.
 pub(super) fn dispatch_opened(side: &mut ClientSide, task: &mut ClientTask<'_>) {
-    for key in std::mem::take(task.opened) {
+    let mut opened = std::mem::take(task.opened);
+    for key in opened.drain(..) {
         let Some(exchange) = side.exchange_mut(key).filter(|e| e.ending.is_none()) else {
             continue;
         };
@@ -120,6 +121,8 @@ pub(super) fn dispatch_opened(side: &mut ClientSide, task: &mut ClientTask<'_>) 
         let taken = dispatch(exchange, peer, false);
         side.conn.consumed(key, taken);
     }
+    // The vector goes back, its capacity with it.
+    *task.opened = opened;
 }
 
 /// The answer a request head gets instead of being forwarded, if any.
@@ -177,8 +180,8 @@ pub(super) fn dispatch(exchange: &mut Exchange, peer: Peer, fresh: bool) -> usiz
         side.conn
             .send_headers(key, true, |out| trailers.encode(out));
     }
-    side.conn.wake();
     drop(side);
+    outbox::upstream(&upstream);
     exchange.upstream = Link::H2 { upstream, key };
     taken
 }
@@ -206,7 +209,7 @@ fn request_data(side: &mut ClientSide, key: Key, data: &[u8], end_stream: bool) 
             } else {
                 data.len()
             };
-            up_side.conn.wake();
+            outbox::upstream(upstream);
             taken
         }
         Link::Http1(call) => return call.deliver(data, end_stream),
@@ -229,11 +232,10 @@ fn request_trailers(side: &mut ClientSide, key: Key) {
     exchange.retained.whole = false;
     match &mut exchange.upstream {
         Link::H2 { upstream, key: up } => {
-            let mut up_side = lock(upstream);
-            up_side
+            lock(upstream)
                 .conn
                 .send_headers(*up, true, |out| block.encode(out));
-            up_side.conn.wake();
+            outbox::upstream(upstream);
         }
         Link::Http1(call) => call.deliver_trailers(block),
         Link::None => {
@@ -281,7 +283,7 @@ pub(super) fn client_window(side: &mut ClientSide, key: Option<Key>) {
             Link::H2 { upstream, key: up } if sent > 0 => {
                 let mut up_side = lock(upstream);
                 up_side.conn.consumed(*up, sent);
-                up_side.conn.wake();
+                outbox::upstream(upstream);
             }
             Link::Http1(call) => call.wake(),
             _ => {}
@@ -472,8 +474,8 @@ fn with_exchange(
         return;
     }
     act(up, &mut client, &peer);
-    client.conn.wake();
     drop(client);
+    outbox::client(&peer.client);
     if up.conn.streams.get(key).is_some_and(|s| s.is_closed()) {
         up.conn.remove(key);
     }
@@ -607,7 +609,8 @@ pub(in crate::proxy::fast) fn upstream_window(up: &mut UpstreamSide, key: Option
         if let Some(peer) = peer_of(up, key) {
             let mut client = lock(&peer.client);
             client.conn.consumed(peer.key, sent);
-            client.conn.wake();
+            drop(client);
+            outbox::client(&peer.client);
         }
     }
 }

@@ -37,7 +37,9 @@ pub(in crate::proxy::fast) struct Http1Call {
     body: Vec<u8>,
     /// The request's half ended; `trailers` holds its trailer block if it had one.
     ended: bool,
-    trailers: Option<FieldBlock>,
+    /// Boxed: trailers are rare, and unboxed they would make every exchange's `Link` as large
+    /// as a field block.
+    trailers: Option<Box<FieldBlock>>,
     waker: Option<Waker>,
 }
 
@@ -53,7 +55,7 @@ impl Http1Call {
     pub(in crate::proxy::fast) fn deliver_trailers(&mut self, trailers: &FieldBlock) {
         let mut kept = FieldBlock::default();
         kept.copy_from(trailers);
-        self.trailers = Some(kept);
+        self.trailers = Some(Box::new(kept));
         self.deliver(&[], true);
     }
 
@@ -336,7 +338,7 @@ impl Call<'_> {
                 return None;
             }
             let n = call.body.len();
-            let end = call.ended.then_some(call.trailers.as_ref());
+            let end = call.ended.then_some(call.trailers.as_deref());
             if chunked {
                 chunk(&call.body, end, out);
             } else {

@@ -18,13 +18,14 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::classify::UpstreamErrorKind;
 use crate::proxy::fast::deadline::Deadline;
+use crate::proxy::fast::h2::outbox::{self, Written};
 use crate::proxy::fast::h2::{lock, relay, Peer, Shared};
-use crate::proxy::h2::conn::{Conn, Lifecycle, Limits, Role};
+use crate::proxy::h2::conn::{Conn, Lifecycle, Limits, Role, WBUF_SOFT_CAP};
 use crate::proxy::h2::fields::FieldBlock;
 use crate::proxy::h2::frame::{self, Reason};
 
@@ -87,8 +88,38 @@ pub(in crate::proxy::fast) struct UpstreamSide {
     /// The protocol state.
     pub conn: Conn<OnUpstream>,
     addr: SocketAddr,
-    /// Its socket is connected.
-    connected: bool,
+    /// The socket, once connected: read by the connection's task, written by whichever task
+    /// has frames for it ([`outbox`]).
+    stream: Option<TcpStream>,
+    /// A write by another task found the socket gone.
+    failed: bool,
+}
+
+impl UpstreamSide {
+    /// Writes what is queued as far as the socket takes it now (see [`outbox`]); the
+    /// connection's task is woken for the rest.
+    pub(in crate::proxy::fast) fn send_now(&mut self) {
+        let Some(stream) = self.stream.as_mut() else {
+            // Not connected yet: the task writes it all once it is.
+            return;
+        };
+        let queued = self.conn.wbuf.len();
+        if queued == 0 {
+            return;
+        }
+        match outbox::write_now(stream, &mut self.conn.wbuf) {
+            Written::All => {}
+            Written::Partly => self.conn.wake(),
+            Written::Failed => {
+                self.failed = true;
+                self.conn.wake();
+            }
+        }
+        if queued >= WBUF_SOFT_CAP && self.conn.wbuf.len() < queued {
+            // Room in the write buffer again: streams waiting for it go on.
+            relay::upstream_window(self, None);
+        }
+    }
 }
 
 thread_local! {
@@ -128,7 +159,8 @@ pub(in crate::proxy::fast) fn connection(dial: &Dial, fresh: bool) -> Shared<Ups
     let shared = Arc::new(Mutex::new(UpstreamSide {
         conn: Conn::new(Role::Client, dial.limits),
         addr: dial.addr,
-        connected: false,
+        stream: None,
+        failed: false,
     }));
     POOL.with_borrow_mut(|pool| pool.push(shared.clone()));
     tokio::spawn(run(shared.clone(), *dial));
@@ -152,10 +184,9 @@ async fn run(shared: Shared<UpstreamSide>, dial: Dial) {
         Err(_) => return fail(&shared, UpstreamErrorKind::ConnectTimeout),
     };
     let _ = stream.set_nodelay(true);
-    lock(&shared).connected = true;
+    lock(&shared).stream = Some(stream);
     let mut task = Task {
         shared: &shared,
-        stream,
         rbuf: vec![0; READ_BUFFER],
         filled: 0,
         timer: Deadline::default(),
@@ -166,24 +197,37 @@ async fn run(shared: Shared<UpstreamSide>, dial: Dial) {
     forget(&shared);
     if let Some(kind) = lost {
         relay::upstream_lost(&mut lock(&shared), kind, Instant::now());
+        outbox::send_marked();
     }
 }
 
 /// Fails a connection that never connected: its streams are answered by statuscope.
 fn fail(shared: &Shared<UpstreamSide>, kind: UpstreamErrorKind) {
     forget(shared);
-    let mut side = lock(shared);
-    side.conn.lost();
-    relay::upstream_lost(&mut side, kind, Instant::now());
+    {
+        let mut side = lock(shared);
+        side.conn.lost();
+        relay::upstream_lost(&mut side, kind, Instant::now());
+    }
+    outbox::send_marked();
 }
 
 /// A frame of the largest size statuscope announces, with its header.
 const READ_BUFFER: usize = frame::MAX_FRAME_SIZE + frame::HEADER_LEN;
 
+/// What one step of an upstream connection's task came to.
+enum Step {
+    /// Nothing to write, nothing came: wait.
+    Idle,
+    /// Something went out or came in: step again.
+    Progressed,
+    /// The connection is over (`Some`: lost with its streams).
+    Ended(Option<UpstreamErrorKind>),
+}
+
 /// One upstream connection's task.
 struct Task<'a> {
     shared: &'a Shared<UpstreamSide>,
-    stream: TcpStream,
     rbuf: Vec<u8>,
     filled: usize,
     timer: Deadline,
@@ -195,24 +239,21 @@ struct Task<'a> {
 impl Task<'_> {
     /// Runs until the connection ends: `Some(kind)` when it was lost with streams on it.
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<UpstreamErrorKind>> {
-        let mut side = lock(self.shared);
-        side.conn.register(cx.waker());
         loop {
-            let wrote = match self.write(cx, &mut side) {
-                Ok(wrote) => wrote,
-                Err(()) => return Poll::Ready(Some(UpstreamErrorKind::Reset)),
+            let step = {
+                let mut side = lock(self.shared);
+                side.conn.register(cx.waker());
+                self.step(cx, &mut side)
             };
-            let read = match self.read(cx, &mut side) {
-                Ok(read) => read,
-                Err(kind) => return Poll::Ready(Some(kind)),
-            };
-            if side.conn.is_finished() && side.conn.wbuf.is_empty() {
-                return Poll::Ready(None);
-            }
-            if !wrote && !read {
-                break;
+            // The client connections the read relayed to, written with no lock held.
+            outbox::send_marked();
+            match step {
+                Step::Ended(lost) => return Poll::Ready(lost),
+                Step::Progressed => {}
+                Step::Idle => break,
             }
         }
+        let mut side = lock(self.shared);
         if side.conn.streams.is_empty() {
             let now = Instant::now();
             let since = *self.idle_since.get_or_insert(now);
@@ -229,20 +270,39 @@ impl Task<'_> {
         Poll::Pending
     }
 
+    /// Writes what is queued and reads what came once.
+    fn step(&mut self, cx: &mut Context<'_>, side: &mut UpstreamSide) -> Step {
+        let wrote = match self.write(cx, side) {
+            Ok(wrote) => wrote,
+            Err(()) => return Step::Ended(Some(UpstreamErrorKind::Reset)),
+        };
+        let read = match self.read(cx, side) {
+            Ok(read) => read,
+            Err(kind) => return Step::Ended(Some(kind)),
+        };
+        if side.conn.is_finished() && side.conn.wbuf.is_empty() {
+            Step::Ended(None)
+        } else if wrote || read {
+            Step::Progressed
+        } else {
+            Step::Idle
+        }
+    }
+
     /// Writes what is queued; `Ok(true)` when something went out.
     fn write(&mut self, cx: &mut Context<'_>, side: &mut UpstreamSide) -> Result<bool, ()> {
-        let mut wrote = false;
-        while !side.conn.wbuf.is_empty() {
-            match Pin::new(&mut self.stream).poll_write(cx, &side.conn.wbuf) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(()),
-                Poll::Ready(Ok(n)) => {
-                    side.conn.wbuf.drain(..n);
-                    wrote = true;
-                }
-                Poll::Pending => break,
-            }
+        let queued = side.conn.wbuf.len();
+        let Some(stream) = side.stream.as_mut() else {
+            return Ok(false);
+        };
+        if side.failed {
+            return Err(());
         }
-        if wrote {
+        if let Written::Failed = outbox::write(stream, &mut side.conn.wbuf, cx) {
+            return Err(());
+        }
+        let wrote = side.conn.wbuf.len() < queued;
+        if wrote && queued >= WBUF_SOFT_CAP {
             // Room in the write buffer again: streams waiting for it go on.
             relay::upstream_window(side, None);
         }
@@ -258,8 +318,11 @@ impl Task<'_> {
         if side.conn.lifecycle() == Lifecycle::Failed {
             return Ok(false);
         }
+        let Some(stream) = side.stream.as_mut() else {
+            return Ok(false);
+        };
         let mut buf = ReadBuf::new(&mut self.rbuf[self.filled..]);
-        match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
+        match Pin::new(stream).poll_read(cx, &mut buf) {
             Poll::Pending => return Ok(false),
             Poll::Ready(Err(_)) => return Err(UpstreamErrorKind::Reset),
             Poll::Ready(Ok(())) if buf.filled().is_empty() => {

@@ -82,6 +82,9 @@ pub struct Conn<U> {
     last_stream: u32,
     /// A GOAWAY's last stream id, once one was received.
     goaway_received: Option<u32>,
+    /// Some stream may have data or an end waiting for window (cleared by [`Conn::blocked`]
+    /// when none has): most calls find none without looking at every stream.
+    maybe_blocked: bool,
     // Reading.
     decoder: Decoder,
     block: FieldBlock,
@@ -110,6 +113,7 @@ impl<U> Conn<U> {
             recv_unacked: 0,
             last_stream: 0,
             goaway_received: None,
+            maybe_blocked: false,
             decoder: Decoder::default(),
             block: FieldBlock::default(),
             receive: receive::State::new(role),
@@ -271,6 +275,7 @@ impl<U> Conn<U> {
             let mut block = Vec::new();
             encode(&mut block);
             stream.pending_end = PendingEnd::Trailers(block);
+            self.maybe_blocked = true;
             return;
         }
         stream.head_sent = true;
@@ -343,6 +348,7 @@ impl<U> Conn<U> {
         self.write_data(key, &data[..sent], end_stream && done);
         if let Some(stream) = self.streams.get_mut(key) {
             if !done {
+                self.maybe_blocked = true;
                 stream.outq.extend_from_slice(&data[sent..]);
                 if end_stream && matches!(stream.pending_end, PendingEnd::None) {
                     stream.pending_end = PendingEnd::EndStream;
@@ -415,13 +421,17 @@ impl<U> Conn<U> {
     }
 
     /// Streams with data or an end waiting for window, into `into` (cleared first).
-    pub fn blocked(&self, into: &mut Vec<Key>) {
+    pub fn blocked(&mut self, into: &mut Vec<Key>) {
         into.clear();
+        if !self.maybe_blocked {
+            return;
+        }
         into.extend(
             self.streams
                 .keys()
                 .filter(|&k| self.streams.get(k).is_some_and(|s| s.is_blocked())),
         );
+        self.maybe_blocked = !into.is_empty();
     }
 
     /// Gives back `n` bytes of a stream's receive window, taken by the other side, and of the

@@ -176,6 +176,7 @@ impl Decoder {
 }
 
 /// Appends an integer with a `prefix`-bit prefix whose other bits are `flags`.
+#[inline]
 fn encode_int(out: &mut Vec<u8>, flags: u8, prefix: u32, mut value: usize) {
     let mask = (1usize << prefix) - 1;
     if value < mask {
