@@ -9,12 +9,35 @@
 //!
 //! Byte by byte over the framing, a slice at a time over the data: the cost is in the framing
 //! lines, not in the body.
+//!
+//! The writers frame a body statuscope chunks itself: an HTTP/2 body without a length passed to
+//! an HTTP/1 peer, its trailers as the trailer section.
+
+use std::io::Write;
+
+use super::h2::fields::FieldBlock;
 
 /// The largest trailer section accepted after the last chunk.
 pub const MAX_TRAILER_BYTES: usize = 32 * 1024;
 
 /// At most this many hex digits in a chunk size (below 2^60: no overflow, no absurd sizes).
 const MAX_SIZE_DIGITS: u8 = 15;
+
+/// Writes the size line of a chunk of `len` bytes, which must not be zero (that is the last
+/// chunk's).
+pub fn write_chunk_size(len: usize, out: &mut Vec<u8>) {
+    // Writing to a `Vec` cannot fail.
+    let _ = write!(out, "{len:x}\r\n");
+}
+
+/// Writes the last chunk and the trailer section: `trailers`' regular fields, if any.
+pub fn write_last_chunk(trailers: Option<&FieldBlock>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"0\r\n");
+    if let Some(trailers) = trailers {
+        trailers.write_lines(|_| false, out);
+    }
+    out.extend_from_slice(b"\r\n");
+}
 
 /// Where a [`ChunkedReader`] is in the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,8 +126,7 @@ impl ChunkedReader {
     pub fn feed(&mut self, bytes: &[u8], mut data: impl FnMut(&[u8])) -> Result<Fed, &'static str> {
         let mut at = 0;
         while at < bytes.len() {
-            let byte = bytes[at];
-            self.state = match self.state {
+            match self.state {
                 State::Data(left) => {
                     let take = (bytes.len() - at).min(usize::try_from(left).unwrap_or(usize::MAX));
                     data(&bytes[at..at + take]);
@@ -115,83 +137,90 @@ impl ChunkedReader {
                     } else {
                         State::Data(left)
                     };
-                    continue;
                 }
-                State::Size { digits, size } => match (byte as char).to_digit(16) {
-                    Some(digit) if digits < MAX_SIZE_DIGITS => State::Size {
-                        digits: digits + 1,
-                        size: size << 4 | u64::from(digit),
-                    },
-                    Some(_) => return Err("an invalid chunk size"),
-                    None if digits == 0 => return Err("an invalid chunk size"),
-                    None => match byte {
-                        b' ' | b'\t' => State::SizeSpace { size },
-                        b';' => State::Extension { size },
-                        b'\r' => State::SizeLf { size },
-                        b'\n' => return Err("a chunk-size line ends in a bare LF"),
-                        _ => return Err("an invalid chunk size"),
-                    },
+                State::Done => return Ok(Fed::End(at)),
+                state => {
+                    self.state = self.after_byte(state, bytes[at])?;
+                    at += 1;
+                }
+            }
+        }
+        Ok(if self.state == State::Done {
+            Fed::End(at)
+        } else {
+            Fed::More
+        })
+    }
+
+    /// The state after `byte` in `state`, which is one of those read a byte at a time.
+    fn after_byte(&mut self, state: State, byte: u8) -> Result<State, &'static str> {
+        Ok(match state {
+            State::Size { digits, size } => match (byte as char).to_digit(16) {
+                Some(digit) if digits < MAX_SIZE_DIGITS => State::Size {
+                    digits: digits + 1,
+                    size: size << 4 | u64::from(digit),
                 },
-                State::SizeSpace { size } => match byte {
+                Some(_) => return Err("an invalid chunk size"),
+                None if digits == 0 => return Err("an invalid chunk size"),
+                None => match byte {
                     b' ' | b'\t' => State::SizeSpace { size },
                     b';' => State::Extension { size },
                     b'\r' => State::SizeLf { size },
                     b'\n' => return Err("a chunk-size line ends in a bare LF"),
                     _ => return Err("an invalid chunk size"),
                 },
-                State::Extension { size } => match byte {
-                    b'\r' => State::SizeLf { size },
-                    b'\n' => return Err("a chunk-size line ends in a bare LF"),
-                    _ if is_value_byte(byte) => State::Extension { size },
-                    _ => return Err("a control character in a chunk extension"),
-                },
-                State::SizeLf { size } => match byte {
-                    b'\n' if size == 0 => State::TrailerStart,
-                    b'\n' => State::Data(size),
-                    _ => return Err("a chunk-size line ends in a bare CR"),
-                },
-                State::DataCr => match byte {
-                    b'\r' => State::DataLf,
-                    _ => return Err("chunk data longer or shorter than its size"),
-                },
-                State::DataLf => match byte {
-                    b'\n' => State::Size { digits: 0, size: 0 },
-                    _ => return Err("chunk data longer or shorter than its size"),
-                },
-                State::TrailerStart => match byte {
-                    b'\r' => State::EndLf,
-                    b'\n' => return Err("a trailer line ends in a bare LF"),
-                    _ if is_value_byte(byte) => self.trailer_byte(byte)?,
-                    _ => return Err("a control character in a trailer field"),
-                },
-                State::Trailer => match byte {
-                    b'\r' => State::TrailerLf,
-                    b'\n' => return Err("a trailer line ends in a bare LF"),
-                    _ if is_value_byte(byte) => self.trailer_byte(byte)?,
-                    _ => return Err("a control character in a trailer field"),
-                },
-                State::TrailerLf => match byte {
-                    b'\n' => {
-                        self.keep_trailer_bytes(b"\r\n");
-                        State::TrailerStart
-                    }
-                    _ => return Err("a trailer line ends in a bare CR"),
-                },
-                State::EndLf => match byte {
-                    b'\n' => {
-                        self.state = State::Done;
-                        return Ok(Fed::End(at + 1));
-                    }
-                    _ => return Err("the chunked body ends in a bare CR"),
-                },
-                State::Done => return Ok(Fed::End(at)),
-            };
-            at += 1;
-        }
-        Ok(if self.state == State::Done {
-            Fed::End(at)
-        } else {
-            Fed::More
+            },
+            State::SizeSpace { size } => match byte {
+                b' ' | b'\t' => State::SizeSpace { size },
+                b';' => State::Extension { size },
+                b'\r' => State::SizeLf { size },
+                b'\n' => return Err("a chunk-size line ends in a bare LF"),
+                _ => return Err("an invalid chunk size"),
+            },
+            State::Extension { size } => match byte {
+                b'\r' => State::SizeLf { size },
+                b'\n' => return Err("a chunk-size line ends in a bare LF"),
+                _ if is_value_byte(byte) => State::Extension { size },
+                _ => return Err("a control character in a chunk extension"),
+            },
+            State::SizeLf { size } => match byte {
+                b'\n' if size == 0 => State::TrailerStart,
+                b'\n' => State::Data(size),
+                _ => return Err("a chunk-size line ends in a bare CR"),
+            },
+            State::DataCr => match byte {
+                b'\r' => State::DataLf,
+                _ => return Err("chunk data longer or shorter than its size"),
+            },
+            State::DataLf => match byte {
+                b'\n' => State::Size { digits: 0, size: 0 },
+                _ => return Err("chunk data longer or shorter than its size"),
+            },
+            State::TrailerStart => match byte {
+                b'\r' => State::EndLf,
+                b'\n' => return Err("a trailer line ends in a bare LF"),
+                _ if is_value_byte(byte) => self.trailer_byte(byte)?,
+                _ => return Err("a control character in a trailer field"),
+            },
+            State::Trailer => match byte {
+                b'\r' => State::TrailerLf,
+                b'\n' => return Err("a trailer line ends in a bare LF"),
+                _ if is_value_byte(byte) => self.trailer_byte(byte)?,
+                _ => return Err("a control character in a trailer field"),
+            },
+            State::TrailerLf => match byte {
+                b'\n' => {
+                    self.keep_trailer_bytes(b"\r\n");
+                    State::TrailerStart
+                }
+                _ => return Err("a trailer line ends in a bare CR"),
+            },
+            State::EndLf => match byte {
+                b'\n' => State::Done,
+                _ => return Err("the chunked body ends in a bare CR"),
+            },
+            // Read in bulk by `feed`, never a byte at a time.
+            State::Data(_) | State::Done => state,
         })
     }
 

@@ -326,6 +326,17 @@ impl FieldBlock {
         }
     }
 
+    /// Writes the regular fields as HTTP/1 field lines (`name: value` CRLF), leaving out those
+    /// whose name `skip` picks.
+    pub fn write_lines(&self, skip: impl Fn(&[u8]) -> bool, out: &mut Vec<u8>) {
+        for field in self.headers().iter().filter(|field| !skip(field.name)) {
+            out.extend_from_slice(field.name);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(field.value);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
     /// A pseudo-header field's value.
     pub fn pseudo(&self, span: Option<ValueSpan>) -> Option<&[u8]> {
         span.map(|s| s.of(self))

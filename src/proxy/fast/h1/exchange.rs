@@ -133,24 +133,7 @@ impl Client<'_> {
         let body_end = pump.pending.end;
         let mut retried = false;
         loop {
-            let reused = (!retried)
-                .then(|| {
-                    Upstream::checkout(settings.upstream, settings.timeouts.idle, request.started)
-                })
-                .flatten();
-            let mut upstream = match reused {
-                Some(upstream) => upstream,
-                None => self
-                    .parts
-                    .deadline
-                    .run(
-                        || Some(Instant::now() + settings.timeouts.connect),
-                        Upstream::connect(settings.upstream),
-                    )
-                    .await
-                    .unwrap_or(Err(UpstreamErrorKind::ConnectTimeout))
-                    .map_err(|kind| upstream_failure(kind, true))?,
-            };
+            let mut upstream = self.upstream_for(request, !retried).await?;
             let head_bytes = if edited {
                 &self.parts.out[..]
             } else {
@@ -199,6 +182,32 @@ impl Client<'_> {
                 }
                 Err(failure) => return Err(failure),
             }
+        }
+    }
+
+    /// An upstream connection for `request`: a pooled one if `pooled` and the pool has one,
+    /// else a new one.
+    async fn upstream_for(
+        &mut self,
+        request: &Request<'_>,
+        pooled: bool,
+    ) -> Result<Upstream, Failure> {
+        let settings = request.settings;
+        let reused = pooled
+            .then(|| Upstream::checkout(settings.upstream, settings.timeouts.idle, request.started))
+            .flatten();
+        match reused {
+            Some(upstream) => Ok(upstream),
+            None => self
+                .parts
+                .deadline
+                .run(
+                    || Some(Instant::now() + settings.timeouts.connect),
+                    Upstream::connect(settings.upstream),
+                )
+                .await
+                .unwrap_or(Err(UpstreamErrorKind::ConnectTimeout))
+                .map_err(|kind| upstream_failure(kind, true)),
         }
     }
 
@@ -253,23 +262,8 @@ impl Client<'_> {
         response: ResponseHead,
         sent_continue: bool,
     ) -> After {
-        let head = request.head;
-        // Cheap while nothing changed: a version compare before the value's lock.
-        let draining = self.shutdown.has_changed().unwrap_or(true) && *self.shutdown.borrow();
-        // An HTTP/1.0 client cannot read chunks: it gets the data, and the end of the
-        // connection marks the end of the body.
-        let dechunked = head.http10 && response.framing == Framing::Chunked;
-        let keep_client = pump.complete()
-            && !draining
-            && !dechunked
-            && !head.connection.close
-            && (!head.http10 || head.connection.keep_alive)
-            && response.framing != Framing::UntilClose;
-        let persistence = match (keep_client, head.http10) {
-            (false, _) => Persistence::Close,
-            (true, true) => Persistence::KeepAlive,
-            (true, false) => Persistence::Default,
-        };
+        let (keep_client, persistence, dechunked) =
+            self.client_persistence(request, pump, &response);
         let headers = Headers::InHead {
             head: &upstream.buf[..response.len],
             spans: &self.parts.spans,
@@ -328,6 +322,33 @@ impl Client<'_> {
             (Outcome::Upstream(_), None, _) => After::Close,
             _ => After::Gone,
         }
+    }
+
+    /// Whether the client's connection can carry another request after this response, how
+    /// the response says so, and whether its chunked body is sent unchunked (to an HTTP/1.0
+    /// client, which cannot read chunks: the end of the connection ends its body).
+    fn client_persistence(
+        &self,
+        request: &Request<'_>,
+        pump: &Pump,
+        response: &ResponseHead,
+    ) -> (bool, Persistence, bool) {
+        let head = request.head;
+        // Cheap while nothing changed: a version compare before the value's lock.
+        let draining = self.shutdown.has_changed().unwrap_or(true) && *self.shutdown.borrow();
+        let dechunked = head.http10 && response.framing == Framing::Chunked;
+        let keep_client = pump.complete()
+            && !draining
+            && !dechunked
+            && !head.connection.close
+            && (!head.http10 || head.connection.keep_alive)
+            && response.framing != Framing::UntilClose;
+        let persistence = match (keep_client, head.http10) {
+            (false, _) => Persistence::Close,
+            (true, true) => Persistence::KeepAlive,
+            (true, false) => Persistence::Default,
+        };
+        (keep_client, persistence, dechunked)
     }
 }
 

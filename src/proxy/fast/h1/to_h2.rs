@@ -11,7 +11,7 @@
 //! client takes the response: backpressure both ways.
 
 use std::future::poll_fn;
-use std::io::IoSlice;
+use std::io::{IoSlice, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -23,6 +23,7 @@ use super::connection::{After, Client};
 use super::exchange::{finish_answered, outcome_of, Answered, Request};
 use super::request_body::{upstream_failure, Failure};
 use crate::classify::UpstreamErrorKind;
+use crate::proxy::chunked::{write_chunk_size, write_last_chunk};
 use crate::proxy::fast::deadline::read_deadline;
 use crate::proxy::fast::h2::{lock, Shared};
 use crate::proxy::fast::upstream::h2::{self as pool, Inbox, InboxEnd, OnUpstream, UpstreamSide};
@@ -365,7 +366,7 @@ fn poll_head(cx: &mut Context<'_>, stream: &Stream) -> Poll<Answer> {
 
 /// How the response body is framed for the HTTP/1 client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framed {
+enum ClientFraming {
     /// As the upstream's `content-length` says (or there is no body).
     AsIs,
     /// Chunked, trailers in the trailer section.
@@ -376,20 +377,16 @@ enum Framed {
 
 /// Writes an HTTP/1.1 response head for an HTTP/2 one: the status line, the fields, and the
 /// framing and `Connection` statuscope chose.
-fn write_head(block: &FieldBlock, close: bool, framed: Option<Framed>, out: &mut Vec<u8>) {
+fn write_head(block: &FieldBlock, close: bool, framed: Option<ClientFraming>, out: &mut Vec<u8>) {
     let status = block.status().unwrap_or(502);
     let reason = http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("");
-    out.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
-    for field in block.headers().iter() {
-        out.extend_from_slice(field.name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(field.value);
-        out.extend_from_slice(b"\r\n");
-    }
-    if framed == Some(Framed::Chunked) {
+    // Writing to a `Vec` cannot fail.
+    let _ = write!(out, "HTTP/1.1 {status} {reason}\r\n");
+    block.write_lines(|_| false, out);
+    if framed == Some(ClientFraming::Chunked) {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
     if close {
@@ -411,16 +408,16 @@ impl Client<'_> {
         let status = block.status().unwrap_or(502);
         let bodiless = request.asked.head_method || status == 204 || status == 304;
         let framed = if bodiless || block.content_length.is_some() {
-            Framed::AsIs
+            ClientFraming::AsIs
         } else if head.http10 {
-            Framed::Close
+            ClientFraming::Close
         } else {
-            Framed::Chunked
+            ClientFraming::Chunked
         };
         let draining = self.shutdown.has_changed().unwrap_or(true) && *self.shutdown.borrow();
         let keep_client = body_end.is_some()
             && !draining
-            && framed != Framed::Close
+            && framed != ClientFraming::Close
             && !head.connection.close
             && (!head.http10 || head.connection.keep_alive);
         self.parts.out.clear();
@@ -464,10 +461,12 @@ impl Client<'_> {
         &mut self,
         request: &Request<'_>,
         stream: &Stream,
-        framed: Framed,
+        framed: ClientFraming,
         sampler: &mut Option<Sampler>,
     ) -> Result<(), Failure> {
         let mut data = Vec::new();
+        // What follows the data: the chunk's CRLF, the last chunk and trailers.
+        let mut tail = Vec::new();
         let timeouts = &request.settings.timeouts;
         loop {
             let deadline = || Some(read_deadline(timeouts.read, request.response_deadline));
@@ -480,33 +479,20 @@ impl Client<'_> {
             if let Some(sampler) = sampler.as_mut() {
                 sampler.feed(&data);
             }
-            let out = &mut self.parts.out;
-            if framed == Framed::Chunked && !data.is_empty() {
-                out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            let chunked = framed == ClientFraming::Chunked;
+            if chunked && !data.is_empty() {
+                write_chunk_size(data.len(), &mut self.parts.out);
+                tail.extend_from_slice(b"\r\n");
             }
-            let chunk_end: &[u8] = if framed == Framed::Chunked && !data.is_empty() {
-                b"\r\n"
-            } else {
-                b""
-            };
-            let mut tail = Vec::new();
             match &end {
                 Some(InboxEnd::Failed(kind)) => return Err(upstream_failure(*kind, false)),
                 Some(InboxEnd::Refused) => {
                     return Err(upstream_failure(UpstreamErrorKind::Reset, false))
                 }
-                Some(end) if framed == Framed::Chunked => {
-                    tail.extend_from_slice(b"0\r\n");
-                    if let InboxEnd::Trailers(block) = end {
-                        for field in block.headers().iter() {
-                            tail.extend_from_slice(field.name);
-                            tail.extend_from_slice(b": ");
-                            tail.extend_from_slice(field.value);
-                            tail.extend_from_slice(b"\r\n");
-                        }
-                    }
-                    tail.extend_from_slice(b"\r\n");
+                Some(InboxEnd::Trailers(block)) if chunked => {
+                    write_last_chunk(Some(block), &mut tail)
                 }
+                Some(_) if chunked => write_last_chunk(None, &mut tail),
                 _ => {}
             }
             let written = self
@@ -519,7 +505,6 @@ impl Client<'_> {
                         &mut [
                             IoSlice::new(&self.parts.out),
                             IoSlice::new(&data),
-                            IoSlice::new(chunk_end),
                             IoSlice::new(&tail),
                         ],
                     ),
@@ -531,6 +516,7 @@ impl Client<'_> {
                 Some(Ok(())) => {}
             }
             self.parts.out.clear();
+            tail.clear();
             let taken = data.len();
             data.clear();
             let mut side = lock(&stream.upstream);

@@ -10,6 +10,7 @@
 //! only while the client's stream has window: backpressure both ways.
 
 use std::future::poll_fn;
+use std::io::Write;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -20,6 +21,7 @@ use super::answer;
 use super::exchange::{Exchange, Link};
 use super::{lock, ClientSide, Shared};
 use crate::classify::UpstreamErrorKind;
+use crate::proxy::chunked::{write_chunk_size, write_last_chunk};
 use crate::proxy::fast::deadline::{read_deadline, Deadline};
 use crate::proxy::fast::h1::BodyLeft;
 use crate::proxy::fast::upstream::http1::Upstream;
@@ -69,7 +71,7 @@ impl Http1Call {
 
 /// How a request body is framed for an HTTP/1 upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framed {
+enum UpstreamFraming {
     /// As its `content-length` says, or it has none.
     AsIs,
     /// A `content-length` statuscope adds: the whole body arrived with the head.
@@ -79,7 +81,7 @@ enum Framed {
 }
 
 /// Writes the HTTP/1.1 request head for an HTTP/2 request, its body framed as `framed`.
-fn request_head(request: &FieldBlock, framed: Framed, out: &mut Vec<u8>) {
+fn request_head(request: &FieldBlock, framed: UpstreamFraming, out: &mut Vec<u8>) {
     let pseudo = |span| request.pseudo(span).unwrap_or_default();
     out.clear();
     out.extend_from_slice(pseudo(request.pseudo.method));
@@ -102,24 +104,17 @@ fn request_head(request: &FieldBlock, framed: Framed, out: &mut Vec<u8>) {
         }
         out.extend_from_slice(b"\r\n");
     }
-    for field in request.headers().iter() {
-        // `te: trailers` is for this hop (HTTP/2 allows no other hop-by-hop field): statuscope
-        // asks for trailers itself, as it passes them on.
-        if field.name == b"cookie" || field.name == b"te" {
-            continue;
-        }
-        out.extend_from_slice(field.name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(field.value);
-        out.extend_from_slice(b"\r\n");
-    }
+    // `te: trailers` is for this hop (HTTP/2 allows no other hop-by-hop field): statuscope
+    // asks for trailers itself, as it passes them on.
+    request.write_lines(|name| name == b"cookie" || name == b"te", out);
     if request.get("te").is_some() {
         out.extend_from_slice(b"te: trailers\r\nconnection: te\r\n");
     }
     match framed {
-        Framed::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-        Framed::Length(n) => out.extend_from_slice(format!("content-length: {n}\r\n").as_bytes()),
-        Framed::AsIs => {}
+        UpstreamFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        // Writing to a `Vec` cannot fail.
+        UpstreamFraming::Length(n) => drop(write!(out, "content-length: {n}\r\n")),
+        UpstreamFraming::AsIs => {}
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -127,19 +122,12 @@ fn request_head(request: &FieldBlock, framed: Framed, out: &mut Vec<u8>) {
 /// Writes a piece of a chunked body (`data` empty for none), and its end when `last`.
 fn chunk(data: &[u8], last: Option<Option<&FieldBlock>>, out: &mut Vec<u8>) {
     if !data.is_empty() {
-        out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        write_chunk_size(data.len(), out);
         out.extend_from_slice(data);
         out.extend_from_slice(b"\r\n");
     }
     if let Some(trailers) = last {
-        out.extend_from_slice(b"0\r\n");
-        for field in trailers.iter().flat_map(|t| t.headers().iter()) {
-            out.extend_from_slice(field.name);
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(field.value);
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
+        write_last_chunk(trailers, out);
     }
 }
 
@@ -203,19 +191,19 @@ impl Call<'_> {
         let mut out = std::mem::take(&mut self.out);
         let (settings, started, asked, chunked) = with(self.client, self.key, |_, exchange| {
             let framed = match &exchange.upstream {
-                _ if exchange.request.content_length.is_some() => Framed::AsIs,
+                _ if exchange.request.content_length.is_some() => UpstreamFraming::AsIs,
                 Link::Http1(call) if call.ended && call.trailers.is_none() => match call.body.len()
                 {
-                    0 => Framed::AsIs,
-                    n => Framed::Length(n),
+                    0 => UpstreamFraming::AsIs,
+                    n => UpstreamFraming::Length(n),
                 },
-                _ => Framed::Chunked,
+                _ => UpstreamFraming::Chunked,
             };
             request_head(&exchange.request, framed, &mut out);
             let asked = Asked {
                 head_method: exchange.method == http::Method::HEAD,
             };
-            let chunked = framed == Framed::Chunked;
+            let chunked = framed == UpstreamFraming::Chunked;
             (exchange.settings.clone(), exchange.started, asked, chunked)
         })?;
         self.out = out;

@@ -83,56 +83,15 @@ pub fn parse(buf: &[u8], asked: Asked, spans: &mut Vec<FieldSpan>) -> Parsed {
     let (Some(status), Some(version)) = (response.code, response.version) else {
         return Parsed::Invalid("a malformed response head");
     };
-    spans.clear();
-    let base = buf.as_ptr() as usize;
-    let offset = |part: &[u8]| (part.as_ptr() as usize - base) as u32;
-    let mut length: Option<u64> = None;
-    let mut transfer_encoding = None;
-    let mut close = false;
-    let mut keep_alive = false;
-    let mut names_fields = false;
-    for field in response.headers.iter() {
-        let name = field.name.as_bytes();
-        spans.push(FieldSpan {
-            name_start: offset(name),
-            name_len: name.len() as u32,
-            value_start: offset(field.value),
-            value_len: field.value.len() as u32,
-        });
-        // Lengths first: most fields are none of the three.
-        let is = |known: &[u8]| name.len() == known.len() && name.eq_ignore_ascii_case(known);
-        if is(b"content-length") {
-            for value in field.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                let Some(n) = parse_length(value) else {
-                    return Parsed::Invalid("an invalid Content-Length");
-                };
-                if length.is_some_and(|seen| seen != n) {
-                    return Parsed::Invalid("conflicting Content-Length values");
-                }
-                length = Some(n);
-            }
-        } else if is(b"transfer-encoding") {
-            // The last coding named decides; only `chunked` ends by itself.
-            if let Some(last) = field.value.rsplit(|&b| b == b',').next() {
-                transfer_encoding = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-            }
-        } else if is(b"connection") {
-            for option in field.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                if option.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if option.eq_ignore_ascii_case(b"keep-alive") {
-                    keep_alive = true;
-                } else if !option.is_empty() {
-                    names_fields = true;
-                }
-            }
-        }
-    }
+    let fields = match FramingFields::read(buf, response.headers, spans) {
+        Ok(fields) => fields,
+        Err(reason) => return Parsed::Invalid(reason),
+    };
     let framing =
         if asked.head_method || (100..200).contains(&status) || status == 204 || status == 304 {
             Framing::None
         } else {
-            match (transfer_encoding, length) {
+            match (fields.transfer_encoding, fields.length) {
                 (Some(true), _) => Framing::Chunked,
                 (Some(false), _) => Framing::UntilClose,
                 (None, Some(n)) => Framing::Length(n),
@@ -140,18 +99,95 @@ pub fn parse(buf: &[u8], asked: Asked, spans: &mut Vec<FieldSpan>) -> Parsed {
             }
         };
     let http10 = version == 0;
-    let drop_length = transfer_encoding.is_some() && length.is_some();
+    let drop_length = fields.transfer_encoding.is_some() && fields.length.is_some();
     Parsed::Complete(ResponseHead {
         status,
         len,
         framing,
         persistent: framing != Framing::UntilClose
-            && !close
+            && !fields.close
             && !drop_length
-            && (!http10 || keep_alive),
-        names_fields,
+            && (!http10 || fields.keep_alive),
+        names_fields: fields.names_fields,
         drop_length,
     })
+}
+
+/// What a response head's fields say about its framing and its connection.
+#[derive(Default)]
+struct FramingFields {
+    /// `Content-Length`, all its values agreeing.
+    length: Option<u64>,
+    /// `Transfer-Encoding` was present; whether its last coding is `chunked`.
+    transfer_encoding: Option<bool>,
+    /// `Connection: close`.
+    close: bool,
+    /// `Connection: keep-alive` (which an HTTP/1.0 response needs to persist).
+    keep_alive: bool,
+    /// `Connection` names other fields, which are this hop's only.
+    names_fields: bool,
+}
+
+impl FramingFields {
+    /// Reads the framing fields from `headers` (parsed out of `buf`), recording every field's
+    /// span in `spans`; the error says which field is invalid.
+    #[inline]
+    fn read(
+        buf: &[u8],
+        headers: &[httparse::Header<'_>],
+        spans: &mut Vec<FieldSpan>,
+    ) -> Result<Self, &'static str> {
+        spans.clear();
+        let base = buf.as_ptr() as usize;
+        let offset = |part: &[u8]| (part.as_ptr() as usize - base) as u32;
+        let mut fields = FramingFields::default();
+        for field in headers {
+            let name = field.name.as_bytes();
+            spans.push(FieldSpan {
+                name_start: offset(name),
+                name_len: name.len() as u32,
+                value_start: offset(field.value),
+                value_len: field.value.len() as u32,
+            });
+            // Lengths first: most fields are none of the three.
+            let is = |known: &[u8]| name.len() == known.len() && name.eq_ignore_ascii_case(known);
+            if is(b"content-length") {
+                fields.read_length(field.value)?;
+            } else if is(b"transfer-encoding") {
+                // The last coding named decides; only `chunked` ends by itself.
+                if let Some(last) = field.value.rsplit(|&b| b == b',').next() {
+                    fields.transfer_encoding =
+                        Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                }
+            } else if is(b"connection") {
+                fields.read_connection(field.value);
+            }
+        }
+        Ok(fields)
+    }
+
+    fn read_length(&mut self, value: &[u8]) -> Result<(), &'static str> {
+        for value in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            let n = parse_length(value).ok_or("an invalid Content-Length")?;
+            if self.length.is_some_and(|seen| seen != n) {
+                return Err("conflicting Content-Length values");
+            }
+            self.length = Some(n);
+        }
+        Ok(())
+    }
+
+    fn read_connection(&mut self, value: &[u8]) {
+        for option in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            if option.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if option.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            } else if !option.is_empty() {
+                self.names_fields = true;
+            }
+        }
+    }
 }
 
 fn parse_length(value: &[u8]) -> Option<u64> {

@@ -1,0 +1,444 @@
+//! Loading and validating configuration from files, the environment and flags.
+
+use super::*;
+use crate::rules::Severity;
+
+fn env(pairs: &[(&str, &str)]) -> Option<config::Map<String, String>> {
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+#[test]
+fn defaults_apply_without_any_source() {
+    let loaded = load_from(None, &Overrides::default(), env(&[])).unwrap();
+    let config = loaded.config;
+    assert_eq!(config.listen, "0.0.0.0:7070".parse().unwrap());
+    assert_eq!(config.admin, "0.0.0.0:9070".parse().unwrap());
+    assert!(config.upstream.is_none());
+    assert_eq!(config.drain_timeout, Duration::from_secs(10));
+    assert_eq!(config.routes.max, 200);
+    assert_eq!(config.timeouts.connect, Duration::from_secs(2));
+}
+
+#[test]
+fn environment_sets_nested_keys_and_flags_win() {
+    let overrides = Overrides {
+        upstream: Some("127.0.0.1:9999".into()),
+        ..Overrides::default()
+    };
+    let loaded = load_from(
+        None,
+        &overrides,
+        env(&[
+            ("STATUSCOPE_UPSTREAM", "127.0.0.1:8080"),
+            ("STATUSCOPE_TIMEOUTS__READ", "1500ms"),
+            ("STATUSCOPE_ROUTES__TEMPLATES", "/users/{id},/orders/{id}"),
+        ]),
+    )
+    .unwrap();
+    let config = loaded.config;
+    assert_eq!(config.upstream.unwrap().addr.port(), 9999);
+    assert_eq!(config.timeouts.read, Duration::from_millis(1500));
+    assert_eq!(config.routes.templates.len(), 2);
+}
+
+#[test]
+fn unknown_environment_key_is_named_with_its_source() {
+    let err = load_from(
+        None,
+        &Overrides::default(),
+        env(&[("STATUSCOPE_LISTNE", "x")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("`listne`"), "{err}");
+    assert!(err.contains("the environment"), "{err}");
+}
+
+#[test]
+fn negative_timeout_is_rejected() {
+    let err = load_from(
+        None,
+        &Overrides::default(),
+        env(&[("STATUSCOPE_TIMEOUTS__CONNECT", "-1")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("`timeouts.connect`"), "{err}");
+    assert!(err.contains("non-negative"), "{err}");
+    assert!(err.contains("the environment"), "{err}");
+}
+
+#[test]
+fn the_engine_is_fast_unless_pingora_is_asked_for() {
+    let engine = |pairs: &[(&str, &str)]| {
+        load_from(None, &Overrides::default(), env(pairs)).map(|loaded| loaded.config.engine)
+    };
+    assert_eq!(engine(&[]).unwrap(), Engine::Fast);
+    assert_eq!(
+        engine(&[("STATUSCOPE_PROXY__ENGINE", "pingora")]).unwrap(),
+        Engine::Pingora
+    );
+    let err = engine(&[("STATUSCOPE_PROXY__ENGINE", "hyper")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`proxy.engine`") && err.contains("`hyper`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn duration_buckets_default_to_1ms_to_30s_and_must_be_positive_and_ascending() {
+    let buckets = |value: Option<&str>| {
+        let pairs: Vec<(&str, &str)> = value
+            .map(|v| ("STATUSCOPE_METRICS__DURATION_BUCKETS", v))
+            .into_iter()
+            .collect();
+        load_from(None, &Overrides::default(), env(&pairs))
+            .map(|loaded| loaded.config.duration_buckets)
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(buckets(None).unwrap(), crate::record::DURATION_BUCKETS);
+    assert_eq!(
+        buckets(Some("0.0001,0.001,60,300")).unwrap(),
+        [0.0001, 0.001, 60.0, 300.0]
+    );
+    for (value, problem) in [
+        (
+            "0.5,0.1",
+            "is not strictly ascending: `0.5` comes before `0.1`",
+        ),
+        ("0.1,0.1", "is not strictly ascending"),
+        (
+            "0,1",
+            "holds `0`: every bound is a positive number of seconds",
+        ),
+        ("-1,1", "holds `-1`"),
+        ("fast", "metrics.duration_buckets"),
+    ] {
+        let err = buckets(Some(value)).unwrap_err();
+        assert!(
+            err.contains("`metrics.duration_buckets`") && err.contains(problem),
+            "{value}: {err}"
+        );
+    }
+    let many: Vec<String> = (1..=33).map(|n| n.to_string()).collect();
+    let err = buckets(Some(&many.join(","))).unwrap_err();
+    assert!(err.contains("has 33 bounds; at most 32"), "{err}");
+}
+
+#[test]
+fn upstream_protocol_is_read_by_name_and_leaves_the_engine_alone() {
+    let config = |pairs: &[(&str, &str)]| {
+        load_from(None, &Overrides::default(), env(pairs))
+            .map(|loaded| loaded.config)
+            .map_err(|e| e.to_string())
+    };
+    let default = config(&[]).unwrap();
+    assert_eq!(default.upstream_protocol, UpstreamProtocol::Http1);
+    assert_eq!(default.engine, Engine::Fast);
+    let h2c = config(&[("STATUSCOPE_UPSTREAM_PROTOCOL", "h2c")]).unwrap();
+    assert_eq!(h2c.upstream_protocol, UpstreamProtocol::H2c);
+    assert_eq!(h2c.engine, Engine::Fast);
+    let both = config(&[("STATUSCOPE_UPSTREAM_PROTOCOL", "downstream")]).unwrap();
+    assert_eq!(both.upstream_protocol, UpstreamProtocol::Downstream);
+    let err = config(&[("STATUSCOPE_UPSTREAM_PROTOCOL", "http2")]).unwrap_err();
+    assert!(
+        err.contains("`upstream_protocol`")
+            && err.contains("`http2` is not one of `http1`, `h2c`, `downstream`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn verbose_pingora_logging_is_refused_and_modest_levels_are_not() {
+    let level = |text: &str| {
+        load_from(
+            None,
+            &Overrides::default(),
+            env(&[("STATUSCOPE_LOG__LEVEL", text)]),
+        )
+    };
+    for verbose in [
+        "pingora_proxy=debug",
+        "info,pingora=TRACE",
+        "pingora_core::server=debug",
+    ] {
+        let err = level(verbose).unwrap_err().to_string();
+        assert!(
+            err.contains("`log.level`") && err.contains("headers"),
+            "{err}"
+        );
+    }
+    for modest in [
+        "debug",
+        "statuscope=trace,pingora_core=warn",
+        "pingora=info",
+    ] {
+        assert!(level(modest).is_ok(), "{modest}");
+    }
+}
+
+#[test]
+fn a_target_limit_that_does_not_fit_the_head_limit_is_refused() {
+    let err = load_from(
+        None,
+        &Overrides::default(),
+        env(&[
+            ("STATUSCOPE_DOWNSTREAM__MAX_HEADER_BYTES", "4096"),
+            ("STATUSCOPE_DOWNSTREAM__MAX_TARGET_BYTES", "4064"),
+        ]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("`downstream.max_target_bytes`"), "{err}");
+}
+
+#[test]
+fn rule_settings_accept_underscored_ids_from_the_environment() {
+    let loaded = load_from(
+        None,
+        &Overrides::default(),
+        env(&[
+            ("STATUSCOPE_RULES__ERROR_BODY_ON_SUCCESS__ENABLED", "false"),
+            ("STATUSCOPE_RULES__MISSING_RETRY_AFTER__SEVERITY", "error"),
+        ]),
+    )
+    .unwrap();
+    let settings = loaded.config.rule_settings;
+    assert_eq!(settings.len(), 2);
+    assert!(settings.iter().any(|s| !s.enabled));
+    assert!(settings.iter().any(|s| s.severity == Some(Severity::Error)));
+}
+
+#[test]
+fn unknown_rule_ids_are_named() {
+    let err = load_from(
+        None,
+        &Overrides::default(),
+        env(&[("STATUSCOPE_RULES__NO_SUCH_RULE__ENABLED", "false")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("unknown rule id `no_such_rule`"), "{err}");
+    let err = load_from(
+        None,
+        &Overrides::default(),
+        env(&[("STATUSCOPE_RULES__MISSING_RETRY_AFTER__LOUDNESS", "9")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`rules.missing_retry_after.loudness`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn route_rules_are_read_from_a_file_and_their_ids_checked() {
+    let dir = std::env::temp_dir().join(format!("statuscope-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.yaml");
+    std::fs::write(&good, "route_rules:\n  - route: /graphql\n    disable: [error-body-on-success]\n    error_fields: [errors]\n").unwrap();
+    let loaded = load_from(Some(&good), &Overrides::default(), env(&[])).unwrap();
+    assert_eq!(loaded.config.route_rules[0].route, "/graphql");
+    assert_eq!(loaded.config.route_rules[0].error_fields, ["errors"]);
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "route_rules:\n  - route: /graphql\n    disable: [no-such-rule]\n",
+    )
+    .unwrap();
+    let err = load_from(Some(&bad), &Overrides::default(), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`route_rules[0].disable`") && err.contains("`no-such-rule`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn body_sample_bytes_is_bounded() {
+    let err = load_from(
+        None,
+        &Overrides::default(),
+        env(&[("STATUSCOPE_BODY_SAMPLE_BYTES", "-1")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("`body_sample_bytes`"), "{err}");
+    let zero = load_from(
+        None,
+        &Overrides::default(),
+        env(&[("STATUSCOPE_BODY_SAMPLE_BYTES", "0")]),
+    )
+    .unwrap();
+    assert_eq!(zero.config.body_sample_bytes, 0);
+}
+
+#[test]
+fn bad_flag_address_names_the_flag() {
+    let overrides = Overrides {
+        listen: Some("nowhere".into()),
+        ..Overrides::default()
+    };
+    let err = load_from(None, &overrides, env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`listen`"), "{err}");
+    assert!(err.contains("command-line flag"), "{err}");
+}
+
+#[test]
+fn every_invalid_key_is_reported_at_once() {
+    let errors = load_from(
+        None,
+        &Overrides::default(),
+        env(&[
+            ("STATUSCOPE_THREADS", "0"),
+            ("STATUSCOPE_TIMEOUTS__CONNECT", "soon"),
+            ("STATUSCOPE_LOG__FORMAT", "xml"),
+            ("STATUSCOPE_LISTNE", "x"),
+            ("STATUSCOPE_MAX_IN_FLIGHT", "many"),
+        ]),
+    )
+    .unwrap_err();
+    let mut keys: Vec<_> = errors.iter().map(|e| e.key.clone().unwrap()).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "listne",
+            "log.format",
+            "max_in_flight",
+            "threads",
+            "timeouts.connect"
+        ],
+        "{errors}"
+    );
+    assert!(
+        errors.iter().all(|e| e.source == "the environment"),
+        "{errors}"
+    );
+    assert_eq!(errors.to_string().lines().count(), 5, "{errors}");
+}
+
+/// A value other than the default for every key a source may set, to prove that the key
+/// table's reload/restart marks are what a reload actually compares.
+const OTHER_VALUES: &[(&str, &str)] = &[
+    ("listen", "127.0.0.1:7071"),
+    ("admin", "127.0.0.1:9071"),
+    ("upstream", "127.0.0.1:8081"),
+    ("threads", "2"),
+    ("max_in_flight", "10"),
+    ("drain_timeout", "3s"),
+    ("upstream_keepalive_pool_size", "9"),
+    ("h2c", "false"),
+    ("upstream_protocol", "h2c"),
+    ("proxy.engine", "pingora"),
+    ("downstream.max_connections", "5"),
+    ("downstream.header_timeout", "3s"),
+    ("downstream.keepalive_timeout", "3s"),
+    ("downstream.max_header_bytes", "40000"),
+    ("downstream.max_headers", "50"),
+    ("downstream.max_target_bytes", "4096"),
+    ("h2.max_concurrent_streams", "10"),
+    ("h2.stream_window", "100000"),
+    ("h2.connection_window", "200000"),
+    ("timeouts.connect", "3s"),
+    ("timeouts.read", "3s"),
+    ("timeouts.write", "3s"),
+    ("timeouts.idle", "3s"),
+    ("timeouts.response", "3s"),
+    ("routes.templates", "/users/{id}"),
+    ("routes.max", "7"),
+    ("routes.probes", "mixed"),
+    ("metrics.duration_buckets", "0.1,1,60"),
+    ("log.format", "json"),
+    ("log.level", "warn"),
+    ("log.access", "true"),
+    ("body_sample_bytes", "100"),
+    ("error_fields", "problem"),
+    ("findings.enabled", "false"),
+    ("findings.endpoint", "false"),
+    ("findings.keep_per_rule", "3"),
+    ("findings.log_interval", "3s"),
+    ("rules.<id>.enabled", "false"),
+    ("rules.<id>.severity", "info"),
+];
+
+#[test]
+fn a_reload_names_exactly_the_changed_keys_the_table_marks_restart_only() {
+    let load_with = |pairs: &[(&str, &str)]| {
+        load_from(None, &Overrides::default(), env(pairs))
+            .unwrap_or_else(|e| panic!("{pairs:?}: {e}"))
+            .config
+    };
+    let running = load_with(&[]);
+    // Both name files; the e2e reload tests change them.
+    let untested = ["findings.token_file", "route_rules", "contract.openapi"];
+    for key in keys::KEYS {
+        if untested.contains(&key.path) {
+            continue;
+        }
+        let (_, value) = OTHER_VALUES
+            .iter()
+            .find(|(path, _)| *path == key.path)
+            .unwrap_or_else(|| panic!("no other value for `{}`", key.path));
+        let var = format!(
+            "STATUSCOPE_{}",
+            key.path
+                .replace("<id>", "missing_retry_after")
+                .replace('.', "__")
+                .to_uppercase()
+        );
+        let changed = load_with(&[(&var, value)]);
+        let expected: Vec<&str> = match key.applies {
+            keys::Applies::OnRestart(_) => vec![key.path],
+            keys::Applies::OnReload => vec![],
+        };
+        assert_eq!(changed.keys_needing_restart(&running), expected, "{var}");
+    }
+}
+
+#[test]
+fn a_bad_contract_is_named_by_file_and_pointer() {
+    let dir = std::env::temp_dir().join(format!("statuscope-contract-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let load = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let var = ("STATUSCOPE_CONTRACT__OPENAPI", path.to_str().unwrap());
+        load_from(None, &Overrides::default(), env(&[var])).map(|loaded| loaded.config)
+    };
+    let cases = [
+        ("missing.yaml", "info: {title: t}\n", "`/openapi`"),
+        ("version.yaml", "openapi: 2.0\n", "neither 3.0.x nor 3.1.x"),
+        ("yaml.yaml", "openapi: [3.1\n", "neither JSON nor YAML"),
+        (
+            "dangling.json",
+            r##"{"openapi": "3.1.0", "paths": {"/a": {"get": {"responses": {"200": {"$ref": "#/components/responses/Gone"}}}}}}"##,
+            "`/paths/~1a/get/responses/200/$ref`",
+        ),
+    ];
+    for (name, text, fragment) in cases {
+        let err = load(name, text).unwrap_err().to_string();
+        assert!(
+            err.contains("`contract.openapi`") && err.contains(name) && err.contains(fragment),
+            "{name}: {err}"
+        );
+    }
+    let good = load(
+        "good.yaml",
+        "openapi: 3.1.0\nservers: [{url: /api}]\npaths:\n  /users/{id}:\n    get:\n      responses: {200: {description: ok}}\n",
+    )
+    .unwrap();
+    let table = good.route_table();
+    assert_eq!(&*table.resolve("/api/users/7").label, "/api/users/{id}");
+}
