@@ -8,7 +8,7 @@
 //! rules read (`Headers::InHead`): a block costs no allocation once the buffers have grown.
 
 use super::hpack::encode_field;
-use crate::proxy::request_head::all_field_value;
+use crate::proxy::request_head::{all_field_value, is_tchar};
 use crate::rules::{FieldSpan, Headers};
 
 /// Where a pseudo-header field's value is in the block's bytes.
@@ -72,25 +72,7 @@ static NAME_BYTES: [bool; 256] = {
     let mut b = 0;
     while b < 256 {
         let byte = b as u8;
-        table[b] = byte.is_ascii_lowercase()
-            || byte.is_ascii_digit()
-            || matches!(
-                byte,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
+        table[b] = is_tchar(byte) && !byte.is_ascii_uppercase();
         b += 1;
     }
     table

@@ -20,7 +20,7 @@ use super::chunked::ChunkedReader;
 use super::error_response::ProxyError;
 use crate::classify::route::is_probe_user_agent;
 pub use crate::config::{HeadLimits, REQUEST_LINE_SLACK};
-pub use syntax::all_field_value;
+pub use syntax::{all_field_value, is_tchar};
 use syntax::{
     all_in, check_version, is_absolute_http_uri, is_valid_host, split_request_line, trim_ows, TCHAR,
 };

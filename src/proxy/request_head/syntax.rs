@@ -12,31 +12,36 @@ pub(super) const TCHAR: u8 = 1;
 pub(super) const FIELD_VALUE: u8 = 2;
 pub(super) const TARGET: u8 = 4;
 
+/// Whether `byte` may appear in a token (RFC 9110 §5.6.2 `tchar`), such as a method or a field
+/// name.
+pub const fn is_tchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric()
+        || matches!(
+            byte,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}
+
 static CLASSES: [u8; 256] = {
     let mut table = [0u8; 256];
     let mut b = 0;
     while b < 256 {
         let byte = b as u8;
         let visible = byte > 0x20 && byte < 0x7f;
-        // RFC 9110 §5.6.2 `tchar`.
-        let tchar = byte.is_ascii_alphanumeric()
-            || matches!(
-                byte,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
+        let tchar = is_tchar(byte);
         // A field value byte: visible ASCII, space, tab or obs-text; never a control character.
         let field_value = visible || byte == b' ' || byte == b'\t' || byte >= 0x80;
         let mut class = 0;

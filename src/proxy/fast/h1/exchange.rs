@@ -287,28 +287,15 @@ impl Client<'_> {
                 request.response_deadline,
             )
             .await;
-        let (outcome, upstream_error) = outcome_of(response.status, &relayed);
-        let clean = relayed.unwrap_or(false);
-        // One clock read for the tally, the pool and the next request's wait.
-        let ended = Instant::now();
-        self.last_ended = Some(ended);
-        let answered = Answered {
-            headers: Headers::InHead {
-                head: &upstream.buf[..response.len],
-                spans: &self.parts.spans,
-            },
-            sent_continue,
-            sample: sampler,
-            outcome,
-            upstream_error,
+        let headers = Headers::InHead {
+            head: &upstream.buf[..response.len],
+            spans: &self.parts.spans,
         };
-        finish_answered(
-            &self.engine.recorder,
-            &self.parts.inbuf,
-            request,
-            answered,
-            ended,
-        );
+        let answered = Answered::new(headers, sent_continue, sampler, response.status, &relayed);
+        let (outcome, upstream_error) = (answered.outcome, answered.upstream_error);
+        let ended = finish_answered(&self.engine.recorder, &self.parts.inbuf, request, answered);
+        self.last_ended = Some(ended);
+        let clean = relayed.unwrap_or(false);
         if clean && response.persistent && pump.complete() {
             upstream.mark_drained();
             upstream.checkin(self.engine.pool_capacity, ended);
@@ -367,28 +354,41 @@ pub(super) struct Answered<'a> {
     pub(super) upstream_error: Option<UpstreamErrorKind>,
 }
 
-/// The outcome of relaying a response of `status`: whole, cut by the upstream, or cut by the
-/// client.
-pub(super) fn outcome_of<T>(
-    status: u16,
-    relayed: &Result<T, Failure>,
-) -> (Outcome, Option<UpstreamErrorKind>) {
-    match relayed {
-        Ok(_) => (Outcome::Upstream(status), None),
-        Err(Failure::Upstream { kind, .. }) => (Outcome::Upstream(status), Some(*kind)),
-        Err(_) => (Outcome::ClientGone, None),
+impl<'a> Answered<'a> {
+    /// What came of a response of `status` with `headers`, relayed as `relayed` says: whole,
+    /// cut by the upstream, or cut by the client.
+    pub(super) fn new<T>(
+        headers: Headers<'a>,
+        sent_continue: bool,
+        sample: Option<crate::sample::Sampler>,
+        status: u16,
+        relayed: &Result<T, Failure>,
+    ) -> Self {
+        let (outcome, upstream_error) = match relayed {
+            Ok(_) => (Outcome::Upstream(status), None),
+            Err(Failure::Upstream { kind, .. }) => (Outcome::Upstream(status), Some(*kind)),
+            Err(_) => (Outcome::ClientGone, None),
+        };
+        Answered {
+            headers,
+            sent_continue,
+            sample,
+            outcome,
+            upstream_error,
+        }
     }
 }
 
-/// Tallies and judges an exchange whose response head reached the client; `inbuf` holds its
-/// request head.
+/// Tallies and judges an exchange whose response head reached the client, now; `inbuf` holds
+/// its request head. Returns when it ended: one clock read for the tally, the pool and the
+/// next request's wait.
 pub(super) fn finish_answered(
     recorder: &Recorder,
     inbuf: &[u8],
     request: &Request<'_>,
     answered: Answered<'_>,
-    ended: Instant,
-) {
+) -> Instant {
+    let ended = Instant::now();
     let head = request.head;
     let facts = RequestFacts {
         has_authorization: head.has_authorization,
@@ -417,4 +417,5 @@ pub(super) fn finish_answered(
     exchange.response = judged;
     exchange.probe = head.probe;
     finish(recorder, request.settings, exchange);
+    ended
 }

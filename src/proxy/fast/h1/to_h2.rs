@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use super::body::{write_all_vectored, BodyLeft};
 use super::connection::{After, Client};
-use super::exchange::{finish_answered, outcome_of, Answered, Request};
+use super::exchange::{finish_answered, Answered, Request};
 use super::request_body::{upstream_failure, Failure};
 use crate::classify::UpstreamErrorKind;
 use crate::proxy::chunked::{write_chunk_size, write_last_chunk};
@@ -427,23 +427,10 @@ impl Client<'_> {
         let relayed = self
             .relay_h2_body(request, stream, framed, &mut sampler)
             .await;
-        let (outcome, upstream_error) = outcome_of(status, &relayed);
-        let ended = Instant::now();
+        let answered = Answered::new(block.headers(), false, sampler, status, &relayed);
+        let (outcome, upstream_error) = (answered.outcome, answered.upstream_error);
+        let ended = finish_answered(&self.engine.recorder, &self.parts.inbuf, request, answered);
         self.last_ended = Some(ended);
-        let answered = Answered {
-            headers: block.headers(),
-            sent_continue: false,
-            sample: sampler,
-            outcome,
-            upstream_error,
-        };
-        finish_answered(
-            &self.engine.recorder,
-            &self.parts.inbuf,
-            request,
-            answered,
-            ended,
-        );
         match (outcome, upstream_error, body_end) {
             (Outcome::Upstream(_), None, Some(next)) if keep_client => {
                 self.consume(next);
