@@ -227,6 +227,7 @@ pub fn finish(recorder: &Recorder, settings: &LiveSettings, exchange: Finished<'
 
 /// The body sampler for a response with these `headers`, when the rules are on and the
 /// response can have a body (`head_request`: it answers a HEAD).
+#[inline]
 pub fn response_sampler(
     settings: &LiveSettings,
     head_request: bool,

@@ -24,7 +24,7 @@ pub use syntax::{all_field_value, is_tchar};
 use syntax::{
     all_in, check_version, is_absolute_http_uri, is_valid_host, split_request_line, trim_ows, TCHAR,
 };
-pub use target::{request_line, target_path, RequestLine};
+pub use target::{checked_target_path, request_line, target_path, RequestLine};
 
 /// Why a request was refused: the status and body to send, and a precise reason for the log
 /// and the `details` of the body.

@@ -37,6 +37,14 @@ pub fn target_path(target: &[u8]) -> Option<&str> {
     if !all_in(target, TARGET) {
         return None;
     }
+    checked_target_path(target)
+}
+
+/// [`target_path`] of a target already known to be visible ASCII, as every target of an
+/// accepted [`super::Head`] is (the head reader refuses any other byte): the request path
+/// does not check its bytes twice.
+#[inline]
+pub fn checked_target_path(target: &[u8]) -> Option<&str> {
     let path = match target.first()? {
         b'/' => target,
         b'*' if target.len() == 1 => target,
@@ -48,7 +56,7 @@ pub fn target_path(target: &[u8]) -> Option<&str> {
         }
     };
     let path = &path[..memchr(b'?', path).unwrap_or(path.len())];
-    // Visible ASCII, checked above.
+    // Visible ASCII, so valid UTF-8: the check costs one pass and cannot fail.
     std::str::from_utf8(path).ok()
 }
 

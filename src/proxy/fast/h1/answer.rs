@@ -12,7 +12,7 @@ use super::request_body::Failure;
 use crate::classify::{method_label, UpstreamErrorKind};
 use crate::proxy::error_response::ProxyError;
 use crate::proxy::finish::{finish, Finished, Outcome};
-use crate::proxy::request_head::{target_path, Head};
+use crate::proxy::request_head::{checked_target_path, Head};
 use crate::proxy::settings::LiveSettings;
 
 impl Client<'_> {
@@ -92,7 +92,7 @@ impl Client<'_> {
         upstream_error: Option<UpstreamErrorKind>,
     ) {
         let ended = Instant::now();
-        let path = target_path(head.target.of(&self.parts.inbuf));
+        let path = checked_target_path(head.target.of(&self.parts.inbuf));
         let mut exchange = Finished::new(method_label(method), path, outcome, started, ended);
         exchange.upstream_error = upstream_error;
         exchange.probe = head.probe;

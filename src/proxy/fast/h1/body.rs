@@ -1,9 +1,12 @@
 //! Message bodies on an HTTP/1 connection, by their framing (RFC 9112 §6.3): how much of a
 //! body is still to come, and the body bytes among the bytes that arrived.
 
+use std::future::Future;
 use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 
 use crate::proxy::chunked::{ChunkedReader, Fed};
 use crate::proxy::fast::upstream::response_head::Framing;
@@ -103,18 +106,35 @@ impl BodyLeft {
 }
 
 /// Writes every byte of `bufs`.
-pub(in crate::proxy::fast) async fn write_all_vectored<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    mut bufs: &mut [IoSlice<'_>],
-) -> io::Result<()> {
+pub(in crate::proxy::fast) fn write_all_vectored<'a, 'b, W: AsyncWrite + Unpin>(
+    writer: &'a mut W,
+    mut bufs: &'a mut [IoSlice<'b>],
+) -> WriteAllVectored<'a, 'b, W> {
     IoSlice::advance_slices(&mut bufs, 0);
-    while !bufs.is_empty() {
-        match writer.write_vectored(bufs).await? {
-            0 => return Err(io::ErrorKind::WriteZero.into()),
-            n => IoSlice::advance_slices(&mut bufs, n),
+    WriteAllVectored { writer, bufs }
+}
+
+/// The future of [`write_all_vectored`]: a plain struct rather than an `async fn`, so that it
+/// inlines where it is awaited on the request path.
+pub(in crate::proxy::fast) struct WriteAllVectored<'a, 'b, W> {
+    writer: &'a mut W,
+    bufs: &'a mut [IoSlice<'b>],
+}
+
+impl<W: AsyncWrite + Unpin> Future for WriteAllVectored<'_, '_, W> {
+    type Output = io::Result<()>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        while !this.bufs.is_empty() {
+            match ready!(Pin::new(&mut *this.writer).poll_write_vectored(cx, this.bufs))? {
+                0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                n => IoSlice::advance_slices(&mut this.bufs, n),
+            }
         }
+        Poll::Ready(Ok(()))
     }
-    Ok(())
 }
 
 #[cfg(test)]

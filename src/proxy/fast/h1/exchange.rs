@@ -28,7 +28,7 @@ use crate::proxy::fast::upstream::http1::Upstream;
 use crate::proxy::fast::upstream::response_head::{Asked, Framing, Persistence, ResponseHead};
 use crate::proxy::finish::{finish, response_sampler, Finished, Judged, Outcome};
 use crate::proxy::guard::refuse;
-use crate::proxy::request_head::{target_path, Head, Refusal};
+use crate::proxy::request_head::{checked_target_path, Head, Refusal};
 use crate::proxy::settings::LiveSettings;
 use crate::record::Recorder;
 use crate::rules::{visible_ascii, Headers, RequestFacts};
@@ -314,6 +314,7 @@ impl Client<'_> {
     /// Whether the client's connection can carry another request after this response, how
     /// the response says so, and whether its chunked body is sent unchunked (to an HTTP/1.0
     /// client, which cannot read chunks: the end of the connection ends its body).
+    #[inline]
     fn client_persistence(
         &self,
         request: &Request<'_>,
@@ -357,6 +358,7 @@ pub(super) struct Answered<'a> {
 impl<'a> Answered<'a> {
     /// What came of a response of `status` with `headers`, relayed as `relayed` says: whole,
     /// cut by the upstream, or cut by the client.
+    #[inline]
     pub(super) fn new<T>(
         headers: Headers<'a>,
         sent_continue: bool,
@@ -382,6 +384,7 @@ impl<'a> Answered<'a> {
 /// Tallies and judges an exchange whose response head reached the client, now; `inbuf` holds
 /// its request head. Returns when it ended: one clock read for the tally, the pool and the
 /// next request's wait.
+#[inline(always)]
 pub(super) fn finish_answered(
     recorder: &Recorder,
     inbuf: &[u8],
@@ -405,7 +408,7 @@ pub(super) fn finish_answered(
         // gRPC calls are HTTP/2.
         grpc_trailers: None,
     });
-    let path = target_path(head.target.of(inbuf));
+    let path = checked_target_path(head.target.of(inbuf));
     let mut exchange = Finished::new(
         method_label(&request.method),
         path,

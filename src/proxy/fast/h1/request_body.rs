@@ -161,6 +161,7 @@ impl Pump {
 
     /// With every source pending: whether the earliest deadline that applies has passed (and
     /// the failure it is), else the timer is armed for it.
+    #[inline]
     fn poll_deadline(
         &mut self,
         cx: &mut Context<'_>,
@@ -189,6 +190,7 @@ impl Pump {
 
 /// Reads from the upstream what is there of its response head; `Ready(Ok(None))` when bytes
 /// came but the head is not complete, `Pending` when none came.
+#[inline]
 fn poll_head(
     cx: &mut Context<'_>,
     upstream: &mut Upstream,
@@ -216,6 +218,7 @@ fn poll_head(
 }
 
 /// The response head in the upstream's buffer, if it is complete.
+#[inline]
 fn parsed_head(
     upstream: &Upstream,
     asked: Asked,

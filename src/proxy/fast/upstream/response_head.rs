@@ -265,6 +265,7 @@ impl ResponseHead {
     /// Whether the field `name` of this head (in `buf`, at `spans`) stays on this hop: a
     /// hop-by-hop field, one `Connection` names, or a `Content-Length` beside
     /// `Transfer-Encoding` (RFC 9112 §6.3).
+    #[inline(always)]
     pub fn is_dropped(&self, buf: &[u8], spans: &[FieldSpan], name: &[u8]) -> bool {
         is_hop_by_hop(name)
             || (self.drop_length && name.eq_ignore_ascii_case(b"content-length"))
