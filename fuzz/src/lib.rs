@@ -3,8 +3,12 @@
 //! (`tests/fuzz_corpora.rs`), so they keep compiling and the seeds keep passing.
 
 use std::ops::ControlFlow;
+use std::time::Instant;
 
 use statuscope::classify::route::{normalise, RouteTable, RouteTemplate};
+use statuscope::proxy::h2::conn::{Conn, Event, HeadKind, Key, Limits, Role};
+use statuscope::proxy::h2::frame::{Head, HEADER_LEN, PREFACE};
+use statuscope::proxy::h2::hpack::{encode_field, Decoder};
 use statuscope::proxy::request_head::{self, HeadLimits, HeadReader, Progress};
 use statuscope::rules::parse::headers::{
     accepts_only_json, allow_lists, retry_after_is_valid, CacheControl,
@@ -23,6 +27,8 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("route_templater", route_templater),
     ("header_parsers", header_parsers),
     ("request_head", request_head),
+    ("hpack", hpack),
+    ("h2_server", h2_server),
 ];
 
 /// The body sampler and its decoders: the first byte picks the content type, encoding,
@@ -147,4 +153,103 @@ pub fn request_head(data: &[u8]) {
         (whole, trickled) => panic!("whole: {whole:?}, trickled: {trickled:?}"),
     }
     let _ = request_head::request_line(data);
+}
+
+/// The HPACK decoder: any bytes, as a run of header blocks sharing one dynamic table (the first
+/// byte picks where the blocks part). What decodes, encoded again by statuscope's encoder,
+/// decodes to the same fields.
+pub fn hpack(data: &[u8]) {
+    let Some((&selector, blocks)) = data.split_first() else {
+        return;
+    };
+    let mut decoder = Decoder::default();
+    for block in blocks.chunks(1 + usize::from(selector)) {
+        let mut fields = Vec::new();
+        let decoded = decoder.decode(block, |name, value| {
+            fields.push((name.to_vec(), value.to_vec()))
+        });
+        if decoded.is_err() {
+            // A compression error ends the connection, and the table with it.
+            return;
+        }
+        let mut encoded = Vec::new();
+        for (name, value) in &fields {
+            encode_field(&mut encoded, name, value);
+        }
+        let mut again = Vec::new();
+        Decoder::default()
+            .decode(&encoded, |name, value| {
+                again.push((name.to_vec(), value.to_vec()))
+            })
+            .expect("statuscope's own encoding decodes");
+        assert_eq!(fields, again);
+    }
+}
+
+/// A server connection fed a client's preface and then any bytes, in reads of any size (the
+/// first byte picks them), answering each request it accepts. It never panics, never asks for
+/// more bytes while a whole frame is buffered, and writes at most a bounded multiple of what it
+/// read (no amplification: every answer to the peer's frames is as small as they are).
+pub fn h2_server(data: &[u8]) {
+    let Some((&selector, frames)) = data.split_first() else {
+        return;
+    };
+    let limits = Limits {
+        max_concurrent_streams: 8,
+        initial_window: 65_535,
+        connection_window: 65_535,
+        max_header_list: 4096,
+    };
+    let mut conn: Conn<()> = Conn::new(Role::Server, limits);
+    let opening = conn.wbuf.len();
+    let mut input = PREFACE.to_vec();
+    let mut read = 0;
+    let now = Instant::now();
+    for piece in frames.chunks(1 + usize::from(selector) * 7) {
+        input.extend_from_slice(piece);
+        loop {
+            let rest = &input[read..];
+            let (taken, event) = match conn.receive(rest, now) {
+                Err(_) => return,
+                Ok(read) => read,
+            };
+            if taken == 0 {
+                if let Some(head) = Head::parse(rest).filter(|_| read >= PREFACE.len()) {
+                    assert!(
+                        rest.len() < HEADER_LEN + head.len,
+                        "a whole frame left unread"
+                    );
+                }
+                break;
+            }
+            read += taken;
+            let key = event.as_ref().and_then(Event::key);
+            if let Some(Event::Headers {
+                key,
+                kind: HeadKind::Request,
+                ..
+            }) = event
+            {
+                answer(&mut conn, key);
+            }
+            // A relay lets go of a stream once both halves ended.
+            if let Some(key) =
+                key.filter(|&key| conn.streams.get(key).is_some_and(|s| s.is_closed()))
+            {
+                conn.remove(key);
+            }
+        }
+    }
+    let own_frames = 2 * 1024 + 64 * conn.streams.len();
+    assert!(
+        conn.wbuf.len() <= opening + own_frames + 2 * read,
+        "wrote {} bytes for {read} read",
+        conn.wbuf.len()
+    );
+}
+
+/// Answers a request with a status and a short body, as a relay would.
+fn answer(conn: &mut Conn<()>, key: Key) {
+    conn.send_headers(key, false, |out| encode_field(out, b":status", b"200"));
+    conn.send_data(key, b"ok", true);
 }
