@@ -16,8 +16,8 @@
 #   bench/h2c.sh                        # ROUNDS=3 REQUESTS=60000 CLIENTS=8
 #   ROUNDS=5 REQUESTS=300000 bench/h2c.sh
 #   CALLGRIND=1 bench/h2c.sh            # instead: instructions per call under callgrind for
-#                                       # statuscope, HAProxy and nginx, 100 streams: two runs
-#                                       # of different lengths each, so start-up cancels out
+#                                       # statuscope, HAProxy and nginx, 1 and 100 streams: two
+#                                       # runs of different lengths each, so start-up cancels out
 #   MEMORY=1 bench/h2c.sh               # instead: statuscope's memory idle, with 1,000 idle
 #                                       # HTTP/2 connections, and during 1 GiB each way over
 #                                       # one stream
@@ -178,16 +178,17 @@ total_instructions() { # callgrind output file
 if [ -n "$CALLGRIND" ]; then
   short=2000
   long=${CALLGRIND_CALLS:-12000}
-  # Instructions for $2 calls, start-up and shutdown included, by contender $1.
-  count() { # contender calls
-    local out="$work/callgrind.$1.$2"
+  # Instructions for $2 calls at $3 streams per connection, start-up and shutdown included, by
+  # contender $1.
+  count() { # contender calls streams
+    local out="$work/callgrind.$1.$2.$3"
     local under=(valgrind --tool=callgrind --callgrind-out-file="$out")
     case $1 in
-      statuscope) start_statuscope callgrind "$upstream_port" "${under[@]}" ;;
-      nginx) start_nginx nginx-callgrind "${under[@]}" ;;
-      haproxy) start_haproxy haproxy-callgrind "${under[@]}" ;;
+      statuscope) start_statuscope "callgrind-$3" "$upstream_port" "${under[@]}" ;;
+      nginx) start_nginx "nginx-callgrind-$3" "${under[@]}" ;;
+      haproxy) start_haproxy "haproxy-callgrind-$3" "${under[@]}" ;;
     esac
-    run "$port" "$2" 0 100 > /dev/null
+    run "$port" "$2" 0 "$3" > /dev/null
     # Each stops on its own signal and writes its counts on the way out.
     case $1 in
       statuscope) kill -INT "$pid" ;;
@@ -197,17 +198,19 @@ if [ -n "$CALLGRIND" ]; then
     wait "$pid" || true
     total_instructions "$out"
   }
-  declare -A per_call
-  for contender in statuscope haproxy nginx; do
-    a=$(count "$contender" "$short")
-    b=$(count "$contender" "$long")
-    per_call[$contender]=$(( (b - a) / (long - short) ))
-    echo "$contender: ${per_call[$contender]} instructions per call (100 streams per connection)"
+  for streams in 1 100; do
+    declare -A per_call=()
+    for contender in statuscope haproxy nginx; do
+      a=$(count "$contender" "$short" "$streams")
+      b=$(count "$contender" "$long" "$streams")
+      per_call[$contender]=$(( (b - a) / (long - short) ))
+      echo "$contender: ${per_call[$contender]} instructions per call ($streams streams per connection)"
+    done
+    best=$(( per_call[haproxy] < per_call[nginx] ? per_call[haproxy] : per_call[nginx] ))
+    ratio=$(awk -v a="${per_call[statuscope]}" -v b="$best" 'BEGIN {printf "%.2f", a / b}')
+    verdict=$(awk -v r="$ratio" 'BEGIN {print (r <= 1.0 ? "pass" : "FAIL")}')
+    echo "$streams streams: statuscope / best peer: ${ratio}× (target ≤ 1.0×): $verdict"
   done
-  best=$(( per_call[haproxy] < per_call[nginx] ? per_call[haproxy] : per_call[nginx] ))
-  ratio=$(awk -v a="${per_call[statuscope]}" -v b="$best" 'BEGIN {printf "%.2f", a / b}')
-  verdict=$(awk -v r="$ratio" 'BEGIN {print (r <= 1.0 ? "pass" : "FAIL")}')
-  echo "statuscope / best peer: ${ratio}× (target ≤ 1.0×): $verdict"
   exit 0
 fi
 
@@ -230,8 +233,9 @@ EOF
   sleep 6
   echo "1,000 idle HTTP/2 connections: $(( $(rss_kib "$pid") / 1024 )) MiB (target ≤ 64 MiB)"
   wait "$holder"
-  # 1 GiB each way over one stream, against nginx as an h2c upstream that discards uploads and
-  # serves a 1 GiB file; the peak resident size is sampled while they run.
+  # 1 GiB each way over one stream, against nginx as an h2c upstream that serves a 1 GiB file
+  # and stores uploads (WebDAV PUT reads the whole body; a `return` answers before reading it,
+  # and curl then never ends its upload); the peak resident size is sampled while they run.
   big_port=$(free_port)
   mkdir -p "$work/big"
   truncate -s 1G "$work/big/gib"
@@ -249,7 +253,7 @@ http {
   server {
     listen 127.0.0.1:$big_port http2;
     location = /gib { root $work/big; }
-    location = /upload { return 200 'received'; }
+    location /upload/ { root $work/big; dav_methods PUT; create_full_put_path on; }
   }
 }
 EOF
@@ -259,11 +263,12 @@ EOF
   start_statuscope bigproxy "$big_port"
   peak=0
   sample() { while kill -0 "$1" 2>/dev/null; do r=$(rss_kib "$pid"); [ "$r" -gt "$peak" ] && peak=$r; echo "$peak" > "$work/peak"; sleep 0.2; done; }
-  curl -s --http2-prior-knowledge -o /dev/null "http://127.0.0.1:$port/gib" &
-  sample $! ; echo "1 GiB download: peak $(( $(cat "$work/peak") / 1024 )) MiB (target ≤ 64 MiB, flat)"
+  curl -s --http2-prior-knowledge -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$port/gib" > "$work/status" &
+  sample $! ; echo "1 GiB download ($(cat "$work/status")): peak $(( $(cat "$work/peak") / 1024 )) MiB (target ≤ 64 MiB, flat)"
   peak=0
-  curl -s --http2-prior-knowledge -o /dev/null -T "$work/big/gib" "http://127.0.0.1:$port/upload" &
-  sample $! ; echo "1 GiB upload: peak $(( $(cat "$work/peak") / 1024 )) MiB (target ≤ 64 MiB, flat)"
+  curl -s --http2-prior-knowledge -o /dev/null -w '%{http_code}\n' -T "$work/big/gib" \
+    "http://127.0.0.1:$port/upload/gib" > "$work/status" &
+  sample $! ; echo "1 GiB upload ($(cat "$work/status")): peak $(( $(cat "$work/peak") / 1024 )) MiB (target ≤ 64 MiB, flat)"
   exit 0
 fi
 

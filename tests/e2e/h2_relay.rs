@@ -230,6 +230,58 @@ async fn a_refused_stream_is_sent_again_once_on_a_new_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_client_still_sending_after_an_early_answer_is_never_stalled() {
+    // The upstream answers before the body and resets the stream: what statuscope held of
+    // each body for it must be given back, to the stream and to the client's connection
+    // (1 MiB window, so eight calls of 1 MiB leaking what they held would stall).
+    let upstream = ScriptedUpstream::start("answer-early");
+    let statuscope = launch(Engine::Fast, upstream.addr, "h2c");
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<StreamBody<ChunkStream>>();
+    for call in 0..8 {
+        let (sender, chunks) = tokio::sync::mpsc::channel(1);
+        let body = StreamBody::new(ChunkStream(chunks));
+        let request = http::Request::post(format!("http://{}/upload", statuscope.listen))
+            .body(body)
+            .unwrap();
+        let sending = tokio::spawn(async move {
+            for _ in 0..16 {
+                let chunk = Frame::data(Bytes::from(vec![b'u'; 64 << 10]));
+                sender.send(Ok(chunk)).await.expect("hyper reads the body");
+            }
+        });
+        let response = client.request(request).await.expect("an answer");
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "early");
+        tokio::time::timeout(std::time::Duration::from_secs(30), sending)
+            .await
+            .unwrap_or_else(|_| panic!("call {call}: the body stalled after the answer"))
+            .unwrap();
+    }
+    statuscope.wait_idle();
+    assert_eq!(
+        statuscope.total("statuscope_responses_total", &[("code", "200")]),
+        8.0
+    );
+}
+
+/// A request body fed through a channel, so the test sees when the client stops taking it.
+struct ChunkStream(tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, std::io::Error>>);
+
+impl futures_util::Stream for ChunkStream {
+    type Item = Result<Frame<Bytes>, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_upstream_that_allows_one_stream_gets_several_connections() {
     let upstream = ScriptedUpstream::start("one-stream:300");
     let statuscope = launch(Engine::Fast, upstream.addr, "h2c");

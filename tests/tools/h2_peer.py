@@ -413,6 +413,16 @@ class Upstream:
             with self.lock:
                 self.refused += 1
             return
+        if self.mode == "answer-early" and not event.stream_ended:
+            # As nginx's `return` does: the whole answer before the body, which is never read
+            # (no WINDOW_UPDATE), then RST_STREAM NO_ERROR (RFC 9113 §8.1).
+            with out_lock:
+                conn.send_headers(stream, [(":status", "200"), ("content-length", "5")])
+                conn.send_data(stream, b"early", end_stream=True)
+                conn.reset_stream(stream, error_code=0)
+            with self.lock:
+                self.processed += 1
+            return
         if self.mode == "refuse-first" and self.refused == 0:
             with out_lock:
                 conn.reset_stream(stream, error_code=7)

@@ -91,7 +91,13 @@ impl ClientSide {
             return;
         }
         match outbox::write_now(&mut *self.stream, &mut self.conn.wbuf) {
-            outbox::Written::All => self.tally(),
+            outbox::Written::All => {
+                self.tally();
+                if !self.conn.wbuf.is_empty() {
+                    // Tallying gave windows back: the client's own task writes the updates.
+                    self.conn.wake();
+                }
+            }
             outbox::Written::Partly => self.conn.wake(),
             outbox::Written::Failed => {
                 self.failed = true;
@@ -106,8 +112,8 @@ impl ClientSide {
 
     /// Tallies the exchanges that ended and takes out their streams, and their upstream
     /// streams. A stream whose request is still arriving stays until it ends (its bytes are
-    /// dropped): some clients take a reset of a stream they are still sending on as a failure
-    /// of the response.
+    /// dropped, and what the exchange held of them given back): some clients take a reset of a
+    /// stream they are still sending on as a failure of the response.
     pub fn tally(&mut self) {
         for key in std::mem::take(&mut self.ended) {
             let Some(stream) = self.conn.streams.get_mut(key) else {
@@ -117,6 +123,7 @@ impl ClientSide {
                 continue;
             };
             exchange.unlink();
+            self.conn.release(key);
             exchange.finish(&self.recorder);
             relay::remove_if_closed(self, key);
         }

@@ -240,7 +240,19 @@ impl<U> Conn<U> {
         if open {
             self.reset(key, Reason::CANCEL);
         }
+        self.release(key);
         self.streams.remove(key)
+    }
+
+    /// Gives back every byte the stream received that the relay has not taken: its exchange
+    /// is over and they will never be sent on. Without it their share of the connection's
+    /// window would be lost for good, and a client still sending on the stream would wait
+    /// for a window that never opens.
+    pub fn release(&mut self, key: Key) {
+        let initial = self.limits.initial_window;
+        if let Some(held) = self.streams.get(key).map(|s| s.held(initial)) {
+            self.consumed(key, held as usize);
+        }
     }
 
     /// Marks a half closed, keeping the count of active streams.

@@ -88,6 +88,13 @@ impl<U> Stream<U> {
     pub fn is_blocked(&self) -> bool {
         !self.outq.is_empty() || !matches!(self.pending_end, PendingEnd::None)
     }
+
+    /// Payload bytes received and not yet given back: what the window of `initial` bytes
+    /// granted lacks beside what is still open and what is owed in the next WINDOW_UPDATE.
+    pub(super) fn held(&self, initial: u32) -> u32 {
+        let held = i64::from(initial) - self.recv_window - i64::from(self.recv_unacked);
+        u32::try_from(held.max(0)).unwrap_or(u32::MAX)
+    }
 }
 
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;

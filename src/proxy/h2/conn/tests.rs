@@ -116,6 +116,39 @@ fn the_end_of_a_stream_waits_behind_data_queued_for_window() {
 }
 
 #[test]
+fn a_released_stream_gives_its_window_back_to_a_client_still_sending() {
+    let (mut client, mut server) = pair();
+    let key = client.open(()).unwrap();
+    client.send_headers(key, false, request);
+    let body = vec![b'x'; 100_000];
+    assert_eq!(client.send_data(key, &body, false), DEFAULT_WINDOW as usize);
+    deliver(&mut client, &mut server);
+    let served = server.streams.find(1).unwrap();
+    // The exchange ended without the relay taking the body: all of it is given back.
+    server.release(served);
+    let updates = deliver(&mut server, &mut client);
+    assert_eq!(updates, ["window true", "window false"]);
+    assert_eq!(client.drain(key), 100_000 - DEFAULT_WINDOW as usize);
+}
+
+#[test]
+fn a_removed_stream_gives_its_share_of_the_connection_window_back() {
+    let (mut client, mut server) = pair();
+    let first = client.open(()).unwrap();
+    client.send_headers(first, false, request);
+    let body = vec![b'x'; DEFAULT_WINDOW as usize];
+    assert_eq!(client.send_data(first, &body, false), body.len());
+    deliver(&mut client, &mut server);
+    server.remove(server.streams.find(1).unwrap());
+    let answer = deliver(&mut server, &mut client);
+    assert!(answer.contains(&"reset 8".to_string()), "{answer:?}");
+    assert!(answer.contains(&"window false".to_string()), "{answer:?}");
+    let second = client.open(()).unwrap();
+    client.send_headers(second, false, request);
+    assert_eq!(client.send_data(second, &body, true), body.len());
+}
+
+#[test]
 fn a_header_block_larger_than_a_frame_goes_on_in_continuation_frames() {
     let (mut client, mut server) = pair();
     let key = client.open(()).unwrap();
