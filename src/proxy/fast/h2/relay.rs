@@ -551,8 +551,10 @@ fn upstream_reset(up: &mut UpstreamSide, key: Key, reason: Reason, by_peer: bool
                 .get(peer)
                 .is_some_and(|s| s.is_sending());
         if complete && reason == Reason::NO_ERROR {
-            // RFC 9113 §8.1: the response is whole; the client may stop sending.
-            client.conn.reset(peer, Reason::NO_ERROR);
+            // RFC 9113 §8.1: the response is whole and the upstream wants no more of the
+            // request. The client is not reset in turn (see docs/engines.md): the exchange
+            // ends as answered, and the rest of its body is dropped as it comes.
+            complete_if_sent(client, peer, now);
             return;
         }
         answer::fail(client, peer, UpstreamErrorKind::Reset, now);
