@@ -60,8 +60,8 @@ test: test-deps deny
 
 ## bench: the rules' micro-benchmark; instructions per request under callgrind, the whole proxy
 ## beside nginx and statuscope's own request path, against their baselines (bench/hotpath.sh);
-## h2c (gRPC-shaped calls) through statuscope against direct, 1 and 100 streams per connection,
-## with h2load and nghttpd (bench/h2c.sh, which writes bench/h2c-results.md); the admission
+## h2c (gRPC-shaped calls) through statuscope, nginx and HAProxy and direct, 1 and 100 streams per
+## connection, with h2load and nghttpd (bench/h2c.sh, which writes bench/h2c-results.md); the admission
 ## webhook's reviews per second and CPU per review over TLS (bench/injector.sh); and the
 ## side-by-side comparison of both engines with nginx, HAProxy and Caddy, rules on and off,
 ## memory and idle CPU, each target reported pass or fail (bench/compare.py, which writes

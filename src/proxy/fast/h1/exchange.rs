@@ -103,12 +103,17 @@ impl Client<'_> {
             return self.exchange_over_h2(&request).await;
         }
         let mut pump = Pump::new(left, head.head_len, with_head, started);
-        let sent = match self.send_request(&request, &mut pump).await {
-            Ok(sent) => self.pass_interim(&request, &mut pump, sent).await,
-            Err(failure) => Err(failure),
+        // The upstream connection and its response head are passed by reference until the
+        // answer is sent: moving them between the stages' futures cost a copy each.
+        let (mut upstream, mut response) = match self.send_request(&request, &mut pump).await {
+            Ok(sent) => sent,
+            Err(failure) => return self.fail(&request, pump.complete(), failure).await,
         };
-        match sent {
-            Ok((upstream, response, sent_continue)) => {
+        match self
+            .pass_interim(&request, &mut pump, &mut upstream, &mut response)
+            .await
+        {
+            Ok(sent_continue) => {
                 self.respond(&request, &pump, upstream, response, sent_continue)
                     .await
             }
@@ -217,8 +222,9 @@ impl Client<'_> {
         &mut self,
         request: &Request<'_>,
         pump: &mut Pump,
-        (mut upstream, mut response): (Upstream, ResponseHead),
-    ) -> Result<(Upstream, ResponseHead, bool), Failure> {
+        upstream: &mut Upstream,
+        response: &mut ResponseHead,
+    ) -> Result<bool, Failure> {
         let mut sent_continue = false;
         while (100..200).contains(&response.status) {
             if response.status == 101 {
@@ -245,11 +251,11 @@ impl Client<'_> {
             upstream.buf.copy_within(response.len..upstream.filled, 0);
             upstream.filled -= response.len;
             let timeouts = &request.settings.timeouts;
-            response = self
-                .await_head(&mut upstream, pump, request.asked, timeouts, deadline)
+            *response = self
+                .await_head(upstream, pump, request.asked, timeouts, deadline)
                 .await?;
         }
-        Ok((upstream, response, sent_continue))
+        Ok(sent_continue)
     }
 
     /// Sends the final response to the client, then finishes the exchange and returns the
