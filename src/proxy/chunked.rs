@@ -16,6 +16,7 @@
 use std::io::Write;
 
 use super::h2::fields::FieldBlock;
+use super::request_head::is_tchar;
 
 /// The largest trailer section accepted after the last chunk.
 pub const MAX_TRAILER_BYTES: usize = 32 * 1024;
@@ -44,8 +45,8 @@ pub fn write_last_chunk(trailers: Option<&FieldBlock>, out: &mut Vec<u8>) {
 enum State {
     /// The hex digits of a chunk size.
     Size { digits: u8, size: u64 },
-    /// Spaces or tabs after the size, before `;` or the line's end.
-    SizeSpace { size: u64 },
+    /// The first byte of a chunk extension's name, right after `;`.
+    ExtensionName { size: u64 },
     /// A chunk extension, up to the line's end.
     Extension { size: u64 },
     /// The CR of a chunk-size line was read; its LF must follow.
@@ -162,20 +163,19 @@ impl ChunkedReader {
                 },
                 Some(_) => return Err("an invalid chunk size"),
                 None if digits == 0 => return Err("an invalid chunk size"),
+                // RFC 9112 §7.1.1 allows whitespace before `;`, but parsers differ on it (h11
+                // refuses it, waitress reads on): refused, like an extension without a name.
                 None => match byte {
-                    b' ' | b'\t' => State::SizeSpace { size },
-                    b';' => State::Extension { size },
+                    b';' => State::ExtensionName { size },
                     b'\r' => State::SizeLf { size },
                     b'\n' => return Err("a chunk-size line ends in a bare LF"),
+                    b' ' | b'\t' => return Err("whitespace in a chunk-size line"),
                     _ => return Err("an invalid chunk size"),
                 },
             },
-            State::SizeSpace { size } => match byte {
-                b' ' | b'\t' => State::SizeSpace { size },
-                b';' => State::Extension { size },
-                b'\r' => State::SizeLf { size },
-                b'\n' => return Err("a chunk-size line ends in a bare LF"),
-                _ => return Err("an invalid chunk size"),
+            State::ExtensionName { size } => match byte {
+                _ if is_tchar(byte) => State::Extension { size },
+                _ => return Err("a chunk extension without a name"),
             },
             State::Extension { size } => match byte {
                 b'\r' => State::SizeLf { size },
@@ -291,6 +291,10 @@ mod tests {
             b"0\r\nx: a\nb\r\n\r\n",
             b"0\r\nx: \x00\r\n\r\n",
             b"\r\n",
+            b"5 ;ext\r\nhello\r\n",
+            b"5\t\r\nhello\r\n",
+            b"5;\r\nhello\r\n",
+            b"5;=x\r\nhello\r\n",
         ] {
             assert!(
                 read_whole(body).is_err(),
@@ -303,8 +307,8 @@ mod tests {
     #[test]
     fn accepts_what_http_allows() {
         for body in [
-            &b"5 ;ext\r\nhello\r\n0\r\n\r\n"[..],
-            b"5\t\r\nhello\r\n0\r\n\r\n",
+            &b"5;ext\r\nhello\r\n0\r\n\r\n"[..],
+            b"5;a=\"b c\"\r\nhello\r\n0\r\n\r\n",
             b"0;last\r\n\r\n",
             b"00\r\n\r\n",
         ] {

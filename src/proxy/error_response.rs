@@ -74,6 +74,13 @@ impl ProxyError {
         "the request head is too large",
     );
 
+    /// An `Expect` other than `100-continue` (RFC 9110 §10.1.1).
+    pub const EXPECTATION_FAILED: ProxyError = refusal(
+        417,
+        "EXPECTATION_FAILED",
+        "the proxy meets no expectation but 100-continue",
+    );
+
     /// A transfer coding other than `chunked` (RFC 9112 §6.1).
     pub const NOT_IMPLEMENTED: ProxyError = refusal(
         501,

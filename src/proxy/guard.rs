@@ -208,6 +208,7 @@ async fn read_head(
             Progress::NeedMore => {}
             Progress::Refused(refusal) => return HeadRead::Refused(refusal, started),
             Progress::Complete(head) => {
+                serve_as_http11(buf, &head);
                 if head.chunked {
                     if let Err(refusal) = request_head::check_buffered_chunks(&buf[head.head_len..])
                     {
@@ -218,6 +219,16 @@ async fn read_head(
             }
         }
     }
+}
+
+/// Makes a request line's `HTTP/1.x` past 1.1 read `HTTP/1.1`, in place: the reader served it
+/// as 1.1 (RFC 9110 §2.5), and pingora's parser takes only 1.0 and 1.1.
+fn serve_as_http11(buf: &mut [u8], head: &request_head::Head) {
+    let version = head.target.end + 1;
+    if head.http10 || buf.get(version..version + 7) != Some(b"HTTP/1.") {
+        return;
+    }
+    buf[version + 7] = b'1';
 }
 
 /// Caps open client connections, closes those that never start a request, and tells h2c

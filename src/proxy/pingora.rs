@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use pingora::http::ResponseHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::protocols::http::HttpTask;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -17,6 +17,7 @@ use pingora::{Error, Result};
 use super::admission::{Admission, InFlight, Permit};
 use super::error_response::ProxyError;
 use super::finish::{finish, response_sampler, Finished, GrpcCall, Judged, Outcome};
+use super::request_head::split_absolute;
 use super::settings::{LiveSettings, Settings};
 use crate::classify::route::is_probe_user_agent;
 use crate::classify::{is_client_gone, method_label, UpstreamErrorKind};
@@ -152,6 +153,35 @@ impl ProxyHttp for StatuscopeProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         Ok(Box::new(ctx.settings.peer_for(session.is_http2()).clone()))
+    }
+
+    /// What the fast engine's forwarding normalises (`fast/h1/forward.rs`), done to pingora's
+    /// request: an absolute-form target goes on in origin form (its authority was checked
+    /// equal to `Host` by the head guard), a `Content-Length` as the number alone.
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        request: &mut RequestHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // pingora keeps the target as read (`raw_path`) and writes that to the upstream.
+        let origin = split_absolute(request.raw_path()).map(|(_, rest)| match rest.first() {
+            Some(b'/') => rest.to_vec(),
+            _ => [&b"/"[..], rest].concat(),
+        });
+        if let Some(origin) = origin {
+            request.set_raw_path(&origin)?;
+        }
+        let length = request
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .filter(|value| value.len() > 1 && value.starts_with('0'))
+            .and_then(|value| value.parse::<u64>().ok());
+        if let Some(length) = length {
+            request.insert_header(http::header::CONTENT_LENGTH, length.to_string())?;
+        }
+        Ok(())
     }
 
     async fn response_filter(

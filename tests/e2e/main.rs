@@ -9,6 +9,7 @@ mod contract;
 mod demo;
 mod deploy;
 mod faults;
+mod forwarding;
 mod grpc;
 mod h2;
 mod h2_relay;

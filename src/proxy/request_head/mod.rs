@@ -20,7 +20,7 @@ use super::chunked::ChunkedReader;
 use super::error_response::ProxyError;
 use crate::classify::route::is_probe_user_agent;
 pub use crate::config::{HeadLimits, REQUEST_LINE_SLACK};
-pub use syntax::{all_field_value, is_tchar};
+pub use syntax::{all_field_value, is_tchar, split_absolute};
 use syntax::{
     all_in, check_version, is_absolute_http_uri, is_valid_host, split_request_line, trim_ows, TCHAR,
 };
@@ -121,6 +121,12 @@ pub struct Head {
     pub target: Span,
     /// The request line says `HTTP/1.0`.
     pub http10: bool,
+    /// The head cannot go on as read: its version is not `HTTP/1.1` (an intermediary sends
+    /// its own, RFC 9110 §2.5), its target is in absolute form (origin form to an origin
+    /// server, RFC 9112 §3.2.1), or its `Content-Length` has leading zeros.
+    pub normalise: bool,
+    /// A `Host` field (an HTTP/1.0 request may have none).
+    pub has_host: bool,
     /// The `Connection` options.
     pub connection: ConnectionOptions,
     /// An `Upgrade` field: the client asks to switch protocols.
@@ -180,6 +186,8 @@ pub struct HeadReader {
     /// A coding other than `chunked` was named (statuscope implements only `chunked`).
     other_coding: bool,
     connection_options: usize,
+    /// The authority of an absolute-form target, which `Host` must repeat.
+    authority: Option<Span>,
     /// The facts gathered so far; complete once the blank line arrives.
     facts: Head,
 }
@@ -288,6 +296,7 @@ impl HeadReader {
             return Some(refusal);
         }
         self.facts.http10 = version == b"HTTP/1.0";
+        self.facts.normalise = version != b"HTTP/1.1";
         self.facts.method = Span::within(buf, method);
         self.facts.target = Span::within(buf, target);
         if method == b"CONNECT" {
@@ -301,7 +310,20 @@ impl HeadReader {
             b'*' => target.len() == 1 && method == b"OPTIONS",
             _ => is_absolute_http_uri(target),
         };
-        (!form_ok).then(|| bad("the request target is not in origin, absolute or asterisk form"))
+        if !form_ok {
+            return Some(bad(
+                "the request target is not in origin, absolute or asterisk form",
+            ));
+        }
+        if let Some((authority, _)) = split_absolute(target) {
+            // RFC 9110 §4.2.4: userinfo in an http(s) URI is an error.
+            if memchr(b'@', authority).is_some() {
+                return Some(bad("userinfo in the request target"));
+            }
+            self.facts.normalise = true;
+            self.authority = Some(Span::within(buf, authority));
+        }
+        None
     }
 
     fn field_line(&mut self, buf: &[u8], line: &[u8], limits: &HeadLimits) -> Option<Progress> {
@@ -337,6 +359,13 @@ impl HeadReader {
                 if !is_valid_host(value) {
                     return Some(bad("an invalid Host header"));
                 }
+                // RFC 9112 §3.2.2 lets a server ignore Host beside an absolute target; the
+                // upstream gets origin form and this Host, so they must name the same authority.
+                let authority = self.authority.map(|span| span.of(buf));
+                if authority.is_some_and(|a| !a.eq_ignore_ascii_case(value)) {
+                    return Some(bad("the Host header differs from the target's authority"));
+                }
+                self.facts.has_host = true;
             }
             14 if is(b"content-length") => {
                 self.content_lengths += 1;
@@ -346,6 +375,8 @@ impl HeadReader {
                 if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
                     return Some(bad("an invalid Content-Length"));
                 }
+                // Valid (`1*DIGIT`), but sent on as the number alone.
+                self.facts.normalise |= value.len() > 1 && value[0] == b'0';
                 self.facts.content_length = Some(
                     value
                         .iter()
@@ -358,7 +389,14 @@ impl HeadReader {
                 return self.connection(value).err();
             }
             6 if is(b"expect") => {
-                self.facts.expects_continue |= value.eq_ignore_ascii_case(b"100-continue");
+                // RFC 9110 §10.1.1: 100-continue is the only expectation defined.
+                if !value.eq_ignore_ascii_case(b"100-continue") {
+                    return Some(refuse(
+                        ProxyError::EXPECTATION_FAILED,
+                        "an expectation other than 100-continue",
+                    ));
+                }
+                self.facts.expects_continue = true;
             }
             6 if is(b"accept") && self.facts.accept.is_none() => {
                 self.facts.accept = Some(Span::within(buf, value));
@@ -495,6 +533,29 @@ mod tests {
             Progress::Complete(facts) => facts,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn what_an_intermediary_must_not_send_on_as_written_is_refused_or_marked() {
+        // RFC 9112 §3.2.2: the upstream gets origin form and Host, so they must agree.
+        assert_eq!(status(b"GET http://a/ HTTP/1.1\r\nHost: b\r\n\r\n"), 400);
+        assert_eq!(status(b"GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(
+            status(b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: x\r\n\r\n"),
+            417
+        );
+        // Servers read these differently (waitress, nginx and h11 do not agree).
+        assert_eq!(status(b"get / HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(status(b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        let marked = |head: &[u8]| complete(head).normalise;
+        assert!(!marked(
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n"
+        ));
+        assert!(marked(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n"));
+        assert!(marked(b"GET http://A/ HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(marked(
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 010\r\n\r\n"
+        ));
     }
 
     #[test]

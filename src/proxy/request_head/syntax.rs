@@ -51,8 +51,9 @@ static CLASSES: [u8; 256] = {
         if field_value {
             class |= FIELD_VALUE;
         }
-        // A request-target byte: visible ASCII only (RFC 3986 percent-encodes everything else).
-        if visible {
+        // A request-target byte: visible ASCII only (RFC 3986 percent-encodes everything else),
+        // and no `#`: a fragment is never sent (RFC 9110 §7.1), and parsers differ on one.
+        if visible && byte != b'#' {
             class |= TARGET;
         }
         table[b] = class;
@@ -110,6 +111,11 @@ pub(super) fn split_request_line(line: &[u8]) -> Result<RequestLineParts<'_>, &'
     if method.is_empty() || !all_in(method, TCHAR) {
         return Err("an invalid method");
     }
+    // Methods are case-sensitive and every registered one is uppercase; servers differ on the
+    // others (nginx and waitress refuse them), so none goes on.
+    if method.iter().any(u8::is_ascii_lowercase) {
+        return Err("a method with lowercase letters");
+    }
     if target.is_empty() || !all_in(target, TARGET) {
         return Err("an invalid character in the request target");
     }
@@ -140,6 +146,18 @@ pub(super) fn is_absolute_http_uri(target: &[u8]) -> bool {
         target.len() > prefix.len() && target[..prefix.len()].eq_ignore_ascii_case(prefix)
     };
     lower(b"http://") || lower(b"https://")
+}
+
+/// An absolute-form target (`scheme://authority/path?query`) split into its authority and
+/// what follows it (empty, or starting with `/` or `?`); `None` for the other forms.
+pub fn split_absolute(target: &[u8]) -> Option<(&[u8], &[u8])> {
+    let scheme_end = memchr(b':', target)?;
+    let rest = target[scheme_end..].strip_prefix(b"://")?;
+    let end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    Some(rest.split_at(end))
 }
 
 /// RFC 9110 §7.2: `uri-host [ ":" port ]`, where uri-host is a reg-name, IPv4 or IP literal.

@@ -4,7 +4,7 @@
 
 use memchr::memchr;
 
-use super::syntax::{all_in, TARGET, TCHAR};
+use super::syntax::{all_in, split_absolute, TARGET, TCHAR};
 
 /// The request line as far as it was readable, for tallying a refused request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -48,12 +48,11 @@ pub fn checked_target_path(target: &[u8]) -> Option<&str> {
     let path = match target.first()? {
         b'/' => target,
         b'*' if target.len() == 1 => target,
-        _ => {
-            // `scheme://authority/path`: the path begins at the first slash after the authority.
-            let scheme_end = memchr(b':', target)?;
-            let authority = target[scheme_end..].strip_prefix(b"://")?;
-            memchr(b'/', authority).map_or(&b"/"[..], |at| &authority[at..])
-        }
+        _ => match split_absolute(target)? {
+            (_, rest) if rest.first() == Some(&b'/') => rest,
+            // No path (`http://host` or `http://host?query`): the path is `/`.
+            _ => b"/",
+        },
     };
     let path = &path[..memchr(b'?', path).unwrap_or(path.len())];
     // Visible ASCII, so valid UTF-8: the check costs one pass and cannot fail.
