@@ -305,17 +305,17 @@ impl HeadReader {
                 "CONNECT is not proxied",
             ));
         }
-        let form_ok = match target[0] {
-            b'/' => true,
-            b'*' => target.len() == 1 && method == b"OPTIONS",
-            _ => is_absolute_http_uri(target),
+        let absolute = match target[0] {
+            b'/' => false,
+            b'*' if target.len() == 1 && method == b"OPTIONS" => false,
+            _ if is_absolute_http_uri(target) => true,
+            _ => {
+                return Some(bad(
+                    "the request target is not in origin, absolute or asterisk form",
+                ))
+            }
         };
-        if !form_ok {
-            return Some(bad(
-                "the request target is not in origin, absolute or asterisk form",
-            ));
-        }
-        if let Some((authority, _)) = split_absolute(target) {
+        if let Some((authority, _)) = split_absolute(target).filter(|_| absolute) {
             // RFC 9110 §4.2.4: userinfo in an http(s) URI is an error.
             if memchr(b'@', authority).is_some() {
                 return Some(bad("userinfo in the request target"));

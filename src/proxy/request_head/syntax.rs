@@ -11,6 +11,8 @@ use crate::proxy::error_response::ProxyError;
 pub(super) const TCHAR: u8 = 1;
 pub(super) const FIELD_VALUE: u8 = 2;
 pub(super) const TARGET: u8 = 4;
+/// A method byte: a token character but a lowercase letter (see [`split_request_line`]).
+pub(super) const METHOD: u8 = 8;
 
 /// Whether `byte` may appear in a token (RFC 9110 §5.6.2 `tchar`), such as a method or a field
 /// name.
@@ -47,6 +49,9 @@ static CLASSES: [u8; 256] = {
         let mut class = 0;
         if tchar {
             class |= TCHAR;
+        }
+        if tchar && !byte.is_ascii_lowercase() {
+            class |= METHOD;
         }
         if field_value {
             class |= FIELD_VALUE;
@@ -108,13 +113,14 @@ pub(super) fn split_request_line(line: &[u8]) -> Result<RequestLineParts<'_>, &'
     else {
         return Err("the request line is not `method target version`");
     };
-    if method.is_empty() || !all_in(method, TCHAR) {
-        return Err("an invalid method");
-    }
-    // Methods are case-sensitive and every registered one is uppercase; servers differ on the
-    // others (nginx and waitress refuse them), so none goes on.
-    if method.iter().any(u8::is_ascii_lowercase) {
-        return Err("a method with lowercase letters");
+    if method.is_empty() || !all_in(method, METHOD) {
+        // Methods are case-sensitive and every registered one is uppercase; servers differ on
+        // the others (nginx and waitress refuse them), so none goes on.
+        return Err(if all_in(method, TCHAR) {
+            "a method with lowercase letters"
+        } else {
+            "an invalid method"
+        });
     }
     if target.is_empty() || !all_in(target, TARGET) {
         return Err("an invalid character in the request target");
