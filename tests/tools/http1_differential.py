@@ -1,5 +1,9 @@
 """What statuscope forwards, read by two HTTP/1 parsers nobody here wrote.
 
+    http1_differential.py random HOST:PORT DIR COUNT SEED
+        The same check over COUNT mutations drawn at random from the corpus's parts
+        (`fuzz/differential.sh`, in `make fuzz`).
+
     http1_differential.py recorder DIR
         An upstream that keeps the bytes of each connection in DIR/NNNNNN (written before it
         answers), reads each request with h11 to know where it ends, and answers it 200 with
@@ -211,6 +215,33 @@ def corpus():
     return out
 
 
+def random_corpus(count, seed):
+    """`count` mutations drawn from the same parts at random, for `make fuzz`'s longer run."""
+    import random
+
+    pick = random.Random(seed).choice
+    out = []
+    for _ in range(count):
+        fields_ = []
+        for _ in range(pick([0, 1, 1, 2, 3])):
+            fields_.append(pick([(pick(TE_NAMES), pick(TE_VALUES)), (pick(CL_NAMES), pick(CL_VALUES))]))
+        size = pick(CHUNK_SIZES)
+        body = pick([b"", b"hello", GOOD_BODY, size + b"\r\nhello\r\n0\r\n\r\n", size + b"\nhello\n0\n\n"])
+        mutation = request(
+            # Mostly plain, so the odd part under test is usually the only one.
+            method=pick([b"GET", b"POST"] * 4 + [b"PUT", b"get", b"OPTIONS"]),
+            target=pick([b"/a"] * 12 + TARGETS),
+            version=pick(VERSIONS[:4] + [b"HTTP/1.1"] * 12),
+            fields_=fields_,
+            body=body,
+            eol=pick([b"\r\n"] * 12 + ENDINGS),
+        )
+        if pick([False, False, True]):
+            mutation += request(method=b"GET")
+        out.append(mutation)
+    return out
+
+
 # The recorder.
 
 
@@ -287,8 +318,7 @@ def exchange(target, data):
         sock.close()
 
 
-def run_corpus(target, directory):
-    mutations = corpus()
+def run_corpus(target, directory, mutations):
     failures, forwarded, refused_ambiguous, agreeing = [], 0, 0, 0
     seen = set(os.listdir(directory))
     for mutation in mutations:
@@ -338,7 +368,10 @@ def main():
     if sys.argv[1] == "recorder":
         recorder(sys.argv[2])
     elif sys.argv[1] == "corpus":
-        sys.exit(run_corpus(sys.argv[2], sys.argv[3]))
+        sys.exit(run_corpus(sys.argv[2], sys.argv[3], corpus()))
+    elif sys.argv[1] == "random":
+        mutations = random_corpus(int(sys.argv[4]), int(sys.argv[5]))
+        sys.exit(run_corpus(sys.argv[2], sys.argv[3], mutations))
     elif sys.argv[1] == "count":
         print(len(corpus()))
     else:
