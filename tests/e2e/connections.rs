@@ -57,7 +57,9 @@ each_engine! {
     /// next answer on the connection follows at once.
     fn heads_without_bodies_leave_the_connection_in_step(engine) {
         let server = ScriptedServer::start(|_, line| {
-            let answer: &[u8] = if line.starts_with("HEAD") {
+            let answer: &[u8] = if line.starts_with("HEAD /chunked") {
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+            } else if line.starts_with("HEAD") {
                 b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n"
             } else if line.starts_with("GET /204") {
                 b"HTTP/1.1 204 No Content\r\ncontent-length: 1000\r\n\r\n"
@@ -80,11 +82,15 @@ each_engine! {
             assert!(head.status.starts_with(status), "{request}: {}", head.status);
             assert_eq!(head.content_length, Some(1000), "{request}: the length passes as sent");
         }
+        // Transfer-Encoding on an answer to HEAD passes too, and no body is awaited after it.
+        writer.write_all(b"HEAD /chunked HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        let head = read_head(&mut reader);
+        assert!(head.status.starts_with("HTTP/1.1 200") && head.chunked, "{}", head.status);
         writer.write_all(b"GET /last HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
         assert_eq!(read_response(&mut reader).1, b"last");
         statuscope.wait_idle();
         assert_eq!(server.connections(), 1);
-        assert_eq!(tally(&statuscope, &[("origin", "upstream")]), 4.0);
+        assert_eq!(tally(&statuscope, &[("origin", "upstream")]), 5.0);
     }
 
     /// An upstream may answer before it has read the request body: the client gets that

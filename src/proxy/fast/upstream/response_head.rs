@@ -322,17 +322,19 @@ mod tests {
         assert_eq!(head.framing, Framing::None);
         let mut spans = Vec::new();
         let head_asked = Asked { head_method: true };
-        assert!(matches!(
-            parse(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n",
-                head_asked,
-                &mut spans
-            ),
-            Parsed::Complete(ResponseHead {
-                framing: Framing::None,
-                ..
-            })
-        ));
+        // RFC 9112 §6.3 rule 1: whatever a response to HEAD announces, no body follows.
+        for announced in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert!(matches!(
+                parse(announced, head_asked, &mut spans),
+                Parsed::Complete(ResponseHead {
+                    framing: Framing::None,
+                    ..
+                })
+            ));
+        }
     }
 
     #[test]
