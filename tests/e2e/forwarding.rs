@@ -72,26 +72,15 @@ each_engine! {
     fn an_absolute_target_reaches_the_upstream_in_origin_form(engine) {
         let recorder = Recorder::start(&format!("absolute-{engine:?}"));
         let statuscope = Statuscope::start(engine, recorder.addr);
-        let answer = raw_exchange(
-            statuscope.listen,
-            b"GET http://svc/a?b=1 HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n",
-        );
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        let refused = raw_exchange(
-            statuscope.listen,
-            b"GET http://other/a HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n",
-        );
-        assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
-        let expectation = raw_exchange(
-            statuscope.listen,
-            b"PUT /a HTTP/1.1\r\nHost: svc\r\nExpect: 200-ok\r\nContent-Length: 0\r\n\r\n",
-        );
-        assert!(expectation.starts_with("HTTP/1.1 417"), "{expectation}");
-        let length = raw_exchange(
-            statuscope.listen,
-            b"POST /n HTTP/1.1\r\nHost: svc\r\nContent-Length: 002\r\nConnection: close\r\n\r\nhi",
-        );
-        assert!(length.starts_with("HTTP/1.1 200"), "{length}");
+        for (request, status) in [
+            (&b"GET http://svc/a?b=1 HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n"[..], "200"),
+            (b"GET http://other/a HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n", "400"),
+            (b"PUT /a HTTP/1.1\r\nHost: svc\r\nExpect: 200-ok\r\nContent-Length: 0\r\n\r\n", "417"),
+            (b"POST /n HTTP/1.1\r\nHost: svc\r\nContent-Length: 002\r\nConnection: close\r\n\r\nhi", "200"),
+        ] {
+            let answer = raw_exchange(statuscope.listen, request);
+            assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{answer}");
+        }
         let received = recorder.received();
         assert!(received.starts_with("GET /a?b=1 HTTP/1.1\r\n"), "{received}");
         assert!(received.contains("POST /n HTTP/1.1\r\n"), "{received}");
