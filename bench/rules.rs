@@ -284,7 +284,7 @@ fn contract_rules(c: &mut Criterion) {
     let settings: Vec<RuleSetting> = statuscope::rules::CATALOGUE
         .iter()
         .enumerate()
-        .filter(|(_, rule)| !statuscope::rules::CONTRACT.iter().any(|c| c.id == rule.id))
+        .filter(|(_, rule)| rule.kind != statuscope::rules::RuleKind::Contract)
         .map(|(rule, _)| RuleSetting {
             rule,
             enabled: false,

@@ -452,8 +452,7 @@ fn misuse() -> Value {
         (24, 7),
     );
     b.row("Contract");
-    let contract_rules = statuscope::rules::CONTRACT
-        .iter()
+    let contract_rules = statuscope::rules::of_kind(statuscope::rules::RuleKind::Contract)
         .map(|rule| rule.id)
         .collect::<Vec<_>>()
         .join("|");

@@ -14,7 +14,7 @@ use super::findings::Place;
 use super::redact;
 use crate::contract::coverage::Snapshot;
 use crate::rules::engine::{Finding, RuleSetting};
-use crate::rules::{Severity, CATALOGUE, CONTRACT, GRPC};
+use crate::rules::{RuleKind, Severity, CATALOGUE};
 
 /// A report's output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -322,9 +322,9 @@ impl Report {
             );
             if self.disabled.contains(&index) {
                 cases.push_str("\n      <skipped message=\"disabled by configuration\"/>\n    ");
-            } else if !self.judges_contract && CONTRACT.iter().any(|c| c.id == rule.id) {
+            } else if !self.judges_contract && rule.kind == RuleKind::Contract {
                 cases.push_str("\n      <skipped message=\"no contract (contract.openapi) to judge against\"/>\n    ");
-            } else if !self.judges_grpc && GRPC.iter().any(|g| g.id == rule.id) {
+            } else if !self.judges_grpc && rule.kind == RuleKind::Grpc {
                 cases.push_str("\n      <skipped message=\"no trailers recorded, where gRPC calls carry their status\"/>\n    ");
             } else if let Some((_, first)) = fired.first() {
                 let count: u64 = fired.iter().map(|(_, t)| t.count).sum();

@@ -1,10 +1,11 @@
 //! `body-on-no-content`: a 204 that announces content.
 
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 
 /// Flags a 204 that announces content.
 pub static RULE: Rule = Rule {
     id: "body-on-no-content",
+    kind: RuleKind::Http,
     title: "204 No Content announcing content",
     severity: Severity::Error,
     fires_when: "204 with a non-zero `Content-Length` or a `Transfer-Encoding`; 304 with content",

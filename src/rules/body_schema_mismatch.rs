@@ -1,6 +1,6 @@
 //! `body-schema-mismatch`: a JSON body that does not validate against its declared schema. Judged only when `contract.openapi` names a document.
 
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 use crate::contract::schema::first_failure;
 use crate::contract::Declared;
 use crate::sample::BodyKind;
@@ -8,6 +8,7 @@ use crate::sample::BodyKind;
 /// Flags a JSON body that does not validate against its declared schema.
 pub static RULE: Rule = Rule {
     id: "body-schema-mismatch",
+    kind: RuleKind::Contract,
     title: "Body does not match the declared schema",
     severity: Severity::Error,
     fires_when: "the body is JSON (`application/json`, `+json`), the sample holds all of it (a truncated body is never judged), and it does not validate against the schema declared for its media type (OpenAPI 3.0's dialect or 3.1's JSON Schema 2020-12); compressed bodies are decoded first",

@@ -3,11 +3,12 @@
 use std::time::SystemTime;
 
 use super::parse::headers::CacheControl;
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 
 /// Flags a 5xx that caches are told to keep.
 pub static RULE: Rule = Rule {
     id: "cacheable-server-error",
+    kind: RuleKind::Http,
     title: "Server error marked cacheable",
     severity: Severity::Warning,
     fires_when: "a 5xx marked cacheable (`Cache-Control` public or max-age/s-maxage > 0, or `Expires` in \

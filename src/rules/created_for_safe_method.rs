@@ -2,11 +2,12 @@
 
 use http::Method;
 
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 
 /// Flags a 201 answering a method that must not create anything.
 pub static RULE: Rule = Rule {
     id: "created-for-safe-method",
+    kind: RuleKind::Http,
     title: "201 Created answering GET, HEAD or OPTIONS",
     severity: Severity::Warning,
     fires_when: "201 answering GET, HEAD or OPTIONS",

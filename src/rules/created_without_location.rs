@@ -2,11 +2,12 @@
 
 use http::Method;
 
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 
 /// Flags a 201 that does not say where the new resource is.
 pub static RULE: Rule = Rule {
     id: "created-without-location",
+    kind: RuleKind::Http,
     title: "201 Created without Location",
     severity: Severity::Warning,
     fires_when: "201 without `Location` (except to PUT, whose target URI is the created resource)",

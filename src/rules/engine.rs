@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use prometheus::IntCounterVec;
 
-use super::{Exchange, Rule, Severity, CATALOGUE, CONTRACT, GRPC};
+use super::{Exchange, Rule, RuleKind, Severity, CATALOGUE};
 use crate::classify::route::PROBE_ROUTE;
 use crate::contract::Contract;
 use crate::families::Families;
@@ -122,7 +122,7 @@ impl Engine {
             .filter_map(|(index, rule)| {
                 let setting = settings.iter().find(|s| s.rule == index);
                 // Without a contract the contract rules could only say nothing: skip them.
-                let judgeable = contract.is_some() || !CONTRACT.iter().any(|c| c.id == rule.id);
+                let judgeable = contract.is_some() || rule.kind != RuleKind::Contract;
                 let enabled = judgeable && setting.is_none_or(|s| s.enabled);
                 enabled.then(|| Active {
                     index,
@@ -146,7 +146,7 @@ impl Engine {
         let grpc_rules = CATALOGUE
             .iter()
             .enumerate()
-            .filter(|(_, rule)| GRPC.iter().any(|g| g.id == rule.id))
+            .filter(|(_, rule)| rule.kind == RuleKind::Grpc)
             .fold(0u64, |bits, (index, _)| bits | 1 << index);
         Engine {
             active,
@@ -225,7 +225,8 @@ mod tests {
     #[test]
     fn the_contract_rules_run_only_with_a_contract() {
         let without = Engine::new(&[], &default_fields(), &[], None);
-        assert_eq!(without.active.len(), CATALOGUE.len() - CONTRACT.len());
+        let contract_rules = crate::rules::of_kind(RuleKind::Contract).count();
+        assert_eq!(without.active.len(), CATALOGUE.len() - contract_rules);
         let with = Engine::new(
             &[],
             &default_fields(),
@@ -238,7 +239,7 @@ mod tests {
     #[test]
     fn the_grpc_rules_are_the_catalogue_entries_named_grpc() {
         for rule in CATALOGUE {
-            let grpc = crate::rules::GRPC.iter().any(|g| g.id == rule.id);
+            let grpc = rule.kind == RuleKind::Grpc;
             assert_eq!(rule.id.starts_with("grpc-"), grpc, "{}", rule.id);
         }
     }
@@ -288,7 +289,7 @@ mod tests {
     #[test]
     fn the_contract_rules_are_the_catalogue_entries_that_cite_openapi() {
         for rule in CATALOGUE {
-            let contract = crate::rules::CONTRACT.iter().any(|c| c.id == rule.id);
+            let contract = rule.kind == RuleKind::Contract;
             assert_eq!(rule.rationale.contains("OpenAPI"), contract, "{}", rule.id);
         }
     }
@@ -351,6 +352,7 @@ mod tests {
 
     static PANICS: Rule = Rule {
         id: "panics",
+        kind: RuleKind::Http,
         title: "",
         severity: Severity::Info,
         fires_when: "",

@@ -4,12 +4,13 @@ use std::ops::ControlFlow;
 
 use super::parse::html::headline;
 use super::parse::json::{scan, Value};
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 use crate::sample::BodyKind;
 
 /// Flags a 2xx whose body says the request failed.
 pub static RULE: Rule = Rule {
     id: "error-body-on-success",
+    kind: RuleKind::Http,
     title: "Success status with an error body",
     severity: Severity::Error,
     fires_when: "a 2xx whose body is an error: JSON with a top-level `error` (not null/false), a non-empty \

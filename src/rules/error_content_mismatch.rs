@@ -1,11 +1,12 @@
 //! `error-content-mismatch`: an HTML error page for a client that asked for JSON only.
 
 use super::parse::headers::accepts_only_json;
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 
 /// Flags an HTML error page for a client that asked for JSON only.
 pub static RULE: Rule = Rule {
     id: "error-content-mismatch",
+    kind: RuleKind::Http,
     title: "HTML error to a JSON-only client",
     severity: Severity::Warning,
     fires_when: "a 4xx/5xx sent as HTML to a request whose `Accept` asked only for JSON",

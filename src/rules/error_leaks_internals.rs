@@ -5,11 +5,12 @@ use std::sync::LazyLock;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::bytes::{Regex, RegexSet};
 
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 
 /// Flags a body that shows the service's insides.
 pub static RULE: Rule = Rule {
     id: "error-leaks-internals",
+    kind: RuleKind::Http,
     title: "Stack trace or internal error text in a body",
     severity: Severity::Error,
     fires_when: "any response body carrying a stack trace or internal error text: Python tracebacks, \

@@ -1,10 +1,11 @@
 //! `forbidden-without-credentials`: a 403 where the client never tried to authenticate.
 
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 
 /// Flags a 403 where the client never tried to authenticate.
 pub static RULE: Rule = Rule {
     id: "forbidden-without-credentials",
+    kind: RuleKind::Http,
     title: "403 to a request without credentials",
     severity: Severity::Info,
     fires_when: "403 to a request that carried neither `Authorization` nor `Cookie` (401 is the code for \

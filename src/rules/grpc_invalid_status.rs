@@ -1,11 +1,12 @@
 //! `grpc-invalid-status`: a `grpc-status` that is not a gRPC status code.
 
-use super::{visible_ascii, Exchange, Rule, Severity, Verdict};
+use super::{visible_ascii, Exchange, Rule, RuleKind, Severity, Verdict};
 use crate::classify::grpc::GrpcCode;
 
 /// Flags a `grpc-status` that is not an integer 0–16.
 pub static RULE: Rule = Rule {
     id: "grpc-invalid-status",
+    kind: RuleKind::Grpc,
     title: "grpc-status is not a status code",
     severity: Severity::Error,
     fires_when: "a gRPC call's `grpc-status` is not an integer from 0 to 16 in plain decimal (`OK`, `200`, \

@@ -1,11 +1,12 @@
 //! `grpc-message-leaks-internals`: a `grpc-message` that shows the service's insides.
 
-use super::{error_leaks_internals, Exchange, Rule, Severity, Verdict};
+use super::{error_leaks_internals, Exchange, Rule, RuleKind, Severity, Verdict};
 use crate::classify::grpc::decode_message;
 
 /// Flags a `grpc-message` carrying a stack trace or internal error text.
 pub static RULE: Rule = Rule {
     id: "grpc-message-leaks-internals",
+    kind: RuleKind::Grpc,
     title: "Stack trace or internal error text in grpc-message",
     severity: Severity::Error,
     fires_when: "a gRPC call's `grpc-message`, percent-decoded, carries a stack trace or internal error text, \

@@ -1,10 +1,11 @@
 //! `grpc-non-200`: a gRPC call answered with an HTTP status other than 200.
 
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 
 /// Flags a gRPC response whose HTTP status is not 200.
 pub static RULE: Rule = Rule {
     id: "grpc-non-200",
+    kind: RuleKind::Grpc,
     title: "gRPC response with an HTTP status other than 200",
     severity: Severity::Error,
     fires_when: "a gRPC call's response has an HTTP status other than 200",

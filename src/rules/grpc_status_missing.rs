@@ -1,10 +1,11 @@
 //! `grpc-status-missing`: a gRPC call that ended without saying how.
 
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 
 /// Flags a gRPC response without `grpc-status`.
 pub static RULE: Rule = Rule {
     id: "grpc-status-missing",
+    kind: RuleKind::Grpc,
     title: "gRPC response without grpc-status",
     severity: Severity::Error,
     fires_when: "a gRPC call's response ended with no `grpc-status`, neither in its trailers nor in a \

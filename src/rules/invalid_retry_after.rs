@@ -1,11 +1,12 @@
 //! `invalid-retry-after`: a `Retry-After` clients cannot parse.
 
 use super::parse::headers::retry_after_is_valid;
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 
 /// Flags a `Retry-After` clients cannot parse.
 pub static RULE: Rule = Rule {
     id: "invalid-retry-after",
+    kind: RuleKind::Http,
     title: "Retry-After is neither seconds nor an HTTP-date",
     severity: Severity::Warning,
     fires_when: "`Retry-After` that is neither delay-seconds nor an HTTP-date",

@@ -2,11 +2,12 @@
 
 use http::Method;
 
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 
 /// Flags 301/302 to a request that must not become a GET.
 pub static RULE: Rule = Rule {
     id: "method-changing-redirect",
+    kind: RuleKind::Http,
     title: "301/302 answering a method other than GET or HEAD",
     severity: Severity::Warning,
     fires_when: "301 or 302 answering a method other than GET/HEAD (307/308 preserve the method)",

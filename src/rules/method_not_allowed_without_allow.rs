@@ -1,11 +1,12 @@
 //! `method-not-allowed-without-allow`: a 405 that does not list what is allowed.
 
 use super::parse::headers::allow_lists;
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 
 /// Flags a 405 that does not list what is allowed.
 pub static RULE: Rule = Rule {
     id: "method-not-allowed-without-allow",
+    kind: RuleKind::Http,
     title: "405 without a consistent Allow",
     severity: Severity::Warning,
     fires_when: "405 without `Allow`, or with an `Allow` that lists the refused method",

@@ -1,11 +1,12 @@
 //! `missing-declared-header`: a response without a header its declaration requires. Judged only when `contract.openapi` names a document.
 
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 use crate::contract::Declared;
 
 /// Flags a response without a header its declaration requires.
 pub static RULE: Rule = Rule {
     id: "missing-declared-header",
+    kind: RuleKind::Contract,
     title: "Required header missing",
     severity: Severity::Warning,
     fires_when: "a response header the declared response marks `required: true` is absent",

@@ -1,10 +1,11 @@
 //! `missing-retry-after`: a 429 or 503 that does not say when to come back.
 
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 
 /// Flags a 429 or 503 that does not say when to come back.
 pub static RULE: Rule = Rule {
     id: "missing-retry-after",
+    kind: RuleKind::Http,
     title: "Rate limit or unavailability without Retry-After",
     severity: Severity::Warning,
     fires_when: "429 without `Retry-After` (warning); 503 without it (info)",

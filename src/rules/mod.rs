@@ -319,11 +319,25 @@ impl Verdict {
     }
 }
 
+/// What a rule judges, which decides when it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleKind {
+    /// HTTP semantics: every exchange but a gRPC call.
+    Http,
+    /// gRPC calls, by their trailers — the only rules a gRPC call is judged by, as the HTTP
+    /// rules' conventions (JSON error bodies, `Location`, `Retry-After`) are not gRPC's.
+    Grpc,
+    /// The service's OpenAPI document (`contract.openapi`); silent without one.
+    Contract,
+}
+
 /// A misuse rule: what the catalogue, the docs and the engine know of it.
 #[derive(Debug)]
 pub struct Rule {
     /// The stable id (a contract with dashboards, alerts and docs).
     pub id: &'static str,
+    /// What it judges.
+    pub kind: RuleKind,
     /// A one-line title.
     pub title: &'static str,
     /// The default severity (the most serious one for rules with two).
@@ -367,18 +381,13 @@ pub static CATALOGUE: [&Rule; 27] = [
     &body_schema_mismatch::RULE,
 ];
 
-/// The gRPC rules: those that judge gRPC calls, by their trailers — the only rules a gRPC call
-/// is judged by, as the HTTP rules' conventions (JSON error bodies, `Location`, `Retry-After`)
-/// are not gRPC's. Just before [`CONTRACT`] at the end of [`CATALOGUE`].
-pub static GRPC: &[&Rule] = CATALOGUE
-    .split_at(CATALOGUE.len() - CONTRACT.len() - 4)
-    .1
-    .split_at(4)
-    .0;
-
-/// The contract rules: those that judge against the service's OpenAPI document
-/// (`contract.openapi`), and stay silent without one — the end of [`CATALOGUE`].
-pub static CONTRACT: &[&Rule] = CATALOGUE.split_at(CATALOGUE.len() - 6).1;
+/// The rules of one kind, in catalogue order.
+pub fn of_kind(kind: RuleKind) -> impl Iterator<Item = &'static Rule> {
+    CATALOGUE
+        .iter()
+        .copied()
+        .filter(move |rule| rule.kind == kind)
+}
 
 /// The rule with this id (`_` accepted for `-`, for environment variables).
 pub fn find(id: &str) -> Option<(usize, &'static Rule)> {

@@ -1,10 +1,11 @@
 //! `nonstandard-status`: a status code nobody registered.
 
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 
 /// Flags a status code nobody registered.
 pub static RULE: Rule = Rule {
     id: "nonstandard-status",
+    kind: RuleKind::Http,
     title: "Status code not in the IANA registry",
     severity: Severity::Warning,
     fires_when: "a code not in the IANA registry, or outside 100–599",

@@ -1,10 +1,11 @@
 //! `redirect-without-location`: a redirect that does not say where to.
 
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 
 /// Flags a redirect that does not say where to.
 pub static RULE: Rule = Rule {
     id: "redirect-without-location",
+    kind: RuleKind::Http,
     title: "Redirect without Location",
     severity: Severity::Error,
     fires_when: "301, 302, 303, 307 or 308 without `Location`",

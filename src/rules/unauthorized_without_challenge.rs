@@ -1,10 +1,11 @@
 //! `unauthorized-without-challenge`: a 401 that does not say how to authenticate.
 
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 
 /// Flags a 401 that does not say how to authenticate.
 pub static RULE: Rule = Rule {
     id: "unauthorized-without-challenge",
+    kind: RuleKind::Http,
     title: "401 without WWW-Authenticate",
     severity: Severity::Warning,
     fires_when: "401 without `WWW-Authenticate`",

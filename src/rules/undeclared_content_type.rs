@@ -1,11 +1,12 @@
 //! `undeclared-content-type`: a response whose media type the declared response does not list. Judged only when `contract.openapi` names a document.
 
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 use crate::contract::Declared;
 
 /// Flags a response whose media type the declared response does not list.
 pub static RULE: Rule = Rule {
     id: "undeclared-content-type",
+    kind: RuleKind::Contract,
     title: "Content type not declared by the contract",
     severity: Severity::Warning,
     fires_when: "the declared response lists media types (`content`) and the response's `Content-Type` (parameters ignored; `type/*` and `*/*` honoured) matches none; a declared response without `content`, or a response without `Content-Type`, says nothing about the body",

@@ -1,11 +1,12 @@
 //! `undeclared-operation`: a method the contract does not declare on a declared path, answered with success. Judged only when `contract.openapi` names a document.
 
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 use crate::contract::Declared;
 
 /// Flags a method the contract does not declare on a declared path, answered with success.
 pub static RULE: Rule = Rule {
     id: "undeclared-operation",
+    kind: RuleKind::Contract,
     title: "Operation not declared by the contract",
     severity: Severity::Warning,
     fires_when: "the path is declared, not for this method, and the service answered 2xx or 3xx (a refusal such as 404, 405 or 501 is the right answer); `HEAD` counts as declared wherever `GET` is",

@@ -1,11 +1,12 @@
 //! `undeclared-route`: a path no path of the contract matches, answered with success. Judged only when `contract.openapi` names a document.
 
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 use crate::contract::Declared;
 
 /// Flags a path no path of the contract matches, answered with success.
 pub static RULE: Rule = Rule {
     id: "undeclared-route",
+    kind: RuleKind::Contract,
     title: "Route not declared by the contract",
     severity: Severity::Warning,
     fires_when: "no path of the document matches the request and the service answered 2xx or 3xx (a 404 for an unknown path is the right answer)",

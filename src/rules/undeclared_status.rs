@@ -1,11 +1,12 @@
 //! `undeclared-status`: a status the operation's contract does not declare. Judged only when `contract.openapi` names a document.
 
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 use crate::contract::Declared;
 
 /// Flags a status the operation's contract does not declare.
 pub static RULE: Rule = Rule {
     id: "undeclared-status",
+    kind: RuleKind::Contract,
     title: "Status not declared by the contract",
     severity: Severity::Warning,
     fires_when: "the operation declares no response for the code: no exact code, no range (`4XX`), no `default`",

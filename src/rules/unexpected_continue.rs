@@ -1,10 +1,11 @@
 //! `unexpected-continue`: a 100 Continue nobody asked for.
 
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 
 /// Flags a 100 Continue nobody asked for.
 pub static RULE: Rule = Rule {
     id: "unexpected-continue",
+    kind: RuleKind::Http,
     title: "100 Continue without Expect: 100-continue",
     severity: Severity::Warning,
     fires_when: "a 100 Continue to a request without `Expect: 100-continue`",

@@ -5,12 +5,13 @@ use std::ops::ControlFlow;
 use http::Method;
 
 use super::parse::json::{scan, Shape};
-use super::{Exchange, Rule, Severity, Verdict};
+use super::{Exchange, Rule, RuleKind, Severity, Verdict};
 use crate::sample::BodyKind;
 
 /// Flags an error response a program cannot read.
 pub static RULE: Rule = Rule {
     id: "unstructured-error-body",
+    kind: RuleKind::Http,
     title: "Error response without a structured body",
     severity: Severity::Warning,
     fires_when: "a 4xx/5xx from the upstream whose body is not a structured error: not JSON, or JSON \

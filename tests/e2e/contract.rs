@@ -221,8 +221,7 @@ fn document(name: &str) -> PathBuf {
 /// The contract rules' findings so far, by rule.
 fn findings_by_rule(statuscope: &Statuscope) -> BTreeMap<String, f64> {
     // Only the contract rules are compared: the HTTP rules have suites of their own.
-    statuscope::rules::CONTRACT
-        .iter()
+    statuscope::rules::of_kind(statuscope::rules::RuleKind::Contract)
         .map(|rule| rule.id)
         .map(|rule| {
             (

@@ -5,6 +5,7 @@
 use crate::support::each_engine;
 use crate::support::upstream::{encode, interim_upstream, raw_upstream, reply_body, Upstream};
 use crate::support::{client, raw_exchange, send, Engine, Launch, Statuscope};
+use statuscope::rules::{of_kind, RuleKind};
 
 /// One exchange: the request, the reply the upstream is told to send, the rule it should trip.
 struct Case {
@@ -344,7 +345,10 @@ each_engine! {
         // upstream and have their own tests below, the contract rules and the gRPC rules
         // suites of their own (contract.rs, grpc.rs).
         assert_eq!(
-            cases().len() + 2 + statuscope::rules::CONTRACT.len() + statuscope::rules::GRPC.len(),
+            cases().len()
+                + 2
+                + of_kind(RuleKind::Contract).count()
+                + of_kind(RuleKind::Grpc).count(),
             statuscope::rules::CATALOGUE.len()
         );
     }
