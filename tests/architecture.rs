@@ -2,6 +2,7 @@
 //! No two modules import each other (nor through a longer cycle), and the stages the pipeline
 //! runs through last — sampling, classification, the rules, recording — import nothing from
 //! the modules that drive them (proxy, configuration, admin server, lint, lifecycle, demo).
+//! And no file under `src/` grows past 700 lines: a longer one holds more than one concern.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -102,4 +103,24 @@ fn the_lower_stages_import_nothing_from_the_stages_above_them() {
             .collect();
         assert!(above.is_empty(), "{module} imports {above:?}");
     }
+}
+
+/// The most lines a file under `src/` may have (the style guide's limit).
+const MAX_FILE_LINES: usize = 700;
+
+#[test]
+fn no_source_file_is_over_700_lines() {
+    let mut files = Vec::new();
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|path| {
+            let lines = std::fs::read_to_string(path).unwrap().lines().count();
+            (lines > MAX_FILE_LINES).then(|| format!("{} ({lines} lines)", path.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "over {MAX_FILE_LINES} lines: {long:?}");
 }
