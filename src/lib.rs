@@ -1,11 +1,15 @@
 //! statuscope: an HTTP observability sidecar.
 //!
-//! Every request to a service passes through a pingora reverse proxy that tallies each
-//! response by route, method, status code, class and origin and exports the tallies as
-//! Prometheus metrics on an admin port, and checks each exchange against a catalogue of
-//! status-code misuse rules. The modules follow the pipeline:
-//! [`proxy`] → [`sample`] → [`classify`] and [`rules`] → [`record`] → [`export`], with
-//! [`config`], [`lifecycle`], [`logs`] and the self-contained [`demo`] around them.
+//! Every request to a service passes through a reverse proxy built on pingora that tallies
+//! each response by route, method, status code, class and origin, checks each exchange
+//! against a catalogue of status-code misuse rules and the service's own OpenAPI document,
+//! and exports it all as Prometheus metrics on an admin port. A request's path through the
+//! modules: the client's connection is carried by an engine in [`proxy`], whose end of every
+//! exchange (`proxy::finish`) hands it to [`sample`] and [`classify`], then the [`rules`]
+//! (with [`contract`]), then [`record`]; [`admin`] serves what was recorded. Around them:
+//! [`config`], [`lifecycle`] (start-up, reload, drain), [`logs`], [`lint`] (the same judging
+//! over HAR files), [`inject`] and [`injector`] (the sidecar added to pods, offline and as an
+//! admission webhook), and the self-contained [`demo`]. docs/architecture.md draws it.
 
 #![warn(missing_docs)]
 
