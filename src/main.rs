@@ -122,10 +122,10 @@ enum Command {
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
         /// Proxy address of the demo.
-        #[arg(long, default_value = "127.0.0.1:7070")]
+        #[arg(long, default_value = concat!("127.0.0.1:", statuscope::default_proxy_port!()))]
         listen: String,
         /// Admin address of the demo (`/metrics`).
-        #[arg(long, default_value = "127.0.0.1:9070")]
+        #[arg(long, default_value = concat!("127.0.0.1:", statuscope::default_admin_port!()))]
         admin: String,
     },
 }
@@ -137,10 +137,10 @@ struct InjectArgs {
     #[arg(long, default_value = concat!("ghcr.io/statuscope/statuscope:", env!("CARGO_PKG_VERSION")))]
     image: String,
     /// The sidecar's proxy port, which takes over the application port's name.
-    #[arg(long, default_value_t = 7070)]
+    #[arg(long, default_value_t = config::keys::PROXY_PORT)]
     proxy_port: u16,
     /// The sidecar's admin port (probes and /metrics).
-    #[arg(long, default_value_t = 9070)]
+    #[arg(long, default_value_t = config::keys::ADMIN_PORT)]
     admin_port: u16,
     /// The application's port (number or name) when its pods declare several; a pod's
     /// statuscope.io/app-port annotation wins.

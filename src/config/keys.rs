@@ -102,17 +102,40 @@ pub fn needing_restart(new: &Config, running: &Config) -> Vec<&'static str> {
         .collect()
 }
 
+/// The proxy's default port, written once: a macro so `concat!` can build the constant
+/// defaults from it.
+#[macro_export]
+macro_rules! default_proxy_port {
+    () => {
+        7070
+    };
+}
+
+/// The admin port's default (see [`default_proxy_port!`]).
+#[macro_export]
+macro_rules! default_admin_port {
+    () => {
+        9070
+    };
+}
+
+/// The default proxy port, as a number (the injector's `--proxy-port`).
+pub const PROXY_PORT: u16 = default_proxy_port!();
+
+/// The default admin port, as a number (the injector's `--admin-port`).
+pub const ADMIN_PORT: u16 = default_admin_port!();
+
 /// Every key, in the order of the reference.
 pub const KEYS: &[Key] = &[
     key(
         "listen",
-        DefaultValue::Text("0.0.0.0:7070"),
+        DefaultValue::Text(concat!("0.0.0.0:", default_proxy_port!())),
         "proxy listener, `host:port` (a name is resolved once at start-up)",
     )
     .restart(|a, b| a.listen == b.listen),
     key(
         "admin",
-        DefaultValue::Text("0.0.0.0:9070"),
+        DefaultValue::Text(concat!("0.0.0.0:", default_admin_port!())),
         "admin listener (`/metrics`, `/healthz`, `/readyz`, `/findings`); must differ from `listen`",
     )
     .restart(|a, b| a.admin == b.admin),
