@@ -310,7 +310,8 @@ fn main() -> ExitCode {
             };
             match injector::run(settings) {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(EXIT_CONFIG, &e),
+                Err(e @ injector::RunError::Flags(_)) => fail(EXIT_CONFIG, &e),
+                Err(e @ injector::RunError::Io(_)) => fail(EXIT_RUNTIME, &e),
             }
         }
         Command::Lint {

@@ -107,12 +107,33 @@ pub fn registered_families() -> Families {
     families
 }
 
-/// Runs the webhook until SIGTERM or SIGINT (and `--drain`); `Err` names the flag at fault.
-pub fn run(settings: Settings) -> Result<(), String> {
-    let certificate = Certificate::load(settings.tls_cert.clone(), settings.tls_key.clone())?;
-    let acceptor = TlsAcceptor::from(Arc::new(certificate.server_config()?));
+/// Why the webhook did not run, which decides the exit status as for `statuscope run`.
+#[derive(Debug)]
+pub enum RunError {
+    /// A flag's value is unusable (a certificate or key that does not load): exit status 2,
+    /// like an invalid configuration.
+    Flags(String),
+    /// The system refused (a port taken, a runtime that would not start): exit status 1.
+    Io(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Flags(e) | RunError::Io(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Runs the webhook until SIGTERM or SIGINT (and `--drain`); the error names the flag at fault.
+pub fn run(settings: Settings) -> Result<(), RunError> {
+    let certificate = Certificate::load(settings.tls_cert.clone(), settings.tls_key.clone())
+        .map_err(RunError::Flags)?;
+    let acceptor = TlsAcceptor::from(Arc::new(
+        certificate.server_config().map_err(RunError::Flags)?,
+    ));
     let bind = |address: SocketAddr, flag: &str| {
-        TcpListener::bind(address).map_err(|e| format!("{flag} {address}: {e}"))
+        TcpListener::bind(address).map_err(|e| RunError::Io(format!("{flag} {address}: {e}")))
     };
     let listener = bind(settings.listen, "--listen")?;
     let admin_listener = bind(settings.admin_listen, "--admin-listen")?;
@@ -126,26 +147,28 @@ pub fn run(settings: Settings) -> Result<(), String> {
         "statuscope-injector-admin",
         move |request| admin_response(request, &families, &admin_health),
     )
-    .map_err(|e| format!("--admin-listen: {e}"))?;
+    .map_err(|e| RunError::Io(format!("--admin-listen: {e}")))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("statuscope-injector")
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        .map_err(|e| RunError::Io(format!("cannot start the runtime: {e}")))?;
     info!(
         listen = %settings.listen,
         admin = %settings.admin_listen,
         "statuscope injector answering AdmissionReviews at POST /inject"
     );
-    runtime.block_on(serve(
-        listener,
-        acceptor,
-        certificate,
-        tally,
-        health,
-        settings,
-    ))
+    runtime
+        .block_on(serve(
+            listener,
+            acceptor,
+            certificate,
+            tally,
+            health,
+            settings,
+        ))
+        .map_err(RunError::Io)
 }
 
 async fn serve(

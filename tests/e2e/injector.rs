@@ -573,6 +573,34 @@ fn bad_certificate_flags_are_named_and_stop_start_up() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A port already taken is a failure at run time, exit status 1 as for `statuscope run`; a
+/// flag's bad value (above) is 2.
+#[test]
+fn a_taken_port_exits_1_naming_the_flag() {
+    let dir = temp_dir("taken");
+    make_certs(&dir);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = crate::support::run_statuscope(
+        &[
+            "injector",
+            "--listen",
+            &address,
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            dir.join("tls.crt").to_str().unwrap(),
+            "--tls-key",
+            dir.join("tls.key").to_str().unwrap(),
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("--listen {address}")), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn its_alerts_use_only_the_metrics_and_results_it_exports() {
     let injector = Injector::start("alerts", &[]);
