@@ -57,6 +57,29 @@ fn bad_address_flag_is_rejected_before_binding() {
     assert_config_error(&output, &["`listen`", "command-line flag"]);
 }
 
+/// A valid configuration whose port is taken fails at run time: exit status 1, not 2.
+#[test]
+fn a_taken_port_exits_1_naming_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let admin = format!("127.0.0.1:{}", free_port());
+    let output = statuscope(
+        &[
+            "run",
+            "--upstream",
+            "127.0.0.1:8080",
+            "--listen",
+            &address,
+            "--admin",
+            &admin,
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&address), "{stderr}");
+}
+
 #[test]
 fn negative_timeout_from_the_environment_is_rejected() {
     let output = statuscope(
