@@ -13,7 +13,7 @@ use statuscope::classify::route::{RouteTable, RouteTemplate};
 use statuscope::classify::{method_label, Origin};
 use statuscope::proxy::request_head::{HeadLimits, HeadReader, Progress};
 use statuscope::record::{Metrics, Tally};
-use statuscope::rules::engine::Engine;
+use statuscope::rules::rule_set::RuleSet;
 use statuscope::rules::{self, Field, Headers, RequestFacts};
 
 fn main() {
@@ -29,7 +29,7 @@ fn main() {
     let fields: Vec<String> = ["code", "error", "type", "title", "message"]
         .map(String::from)
         .to_vec();
-    let engine = Engine::new(&[], &fields, &[], None);
+    let engine = RuleSet::new(&[], &fields, &[], None);
     let paths = [
         "/users/42",
         "/orders/7/items",

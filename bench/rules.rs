@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::Method;
-use statuscope::rules::engine::{Engine, Outcome, RuleSetting};
+use statuscope::rules::rule_set::{Outcome, RuleSet, RuleSetting};
 use statuscope::rules::{Exchange, Field, Headers, RequestFacts};
 use statuscope::sample::{Sample, Sampler};
 
@@ -113,7 +113,7 @@ fn exchange<'a>(
     }
 }
 
-fn judge(engine: &Engine, scenario: &Scenario, method: &Method) -> usize {
+fn judge(engine: &RuleSet, scenario: &Scenario, method: &Method) -> usize {
     let sample = scenario.body.as_ref().and_then(|body| {
         let headers = Headers::List(&scenario.headers);
         let mut sampler = Sampler::start(
@@ -141,7 +141,7 @@ fn catalogue(c: &mut Criterion) {
     let fields: Vec<String> = ["code", "error", "type", "title", "message"]
         .map(String::from)
         .to_vec();
-    let engine = Engine::new(&[], &fields, &[], None);
+    let engine = RuleSet::new(&[], &fields, &[], None);
     let method = Method::GET;
     let scenarios = [
         Scenario {
@@ -291,7 +291,7 @@ fn contract_rules(c: &mut Criterion) {
             severity: None,
         })
         .collect();
-    let engine = Engine::new(&settings, &[], &[], Some(contract));
+    let engine = RuleSet::new(&settings, &[], &[], Some(contract));
     let method = Method::GET;
     let json_headers = [("content-type", "application/json"), ("etag", "\"v1\"")];
     let scenarios = [

@@ -19,7 +19,7 @@ use std::time::Duration;
 use crate::classify::route::{RouteTable, RouteTemplate};
 use crate::contract::Contract;
 pub use crate::logs::LogFormat;
-use crate::rules::engine::{Engine as RuleEngine, RouteRules, RuleSetting};
+use crate::rules::rule_set::{RouteRules, RuleSet, RuleSetting};
 pub use crate::sample::MAX_BODY_SAMPLE_BYTES;
 pub use error::{ConfigError, ConfigErrors};
 pub use validate::choose;
@@ -334,11 +334,11 @@ impl Config {
         RouteTable::new(self.route_templates(), self.routes.max)
     }
 
-    /// The rule engine `rules.*`, `error_fields` and `route_rules` describe, judging against
+    /// The rule set `rules.*`, `error_fields` and `route_rules` describe, judging against
     /// `contract` (this configuration's, or a running one with the same text, whose coverage
     /// counts go on).
-    pub fn rule_engine(&self, contract: Option<Arc<Contract>>) -> RuleEngine {
-        RuleEngine::new(
+    pub fn rule_set(&self, contract: Option<Arc<Contract>>) -> RuleSet {
+        RuleSet::new(
             &self.rule_settings,
             &self.error_fields,
             &self.route_rules,

@@ -22,7 +22,7 @@ use super::{
 use crate::classify::route::RouteTemplate;
 use crate::contract::Contract;
 use crate::logs::{self, LogFormat};
-use crate::rules::engine::{RouteRules, RuleSetting};
+use crate::rules::rule_set::{RouteRules, RuleSetting};
 use crate::rules::Severity;
 use crate::sample::MAX_BODY_SAMPLE_BYTES;
 

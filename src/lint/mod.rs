@@ -1,7 +1,7 @@
 //! `statuscope lint`: the rule catalogue over recorded traffic (HAR files), before it ships.
 //!
 //! Each entry is judged exactly as the sidecar judges a live exchange: the same route
-//! templates, the same engine and rule configuration, the same body sampler and decoders.
+//! templates, the same rule set and configuration, the same body sampler and decoders.
 
 pub mod har;
 
@@ -19,7 +19,7 @@ use crate::contract::coverage::Snapshot;
 use crate::record::findings::Place;
 use crate::record::report::Report;
 use crate::record::verdict::{self, ReportVerdicts};
-use crate::rules::engine::Engine;
+use crate::rules::rule_set::RuleSet;
 use crate::rules::{self, Field, Headers, RequestFacts};
 use crate::sample::Sampler;
 use har::Entry;
@@ -27,7 +27,7 @@ use har::Entry;
 /// Judges recorded exchanges with a configuration's routes and rules.
 pub struct Linter {
     routes: RouteTable,
-    engine: Engine,
+    rules: RuleSet,
     body_sample_bytes: usize,
 }
 
@@ -36,7 +36,7 @@ impl Linter {
     pub fn new(config: &Config) -> Self {
         Linter {
             routes: config.route_table(),
-            engine: config.rule_engine(config.contract.clone()),
+            rules: config.rule_set(config.contract.clone()),
             body_sample_bytes: config.body_sample_bytes,
         }
     }
@@ -60,7 +60,7 @@ impl Linter {
 
     /// The contract's coverage by every exchange linted so far, when one is configured.
     pub fn coverage(&self) -> Option<Snapshot> {
-        self.engine.contract().map(|contract| contract.snapshot())
+        self.rules.contract().map(|contract| contract.snapshot())
     }
 
     /// Lints the files named (`-` is standard input), each in turn; an unreadable one does
@@ -147,7 +147,7 @@ impl Linter {
             report,
             source: || Some(source()),
         };
-        verdict::judge(&self.engine, &exchange, place, &mut verdicts);
+        verdict::judge(&self.rules, &exchange, place, &mut verdicts);
         Ok(())
     }
 

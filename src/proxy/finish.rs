@@ -233,7 +233,7 @@ pub fn response_sampler(
     head_request: bool,
     headers: Headers<'_>,
 ) -> Option<Sampler> {
-    if settings.engine.is_none() || head_request {
+    if settings.rules.is_none() || head_request {
         return None;
     }
     Sampler::start(
@@ -257,7 +257,7 @@ fn judge(
         metrics.samples.record(sampler.sampled());
         sampler.finish()
     });
-    let Some(engine) = &settings.engine else {
+    let Some(rules) = &settings.rules else {
         return;
     };
     let exchange = rules::Exchange {
@@ -280,7 +280,7 @@ fn judge(
         path,
         status: tally.code,
     };
-    verdict::judge(engine, &exchange, place, &mut LiveVerdicts::new(recorder));
+    verdict::judge(rules, &exchange, place, &mut LiveVerdicts::new(recorder));
 }
 
 /// The access log line of one tallied exchange (`log.access`).

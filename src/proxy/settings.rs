@@ -16,7 +16,7 @@ use crate::config::{Config, ConfigError, Downstream, Probes, Timeouts, UpstreamP
 use crate::contract::Contract;
 use crate::proxy::fast::upstream::response_head::MAX_RESPONSE_HEAD_BYTES;
 use crate::proxy::h2::conn::Limits;
-use crate::rules::engine::Engine;
+use crate::rules::rule_set::RuleSet;
 
 /// Streams statuscope opens at once on one HTTP/2 connection to the upstream before it opens
 /// another: RFC 9113 §6.5.2 recommends servers allow no fewer than 100, and one that announces
@@ -47,8 +47,8 @@ pub struct LiveSettings {
     pub response_timeout: Option<std::time::Duration>,
     /// Requests proxied at once before a 503 (`max_in_flight`).
     pub max_in_flight: usize,
-    /// The rule engine, or `None` when `findings.enabled` is off.
-    pub engine: Option<Engine>,
+    /// The rule set, or `None` when `findings.enabled` is off.
+    pub rules: Option<RuleSet>,
     /// Bytes of each response body sampled for the rules (`body_sample_bytes`).
     pub body_sample_bytes: usize,
     /// One log line per request (`log.access`).
@@ -105,10 +105,10 @@ impl LiveSettings {
             probes: config.routes.probes,
             response_timeout: config.timeouts.response,
             max_in_flight: config.max_in_flight,
-            engine: config
+            rules: config
                 .findings
                 .enabled
-                .then(|| config.rule_engine(contract.clone())),
+                .then(|| config.rule_set(contract.clone())),
             body_sample_bytes: config.body_sample_bytes,
             access_log: config.log.access,
             downstream: config.downstream.clone(),

@@ -11,7 +11,7 @@ use tracing::warn;
 
 use super::redact;
 use crate::fxhash::FxHasher;
-use crate::rules::engine::Finding;
+use crate::rules::rule_set::Finding;
 use crate::rules::{Severity, CATALOGUE};
 
 type FxMap<K, V> = hashbrown::HashMap<K, V, BuildHasherDefault<FxHasher>>;

@@ -19,7 +19,7 @@ use prometheus::{HistogramVec, IntCounterVec, Registry};
 use crate::classify::route::RouteMetrics;
 use crate::classify::{status_class, Origin, UpstreamErrorKind};
 use crate::families::Families;
-use crate::rules::engine::{EngineMetrics, Finding};
+use crate::rules::rule_set::{Finding, RuleSetMetrics};
 use crate::sample::SampleMetrics;
 
 /// The default histogram buckets (`metrics.duration_buckets`), from 1 ms to 30 s: fine where
@@ -49,8 +49,8 @@ pub struct Metrics {
     pub routes: RouteMetrics,
     /// The sampler's families (`statuscope_body_samples_total`, `…_sampled_bytes_total`).
     pub samples: SampleMetrics,
-    /// The rule engine's family (`statuscope_rule_panics_total`).
-    pub rules: EngineMetrics,
+    /// The rule set's family (`statuscope_rule_panics_total`).
+    pub rules: RuleSetMetrics,
     /// The gRPC calls' families (`statuscope_grpc_responses_total`, `…_duration_seconds`).
     grpc: grpc::GrpcMetrics,
 }
@@ -120,7 +120,7 @@ impl Metrics {
             .set(1);
         let routes = RouteMetrics::register(&families);
         let samples = SampleMetrics::register(&families);
-        let rules = EngineMetrics::register(&families);
+        let rules = RuleSetMetrics::register(&families);
         let grpc = grpc::GrpcMetrics::register(&families, duration_buckets);
         families.process();
         Metrics {

@@ -13,7 +13,7 @@ use tracing::{error, info};
 use super::findings::Place;
 use super::redact;
 use crate::contract::coverage::Snapshot;
-use crate::rules::engine::{Finding, RuleSetting};
+use crate::rules::rule_set::{Finding, RuleSetting};
 use crate::rules::{RuleKind, Severity, CATALOGUE};
 
 /// A report's output format.

@@ -7,7 +7,7 @@ use std::sync::MutexGuard;
 use super::findings::Place;
 use super::report::Report;
 use super::Recorder;
-use crate::rules::engine::{Engine, Finding, Outcome};
+use crate::rules::rule_set::{Finding, Outcome, RuleSet};
 use crate::rules::{Exchange, CATALOGUE};
 
 /// What receives the verdicts on one exchange.
@@ -20,16 +20,16 @@ pub trait Verdicts {
     fn judged(&mut self, place: Place<'_>, flagged: bool);
 }
 
-/// Runs `engine` over `exchange`, which happened at `place`, and hands each outcome to
+/// Runs the rule set `rules` over `exchange`, which happened at `place`, and hands each outcome to
 /// `verdicts`.
 pub fn judge(
-    engine: &Engine,
+    rules: &RuleSet,
     exchange: &Exchange<'_>,
     place: Place<'_>,
     verdicts: &mut impl Verdicts,
 ) {
     let mut flagged = false;
-    engine.evaluate(exchange, |outcome| match outcome {
+    rules.evaluate(exchange, |outcome| match outcome {
         Outcome::Finding(finding) => {
             flagged = true;
             verdicts.finding(&finding, place);

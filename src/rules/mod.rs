@@ -10,8 +10,8 @@
 //! without one.
 
 pub mod describe;
-pub mod engine;
 pub mod parse;
+pub mod rule_set;
 
 mod body_on_no_content;
 mod body_schema_mismatch;

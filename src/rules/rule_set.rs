@@ -1,4 +1,4 @@
-//! The rule engine: the catalogue as configured (rules switched on or off, severities
+//! The rule set: the catalogue as configured (rules switched on or off, severities
 //! overridden, per-route exceptions), run over one exchange with every rule isolated, so a
 //! panicking rule costs only its own verdict.
 
@@ -14,11 +14,11 @@ use crate::contract::Contract;
 use crate::families::Families;
 
 /// The engine's family: rules that panicked instead of judging.
-pub struct EngineMetrics {
+pub struct RuleSetMetrics {
     panics: IntCounterVec,
 }
 
-impl EngineMetrics {
+impl RuleSetMetrics {
     /// Registers `statuscope_rule_panics_total`, every rule at 0 so an alert can use `rate()`.
     pub fn register(families: &Families) -> Self {
         let panics = families.counter_vec(
@@ -29,7 +29,7 @@ impl EngineMetrics {
         for rule in CATALOGUE {
             panics.with_label_values(&[rule.id]);
         }
-        EngineMetrics { panics }
+        RuleSetMetrics { panics }
     }
 
     /// Counts one panic of the rule at `index` in the catalogue.
@@ -98,7 +98,7 @@ struct RouteException {
 
 /// The catalogue as configured: the rules switched on with their severities, the error
 /// fields, and the per-route exceptions, looked up once per exchange.
-pub struct Engine {
+pub struct RuleSet {
     active: Vec<Active>,
     /// The catalogue indices of the gRPC rules, as bits: the rules of gRPC calls.
     grpc_rules: u64,
@@ -107,7 +107,7 @@ pub struct Engine {
     contract: Option<Arc<Contract>>,
 }
 
-impl Engine {
+impl RuleSet {
     /// Builds the engine from the rules' settings, the default error fields, route exceptions
     /// and the service's contract, if it has one.
     pub fn new(
@@ -115,7 +115,7 @@ impl Engine {
         error_fields: &[String],
         route_rules: &[RouteRules],
         contract: Option<Arc<Contract>>,
-    ) -> Engine {
+    ) -> RuleSet {
         let active = CATALOGUE
             .iter()
             .enumerate()
@@ -148,7 +148,7 @@ impl Engine {
             .enumerate()
             .filter(|(_, rule)| rule.kind == RuleKind::Grpc)
             .fold(0u64, |bits, (index, _)| bits | 1 << index);
-        Engine {
+        RuleSet {
             active,
             grpc_rules,
             fields: error_fields.to_vec(),
@@ -210,7 +210,7 @@ mod tests {
     use crate::rules::testing::{case, default_fields};
     use crate::rules::{find, Verdict};
 
-    fn findings(engine: &Engine, route: &str, case: &crate::rules::testing::Case) -> Vec<Finding> {
+    fn findings(engine: &RuleSet, route: &str, case: &crate::rules::testing::Case) -> Vec<Finding> {
         let mut found = Vec::new();
         case.with_exchange(route, |exchange| {
             engine.evaluate(exchange, |outcome| {
@@ -224,10 +224,10 @@ mod tests {
 
     #[test]
     fn the_contract_rules_run_only_with_a_contract() {
-        let without = Engine::new(&[], &default_fields(), &[], None);
+        let without = RuleSet::new(&[], &default_fields(), &[], None);
         let contract_rules = crate::rules::of_kind(RuleKind::Contract).count();
         assert_eq!(without.active.len(), CATALOGUE.len() - contract_rules);
-        let with = Engine::new(
+        let with = RuleSet::new(
             &[],
             &default_fields(),
             &[],
@@ -246,7 +246,7 @@ mod tests {
 
     #[test]
     fn grpc_calls_are_judged_by_the_grpc_rules_alone() {
-        let engine = Engine::new(&[], &default_fields(), &[], None);
+        let engine = RuleSet::new(&[], &default_fields(), &[], None);
         let ids = |found: Vec<Finding>| found.iter().map(|f| f.rule.id).collect::<Vec<_>>();
         // A 404 without a structured body breaks HTTP conventions, not gRPC's: for a gRPC
         // call it is grpc-non-200 (and its missing status), nothing else.
@@ -268,7 +268,7 @@ mod tests {
     #[test]
     fn grpc_calls_are_not_judged_against_the_openapi_contract() {
         let contract = crate::rules::testing::contract();
-        let engine = Engine::new(&[], &default_fields(), &[], Some(contract.clone()));
+        let engine = RuleSet::new(&[], &default_fields(), &[], Some(contract.clone()));
         let ids = |found: Vec<Finding>| found.iter().map(|f| f.rule.id).collect::<Vec<_>>();
         // An undeclared route over plain HTTP; the same path as a correct gRPC call.
         let http = findings(
@@ -319,7 +319,7 @@ mod tests {
                 severity: Some(Severity::Info),
             },
         ];
-        let engine = Engine::new(&settings, &default_fields(), &[], None);
+        let engine = RuleSet::new(&settings, &default_fields(), &[], None);
         assert!(findings(&engine, "/r", &case(201).method("POST")).is_empty());
         let leak = case(500).body("text/plain", "Traceback (most recent call last):");
         let found = findings(&engine, "/r", &leak);
@@ -338,7 +338,7 @@ mod tests {
             disabled: vec![on_success],
             error_fields: vec!["errors".into()],
         };
-        let engine = Engine::new(&[], &default_fields(), &[graphql], None);
+        let engine = RuleSet::new(&[], &default_fields(), &[graphql], None);
         let errors = case(200).body("application/json", r#"{"errors": [{"message": "x"}]}"#);
         assert!(findings(&engine, "/graphql", &errors).is_empty());
         assert_eq!(findings(&engine, "/rest", &errors).len(), 1);
@@ -362,7 +362,7 @@ mod tests {
 
     #[test]
     fn a_panicking_rule_is_reported_and_the_others_still_run() {
-        let mut engine = Engine::new(&[], &default_fields(), &[], None);
+        let mut engine = RuleSet::new(&[], &default_fields(), &[], None);
         engine.active.insert(
             0,
             Active {
