@@ -24,9 +24,9 @@ use crate::admin::Health;
 use crate::config::{Config, ConfigErrors, Engine};
 use crate::contract::coverage::{CoverageCollector, Current};
 use crate::families::Families;
-use crate::proxy::admission::Admission;
 use crate::proxy::fast::FastEngine;
 use crate::proxy::guard::{ConnectionGuard, ConnectionLimit};
+use crate::proxy::in_flight::InFlightLimit;
 use crate::proxy::pingora::StatuscopeProxy;
 use crate::proxy::settings::Settings;
 use crate::record::report::ReportGate;
@@ -69,11 +69,11 @@ pub fn run(
 ) -> Result<u8, StartError> {
     let settings = Arc::new(Settings::new(config).map_err(|e| StartError::Config(e.into()))?);
     let RunFamilies {
-        admission,
+        in_flight,
         limit,
         reloads,
     } = RunFamilies::register(recorder.metrics.families(), current_contract(&settings));
-    let proxy = StatuscopeProxy::new(settings.clone(), recorder, admission.clone());
+    let proxy = StatuscopeProxy::new(settings.clone(), recorder, in_flight.clone());
     let upstream = config
         .require_upstream()
         .map_err(|e| StartError::Config(e.into()))?;
@@ -136,7 +136,7 @@ pub fn run(
                     proxy.clone(),
                     settings.clone(),
                     recorder,
-                    admission.clone(),
+                    in_flight.clone(),
                     limit.clone(),
                     config.h2c,
                     pool_capacity,
@@ -169,7 +169,7 @@ pub fn run(
     }
     let watch = SignalWatch {
         health,
-        in_flight: admission.in_flight().clone(),
+        in_flight: in_flight.gauge().clone(),
         drain_timeout: config.drain_timeout,
         stop_after,
         gate: gate.clone(),
@@ -188,9 +188,9 @@ pub fn run(
 }
 
 /// The families of the stages that run the proxy, registered once per process beside the
-/// recorder's: requests in flight (admission), the connection cap (the guard), and reloads.
+/// recorder's: requests in flight (the in-flight limit), the connection cap (the guard), and reloads.
 struct RunFamilies {
-    admission: Admission,
+    in_flight: InFlightLimit,
     limit: ConnectionLimit,
     reloads: IntCounterVec,
 }
@@ -198,7 +198,7 @@ struct RunFamilies {
 impl RunFamilies {
     fn register(families: &Families, contract: Current) -> Self {
         CoverageCollector::register(families, contract);
-        let admission = Admission::register(families);
+        let in_flight = InFlightLimit::register(families);
         let limit = ConnectionLimit::register(families);
         let reloads = families.counter_vec(
             "statuscope_config_reloads_total",
@@ -209,7 +209,7 @@ impl RunFamilies {
             reloads.with_label_values(&[result]);
         }
         RunFamilies {
-            admission,
+            in_flight,
             limit,
             reloads,
         }

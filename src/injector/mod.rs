@@ -32,7 +32,7 @@ use tracing::{debug, info, warn};
 use crate::admin::{self, Health};
 use crate::families::Families;
 use crate::inject::Options;
-use review::Admission;
+use review::InFlightLimit;
 use tls::{Certificate, Reload};
 
 /// How often the certificate files are looked at again. A Secret update takes the kubelet up
@@ -76,7 +76,7 @@ impl Tally {
             "AdmissionReview requests answered, by result: injected; a reason the pod was allowed unchanged (opted_out, already_injected, host_network, unresolvable_port, port_conflict, invalid_annotation); ignored (not a Pod CREATE); not_understood; bad_request (not an AdmissionReview, answered 400).",
             &["result"],
         );
-        for result in Admission::all() {
+        for result in InFlightLimit::all() {
             admissions.with_label_values(&[result.as_str()]);
         }
         let reloads = families.counter_vec(
@@ -307,7 +307,7 @@ async fn handle(
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             tally
                 .admissions
-                .with_label_values(&[Admission::BadRequest.as_str()])
+                .with_label_values(&[InFlightLimit::BadRequest.as_str()])
                 .inc();
             return admin::plain(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -327,7 +327,7 @@ async fn handle(
                 .inc();
             let reason = answer.reason.as_deref().unwrap_or("");
             match answer.result {
-                Admission::NotUnderstood => {
+                InFlightLimit::NotUnderstood => {
                     warn!(review = %answer.subject, reason, "allowed unchanged: not understood")
                 }
                 result => {
@@ -339,7 +339,7 @@ async fn handle(
         Err(why) => {
             tally
                 .admissions
-                .with_label_values(&[Admission::BadRequest.as_str()])
+                .with_label_values(&[InFlightLimit::BadRequest.as_str()])
                 .inc();
             warn!("refused a request that is not an AdmissionReview: {why}");
             let mut response = admin::with_type(

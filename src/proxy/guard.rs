@@ -35,10 +35,10 @@ use prometheus::{IntCounter, IntGauge};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::debug;
 
-use super::admission::{Permit, Slots};
 use super::finish::{finish, Finished, Outcome};
 use super::frame_guard::FrameGuard;
 use super::h2::frame::{self, Opening};
+use super::in_flight::{Permit, Slots};
 use super::pingora::StatuscopeProxy;
 use super::request_head::{self, HeadRead, HeadReader, Progress, Refusal};
 use super::settings::{LiveSettings, Settings};

@@ -7,11 +7,10 @@
 //! - [`pingora`]: pingora-proxy's `ProxyHttp` behind the head [`guard`], which the fast engine
 //!   also hands what it does not carry itself (h2c, protocol upgrades).
 //!
-//! Both check every head with the strict [`request_head`] reader, admit requests through
-//! [`admission`], answer their own failures with [`error_response`], and end every request in
+//! Both check every head with the strict [`request_head`] reader, count and limit requests in flight with
+//! [`in_flight`], answer their own failures with [`error_response`], and end every request in
 //! [`finish`], the one recording and judging path.
 
-pub mod admission;
 pub mod chunked;
 pub mod error_response;
 pub mod fast;
@@ -19,6 +18,7 @@ pub mod finish;
 pub mod frame_guard;
 pub mod guard;
 pub mod h2;
+pub mod in_flight;
 pub mod pingora;
 pub mod request_head;
 pub mod settings;

@@ -14,9 +14,9 @@ use pingora::protocols::http::HttpTask;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, Result};
 
-use super::admission::{Admission, InFlight, Permit};
 use super::error_response::ProxyError;
 use super::finish::{finish, response_sampler, Finished, GrpcCall, Judged, Outcome};
+use super::in_flight::{InFlight, InFlightLimit, Permit};
 use super::request_head::split_absolute;
 use super::settings::{LiveSettings, Settings};
 use crate::classify::route::is_probe_user_agent;
@@ -25,10 +25,10 @@ use crate::record::Recorder;
 use crate::rules::{Field, Headers, RequestFacts};
 use crate::sample::Sampler;
 
-/// The statuscope proxy: one upstream, route templating, admission, recording and the rules.
+/// The statuscope proxy: one upstream, route templating, the in-flight limit, recording and the rules.
 pub struct StatuscopeProxy {
     settings: Arc<Settings>,
-    admission: Admission,
+    in_flight: InFlightLimit,
     recorder: Recorder,
 }
 
@@ -49,12 +49,12 @@ pub struct RequestCtx {
 }
 
 impl StatuscopeProxy {
-    /// Builds the proxy on shared, reloadable `settings`, counting requests in `admission`
+    /// Builds the proxy on shared, reloadable `settings`, counting requests in `in_flight`
     /// (shared with the fast engine when that hands requests over).
-    pub fn new(settings: Arc<Settings>, recorder: &Recorder, admission: Admission) -> Self {
+    pub fn new(settings: Arc<Settings>, recorder: &Recorder, in_flight: InFlightLimit) -> Self {
         StatuscopeProxy {
             settings,
-            admission,
+            in_flight,
             recorder: recorder.clone(),
         }
     }
@@ -114,7 +114,7 @@ impl ProxyHttp for StatuscopeProxy {
         RequestCtx {
             settings: self.settings.current(),
             started: Instant::now(),
-            _in_flight: self.admission.arrive(),
+            _in_flight: self.in_flight.arrive(),
             _permit: None,
             answered_by_proxy: None,
             sampler: None,
@@ -133,7 +133,7 @@ impl ProxyHttp for StatuscopeProxy {
             field("grpc-timeout"),
             ctx.started,
         );
-        if let Some(permit) = self.admission.try_admit(ctx.settings.max_in_flight) {
+        if let Some(permit) = self.in_flight.try_admit(ctx.settings.max_in_flight) {
             ctx._permit = Some(permit);
             return Ok(false);
         }

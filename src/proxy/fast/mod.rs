@@ -24,8 +24,8 @@ use pingora::protocols::Stream;
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 
-use super::admission::Admission;
 use super::guard::{ConnectionLimit, HeadGuard};
+use super::in_flight::InFlightLimit;
 use super::pingora::StatuscopeProxy;
 use super::settings::Settings;
 use crate::record::Recorder;
@@ -34,7 +34,7 @@ use crate::record::Recorder;
 pub struct FastEngine {
     settings: Arc<Settings>,
     recorder: Recorder,
-    admission: Admission,
+    in_flight: InFlightLimit,
     limit: ConnectionLimit,
     /// Where requests asking for a protocol upgrade go: the pingora engine.
     upgrades: Arc<HeadGuard>,
@@ -45,14 +45,14 @@ pub struct FastEngine {
 }
 
 impl FastEngine {
-    /// An engine with `proxy` (the pingora engine) for what it hands over, sharing `admission`
+    /// An engine with `proxy` (the pingora engine) for what it hands over, sharing `in_flight`
     /// and the connection `limit` with every other worker; each worker pools up to
     /// `pool_capacity` idle upstream connections.
     pub fn new(
         proxy: Arc<HttpProxy<StatuscopeProxy>>,
         settings: Arc<Settings>,
         recorder: &Recorder,
-        admission: Admission,
+        in_flight: InFlightLimit,
         limit: ConnectionLimit,
         h2c: bool,
         pool_capacity: usize,
@@ -62,7 +62,7 @@ impl FastEngine {
             h2c,
             settings,
             recorder: recorder.clone(),
-            admission,
+            in_flight,
             limit,
             pool_capacity,
         }

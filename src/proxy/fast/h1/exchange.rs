@@ -1,4 +1,4 @@
-//! One exchange on an HTTP/1 client connection, to an HTTP/1 upstream: admission; the request
+//! One exchange on an HTTP/1 client connection, to an HTTP/1 upstream: the in-flight limit; the request
 //! to the upstream, its head as read and its body streamed by its framing ([`request_body`]);
 //! interim responses passed on; the response back, its head parsed once and its body streamed
 //! through the upstream connection's buffer ([`response_body`]); then [`finish`], which
@@ -84,9 +84,9 @@ impl Client<'_> {
                 return After::Gone;
             }
         };
-        let admission = &self.engine.admission;
-        let _in_flight = admission.arrive();
-        let Some(_permit) = admission.try_admit(settings.max_in_flight) else {
+        let in_flight = &self.engine.in_flight;
+        let _in_flight = in_flight.arrive();
+        let Some(_permit) = in_flight.try_admit(settings.max_in_flight) else {
             return self.overloaded(head, &method, started, settings).await;
         };
         let request = Request {

@@ -1,5 +1,5 @@
 //! One HTTP/2 client stream's exchange: what statuscope keeps from the request head to the
-//! tally — the settings it started under, its admission, the request and response heads the
+//! tally — the settings it started under, its in-flight permit, the request and response heads the
 //! rules read, the body sample, how it is linked to the upstream, and how it ended — and the
 //! tally itself ([`Exchange::finish`]), run by the client's task once its frames are written.
 //!
@@ -15,11 +15,11 @@ use http::Method;
 use super::{lock, outbox, Shared};
 use crate::classify::route::is_probe_user_agent;
 use crate::classify::{method_label, UpstreamErrorKind};
-use crate::proxy::admission::{InFlight, Permit};
 use crate::proxy::fast::upstream::h2::UpstreamSide;
 use crate::proxy::finish::{finish, Finished, GrpcCall, Judged, Outcome};
 use crate::proxy::h2::conn::Key;
 use crate::proxy::h2::fields::FieldBlock;
+use crate::proxy::in_flight::{InFlight, Permit};
 use crate::proxy::request_head::target_path;
 use crate::proxy::settings::LiveSettings;
 use crate::record::Recorder;

@@ -67,11 +67,11 @@ pub(super) fn client_event(side: &mut ClientSide, event: Event<'_>, task: &mut C
 fn request_head(side: &mut ClientSide, key: Key, end_stream: bool, task: &mut ClientTask<'_>) {
     let engine = task.engine;
     let settings = engine.settings.current();
-    let in_flight = engine.admission.arrive();
+    let in_flight = engine.in_flight.arrive();
     let block = side.conn.block();
     let refusal = refusal_of(block);
     let permit = match refusal {
-        None => engine.admission.try_admit(settings.max_in_flight),
+        None => engine.in_flight.try_admit(settings.max_in_flight),
         Some(_) => None,
     };
     let mut exchange = Exchange::new(settings, task.now, in_flight, None, block);

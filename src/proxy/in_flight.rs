@@ -1,4 +1,5 @@
-//! Admission: the in-flight gauge and the limit past which requests are shed with a 503.
+//! The in-flight limit (`max_in_flight`): the gauge of requests in flight, and the limit past
+//! which requests are shed with a 503.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use crate::families::Families;
 
 /// Counts requests in flight and admits at most a limit of them to the upstream at once.
 #[derive(Debug, Clone)]
-pub struct Admission {
+pub struct InFlightLimit {
     admitted: Slots,
     gauge: IntGauge,
 }
@@ -58,7 +59,7 @@ impl Drop for Permit {
     }
 }
 
-impl Admission {
+impl InFlightLimit {
     /// Registers `statuscope_requests_in_flight`, the gauge every request is counted in.
     pub fn register(families: &Families) -> Self {
         Self::new(families.gauge(
@@ -68,13 +69,13 @@ impl Admission {
     }
 
     /// The gauge of requests in flight.
-    pub fn in_flight(&self) -> &IntGauge {
+    pub fn gauge(&self) -> &IntGauge {
         &self.gauge
     }
 
     /// Reports every request in `gauge`.
     fn new(gauge: IntGauge) -> Self {
-        Admission {
+        InFlightLimit {
             admitted: Slots::default(),
             gauge,
         }
@@ -102,14 +103,14 @@ mod tests {
     #[test]
     fn admits_up_to_the_limit_and_frees_places() {
         let gauge = IntGauge::new("g", "g").unwrap();
-        let admission = Admission::new(gauge.clone());
-        let first = admission.try_admit(2).unwrap();
-        let _second = admission.try_admit(2).unwrap();
-        assert!(admission.try_admit(2).is_none());
+        let in_flight = InFlightLimit::new(gauge.clone());
+        let first = in_flight.try_admit(2).unwrap();
+        let _second = in_flight.try_admit(2).unwrap();
+        assert!(in_flight.try_admit(2).is_none());
         drop(first);
-        assert!(admission.try_admit(2).is_some());
+        assert!(in_flight.try_admit(2).is_some());
         assert!(
-            admission.try_admit(3).is_some(),
+            in_flight.try_admit(3).is_some(),
             "a raised limit applies at once"
         );
     }
@@ -117,9 +118,9 @@ mod tests {
     #[test]
     fn the_gauge_follows_arrivals() {
         let gauge = IntGauge::new("g", "g").unwrap();
-        let admission = Admission::new(gauge.clone());
-        let a = admission.arrive();
-        let b = admission.arrive();
+        let in_flight = InFlightLimit::new(gauge.clone());
+        let a = in_flight.arrive();
+        let b = in_flight.arrive();
         assert_eq!(gauge.get(), 2);
         drop((a, b));
         assert_eq!(gauge.get(), 0);
