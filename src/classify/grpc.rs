@@ -180,11 +180,12 @@ pub fn parse_timeout(value: &[u8]) -> Option<Duration> {
 /// When, from the arrival of a call with this `grpc-timeout`, a client that cancels it has
 /// given up at its deadline rather than at will: the client counts its deadline from before it
 /// sent the call and statuscope from the moment it took the call up, so by statuscope's clock a
-/// reset at the deadline comes early by the time the call spent in between (tens of
-/// milliseconds on a loaded node) — by 10% of the timeout, at most 100 ms, is allowed. Erring
-/// this way is the safer: DEADLINE_EXCEEDED is a server error, CANCELLED is not.
+/// reset at the deadline comes early by the time the call spent in between — tens of
+/// milliseconds on a loaded node, and over 100 ms seen on the 2-core CI machine under the full
+/// suite — so a quarter of the timeout, at most 250 ms, is allowed. Erring this way is the
+/// safer: DEADLINE_EXCEEDED is a server error, CANCELLED is not.
 pub fn deadline_after(timeout: Duration) -> Duration {
-    timeout - (timeout / 10).min(Duration::from_millis(100))
+    timeout - (timeout / 4).min(Duration::from_millis(250))
 }
 
 /// `grpc-message` as sent, percent-decoded (gRPC percent-encodes every byte outside
@@ -307,11 +308,11 @@ mod tests {
     fn a_reset_just_before_the_deadline_by_statuscope_s_clock_is_the_deadline() {
         assert_eq!(
             deadline_after(Duration::from_millis(300)),
-            Duration::from_millis(270)
+            Duration::from_millis(225)
         );
         assert_eq!(
             deadline_after(Duration::from_secs(10)),
-            Duration::from_millis(9900)
+            Duration::from_millis(9750)
         );
         assert_eq!(deadline_after(Duration::ZERO), Duration::ZERO);
     }

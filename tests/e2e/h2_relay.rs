@@ -267,6 +267,40 @@ async fn a_client_still_sending_after_an_early_answer_is_never_stalled() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_longer_than_the_read_timeout_is_not_cut() {
+    // `timeouts.read` is the wait for the upstream once the request is sent, not for the
+    // whole upload: a body that trickles in for twice as long still gets its answer.
+    let upstream = Upstream::start();
+    let statuscope = Statuscope::launch(Launch {
+        engine: Engine::Fast,
+        upstream: Some(upstream.addr),
+        env: vec![
+            ("STATUSCOPE_UPSTREAM_PROTOCOL", "h2c".into()),
+            ("STATUSCOPE_TIMEOUTS__READ", "1s".into()),
+        ],
+        ..Launch::default()
+    });
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<StreamBody<ChunkStream>>();
+    let (sender, chunks) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        for _ in 0..8 {
+            let chunk = Frame::data(Bytes::from(vec![b'u'; 1024]));
+            sender.send(Ok(chunk)).await.expect("hyper reads the body");
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    });
+    let request = http::Request::post(format!("http://{}/upload", statuscope.listen))
+        .body(StreamBody::new(ChunkStream(chunks)))
+        .unwrap();
+    let response = client.request(request).await.expect("an answer");
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "8192");
+}
+
 /// A request body fed through a channel, so the test sees when the client stops taking it.
 struct ChunkStream(tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, std::io::Error>>);
 

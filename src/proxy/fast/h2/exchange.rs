@@ -105,8 +105,8 @@ pub(in crate::proxy::fast) struct Exchange {
     pub request_ended: bool,
     /// Request trailers that came before the request was sent on, which go with it.
     pub request_trailers: Option<FieldBlock>,
-    /// When the upstream last sent something for this exchange (the read timeout counts from
-    /// here).
+    /// When the upstream last sent something for this exchange, or the request ended if that
+    /// was later: the read timeout counts from here, so a long upload does not use it up.
     pub upstream_active: Instant,
     /// Set when the exchange ended; the tally follows once its frames are written.
     pub ending: Option<Ending>,
@@ -199,6 +199,14 @@ impl Exchange {
             upstream_error,
             at,
         });
+    }
+
+    /// The client ended its request at `now`: the wait for the answer starts.
+    pub(in crate::proxy::fast) fn request_end(&mut self, now: Instant) {
+        if !self.request_ended {
+            self.request_ended = true;
+            self.upstream_active = self.upstream_active.max(now);
+        }
     }
 
     /// Keeps request body bytes for a retry while the upstream has not answered (and all of

@@ -47,12 +47,12 @@ pub(super) fn client_event(side: &mut ClientSide, event: Event<'_>, task: &mut C
             kind: HeadKind::Request,
             end_stream,
         } => request_head(side, key, end_stream, task),
-        Event::Headers { key, .. } => request_trailers(side, key),
+        Event::Headers { key, .. } => request_trailers(side, key, task.now),
         Event::Data {
             key,
             data,
             end_stream,
-        } => request_data(side, key, data, end_stream),
+        } => request_data(side, key, data, end_stream, task.now),
         Event::Reset { key, .. } => {
             answer::client_gone(side, key, task.now);
             unlink(side, key);
@@ -187,14 +187,16 @@ pub(super) fn dispatch(exchange: &mut Exchange, peer: Peer, fresh: bool) -> usiz
 }
 
 /// Request body bytes: on to the upstream as far as its windows allow.
-fn request_data(side: &mut ClientSide, key: Key, data: &[u8], end_stream: bool) {
+fn request_data(side: &mut ClientSide, key: Key, data: &[u8], end_stream: bool, now: Instant) {
     let Some(exchange) = side.exchange_mut(key) else {
         // The exchange is over: what is left of the request is read and dropped.
         side.conn.consumed(key, data.len());
         remove_if_closed(side, key);
         return;
     };
-    exchange.request_ended |= end_stream;
+    if end_stream {
+        exchange.request_end(now);
+    }
     exchange.retain(data);
     let taken = match &mut exchange.upstream {
         Link::H2 { upstream, key: up } => {
@@ -221,13 +223,13 @@ fn request_data(side: &mut ClientSide, key: Key, data: &[u8], end_stream: bool) 
 }
 
 /// Request trailers: on to the upstream, behind the body.
-fn request_trailers(side: &mut ClientSide, key: Key) {
+fn request_trailers(side: &mut ClientSide, key: Key, now: Instant) {
     let (stream, block) = side.conn.stream_and_block(key);
     let Some(exchange) = stream.and_then(|s| s.user.exchange.as_mut()) else {
         remove_if_closed(side, key);
         return;
     };
-    exchange.request_ended = true;
+    exchange.request_end(now);
     // A request with trailers is not sent again: they are not kept.
     exchange.retained.whole = false;
     match &mut exchange.upstream {
