@@ -5,15 +5,14 @@
 //! h11 and by waitress's parser (`tests/tools/http1_differential.py`).
 
 use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::Command;
 
-use crate::support::{each_engine, python, raw_exchange, spawn_ready, Statuscope};
+use crate::support::{each_engine, python, raw_exchange, Peer, Statuscope};
 
 /// The recording upstream, stopped (by its PID) when dropped, and the directory it writes.
 struct Recorder {
-    child: Child,
+    peer: Peer,
     dir: PathBuf,
-    addr: std::net::SocketAddr,
 }
 
 impl Recorder {
@@ -21,11 +20,11 @@ impl Recorder {
         let dir = std::env::temp_dir().join(format!("statuscope-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let (child, addr) = spawn_ready(
+        let peer = Peer::start(
             "http1_differential.py",
             &["recorder", dir.to_str().unwrap()],
         );
-        Recorder { child, dir, addr }
+        Recorder { peer, dir }
     }
 
     /// Every byte forwarded so far, connection after connection.
@@ -47,8 +46,8 @@ impl Recorder {
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // The peer stops after this (fields drop last); a request it records meanwhile
+        // fails in the recorder alone.
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -56,7 +55,7 @@ impl Drop for Recorder {
 each_engine! {
     fn every_http1_version_reaches_the_upstream_as_http11(engine) {
         let recorder = Recorder::start(&format!("versions-{engine:?}"));
-        let statuscope = Statuscope::start(engine, recorder.addr);
+        let statuscope = Statuscope::start(engine, recorder.peer.addr);
         for version in ["HTTP/1.0", "HTTP/1.1", "HTTP/1.2"] {
             let answer = raw_exchange(
                 statuscope.listen,
@@ -71,7 +70,7 @@ each_engine! {
 
     fn an_absolute_target_reaches_the_upstream_in_origin_form(engine) {
         let recorder = Recorder::start(&format!("absolute-{engine:?}"));
-        let statuscope = Statuscope::start(engine, recorder.addr);
+        let statuscope = Statuscope::start(engine, recorder.peer.addr);
         for (request, status) in [
             (&b"GET http://svc/a?b=1 HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n"[..], "200"),
             (b"GET http://other/a HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n", "400"),
@@ -90,7 +89,7 @@ each_engine! {
 
     fn what_is_forwarded_is_read_alike_by_a_strict_and_a_lenient_parser(engine) {
         let recorder = Recorder::start(&format!("differential-{engine:?}"));
-        let statuscope = Statuscope::start(engine, recorder.addr);
+        let statuscope = Statuscope::start(engine, recorder.peer.addr);
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tools/http1_differential.py");
         let output = Command::new(python())
             .arg(script)

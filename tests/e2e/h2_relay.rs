@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, Read, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use bytes::Bytes;
 use futures_util::stream;
@@ -18,34 +18,18 @@ use serde_json::Value;
 
 use crate::support::upstream::Upstream;
 use crate::support::{
-    each_engine, raw_connection, read_body, read_head, spawn_ready, wait_until, Engine, Launch,
-    Statuscope,
+    each_engine, raw_connection, read_body, read_head, wait_until, Engine, Launch, Peer, Statuscope,
 };
 
-/// An h2c upstream of tests/tools/h2_peer.py, stopped (by its PID) when dropped.
-struct ScriptedUpstream {
-    child: Child,
-    addr: SocketAddr,
+/// An h2c upstream of tests/tools/h2_peer.py in `mode`.
+fn scripted_upstream(mode: &str) -> Peer {
+    Peer::start("h2_peer.py", &["upstream", mode])
 }
 
-impl ScriptedUpstream {
-    fn start(mode: &str) -> ScriptedUpstream {
-        let (child, addr) = spawn_ready("h2_peer.py", &["upstream", mode]);
-        ScriptedUpstream { child, addr }
-    }
-
-    /// Its counts: requests, processed, connections, refused.
-    async fn stats(&self) -> Value {
-        let answer = h2_call(self.addr, "GET", "/__stats", Bytes::new(), &[]).await;
-        serde_json::from_slice(&answer.body).unwrap()
-    }
-}
-
-impl Drop for ScriptedUpstream {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A scripted upstream's counts: requests, processed, connections, refused.
+async fn upstream_stats(upstream: &Peer) -> Value {
+    let answer = h2_call(upstream.addr, "GET", "/__stats", Bytes::new(), &[]).await;
+    serde_json::from_slice(&answer.body).unwrap()
 }
 
 /// What an HTTP/2 client got.
@@ -177,7 +161,7 @@ each_engine! {
 /// POSTs, so a call sent twice would be processed twice.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upstream_goaway_mid_load_loses_no_call_and_processes_none_twice() {
-    let upstream = ScriptedUpstream::start("goaway-after:50");
+    let upstream = scripted_upstream("goaway-after:50");
     let statuscope = launch(Engine::Fast, upstream.addr, "h2c");
     let calls = (0..200).map(|n| {
         let body = Bytes::from(format!("call {n}"));
@@ -188,7 +172,7 @@ async fn an_upstream_goaway_mid_load_loses_no_call_and_processes_none_twice() {
         answers.iter().all(|a| a.status == 200),
         "every call answered 200"
     );
-    let stats = upstream.stats().await;
+    let stats = upstream_stats(&upstream).await;
     assert_eq!(stats["processed"], 200, "{stats}");
     assert!(stats["connections"].as_u64().unwrap() >= 2, "{stats}");
     statuscope.wait_idle();
@@ -205,7 +189,7 @@ async fn an_upstream_goaway_mid_load_loses_no_call_and_processes_none_twice() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_stream_is_sent_again_once_on_a_new_connection() {
-    let upstream = ScriptedUpstream::start("refuse-first");
+    let upstream = scripted_upstream("refuse-first");
     let statuscope = launch(Engine::Fast, upstream.addr, "h2c");
     let answer = h2_call(
         statuscope.listen,
@@ -216,7 +200,7 @@ async fn a_refused_stream_is_sent_again_once_on_a_new_connection() {
     )
     .await;
     assert_eq!(answer.status, 200);
-    let stats = upstream.stats().await;
+    let stats = upstream_stats(&upstream).await;
     assert_eq!(
         (stats["refused"].as_u64(), stats["processed"].as_u64()),
         (Some(1), Some(1)),
@@ -234,7 +218,7 @@ async fn a_client_still_sending_after_an_early_answer_is_never_stalled() {
     // The upstream answers before the body and resets the stream: what statuscope held of
     // each body for it must be given back, to the stream and to the client's connection
     // (1 MiB window, so eight calls of 1 MiB leaking what they held would stall).
-    let upstream = ScriptedUpstream::start("answer-early");
+    let upstream = scripted_upstream("answer-early");
     let statuscope = launch(Engine::Fast, upstream.addr, "h2c");
     let client = Client::builder(TokioExecutor::new())
         .http2_only(true)
@@ -317,7 +301,7 @@ impl futures_util::Stream for ChunkStream {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upstream_that_allows_one_stream_gets_several_connections() {
-    let upstream = ScriptedUpstream::start("one-stream:300");
+    let upstream = scripted_upstream("one-stream:300");
     let statuscope = launch(Engine::Fast, upstream.addr, "h2c");
     // The first call learns the upstream's SETTINGS; the next ones overlap.
     assert_eq!(
@@ -330,7 +314,7 @@ async fn an_upstream_that_allows_one_stream_gets_several_connections() {
     for answer in futures_util::future::join_all(calls).await {
         assert_eq!(answer.status, 200);
     }
-    let stats = upstream.stats().await;
+    let stats = upstream_stats(&upstream).await;
     assert!(stats["connections"].as_u64().unwrap() >= 2, "{stats}");
     assert_eq!(stats["processed"], 9, "{stats}");
 }

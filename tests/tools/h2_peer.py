@@ -17,6 +17,9 @@ to send them).
                                                         answer after MS milliseconds
                                         refuse-first    RST_STREAM REFUSED_STREAM for the very
                                                         first request
+                                        silent          never answers a request: it stays
+                                                        open until the client resets it (a
+                                                        server that does not keep deadlines)
 """
 
 import json
@@ -412,6 +415,8 @@ class Upstream:
                 conn.reset_stream(stream, error_code=7)
             with self.lock:
                 self.refused += 1
+            return
+        if self.mode == "silent":
             return
         if self.mode == "answer-early" and not event.stream_ended:
             # As nginx's `return` does: the whole answer before the body, which is never read

@@ -41,29 +41,47 @@ pub fn python() -> String {
     }
 }
 
-/// Starts `tests/tools/<script>` with `args`; it prints `READY <port>` once it serves on
-/// 127.0.0.1 (the readiness signal). Its process (to stop by its PID) and address.
-pub fn spawn_ready(script: &str, args: &[&str]) -> (Child, SocketAddr) {
-    let mut child = Command::new(python())
-        .arg(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/tools")
-                .join(script),
-        )
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python runs (`make test-deps` installs the tools' packages)");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .strip_prefix("READY ")
-        .unwrap_or_else(|| panic!("{script} did not start: {line:?}"))
-        .trim();
-    (child, format!("127.0.0.1:{port}").parse().unwrap())
+/// A peer process of `tests/tools/` serving on 127.0.0.1 (an upstream, a recorder, a gRPC
+/// server), stopped by its PID when dropped.
+pub struct Peer {
+    child: Child,
+    /// Where it serves.
+    pub addr: SocketAddr,
+}
+
+impl Peer {
+    /// Starts `tests/tools/<script>` with `args`; returns once it prints `READY <port>` (the
+    /// readiness signal).
+    pub fn start(script: &str, args: &[&str]) -> Peer {
+        let mut child = Command::new(python())
+            .arg(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/tools")
+                    .join(script),
+            )
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python runs (`make test-deps` installs the tools' packages)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("{script} did not start: {line:?}"))
+            .trim();
+        let addr = format!("127.0.0.1:{port}").parse().unwrap();
+        Peer { child, addr }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Runs `statuscope <args>` to completion from the repository root, feeding `stdin` when given.
