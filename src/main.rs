@@ -177,6 +177,8 @@ enum Topic {
     Rules,
     /// The pod annotations `inject` and `injector` read (docs/annotations.md).
     Annotations,
+    /// The answers statuscope makes itself instead of the service (docs/answers.md).
+    Answers,
 }
 
 #[derive(clap::Args)]
@@ -352,13 +354,14 @@ fn main() -> ExitCode {
         }
         Command::Reference { topic } => {
             let text = match topic {
-                Topic::Configuration => config::keys::reference_markdown(),
+                Topic::Configuration => config::reference::reference_markdown(),
                 Topic::Metrics => admin::reference::markdown(
                     &lifecycle::registered_families(),
                     &injector::registered_families(),
                 ),
                 Topic::Rules => describe::markdown(),
                 Topic::Annotations => inject::overrides::reference_markdown(),
+                Topic::Answers => statuscope::proxy::error_response::reference_markdown(),
             };
             print!("{text}");
             ExitCode::SUCCESS

@@ -124,3 +124,75 @@ fn no_source_file_is_over_700_lines() {
         .collect();
     assert!(long.is_empty(), "over {MAX_FILE_LINES} lines: {long:?}");
 }
+
+/// The string literals of Rust source `text`, comments skipped.
+fn string_literals(text: &str) -> Vec<String> {
+    let bytes = text.as_bytes();
+    let mut literals = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'/' if bytes.get(at + 1) == Some(&b'/') => {
+                at = text[at..].find('\n').map_or(bytes.len(), |end| at + end);
+            }
+            // A char literal ('"', '\'', '\n'), not a lifetime.
+            b'\'' if bytes.get(at + 2) == Some(&b'\'') => at += 3,
+            b'\'' if bytes.get(at + 1) == Some(&b'\\') => {
+                at = text[at + 2..]
+                    .find('\'')
+                    .map_or(bytes.len(), |end| at + end + 3);
+            }
+            b'"' => {
+                let mut end = at + 1;
+                while end < bytes.len() && bytes[end] != b'"' {
+                    end += if bytes[end] == b'\\' { 2 } else { 1 };
+                }
+                literals.push(text[at + 1..end.min(bytes.len())].to_string());
+                at = end + 1;
+            }
+            _ => at += 1,
+        }
+    }
+    literals
+}
+
+#[test]
+fn key_paths_are_written_only_in_the_key_table() {
+    use statuscope::config::keys::{Kind, KEYS};
+    // A value a key accepts (`h2c` is a protocol and a key) is not the key.
+    let values: BTreeSet<&str> = KEYS
+        .iter()
+        .filter_map(|key| match key.kind {
+            Kind::Choice { options, .. } => Some(options),
+            _ => None,
+        })
+        .flatten()
+        .copied()
+        .collect();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut written = Vec::new();
+    for file in files {
+        let relative = file.strip_prefix(&src).unwrap().display().to_string();
+        if relative == "config/keys.rs" || relative.ends_with("tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        for literal in string_literals(code) {
+            let is_key = KEYS.iter().any(|key| key.path == literal);
+            // An undotted path ("upstream", "listen") is also an ordinary word elsewhere; in
+            // the configuration's own files it can only be the key.
+            let in_config = relative.starts_with("config/");
+            if is_key && !values.contains(literal.as_str()) && (literal.contains('.') || in_config)
+            {
+                written.push(format!("{relative}: \"{literal}\""));
+            }
+        }
+    }
+    assert!(
+        written.is_empty(),
+        "key paths written outside src/config/keys.rs (read them through keys::<NAME>): {written:?}"
+    );
+}

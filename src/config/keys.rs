@@ -3,35 +3,104 @@
 //! from here, reloads ask it which keys need a restart, and `docs/configuration.md` is
 //! generated from it (`statuscope reference configuration`; a test fails when it is stale).
 
-use super::Config;
+use super::{Config, Engine, Probes, UpstreamProtocol};
+use crate::logs::LogFormat;
 use crate::record::DURATION_BUCKETS;
+use crate::sample::MAX_BODY_SAMPLE_BYTES;
 
-/// One configuration key.
+/// One configuration key. The code reads a key through its constant here (`keys::THREADS`),
+/// never through its path written again, so a mistyped key is a compile error; the kind says
+/// how the value is read and checked, and what the reference prints.
 pub struct Key {
     /// The dotted path as written in a file; a segment `<id>` stands for any one name.
     pub path: &'static str,
-    /// The value in force when no source sets the key.
-    pub default: DefaultValue,
+    /// What the key holds: its type, built-in value and bounds.
+    pub kind: Kind,
     /// What the key controls, in Markdown, for the reference.
     pub meaning: &'static str,
     /// When a changed value takes effect.
     pub applies: Applies,
 }
 
-/// A key's built-in value. Typed, so the loader feeds it to the same parsing as a user's value.
-pub enum DefaultValue {
-    /// A string, parsed like one from a file (addresses, durations, names).
-    Text(&'static str),
-    /// A whole number.
-    Int(i64),
+/// What a key holds, its built-in value and the bounds a value must keep. The loader feeds the
+/// built-in value to the same parsing as a user's, validation reads the bounds, and the
+/// reference prints both.
+pub enum Kind {
+    /// `host:port`, resolved once at start-up.
+    Address(&'static str),
+    /// A whole number from `low` to `high`.
+    Count {
+        /// The built-in value.
+        default: i64,
+        /// The least value accepted.
+        low: i64,
+        /// The greatest value accepted.
+        high: i64,
+    },
+    /// A duration such as `500ms` or `2s`, or a number of seconds.
+    Duration {
+        /// The built-in value, as written.
+        default: &'static str,
+        /// `0` is refused.
+        nonzero: bool,
+    },
     /// A switch.
-    Bool(bool),
+    Switch(bool),
+    /// One of a few names.
+    Choice {
+        /// The built-in name.
+        default: &'static str,
+        /// Every name accepted.
+        options: &'static [&'static str],
+    },
+    /// Free text with a check of its own (a log filter).
+    Text(&'static str),
     /// A list of strings.
     List(&'static [&'static str]),
     /// A list of numbers.
     Numbers(&'static [f64]),
-    /// No value: the key is optional; the text says what its absence means.
-    Unset(&'static str),
+    /// A value with no built-in one; the text says what its absence means.
+    Optional(&'static str),
+    /// A list of tables, in the file only; none by default.
+    Entries,
+}
+
+/// The greatest value of a count with no bound of its own.
+pub(super) const MAX_COUNT: i64 = i64::MAX;
+
+impl Kind {
+    const fn count(default: i64, low: i64, high: i64) -> Kind {
+        Kind::Count { default, low, high }
+    }
+
+    const fn duration(default: &'static str) -> Kind {
+        Kind::Duration {
+            default,
+            nonzero: false,
+        }
+    }
+
+    const fn nonzero_duration(default: &'static str) -> Kind {
+        Kind::Duration {
+            default,
+            nonzero: true,
+        }
+    }
+
+    const fn choice(default: &'static str, options: &'static [&'static str]) -> Kind {
+        Kind::Choice { default, options }
+    }
+}
+
+/// The names of a choice's options (`NAMED` tables of the enums the choice keys hold).
+const fn names<T: Copy, const N: usize>(named: [(&'static str, T); N]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = named[i].0;
+        i += 1;
+    }
+    out
 }
 
 /// When a changed value takes effect.
@@ -43,23 +112,26 @@ pub enum Applies {
     OnRestart(fn(&Config, &Config) -> bool),
 }
 
-const fn key(path: &'static str, default: DefaultValue, meaning: &'static str) -> Key {
-    Key {
-        path,
-        default,
-        meaning,
-        applies: Applies::OnReload,
-    }
+/// Defines a key's constant, its doc comment being the key's meaning as the reference prints it.
+macro_rules! define_key {
+    ($name:ident, $path:literal, $kind:expr, $meaning:literal, $(restart: $same:expr,)?) => {
+        #[doc = concat!("`", $path, "`: ", $meaning)]
+        pub const $name: Key = Key {
+            path: $path,
+            kind: $kind,
+            meaning: $meaning,
+            applies: define_key!(@applies $($same)?),
+        };
+    };
+    (@applies) => {
+        Applies::OnReload
+    };
+    (@applies $same:expr) => {
+        Applies::OnRestart($same)
+    };
 }
 
 impl Key {
-    const fn restart(self, same: fn(&Config, &Config) -> bool) -> Key {
-        Key {
-            applies: Applies::OnRestart(same),
-            ..self
-        }
-    }
-
     /// Does `path` (a key as a source spelt it) name this key?
     pub fn matches(&self, path: &str) -> bool {
         segments_match(self.path, path, false)
@@ -73,6 +145,13 @@ impl Key {
     /// `true` for a key with a `<name>` segment, which names a family of keys.
     pub fn is_pattern(&self) -> bool {
         self.path.contains('<')
+    }
+
+    /// The table a key family lives in: `rules` for `rules.<id>.enabled`.
+    pub fn table(&self) -> &'static str {
+        self.path
+            .split_once(".<")
+            .map_or(self.path, |(table, _)| table)
     }
 }
 
@@ -127,363 +206,376 @@ pub const ADMIN_PORT: u16 = default_admin_port!();
 
 /// Every key, in the order of the reference.
 pub const KEYS: &[Key] = &[
-    key(
-        "listen",
-        DefaultValue::Text(concat!("0.0.0.0:", default_proxy_port!())),
-        "proxy listener, `host:port` (a name is resolved once at start-up)",
-    )
-    .restart(|a, b| a.listen == b.listen),
-    key(
-        "admin",
-        DefaultValue::Text(concat!("0.0.0.0:", default_admin_port!())),
-        "admin listener (`/metrics`, `/healthz`, `/readyz`, `/findings`); must differ from `listen`",
-    )
-    .restart(|a, b| a.admin == b.admin),
-    key(
-        "upstream",
-        DefaultValue::Unset("none (required by `run`)"),
-        "the service, `host:port`; a host name is resolved once at start-up",
-    ),
-    key(
-        "threads",
-        DefaultValue::Int(1),
-        "proxy worker threads; with the fast engine each has its own runtime and listening socket (`SO_REUSEPORT`)",
-    )
-    .restart(|a, b| a.threads == b.threads),
-    key(
-        "max_in_flight",
-        DefaultValue::Int(1024),
-        "requests proxied at once; past it, 503 with `Retry-After`",
-    ),
-    key(
-        "drain_timeout",
-        DefaultValue::Text("10s"),
-        "how long SIGTERM waits for in-flight requests",
-    )
-    .restart(|a, b| a.drain_timeout == b.drain_timeout),
-    // Every request in flight holds an upstream connection: a pool as large as the in-flight
-    // limit never closes one that the next request would have reused (at 256 concurrent
-    // requests, a pool of 128 cost a new upstream connection per second request). Idle pooled
-    // connections hold no buffer, and expire after `timeouts.idle`.
-    key(
-        "upstream_keepalive_pool_size",
-        DefaultValue::Int(1024),
-        "idle upstream connections kept for reuse (the fast engine spreads them over its workers); as large as `max_in_flight`'s default, so the pool never closes a connection the next request would have reused",
-    )
-    .restart(|a, b| a.upstream_keepalive_pool_size == b.upstream_keepalive_pool_size),
-    key(
-        "h2c",
-        DefaultValue::Bool(true),
-        "accept HTTP/2 with prior knowledge on the proxy port",
-    )
-    .restart(|a, b| a.h2c == b.h2c),
-    key(
-        "upstream_protocol",
-        DefaultValue::Text("http1"),
-        "what statuscope speaks to the upstream: `http1`; `h2c`, HTTP/2 with prior knowledge, streams multiplexed over pooled connections (a gRPC server), HTTP/1 clients' requests included; or `downstream`, the client's own (HTTP/2 for h2c clients, HTTP/1.1 for the others), for a service that serves gRPC and HTTP/1 on one port; see [grpc.md](grpc.md)",
-    )
-    .restart(|a, b| a.upstream_protocol == b.upstream_protocol),
-    key(
-        "proxy.engine",
-        DefaultValue::Text("fast"),
-        "what carries exchanges, HTTP/1 and HTTP/2: `fast`, statuscope's own path, or `pingora`, pingora-proxy's `ProxyHttp` (the fallback); see [engines.md](engines.md)",
-    )
-    .restart(|a, b| a.engine == b.engine),
-    // A pod's file descriptor limit is commonly 65,536 or more; each client connection also
-    // costs an upstream connection while a request is in flight.
-    key(
-        "downstream.max_connections",
-        DefaultValue::Int(10_000),
-        "client connections open at once; more are closed at accept and counted",
-    ),
-    // nginx allows 60 s; a sidecar's clients are in the same cluster and send heads at once.
-    key(
-        "downstream.header_timeout",
-        DefaultValue::Text("10s"),
-        "a new connection must send its first bytes, and a request head must be complete once begun, within this; otherwise 408 (or a silent close when nothing came)",
-    ),
-    key(
-        "downstream.keepalive_timeout",
-        DefaultValue::Text("60s"),
-        "how long an idle keep-alive client connection waits for its next request",
-    ),
-    // Above the 8-16 KiB most servers accept, below anything that needs a second look.
-    key(
-        "downstream.max_header_bytes",
-        DefaultValue::Int(32 * 1024),
-        "bytes of a request head; 431 beyond",
-    ),
-    key(
-        "downstream.max_headers",
-        DefaultValue::Int(100),
-        "header fields in a request; 431 beyond",
-    ),
-    key(
-        "downstream.max_target_bytes",
-        DefaultValue::Int(8 * 1024),
-        "bytes of the request target; 414 beyond. Must stay below `downstream.max_header_bytes` by more than 64, so which limit refuses a long request line never depends on how its bytes arrive",
-    ),
-    // RFC 9113 §6.5.2 recommends no fewer than 100; nginx allows 128, HAProxy 100.
-    key(
-        "h2.max_concurrent_streams",
-        DefaultValue::Int(100),
-        "streams one HTTP/2 client connection may have open at once; more are refused (RST_STREAM REFUSED_STREAM) and counted against the client (see [security.md](security.md))",
-    ),
-    // What one stalled stream can make statuscope hold: 100 streams of a client that never
-    // reads stay near 25 MiB.
-    key(
-        "h2.stream_window",
-        DefaultValue::Int(256 * 1024),
-        "bytes an HTTP/2 stream may have in flight toward statuscope before statuscope has passed them on — a client's request body, or the upstream's response body: the most statuscope buffers for one stream. At least 65,535 (the protocol's default window), at most 16 MiB",
-    ),
-    key(
-        "h2.connection_window",
-        DefaultValue::Int(1024 * 1024),
-        "bytes one HTTP/2 client connection may have in flight toward statuscope across all its streams: the most statuscope buffers for one client connection's request bodies. At least 65,535, at most 2^31-1",
-    ),
-    key(
-        "timeouts.connect",
-        DefaultValue::Text("2s"),
-        "establishing a connection to the upstream",
-    ),
-    key(
-        "timeouts.read",
-        DefaultValue::Text("30s"),
-        "each read from the upstream (so also the wait for the response header)",
-    ),
-    key(
-        "timeouts.write",
-        DefaultValue::Text("30s"),
-        "each write to the upstream",
-    ),
-    // Below the 60-75 s keep-alive timeouts common web servers use, so a pooled connection is
-    // dropped here before the upstream closes it under a request.
-    key(
-        "timeouts.idle",
-        DefaultValue::Text("50s"),
-        "how long an unused pooled upstream connection is kept; keep it below the service's own keep-alive timeout, or a reused connection may be closed under a request",
-    ),
-    // Long enough for any API response and most downloads; 0 lifts it for streaming routes.
-    key(
-        "timeouts.response",
-        DefaultValue::Text("300s"),
-        "the whole upstream response, from the request's arrival to the last body byte: bounds an upstream that trickles a byte just within `timeouts.read`; `0` lifts it (for long streams)",
-    ),
-    key(
-        "routes.templates",
-        DefaultValue::List(&[]),
-        "route templates such as `/users/{id}`, matched in order before automatic normalisation (see the README's *Routes*)",
-    ),
-    key(
-        "routes.max",
-        DefaultValue::Int(200),
-        "distinct automatically normalised routes before `__other__`",
-    ),
-    key(
-        "routes.probes",
-        DefaultValue::Text("separate"),
-        "the kubelet's probes (`User-Agent: kube-probe/…`): `separate`, tallied and judged under `route=\"__probe__\"`, which the SLO recording rules and the dashboards' route lists leave out; or `mixed`, under their paths' routes like any request",
-    ),
-    key(
-        "metrics.duration_buckets",
-        DefaultValue::Numbers(DURATION_BUCKETS),
-        "the upper bounds, in seconds and ascending, of the buckets of `statuscope_response_duration_seconds` and `statuscope_grpc_duration_seconds` (at most 32; each is one more series per route, method and class): sub-millisecond edges for a cache, minutes for an export. The dashboards' quantiles work with any set; the latency SLO's rules read the bound at its threshold (`0.5`), which `check-config` warns about when it is missing",
-    )
-    .restart(|a, b| a.duration_buckets == b.duration_buckets),
-    key(
-        "log.format",
-        DefaultValue::Text("human"),
-        "`human` or `json`, to standard error",
-    )
-    .restart(|a, b| a.log.format == b.log.format),
-    key(
-        "log.level",
-        DefaultValue::Text("info"),
-        "a filter such as `info`, `warn` or `statuscope=debug,pingora_core=warn`; pingora's own `debug` and `trace` lines are never emitted, whatever the filter, because they print whole headers and bodies",
-    )
-    .restart(|a, b| a.log.level == b.log.level),
-    key(
-        "log.access",
-        DefaultValue::Bool(false),
-        "one line per request: route, method, code, origin, duration — never bodies, query strings or credentials",
-    ),
-    key(
-        "body_sample_bytes",
-        DefaultValue::Int(8 * 1024),
-        // The bound is MAX_BODY_SAMPLE_BYTES; a test keeps the text and the constant together.
-        "bytes of each response body kept for the rules, 0 to 1048576; `0` turns sampling off (header rules still run)",
-    ),
-    key(
-        "error_fields",
-        DefaultValue::List(&["code", "error", "type", "title", "message"]),
-        "top-level JSON fields that make an error body structured (`unstructured-error-body`)",
-    ),
-    key(
-        "findings.enabled",
-        DefaultValue::Bool(true),
-        "evaluate the rule catalogue at all",
-    ),
-    key(
-        "findings.endpoint",
-        DefaultValue::Bool(true),
-        "serve `GET /findings` on the admin port",
-    )
-    .restart(|a, b| a.findings.endpoint == b.findings.endpoint),
-    key(
-        "findings.keep_per_rule",
-        DefaultValue::Int(20),
-        "recent findings kept per rule for `/findings`",
-    )
-    .restart(|a, b| a.findings.keep_per_rule == b.findings.keep_per_rule),
-    key(
-        "findings.log_interval",
-        DefaultValue::Text("60s"),
-        "at most one log line per rule and route per interval",
-    )
-    .restart(|a, b| a.findings.log_interval == b.findings.log_interval),
-    key(
-        "findings.token_file",
-        DefaultValue::Unset("none"),
-        "a file holding a bearer token that `GET /findings` then requires (`Authorization: Bearer …`); mount it from a Secret. `/metrics` and the probes stay open",
-    )
-    .restart(|a, b| a.findings.token == b.findings.token),
-    key(
-        "contract.openapi",
-        DefaultValue::Unset("none"),
-        "the service's OpenAPI document (3.0.x or 3.1.x, YAML or JSON; `$ref`s to files beside it are followed): its paths become route templates ahead of `routes.templates`, and the contract rules judge every response against it; an unreadable or invalid document stops start-up naming the file and the JSON pointer of the problem (at reload, the running configuration stays). See [contract.md](contract.md)",
-    ),
-    key(
-        "rules.<id>.enabled",
-        DefaultValue::Bool(true),
-        "switch one rule off (ids as in `statuscope rules`; `_` may stand for `-`, as environment variables need)",
-    ),
-    key(
-        "rules.<id>.severity",
-        DefaultValue::Unset("the rule's own"),
-        "override a rule's severity: `error`, `warning` or `info`",
-    ),
-    key(
-        "route_rules",
-        DefaultValue::List(&[]),
-        "per-route exceptions, in the file only: a list of `{route, disable: [ids], error_fields: [names]}`",
-    ),
+    LISTEN,
+    ADMIN,
+    UPSTREAM,
+    THREADS,
+    MAX_IN_FLIGHT,
+    DRAIN_TIMEOUT,
+    UPSTREAM_KEEPALIVE_POOL_SIZE,
+    H2C,
+    UPSTREAM_PROTOCOL,
+    PROXY_ENGINE,
+    DOWNSTREAM_MAX_CONNECTIONS,
+    DOWNSTREAM_HEADER_TIMEOUT,
+    DOWNSTREAM_KEEPALIVE_TIMEOUT,
+    DOWNSTREAM_MAX_HEADER_BYTES,
+    DOWNSTREAM_MAX_HEADERS,
+    DOWNSTREAM_MAX_TARGET_BYTES,
+    H2_MAX_CONCURRENT_STREAMS,
+    H2_STREAM_WINDOW,
+    H2_CONNECTION_WINDOW,
+    TIMEOUTS_CONNECT,
+    TIMEOUTS_READ,
+    TIMEOUTS_WRITE,
+    TIMEOUTS_IDLE,
+    TIMEOUTS_RESPONSE,
+    ROUTES_TEMPLATES,
+    ROUTES_MAX,
+    ROUTES_PROBES,
+    DURATION_BUCKET_BOUNDS,
+    LOG_FORMAT,
+    LOG_LEVEL,
+    LOG_ACCESS,
+    BODY_SAMPLE_BYTES,
+    ERROR_FIELDS,
+    FINDINGS_ENABLED,
+    FINDINGS_ENDPOINT,
+    FINDINGS_KEEP_PER_RULE,
+    FINDINGS_LOG_INTERVAL,
+    FINDINGS_TOKEN_FILE,
+    CONTRACT_OPENAPI,
+    RULE_ENABLED,
+    RULE_SEVERITY,
+    ROUTE_RULES,
 ];
 
-/// How a default reads in the reference.
-fn describe_default(default: &DefaultValue) -> String {
-    match default {
-        DefaultValue::Text(text) => format!("`{text}`"),
-        DefaultValue::Int(n) => format!("`{n}`"),
-        DefaultValue::Bool(b) => format!("`{b}`"),
-        DefaultValue::List(items) => format!("`[{}]`", items.join(", ")),
-        DefaultValue::Numbers(numbers) => {
-            let shown: Vec<String> = numbers.iter().map(f64::to_string).collect();
-            format!("`[{}]`", shown.join(", "))
-        }
-        DefaultValue::Unset(meaning) => (*meaning).to_string(),
-    }
-}
+define_key!(
+    LISTEN,
+    "listen",
+    Kind::Address(concat!("0.0.0.0:", default_proxy_port!())),
+    "proxy listener, `host:port` (a name is resolved once at start-up)",
+    restart: |a, b| a.listen == b.listen,
+);
 
-const INTRODUCTION: &str = "\
-# Configuration reference
+define_key!(
+    ADMIN,
+    "admin",
+    Kind::Address(concat!("0.0.0.0:", default_admin_port!())),
+    "admin listener (`/metrics`, `/healthz`, `/readyz`, `/findings`); must differ from `listen`",
+    restart: |a, b| a.admin == b.admin,
+);
 
-Generated from the key table in `src/config/keys.rs` by `statuscope reference configuration`
-(`make docs`); a test fails when this file is stale.
+define_key!(
+    UPSTREAM,
+    "upstream",
+    Kind::Optional("none (required by `run`)"),
+    "the service, `host:port`; a host name is resolved once at start-up",
+);
 
-Layers, each overriding the one before: built-in defaults < file (`--config`, YAML or TOML) <
-environment (`STATUSCOPE_…`) < command-line flags (`--listen`, `--admin`, `--upstream`).
+define_key!(
+    THREADS,
+    "threads",
+    Kind::count(1, 1, MAX_COUNT),
+    "proxy worker threads; with the fast engine each has its own runtime and listening socket (`SO_REUSEPORT`)",
+    restart: |a, b| a.threads == b.threads,
+);
 
-Environment variables are the key in upper case with the prefix `STATUSCOPE_`; nested keys use
-a double underscore: `STATUSCOPE_UPSTREAM=127.0.0.1:8080`, `STATUSCOPE_TIMEOUTS__READ=5s`,
-`STATUSCOPE_ROUTES__TEMPLATES=/users/{id},/orders/{id}` (lists are comma-separated).
+define_key!(
+    MAX_IN_FLIGHT,
+    "max_in_flight",
+    Kind::count(1024, 1, MAX_COUNT),
+    "requests proxied at once; past it, 503 with `Retry-After`",
+);
 
-An unknown key, an address that is not `host:port`, a value of the wrong type, a negative or
-malformed duration, a number out of range or a malformed route template stops start-up before
-any port is bound, with exit status 2 and one line per invalid key — every one, not only the
-first — naming the key and the source of its value:
+define_key!(
+    DRAIN_TIMEOUT,
+    "drain_timeout",
+    Kind::duration("10s"),
+    "how long SIGTERM waits for in-flight requests",
+    restart: |a, b| a.drain_timeout == b.drain_timeout,
+);
 
-```
-statuscope: configuration key `timeouts.connect` (from the environment): must be a non-negative duration, got `-2s`
-statuscope: configuration key `threads` (from /etc/statuscope/config.yaml): must be at least 1, got 0
-```
+// Every request in flight holds an upstream connection: a pool as large as the in-flight
+// limit never closes one that the next request would have reused (at 256 concurrent
+// requests, a pool of 128 cost a new upstream connection per second request). Idle pooled
+// connections hold no buffer, and expire after `timeouts.idle`.
+define_key!(
+    UPSTREAM_KEEPALIVE_POOL_SIZE,
+    "upstream_keepalive_pool_size",
+    Kind::count(1024, 1, MAX_COUNT),
+    "idle upstream connections kept for reuse (the fast engine spreads them over its workers); as large as `max_in_flight`'s default, so the pool never closes a connection the next request would have reused",
+    restart: |a, b| a.upstream_keepalive_pool_size == b.upstream_keepalive_pool_size,
+);
 
-`statuscope check-config FILE` runs the same validation without starting. Durations are written
-`500ms`, `2s`, `1m`, or as a number of seconds.
+define_key!(
+    H2C,
+    "h2c",
+    Kind::Switch(true),
+    "accept HTTP/2 with prior knowledge on the proxy port",
+    restart: |a, b| a.h2c == b.h2c,
+);
 
-On SIGHUP the configuration is read again from the same sources. Keys marked *reload* take
-effect for every request that starts afterwards (a request in flight finishes under the
-settings it started with); keys marked *restart* are read once at start, and a reload that
-changes them logs their names. An invalid configuration at reload is rejected with a `warn`
-line per invalid key, and the running one stays in force.
+define_key!(
+    UPSTREAM_PROTOCOL,
+    "upstream_protocol",
+    Kind::choice("http1", &names(UpstreamProtocol::NAMED)),
+    "what statuscope speaks to the upstream: `http1`; `h2c`, HTTP/2 with prior knowledge, streams multiplexed over pooled connections (a gRPC server), HTTP/1 clients' requests included; or `downstream`, the client's own (HTTP/2 for h2c clients, HTTP/1.1 for the others), for a service that serves gRPC and HTTP/1 on one port; see [grpc.md](grpc.md)",
+    restart: |a, b| a.upstream_protocol == b.upstream_protocol,
+);
 
-";
+define_key!(
+    PROXY_ENGINE,
+    "proxy.engine",
+    Kind::choice("fast", &names(Engine::NAMED)),
+    "what carries exchanges, HTTP/1 and HTTP/2: `fast`, statuscope's own path, or `pingora`, pingora-proxy's `ProxyHttp` (the fallback); see [engines.md](engines.md)",
+    restart: |a, b| a.engine == b.engine,
+);
 
-const EXAMPLE: &str = "
-An example file:
+// A pod's file descriptor limit is commonly 65,536 or more; each client connection also
+// costs an upstream connection while a request is in flight.
+define_key!(
+    DOWNSTREAM_MAX_CONNECTIONS,
+    "downstream.max_connections",
+    Kind::count(10_000, 1, MAX_COUNT),
+    "client connections open at once; more are closed at accept and counted",
+);
 
-```yaml
-listen: 0.0.0.0:7070
-admin: 0.0.0.0:9070
-upstream: 127.0.0.1:8080
-timeouts:
-  connect: 1s
-  read: 15s
-routes:
-  templates:
-    - /users/{id}
-    - /users/{id}/orders/{order}
-    - /static/{path*}
-  max: 300
-log:
-  format: json
-rules:
-  missing-retry-after:
-    severity: error
-route_rules:
-  - route: /graphql
-    disable: [error-body-on-success]
-```
-";
+// nginx allows 60 s; a sidecar's clients are in the same cluster and send heads at once.
+define_key!(
+    DOWNSTREAM_HEADER_TIMEOUT,
+    "downstream.header_timeout",
+    Kind::nonzero_duration("10s"),
+    "a new connection must send its first bytes, and a request head must be complete once begun, within this; otherwise 408 (or a silent close when nothing came)",
+);
 
-/// `docs/configuration.md`: generated from [`KEYS`], so it cannot drift from the loader.
-pub fn reference_markdown() -> String {
-    let mut out = String::from(INTRODUCTION);
-    out.push_str("| key | default | on SIGHUP | meaning |\n|---|---|---|---|\n");
-    for key in KEYS {
-        let applies = match key.applies {
-            Applies::OnReload => "reload",
-            Applies::OnRestart(_) => "restart",
-        };
-        out.push_str(&format!(
-            "| `{}` | {} | {applies} | {} |\n",
-            key.path,
-            describe_default(&key.default),
-            key.meaning
-        ));
-    }
-    out.push_str(EXAMPLE);
-    out
-}
+define_key!(
+    DOWNSTREAM_KEEPALIVE_TIMEOUT,
+    "downstream.keepalive_timeout",
+    Kind::duration("60s"),
+    "how long an idle keep-alive client connection waits for its next request",
+);
+
+// Above the 8-16 KiB most servers accept, below anything that needs a second look.
+define_key!(
+    DOWNSTREAM_MAX_HEADER_BYTES,
+    "downstream.max_header_bytes",
+    Kind::count(32 * 1024, 1, MAX_COUNT),
+    "bytes of a request head; 431 beyond",
+);
+
+define_key!(
+    DOWNSTREAM_MAX_HEADERS,
+    "downstream.max_headers",
+    Kind::count(100, 1, MAX_COUNT),
+    "header fields in a request; 431 beyond",
+);
+
+define_key!(
+    DOWNSTREAM_MAX_TARGET_BYTES,
+    "downstream.max_target_bytes",
+    Kind::count(8 * 1024, 1, MAX_COUNT),
+    "bytes of the request target; 414 beyond. Must stay below `downstream.max_header_bytes` by more than 64, so which limit refuses a long request line never depends on how its bytes arrive",
+);
+
+// RFC 9113 §6.5.2 recommends no fewer than 100; nginx allows 128, HAProxy 100.
+define_key!(
+    H2_MAX_CONCURRENT_STREAMS,
+    "h2.max_concurrent_streams",
+    Kind::count(100, 1, 10_000),
+    "streams one HTTP/2 client connection may have open at once; more are refused (RST_STREAM REFUSED_STREAM) and counted against the client (see [security.md](security.md))",
+);
+
+// What one stalled stream can make statuscope hold: 100 streams of a client that never
+// reads stay near 25 MiB.
+define_key!(
+    H2_STREAM_WINDOW,
+    "h2.stream_window",
+    Kind::count(256 * 1024, 65_535, 16 << 20),
+    "bytes an HTTP/2 stream may have in flight toward statuscope before statuscope has passed them on — a client's request body, or the upstream's response body: the most statuscope buffers for one stream.",
+);
+
+define_key!(
+    H2_CONNECTION_WINDOW,
+    "h2.connection_window",
+    Kind::count(1024 * 1024, 65_535, (1 << 31) - 1),
+    "bytes one HTTP/2 client connection may have in flight toward statuscope across all its streams: the most statuscope buffers for one client connection's request bodies.",
+);
+
+define_key!(
+    TIMEOUTS_CONNECT,
+    "timeouts.connect",
+    Kind::nonzero_duration("2s"),
+    "establishing a connection to the upstream",
+);
+
+define_key!(
+    TIMEOUTS_READ,
+    "timeouts.read",
+    Kind::nonzero_duration("30s"),
+    "each read from the upstream (so also the wait for the response header)",
+);
+
+define_key!(
+    TIMEOUTS_WRITE,
+    "timeouts.write",
+    Kind::nonzero_duration("30s"),
+    "each write to the upstream",
+);
+
+// Below the 60-75 s keep-alive timeouts common web servers use, so a pooled connection is
+// dropped here before the upstream closes it under a request.
+define_key!(
+    TIMEOUTS_IDLE,
+    "timeouts.idle",
+    Kind::duration("50s"),
+    "how long an unused pooled upstream connection is kept; keep it below the service's own keep-alive timeout, or a reused connection may be closed under a request",
+);
+
+// Long enough for any API response and most downloads; 0 lifts it for streaming routes.
+define_key!(
+    TIMEOUTS_RESPONSE,
+    "timeouts.response",
+    Kind::duration("300s"),
+    "the whole upstream response, from the request's arrival to the last body byte: bounds an upstream that trickles a byte just within `timeouts.read`; `0` lifts it (for long streams)",
+);
+
+define_key!(
+    ROUTES_TEMPLATES,
+    "routes.templates",
+    Kind::List(&[]),
+    "route templates such as `/users/{id}`, matched in order before automatic normalisation (see the README's *Routes*)",
+);
+
+define_key!(
+    ROUTES_MAX,
+    "routes.max",
+    Kind::count(200, 1, MAX_COUNT),
+    "distinct automatically normalised routes before `__other__`",
+);
+
+define_key!(
+    ROUTES_PROBES,
+    "routes.probes",
+    Kind::choice("separate", &names(Probes::NAMED)),
+    "the kubelet's probes (`User-Agent: kube-probe/…`): `separate`, tallied and judged under `route=\"__probe__\"`, which the SLO recording rules and the dashboards' route lists leave out; or `mixed`, under their paths' routes like any request",
+);
+
+define_key!(
+    DURATION_BUCKET_BOUNDS,
+    "metrics.duration_buckets",
+    Kind::Numbers(DURATION_BUCKETS),
+    "the upper bounds, in seconds and ascending, of the buckets of `statuscope_response_duration_seconds` and `statuscope_grpc_duration_seconds` (at most 32; each is one more series per route, method and class): sub-millisecond edges for a cache, minutes for an export. The dashboards' quantiles work with any set; the latency SLO's rules read the bound at its threshold (`0.5`), which `check-config` warns about when it is missing",
+    restart: |a, b| a.duration_buckets == b.duration_buckets,
+);
+
+define_key!(
+    LOG_FORMAT,
+    "log.format",
+    Kind::choice("human", &names(LogFormat::NAMED)),
+    "how lines are written to standard error",
+    restart: |a, b| a.log.format == b.log.format,
+);
+
+define_key!(
+    LOG_LEVEL,
+    "log.level",
+    Kind::Text("info"),
+    "a filter such as `info`, `warn` or `statuscope=debug,pingora_core=warn`; pingora's own `debug` and `trace` lines are never emitted, whatever the filter, because they print whole headers and bodies",
+    restart: |a, b| a.log.level == b.log.level,
+);
+
+define_key!(
+    LOG_ACCESS,
+    "log.access",
+    Kind::Switch(false),
+    "one line per request: route, method, code, origin, duration — never bodies, query strings or credentials",
+);
+
+define_key!(
+    BODY_SAMPLE_BYTES,
+    "body_sample_bytes",
+    Kind::count(8 * 1024, 0, MAX_BODY_SAMPLE_BYTES as i64),
+    "bytes of each response body kept for the rules; `0` turns sampling off (header rules still run)",
+);
+
+define_key!(
+    ERROR_FIELDS,
+    "error_fields",
+    Kind::List(&["code", "error", "type", "title", "message"]),
+    "top-level JSON fields that make an error body structured (`unstructured-error-body`)",
+);
+
+define_key!(
+    FINDINGS_ENABLED,
+    "findings.enabled",
+    Kind::Switch(true),
+    "evaluate the rule catalogue at all",
+);
+
+define_key!(
+    FINDINGS_ENDPOINT,
+    "findings.endpoint",
+    Kind::Switch(true),
+    "serve `GET /findings` on the admin port",
+    restart: |a, b| a.findings.endpoint == b.findings.endpoint,
+);
+
+define_key!(
+    FINDINGS_KEEP_PER_RULE,
+    "findings.keep_per_rule",
+    Kind::count(20, 1, MAX_COUNT),
+    "recent findings kept per rule for `/findings`",
+    restart: |a, b| a.findings.keep_per_rule == b.findings.keep_per_rule,
+);
+
+define_key!(
+    FINDINGS_LOG_INTERVAL,
+    "findings.log_interval",
+    Kind::duration("60s"),
+    "at most one log line per rule and route per interval",
+    restart: |a, b| a.findings.log_interval == b.findings.log_interval,
+);
+
+define_key!(
+    FINDINGS_TOKEN_FILE,
+    "findings.token_file",
+    Kind::Optional("none"),
+    "a file holding a bearer token that `GET /findings` then requires (`Authorization: Bearer …`); mount it from a Secret. `/metrics` and the probes stay open",
+    restart: |a, b| a.findings.token == b.findings.token,
+);
+
+define_key!(
+    CONTRACT_OPENAPI,
+    "contract.openapi",
+    Kind::Optional("none"),
+    "the service's OpenAPI document (3.0.x or 3.1.x, YAML or JSON; `$ref`s to files beside it are followed): its paths become route templates ahead of `routes.templates`, and the contract rules judge every response against it; an unreadable or invalid document stops start-up naming the file and the JSON pointer of the problem (at reload, the running configuration stays). See [contract.md](contract.md)",
+);
+
+define_key!(
+    RULE_ENABLED,
+    "rules.<id>.enabled",
+    Kind::Switch(true),
+    "switch one rule off (ids as in `statuscope rules`; `_` may stand for `-`, as environment variables need)",
+);
+
+define_key!(
+    RULE_SEVERITY,
+    "rules.<id>.severity",
+    Kind::Optional("the rule's own"),
+    "override a rule's severity: `error`, `warning` or `info`",
+);
+
+define_key!(
+    ROUTE_RULES,
+    "route_rules",
+    Kind::Entries,
+    "per-route exceptions, in the file only: a list of `{route, disable: [ids], error_fields: [names]}`",
+);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::MAX_BODY_SAMPLE_BYTES;
-
-    #[test]
-    fn docs_configuration_md_is_generated_from_the_key_table() {
-        let committed = include_str!("../../docs/configuration.md");
-        assert!(
-            committed == reference_markdown(),
-            "docs/configuration.md is stale: run `make docs`"
-        );
-    }
-
-    #[test]
-    fn the_sample_bound_in_the_reference_is_the_enforced_one() {
-        let meaning = find("body_sample_bytes").unwrap().meaning;
-        assert!(meaning.contains(&format!("0 to {MAX_BODY_SAMPLE_BYTES}")));
-    }
 
     #[test]
     fn paths_are_unique_and_patterns_match_one_segment() {

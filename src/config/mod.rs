@@ -1,12 +1,14 @@
 //! Typed configuration, layered as built-in defaults < file < environment < command-line flags.
 //!
-//! [`keys`] defines every key once (path, default, meaning, when it applies); [`sources`]
-//! merges the layers; [`validate`] checks them section by section and reports every invalid
+//! [`keys`] defines every key once (path, kind with default and bounds, meaning, when it
+//! applies) as a constant the code reads it through; [`reference`] generates its docs;
+//! [`sources`] merges the layers; [`validate`] checks them section by section and reports every invalid
 //! key at once, each naming the key and the source its value came from (the file's path, `the
 //! environment`, `a command-line flag`), before any port is bound.
 
 pub mod error;
 pub mod keys;
+pub mod reference;
 mod sources;
 mod validate;
 
@@ -22,7 +24,7 @@ pub use crate::logs::LogFormat;
 use crate::rules::rule_set::{RouteRules, RuleSet, RuleSetting};
 pub use crate::sample::MAX_BODY_SAMPLE_BYTES;
 pub use error::{ConfigError, ConfigErrors};
-pub use validate::choose;
+pub use validate::{choose, name_of};
 
 /// Prefix of the environment variables that configure statuscope (`STATUSCOPE_UPSTREAM`, ...).
 /// Nested keys use a double underscore: `STATUSCOPE_TIMEOUTS__CONNECT=2s`.
@@ -122,12 +124,13 @@ pub enum Engine {
 }
 
 impl Engine {
+    /// Each engine by its `proxy.engine` name.
+    pub const NAMED: [(&'static str, Engine); 2] =
+        [("fast", Engine::Fast), ("pingora", Engine::Pingora)];
+
     /// The value as written in the configuration.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Engine::Fast => "fast",
-            Engine::Pingora => "pingora",
-        }
+        name_of(&Engine::NAMED, self)
     }
 }
 
@@ -145,13 +148,16 @@ pub enum UpstreamProtocol {
 }
 
 impl UpstreamProtocol {
+    /// Each protocol by its `upstream_protocol` name.
+    pub const NAMED: [(&'static str, UpstreamProtocol); 3] = [
+        ("http1", UpstreamProtocol::Http1),
+        ("h2c", UpstreamProtocol::H2c),
+        ("downstream", UpstreamProtocol::Downstream),
+    ];
+
     /// The value as written in the configuration.
     pub fn as_str(self) -> &'static str {
-        match self {
-            UpstreamProtocol::Http1 => "http1",
-            UpstreamProtocol::H2c => "h2c",
-            UpstreamProtocol::Downstream => "downstream",
-        }
+        name_of(&UpstreamProtocol::NAMED, self)
     }
 }
 
@@ -163,10 +169,11 @@ impl Config {
         let threshold = crate::record::LATENCY_SLO_SECONDS;
         if !self.duration_buckets.contains(&threshold) {
             warnings.push(format!(
-                "metrics.duration_buckets has no bound at {threshold}, the latency SLO's threshold: \
+                "{} has no bound at {threshold}, the latency SLO's threshold: \
                  the statuscope:route_latency_slow_ratio series and the StatuscopeLatencyBudgetBurn \
                  alerts read le=\"{threshold}\" and stay empty; add {threshold}, or move the threshold in \
-                 deploy/prometheus/statuscope-rules.yaml to one of the bounds"
+                 deploy/prometheus/statuscope-rules.yaml to one of the bounds",
+                keys::DURATION_BUCKET_BOUNDS.path
             ));
         }
         warnings
@@ -259,6 +266,12 @@ pub enum Probes {
     Mixed,
 }
 
+impl Probes {
+    /// Each choice by its `routes.probes` name.
+    pub const NAMED: [(&'static str, Probes); 2] =
+        [("separate", Probes::Separate), ("mixed", Probes::Mixed)];
+}
+
 /// Log output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Log {
@@ -349,7 +362,7 @@ impl Config {
     /// The upstream, or an error naming the key when `run` was started without one.
     pub fn require_upstream(&self) -> Result<&Upstream, ConfigError> {
         self.upstream.as_ref().ok_or_else(|| ConfigError {
-            key: Some("upstream".to_string()),
+            key: Some(keys::UPSTREAM.path.to_string()),
             source: "the built-in default, which is unset".to_string(),
             problem: "is required: give --upstream host:port, STATUSCOPE_UPSTREAM or `upstream:` in the file".to_string(),
         })

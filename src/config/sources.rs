@@ -8,7 +8,7 @@ use config::{Environment, File, Value, ValueKind};
 use serde::de::DeserializeOwned;
 
 use super::error::{ConfigError, ConfigErrors};
-use super::keys::{DefaultValue, KEYS};
+use super::keys::{self, Kind, KEYS};
 use super::{Overrides, ENV_PREFIX};
 
 const UNKNOWN_KEY: &str = "unknown key; see docs/configuration.md";
@@ -31,13 +31,17 @@ impl Sources {
     ) -> Result<Sources, ConfigErrors> {
         let mut builder = config::Config::builder();
         for key in KEYS.iter().filter(|key| !key.is_pattern()) {
-            let result = match &key.default {
-                DefaultValue::Text(text) => builder.set_default(key.path, *text),
-                DefaultValue::Int(n) => builder.set_default(key.path, *n),
-                DefaultValue::Bool(b) => builder.set_default(key.path, *b),
-                DefaultValue::List(items) => builder.set_default(key.path, items.to_vec()),
-                DefaultValue::Numbers(numbers) => builder.set_default(key.path, numbers.to_vec()),
-                DefaultValue::Unset(_) => Ok(builder),
+            let result = match &key.kind {
+                Kind::Address(text)
+                | Kind::Text(text)
+                | Kind::Duration { default: text, .. }
+                | Kind::Choice { default: text, .. } => builder.set_default(key.path, *text),
+                Kind::Count { default, .. } => builder.set_default(key.path, *default),
+                Kind::Switch(on) => builder.set_default(key.path, *on),
+                Kind::List(items) => builder.set_default(key.path, items.to_vec()),
+                Kind::Numbers(numbers) => builder.set_default(key.path, numbers.to_vec()),
+                Kind::Entries => builder.set_default(key.path, Vec::<String>::new()),
+                Kind::Optional(_) => Ok(builder),
             };
             builder = result.expect("key table paths are valid config paths");
         }
@@ -51,21 +55,23 @@ impl Sources {
             }
             builder = builder.add_source(File::from(PathBuf::from(path)));
         }
-        let environment = Environment::with_prefix(ENV_PREFIX)
+        let mut environment = Environment::with_prefix(ENV_PREFIX)
             .prefix_separator("_")
             .separator("__")
             .list_separator(",")
-            .with_list_parse_key("routes.templates")
-            .with_list_parse_key("error_fields")
-            .with_list_parse_key("metrics.duration_buckets")
             .try_parsing(true)
             .source(env);
+        for key in KEYS {
+            if matches!(key.kind, Kind::List(_) | Kind::Numbers(_)) {
+                environment = environment.with_list_parse_key(key.path);
+            }
+        }
         builder = builder.add_source(environment);
         let mut flags = Vec::new();
         for (key, value) in [
-            ("listen", &overrides.listen),
-            ("admin", &overrides.admin),
-            ("upstream", &overrides.upstream),
+            (keys::LISTEN.path, &overrides.listen),
+            (keys::ADMIN.path, &overrides.admin),
+            (keys::UPSTREAM.path, &overrides.upstream),
         ] {
             if let Some(value) = value {
                 builder = builder
@@ -148,7 +154,8 @@ impl Sources {
         }
     }
 
-    /// The value at `key` as a `T`; `None` when no source (nor the key table) sets it.
+    /// The value at `key` as a `T`; `None` when no source sets it (a key with a built-in value
+    /// is always set, and `key` is a path from the key table or below it).
     pub(super) fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ConfigError> {
         match self.merged.get::<T>(key) {
             Ok(value) => Ok(Some(value)),

@@ -1,5 +1,6 @@
 //! Loading and validating configuration from files, the environment and flags.
 
+use super::keys::Kind;
 use super::*;
 use crate::rules::Severity;
 
@@ -329,49 +330,37 @@ fn every_invalid_key_is_reported_at_once() {
     assert_eq!(errors.to_string().lines().count(), 5, "{errors}");
 }
 
-/// A value other than the default for every key a source may set, to prove that the key
-/// table's reload/restart marks are what a reload actually compares.
-const OTHER_VALUES: &[(&str, &str)] = &[
-    ("listen", "127.0.0.1:7071"),
-    ("admin", "127.0.0.1:9071"),
-    ("upstream", "127.0.0.1:8081"),
-    ("threads", "2"),
-    ("max_in_flight", "10"),
-    ("drain_timeout", "3s"),
-    ("upstream_keepalive_pool_size", "9"),
-    ("h2c", "false"),
-    ("upstream_protocol", "h2c"),
-    ("proxy.engine", "pingora"),
-    ("downstream.max_connections", "5"),
-    ("downstream.header_timeout", "3s"),
-    ("downstream.keepalive_timeout", "3s"),
-    ("downstream.max_header_bytes", "40000"),
-    ("downstream.max_headers", "50"),
-    ("downstream.max_target_bytes", "4096"),
-    ("h2.max_concurrent_streams", "10"),
-    ("h2.stream_window", "100000"),
-    ("h2.connection_window", "200000"),
-    ("timeouts.connect", "3s"),
-    ("timeouts.read", "3s"),
-    ("timeouts.write", "3s"),
-    ("timeouts.idle", "3s"),
-    ("timeouts.response", "3s"),
-    ("routes.templates", "/users/{id}"),
-    ("routes.max", "7"),
-    ("routes.probes", "mixed"),
-    ("metrics.duration_buckets", "0.1,1,60"),
-    ("log.format", "json"),
-    ("log.level", "warn"),
-    ("log.access", "true"),
-    ("body_sample_bytes", "100"),
-    ("error_fields", "problem"),
-    ("findings.enabled", "false"),
-    ("findings.endpoint", "false"),
-    ("findings.keep_per_rule", "3"),
-    ("findings.log_interval", "3s"),
-    ("rules.<id>.enabled", "false"),
-    ("rules.<id>.severity", "info"),
-];
+/// A value other than the built-in one for `key`, from its kind; `None` for the keys that
+/// name files, which the e2e reload tests change.
+fn other_value(key: &keys::Key) -> Option<String> {
+    Some(match key.kind {
+        Kind::Address(default) => {
+            let port: u16 = default.rsplit_once(':').unwrap().1.parse().unwrap();
+            format!("127.0.0.1:{}", port + 1)
+        }
+        Kind::Count { default, low, high } => {
+            (if default < high { default + 1 } else { low }).to_string()
+        }
+        Kind::Duration { default, .. } => if default == "3s" { "4s" } else { "3s" }.to_string(),
+        Kind::Switch(on) => (!on).to_string(),
+        Kind::Choice { default, options } => {
+            options.iter().find(|o| **o != default).unwrap().to_string()
+        }
+        Kind::Numbers(_) => "0.1,1,60".to_string(),
+        // Free text, lists and values with no default: one example each, by key.
+        Kind::Text(_) | Kind::List(_) | Kind::Optional(_) => [
+            (&keys::UPSTREAM, "127.0.0.1:8081"),
+            (&keys::LOG_LEVEL, "warn"),
+            (&keys::ROUTES_TEMPLATES, "/users/{id}"),
+            (&keys::ERROR_FIELDS, "problem"),
+            (&keys::RULE_SEVERITY, "info"),
+        ]
+        .iter()
+        .find(|(known, _)| known.path == key.path)
+        .map(|(_, value)| value.to_string())?,
+        Kind::Entries => return None,
+    })
+}
 
 #[test]
 fn a_reload_names_exactly_the_changed_keys_the_table_marks_restart_only() {
@@ -381,16 +370,17 @@ fn a_reload_names_exactly_the_changed_keys_the_table_marks_restart_only() {
             .config
     };
     let running = load_with(&[]);
-    // Both name files; the e2e reload tests change them.
-    let untested = ["findings.token_file", "route_rules", "contract.openapi"];
+    // The keys that name files are changed by the e2e reload tests.
+    let files = [&keys::FINDINGS_TOKEN_FILE, &keys::CONTRACT_OPENAPI];
     for key in keys::KEYS {
-        if untested.contains(&key.path) {
+        let Some(value) = other_value(key) else {
+            assert!(
+                matches!(key.kind, Kind::Entries) || files.iter().any(|f| f.path == key.path),
+                "no other value for `{}`",
+                key.path
+            );
             continue;
-        }
-        let (_, value) = OTHER_VALUES
-            .iter()
-            .find(|(path, _)| *path == key.path)
-            .unwrap_or_else(|| panic!("no other value for `{}`", key.path));
+        };
         let var = format!(
             "STATUSCOPE_{}",
             key.path
@@ -398,7 +388,7 @@ fn a_reload_names_exactly_the_changed_keys_the_table_marks_restart_only() {
                 .replace('.', "__")
                 .to_uppercase()
         );
-        let changed = load_with(&[(&var, value)]);
+        let changed = load_with(&[(&var, &value)]);
         let expected: Vec<&str> = match key.applies {
             keys::Applies::OnRestart(_) => vec![key.path],
             keys::Applies::OnReload => vec![],
@@ -441,4 +431,23 @@ fn a_bad_contract_is_named_by_file_and_pointer() {
     .unwrap();
     let table = good.route_table();
     assert_eq!(&*table.resolve("/api/users/7").label, "/api/users/{id}");
+}
+
+#[test]
+fn every_key_the_security_limits_table_names_exists() {
+    let security = include_str!("../../docs/security.md");
+    let table = security
+        .split("## Limits\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("docs/security.md has its Limits section");
+    let mut named = 0;
+    for row in table.lines().filter(|line| line.starts_with("| `")) {
+        let first = row.split('|').nth(1).unwrap();
+        for path in first.split('`').skip(1).step_by(2) {
+            assert!(keys::find(path).is_some(), "docs/security.md names `{path}`");
+            named += 1;
+        }
+    }
+    assert!(named >= 10, "only {named} keys found in the table");
 }

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::error::{ConfigError, ConfigErrors};
+use super::keys::{self, Key, Kind};
 use super::sources::Sources;
 use super::{
     Config, Downstream, Engine, Findings, H2Limits, HeadLimits, Log, Probes, Routes, Secret,
@@ -24,7 +25,6 @@ use crate::contract::Contract;
 use crate::logs::{self, LogFormat};
 use crate::rules::rule_set::{RouteRules, RuleSetting};
 use crate::rules::Severity;
-use crate::sample::MAX_BODY_SAMPLE_BYTES;
 
 /// Checks every key of `sources` and builds the configuration, or returns every problem.
 pub(super) fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
@@ -37,30 +37,20 @@ pub(super) fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         listen,
         admin,
         upstream,
-        threads: check.positive("threads"),
-        max_in_flight: check.positive("max_in_flight"),
-        drain_timeout: check.duration("drain_timeout"),
-        upstream_keepalive_pool_size: check.positive("upstream_keepalive_pool_size"),
-        h2c: check.flag("h2c"),
-        upstream_protocol: check.choice(
-            "upstream_protocol",
-            [
-                ("http1", UpstreamProtocol::Http1),
-                ("h2c", UpstreamProtocol::H2c),
-                ("downstream", UpstreamProtocol::Downstream),
-            ],
-        ),
-        engine: check.choice(
-            "proxy.engine",
-            [("fast", Engine::Fast), ("pingora", Engine::Pingora)],
-        ),
+        threads: check.count(&keys::THREADS),
+        max_in_flight: check.count(&keys::MAX_IN_FLIGHT),
+        drain_timeout: check.duration(&keys::DRAIN_TIMEOUT),
+        upstream_keepalive_pool_size: check.count(&keys::UPSTREAM_KEEPALIVE_POOL_SIZE),
+        h2c: check.switch(&keys::H2C),
+        upstream_protocol: check.choice(&keys::UPSTREAM_PROTOCOL, &UpstreamProtocol::NAMED),
+        engine: check.choice(&keys::PROXY_ENGINE, &Engine::NAMED),
         downstream: downstream(&mut check),
         timeouts: timeouts(&mut check),
         routes: routes(&mut check),
         log: log(&mut check),
         duration_buckets: duration_buckets(&mut check),
-        body_sample_bytes: body_sample_bytes(&mut check),
-        error_fields: check.value("error_fields").unwrap_or_default(),
+        body_sample_bytes: check.count(&keys::BODY_SAMPLE_BYTES),
+        error_fields: check.value(&keys::ERROR_FIELDS).unwrap_or_default(),
         findings: findings(&mut check),
         rule_settings: rule_settings(&mut check),
         route_rules: route_rules(&mut check),
@@ -73,71 +63,90 @@ pub(super) fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
     }
 }
 
-/// Reads keys and collects what is wrong with them.
+/// Reads keys through their definitions and collects what is wrong with them. Reading a key
+/// as another kind than it is defined with is a bug in this file, caught by any load (every
+/// key is read on every load): it panics naming the key.
 struct Checker<'a> {
     sources: &'a Sources,
     errors: Vec<ConfigError>,
 }
 
 impl Checker<'_> {
-    fn fail(&mut self, key: &str, problem: impl fmt::Display) {
+    fn fail(&mut self, key: &Key, problem: impl fmt::Display) {
+        self.fail_at(key.path, problem);
+    }
+
+    fn fail_at(&mut self, path: &str, problem: impl fmt::Display) {
         self.errors
-            .push(ConfigError::at(key, self.sources.origin(key), problem));
+            .push(ConfigError::at(path, self.sources.origin(path), problem));
     }
 
     /// The key's value; `None` when unset or of the wrong type (which is recorded).
-    fn value<T: DeserializeOwned>(&mut self, key: &str) -> Option<T> {
-        self.sources.get(key).unwrap_or_else(|error| {
+    fn value<T: DeserializeOwned>(&mut self, key: &Key) -> Option<T> {
+        self.value_at(key.path)
+    }
+
+    fn value_at<T: DeserializeOwned>(&mut self, path: &str) -> Option<T> {
+        self.sources.get(path).unwrap_or_else(|error| {
             self.errors.push(error);
             None
         })
     }
 
-    fn text(&mut self, key: &str) -> String {
+    fn text(&mut self, key: &Key) -> String {
+        assert!(matches!(key.kind, Kind::Text(_)), "{} is no text", key.path);
         self.value(key).unwrap_or_default()
     }
 
-    fn flag(&mut self, key: &str) -> bool {
+    fn switch(&mut self, key: &Key) -> bool {
+        assert!(
+            matches!(key.kind, Kind::Switch(_)),
+            "{} is no switch",
+            key.path
+        );
         self.value(key).unwrap_or_default()
     }
 
-    fn positive(&mut self, key: &str) -> usize {
-        let n: i64 = self.value(key).unwrap_or(1);
-        if n < 1 {
-            self.fail(key, format!("must be at least 1, got {n}"));
+    /// A whole number within the key's bounds, as the type the configuration keeps it in.
+    fn count<T: TryFrom<i64>>(&mut self, key: &Key) -> T {
+        let Kind::Count { low, high, .. } = key.kind else {
+            panic!("{} is no count", key.path);
+        };
+        let n: i64 = self.value(key).unwrap_or(low);
+        if n < low || n > high {
+            let problem = if high == i64::MAX {
+                format!("must be at least {low}, got {n}")
+            } else {
+                format!("must be from {low} to {high}, got {n}")
+            };
+            self.fail(key, problem);
         }
-        n.max(1) as usize
+        T::try_from(n.clamp(low, high))
+            .unwrap_or_else(|_| panic!("{}'s bounds fit its type", key.path))
     }
 
-    /// A whole number from `low` to `high`.
-    fn between(&mut self, key: &str, low: u32, high: u32) -> u32 {
-        let n: i64 = self.value(key).unwrap_or(i64::from(low));
-        if n < i64::from(low) || n > i64::from(high) {
-            self.fail(key, format!("must be from {low} to {high}, got {n}"));
-        }
-        n.clamp(i64::from(low), i64::from(high)) as u32
-    }
-
-    fn duration(&mut self, key: &str) -> Duration {
+    fn duration(&mut self, key: &Key) -> Duration {
+        let Kind::Duration { nonzero, .. } = key.kind else {
+            panic!("{} is no duration", key.path);
+        };
         let Some(raw) = self.value::<RawDuration>(key) else {
             return Duration::ZERO;
         };
-        parse_duration(&raw).unwrap_or_else(|problem| {
-            self.fail(key, problem);
-            Duration::ZERO
-        })
-    }
-
-    fn nonzero_duration(&mut self, key: &str) -> Duration {
-        let errors = self.errors.len();
-        let duration = self.duration(key);
-        if duration.is_zero() && self.errors.len() == errors {
-            self.fail(key, "must be greater than zero");
+        match parse_duration(&raw) {
+            Ok(duration) if nonzero && duration.is_zero() => {
+                self.fail(key, "must be greater than zero");
+                duration
+            }
+            Ok(duration) => duration,
+            Err(problem) => {
+                self.fail(key, problem);
+                Duration::ZERO
+            }
         }
-        duration
     }
 
-    fn socket(&mut self, key: &str) -> Option<SocketAddr> {
+    /// A `host:port` address, resolved.
+    fn address(&mut self, key: &Key) -> Option<SocketAddr> {
         let text: String = self.value(key)?;
         resolve(&text)
             .map_err(|problem| self.fail(key, problem))
@@ -145,11 +154,22 @@ impl Checker<'_> {
     }
 
     /// One of the named options; the first stands in when the value is none of them.
-    fn choice<T: Copy, const N: usize>(&mut self, key: &str, options: [(&str, T); N]) -> T {
-        let text = self.text(key);
-        choose(&options, &text).unwrap_or_else(|problem| {
+    fn choice<T: Copy>(&mut self, key: &Key, named: &[(&str, T)]) -> T {
+        let Kind::Choice { options, .. } = key.kind else {
+            panic!("{} is no choice", key.path);
+        };
+        assert!(
+            named
+                .iter()
+                .map(|(name, _)| *name)
+                .eq(options.iter().copied()),
+            "{}'s options are its values' names",
+            key.path
+        );
+        let text: String = self.value(key).unwrap_or_default();
+        choose(named, &text).unwrap_or_else(|problem| {
             self.fail(key, problem);
-            options[0].1
+            named[0].1
         })
     }
 }
@@ -168,22 +188,35 @@ pub fn choose<T: Copy>(options: &[(&str, T)], text: &str) -> Result<T, String> {
     }
 }
 
+/// The name `value` goes by among `named` (the inverse of [`choose`]).
+pub fn name_of<T: Copy + PartialEq>(named: &[(&'static str, T)], value: T) -> &'static str {
+    named
+        .iter()
+        .find(|(_, v)| *v == value)
+        .map(|(name, _)| *name)
+        .expect("every value has a name")
+}
+
 fn network(check: &mut Checker<'_>) -> (SocketAddr, SocketAddr, Option<Upstream>) {
     let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
-    let listen = check.socket("listen").unwrap_or(unspecified);
-    let admin = check.socket("admin").unwrap_or(unspecified);
+    let listen = check.address(&keys::LISTEN).unwrap_or(unspecified);
+    let admin = check.address(&keys::ADMIN).unwrap_or(unspecified);
     if listen == admin && listen != unspecified {
-        check.fail(
-            "admin",
-            "must differ from `listen`: metrics never share the proxy port",
+        let problem = format!(
+            "must differ from `{}`: metrics never share the proxy port",
+            keys::LISTEN.path
         );
+        check.fail(&keys::ADMIN, problem);
     }
-    let upstream = check.value::<String>("upstream").and_then(|text| {
+    let upstream = check.value::<String>(&keys::UPSTREAM).and_then(|text| {
         let addr = resolve(&text)
-            .map_err(|problem| check.fail("upstream", problem))
+            .map_err(|problem| check.fail(&keys::UPSTREAM, problem))
             .ok()?;
         if addr.port() == 0 {
-            check.fail("upstream", format!("`{text}` needs a port from 1 to 65535"));
+            check.fail(
+                &keys::UPSTREAM,
+                format!("`{text}` needs a port from 1 to 65535"),
+            );
         }
         Some(Upstream {
             addr,
@@ -195,61 +228,58 @@ fn network(check: &mut Checker<'_>) -> (SocketAddr, SocketAddr, Option<Upstream>
 
 fn downstream(check: &mut Checker<'_>) -> Downstream {
     let head = HeadLimits {
-        max_header_bytes: check.positive("downstream.max_header_bytes"),
-        max_headers: check.positive("downstream.max_headers"),
-        max_target_bytes: check.positive("downstream.max_target_bytes"),
+        max_header_bytes: check.count(&keys::DOWNSTREAM_MAX_HEADER_BYTES),
+        max_headers: check.count(&keys::DOWNSTREAM_MAX_HEADERS),
+        max_target_bytes: check.count(&keys::DOWNSTREAM_MAX_TARGET_BYTES),
     };
     // A request line that fits `max_target_bytes` must fit the head, or which limit refuses a
     // long line would depend on how its bytes arrived.
     if head.max_target_bytes + REQUEST_LINE_SLACK >= head.max_header_bytes {
-        check.fail(
-            "downstream.max_target_bytes",
-            format!(
-                "must be below downstream.max_header_bytes ({}) by more than {REQUEST_LINE_SLACK}, got {}",
-                head.max_header_bytes, head.max_target_bytes
-            ),
+        let problem = format!(
+            "must be below {} ({}) by more than {REQUEST_LINE_SLACK}, got {}",
+            keys::DOWNSTREAM_MAX_HEADER_BYTES.path,
+            head.max_header_bytes,
+            head.max_target_bytes
         );
+        check.fail(&keys::DOWNSTREAM_MAX_TARGET_BYTES, problem);
     }
     Downstream {
-        max_connections: check.positive("downstream.max_connections"),
-        header_timeout: check.nonzero_duration("downstream.header_timeout"),
-        keepalive_timeout: check.duration("downstream.keepalive_timeout"),
+        max_connections: check.count(&keys::DOWNSTREAM_MAX_CONNECTIONS),
+        header_timeout: check.duration(&keys::DOWNSTREAM_HEADER_TIMEOUT),
+        keepalive_timeout: check.duration(&keys::DOWNSTREAM_KEEPALIVE_TIMEOUT),
         head,
         h2: H2Limits {
-            max_concurrent_streams: check.between("h2.max_concurrent_streams", 1, 10_000),
-            stream_window: check.between("h2.stream_window", 65_535, 16 << 20),
-            connection_window: check.between("h2.connection_window", 65_535, (1 << 31) - 1),
+            max_concurrent_streams: check.count(&keys::H2_MAX_CONCURRENT_STREAMS),
+            stream_window: check.count(&keys::H2_STREAM_WINDOW),
+            connection_window: check.count(&keys::H2_CONNECTION_WINDOW),
         },
     }
 }
 
 fn timeouts(check: &mut Checker<'_>) -> Timeouts {
     Timeouts {
-        connect: check.nonzero_duration("timeouts.connect"),
-        read: check.nonzero_duration("timeouts.read"),
-        write: check.nonzero_duration("timeouts.write"),
-        idle: check.duration("timeouts.idle"),
-        response: Some(check.duration("timeouts.response")).filter(|limit| !limit.is_zero()),
+        connect: check.duration(&keys::TIMEOUTS_CONNECT),
+        read: check.duration(&keys::TIMEOUTS_READ),
+        write: check.duration(&keys::TIMEOUTS_WRITE),
+        idle: check.duration(&keys::TIMEOUTS_IDLE),
+        response: Some(check.duration(&keys::TIMEOUTS_RESPONSE)).filter(|limit| !limit.is_zero()),
     }
 }
 
 fn routes(check: &mut Checker<'_>) -> Routes {
-    let texts: Vec<String> = check.value("routes.templates").unwrap_or_default();
+    let texts: Vec<String> = check.value(&keys::ROUTES_TEMPLATES).unwrap_or_default();
     let templates = texts
         .iter()
         .filter_map(|text| {
             RouteTemplate::parse(text)
-                .map_err(|problem| check.fail("routes.templates", problem))
+                .map_err(|problem| check.fail(&keys::ROUTES_TEMPLATES, problem))
                 .ok()
         })
         .collect();
     Routes {
         templates,
-        max: check.positive("routes.max"),
-        probes: check.choice(
-            "routes.probes",
-            [("separate", Probes::Separate), ("mixed", Probes::Mixed)],
-        ),
+        max: check.count(&keys::ROUTES_MAX),
+        probes: check.choice(&keys::ROUTES_PROBES, &Probes::NAMED),
     }
 }
 
@@ -258,7 +288,7 @@ fn routes(check: &mut Checker<'_>) -> Routes {
 const MAX_DURATION_BUCKETS: usize = 32;
 
 fn duration_buckets(check: &mut Checker<'_>) -> Vec<f64> {
-    const KEY: &str = "metrics.duration_buckets";
+    const KEY: &Key = &keys::DURATION_BUCKET_BOUNDS;
     let Some(bounds) = check.value::<Vec<f64>>(KEY) else {
         return crate::record::DURATION_BUCKETS.to_vec();
     };
@@ -294,45 +324,31 @@ fn duration_buckets(check: &mut Checker<'_>) -> Vec<f64> {
 }
 
 fn log(check: &mut Checker<'_>) -> Log {
-    let format = check.choice("log.format", LogFormat::NAMED);
-    let level = check.text("log.level");
+    let format = check.choice(&keys::LOG_FORMAT, &LogFormat::NAMED);
+    let level = check.text(&keys::LOG_LEVEL);
     if let Err(problem) = logs::check_level(&level) {
-        check.fail("log.level", problem);
+        check.fail(&keys::LOG_LEVEL, problem);
     }
     Log {
         format,
         level,
-        access: check.flag("log.access"),
+        access: check.switch(&keys::LOG_ACCESS),
     }
-}
-
-fn body_sample_bytes(check: &mut Checker<'_>) -> usize {
-    let n: i64 = check.value("body_sample_bytes").unwrap_or(0);
-    usize::try_from(n)
-        .ok()
-        .filter(|n| *n <= MAX_BODY_SAMPLE_BYTES)
-        .unwrap_or_else(|| {
-            check.fail(
-                "body_sample_bytes",
-                format!("must be from 0 to {MAX_BODY_SAMPLE_BYTES}, got {n}"),
-            );
-            0
-        })
 }
 
 fn findings(check: &mut Checker<'_>) -> Findings {
     let token = check
-        .value::<PathBuf>("findings.token_file")
+        .value::<PathBuf>(&keys::FINDINGS_TOKEN_FILE)
         .and_then(|path| {
             read_token(&path)
-                .map_err(|problem| check.fail("findings.token_file", problem))
+                .map_err(|problem| check.fail(&keys::FINDINGS_TOKEN_FILE, problem))
                 .ok()
         });
     Findings {
-        enabled: check.flag("findings.enabled"),
-        endpoint: check.flag("findings.endpoint"),
-        keep_per_rule: check.positive("findings.keep_per_rule"),
-        log_interval: check.duration("findings.log_interval"),
+        enabled: check.switch(&keys::FINDINGS_ENABLED),
+        endpoint: check.switch(&keys::FINDINGS_ENDPOINT),
+        keep_per_rule: check.count(&keys::FINDINGS_KEEP_PER_RULE),
+        log_interval: check.duration(&keys::FINDINGS_LOG_INTERVAL),
         token,
     }
 }
@@ -360,19 +376,20 @@ fn unknown_rule(id: &str) -> String {
 }
 
 fn rule_settings(check: &mut Checker<'_>) -> Vec<RuleSetting> {
-    let raw: BTreeMap<String, RawRule> = check.value("rules").unwrap_or_default();
+    let table = keys::RULE_ENABLED.table();
+    let raw: BTreeMap<String, RawRule> = check.value_at(table).unwrap_or_default();
     let mut settings = Vec::with_capacity(raw.len());
     for (id, raw) in raw {
-        let key = format!("rules.{id}");
+        let key = format!("{table}.{id}");
         let Some((rule, _)) = crate::rules::find(&id) else {
-            check.fail(&key, unknown_rule(&id));
+            check.fail_at(&key, unknown_rule(&id));
             continue;
         };
         let severity = raw.severity.and_then(|text| {
             let parsed = Severity::parse(&text);
             if parsed.is_none() {
-                check.fail(
-                    &format!("{key}.severity"),
+                check.fail_at(
+                    &keys::RULE_SEVERITY.path.replace("<id>", &id),
                     format!("`{text}` is not one of error, warning, info"),
                 );
             }
@@ -388,8 +405,8 @@ fn rule_settings(check: &mut Checker<'_>) -> Vec<RuleSetting> {
 }
 
 fn route_rules(check: &mut Checker<'_>) -> Vec<RouteRules> {
-    let raw: Vec<RawRouteRules> = check.value("route_rules").unwrap_or_default();
-    let origin = check.sources.origin("route_rules");
+    let raw: Vec<RawRouteRules> = check.value(&keys::ROUTE_RULES).unwrap_or_default();
+    let origin = check.sources.origin(keys::ROUTE_RULES.path);
     let mut route_rules = Vec::with_capacity(raw.len());
     for (i, raw) in raw.into_iter().enumerate() {
         let mut disabled = Vec::with_capacity(raw.disable.len());
@@ -397,7 +414,7 @@ fn route_rules(check: &mut Checker<'_>) -> Vec<RouteRules> {
             match crate::rules::find(id) {
                 Some((index, _)) => disabled.push(index),
                 None => check.errors.push(ConfigError::at(
-                    &format!("route_rules[{i}].disable"),
+                    &format!("{}[{i}].disable", keys::ROUTE_RULES.path),
                     origin.clone(),
                     unknown_rule(id),
                 )),
@@ -413,10 +430,10 @@ fn route_rules(check: &mut Checker<'_>) -> Vec<RouteRules> {
 }
 
 fn contract(check: &mut Checker<'_>) -> Option<Arc<Contract>> {
-    let path: PathBuf = check.value("contract.openapi")?;
+    let path: PathBuf = check.value(&keys::CONTRACT_OPENAPI)?;
     Contract::load(&path)
         .map(Arc::new)
-        .map_err(|problem| check.fail("contract.openapi", problem))
+        .map_err(|problem| check.fail(&keys::CONTRACT_OPENAPI, problem))
         .ok()
 }
 

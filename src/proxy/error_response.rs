@@ -291,9 +291,79 @@ impl ProxyError {
     }
 }
 
+/// Every answer statuscope makes itself, with the situation that makes it: the source of
+/// `docs/answers.md` (`statuscope reference answers`), which the README links.
+const SITUATIONS: &[(&str, Answer)] = &[
+    ("the upstream refused the connection or is unreachable", Answer::Upstream(UpstreamErrorKind::ConnectRefused)),
+    ("no connection within `timeouts.connect`", Answer::Upstream(UpstreamErrorKind::ConnectTimeout)),
+    ("the upstream did not answer within `timeouts.read`", Answer::Upstream(UpstreamErrorKind::ReadTimeout)),
+    ("the upstream did not take the request within `timeouts.write`", Answer::Upstream(UpstreamErrorKind::WriteTimeout)),
+    ("the upstream's head did not come within `timeouts.response` (after the head, the connection is closed instead)", Answer::Upstream(UpstreamErrorKind::ResponseTimeout)),
+    ("the upstream closed the connection before answering", Answer::Upstream(UpstreamErrorKind::Reset)),
+    ("the upstream sent an invalid response", Answer::Upstream(UpstreamErrorKind::Other)),
+    ("more than `max_in_flight` requests at once", Answer::Own(ProxyError::OVERLOADED)),
+    ("a malformed or ambiguous request (see the README)", Answer::Own(ProxyError::BAD_REQUEST)),
+    ("the request head not complete within `downstream.header_timeout`", Answer::Own(ProxyError::REQUEST_TIMEOUT)),
+    ("a request target over `downstream.max_target_bytes`", Answer::Own(ProxyError::URI_TOO_LONG)),
+    ("a head over `downstream.max_header_bytes` or `downstream.max_headers`", Answer::Own(ProxyError::HEADERS_TOO_LARGE)),
+    ("`CONNECT` (statuscope is not a tunnel)", Answer::Own(ProxyError::METHOD_NOT_ALLOWED)),
+    ("an `Expect` other than `100-continue`", Answer::Own(ProxyError::EXPECTATION_FAILED)),
+    ("a transfer coding other than `chunked`", Answer::Own(ProxyError::NOT_IMPLEMENTED)),
+    ("a request line naming HTTP/2 or later", Answer::Own(ProxyError::VERSION_NOT_SUPPORTED)),
+    ("a fault inside statuscope", Answer::Own(ProxyError::INTERNAL)),
+];
+
+/// An entry of [`SITUATIONS`]: a failure talking to the upstream, or one of the fixed answers.
+enum Answer {
+    Upstream(UpstreamErrorKind),
+    Own(ProxyError),
+}
+
+/// `docs/answers.md`: every answer statuscope makes itself, generated from [`SITUATIONS`] and
+/// the answers' definitions above.
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "# Answers statuscope makes itself\n\n\
+         Generated from `src/proxy/error_response.rs` by `statuscope reference answers` (`make docs`); \
+         a test fails when this file is stale.\n\n\
+         When statuscope answers instead of the service, the response says so: a JSON body \
+         `{\"code\": \"…\", \"details\": [\"…\"]}` and a header `statuscope-error: <kind>`. \
+         A gRPC client gets the same as trailers-only `grpc-status` and `grpc-message` \
+         (see [grpc.md](grpc.md)).\n\n\
+         | situation | status | `code` | `statuscope-error` | `details` |\n|---|---|---|---|---|\n",
+    );
+    for (situation, answer) in SITUATIONS {
+        let error = match answer {
+            Answer::Upstream(kind) => ProxyError::upstream(*kind),
+            Answer::Own(error) => *error,
+        };
+        let mut status = error.status.to_string();
+        if let Some(seconds) = error.retry_after {
+            status.push_str(&format!(" + `Retry-After: {seconds}`"));
+        }
+        if error.allow.is_some() {
+            status.push_str(" + `Allow`");
+        }
+        out.push_str(&format!(
+            "| {situation} | {status} | `{}` | `{}` | {} |\n",
+            error.code, error.kind, error.detail
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docs_answers_md_is_generated_from_the_answers() {
+        let committed = include_str!("../../docs/answers.md");
+        assert!(
+            committed == reference_markdown(),
+            "docs/answers.md is stale: run `make docs`"
+        );
+    }
 
     #[test]
     fn timeouts_are_504_and_refusals_502() {

@@ -212,7 +212,7 @@ impl ProxyHttp for StatuscopeProxy {
     ) -> Result<Option<std::time::Duration>> {
         // Per-read timeouts cannot stop an upstream that sends a byte just often enough. An
         // upgraded connection (WebSocket) is a session, not a response: it may last.
-        if let Some(limit) = ctx.settings.response_timeout {
+        if let Some(limit) = ctx.settings.timeouts.response {
             if ctx.started.elapsed() > limit && !session.was_upgraded() {
                 return Err(UpstreamErrorKind::response_timeout_error());
             }

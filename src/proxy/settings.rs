@@ -43,8 +43,6 @@ pub struct LiveSettings {
     pub routes: Arc<RouteTable>,
     /// Where the kubelet's probes are tallied (`routes.probes`).
     pub probes: Probes,
-    /// The bound on a whole upstream response (`timeouts.response`).
-    pub response_timeout: Option<std::time::Duration>,
     /// Requests proxied at once before a 503 (`max_in_flight`).
     pub max_in_flight: usize,
     /// The rule set, or `None` when `findings.enabled` is off.
@@ -103,7 +101,6 @@ impl LiveSettings {
             timeouts: config.timeouts.clone(),
             routes,
             probes: config.routes.probes,
-            response_timeout: config.timeouts.response,
             max_in_flight: config.max_in_flight,
             rules: config
                 .findings

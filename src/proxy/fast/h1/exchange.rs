@@ -97,7 +97,7 @@ impl Client<'_> {
             method,
             started,
             settings,
-            response_deadline: settings.response_timeout.map(|limit| started + limit),
+            response_deadline: settings.timeouts.response.map(|limit| started + limit),
         };
         if settings.protocol == UpstreamProtocol::H2c {
             return self.exchange_over_h2(&request).await;

@@ -289,10 +289,7 @@ impl Task<'_> {
                 continue;
             }
             let timeouts = &exchange.settings.timeouts;
-            let response = exchange
-                .settings
-                .response_timeout
-                .map(|limit| exchange.started + limit);
+            let response = timeouts.response.map(|limit| exchange.started + limit);
             let read = exchange
                 .request_ended
                 .then(|| exchange.upstream_active + timeouts.read);

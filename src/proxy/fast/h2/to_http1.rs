@@ -219,7 +219,7 @@ impl Call<'_> {
                     .unwrap_or(Err(UpstreamErrorKind::ConnectTimeout))
                     .map_err(Failed::Upstream)?,
             };
-        let response_deadline = settings.response_timeout.map(|limit| started + limit);
+        let response_deadline = settings.timeouts.response.map(|limit| started + limit);
         let (response, body_sent) = self
             .send(
                 &mut upstream,
