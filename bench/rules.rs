@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::Method;
-use statuscope::rules::rule_set::{Outcome, RuleSet, RuleSetting};
+use statuscope::rules::rule_set::{Evaluation, RuleSet, RuleSetting};
 use statuscope::rules::{Exchange, Field, Headers, RequestFacts};
 use statuscope::sample::{Sample, Sampler};
 
@@ -130,7 +130,7 @@ fn judge(engine: &RuleSet, scenario: &Scenario, method: &Method) -> usize {
     let exchange = exchange(method, scenario.status, &scenario.headers, sample.as_ref());
     let mut findings = 0;
     engine.evaluate(&exchange, |outcome| {
-        if let Outcome::Finding(_) = outcome {
+        if let Evaluation::Finding(_) = outcome {
             findings += 1;
         }
     });

@@ -4,7 +4,7 @@
 //! to pingora; `/readyz` turns 200 once the proxy port accepts connections. SIGTERM turns
 //! `/readyz` to 503 at once, pingora stops accepting, in-flight requests finish, and the
 //! process exits 0 as soon as none is left or `drain_timeout` has passed. SIGINT exits at once.
-//! SIGHUP reloads the configuration from the same sources (see [`Reload`]).
+//! SIGHUP reloads the configuration from the same sources (see [`LoadConfig`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -33,7 +33,7 @@ use crate::record::report::ReportGate;
 use crate::record::{Metrics, Recorder};
 
 /// Loads the configuration again from the sources the process started with; called on SIGHUP.
-pub type Reload = Box<dyn Fn() -> Result<Config, ConfigErrors> + Send + Sync>;
+pub type LoadConfig = Box<dyn Fn() -> Result<Config, ConfigErrors> + Send + Sync>;
 
 /// How often readiness and drain progress are checked. Both are cheap local checks.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -64,7 +64,7 @@ pub fn run(
     source: &str,
     recorder: &Recorder,
     stop_after: Option<Duration>,
-    reload: Option<Reload>,
+    reload: Option<LoadConfig>,
     gate: Option<Arc<ReportGate>>,
 ) -> Result<u8, StartError> {
     let settings = Arc::new(Settings::new(config).map_err(|e| StartError::Config(e.into()))?);
@@ -267,7 +267,7 @@ struct SignalWatch {
 
 /// Applies a reloaded configuration to the running proxy.
 struct Reloader {
-    reload: Reload,
+    reload: LoadConfig,
     settings: Arc<Settings>,
     /// `statuscope_config_reloads_total{result}`.
     reloads: IntCounterVec,

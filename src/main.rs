@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use statuscope::config::{self, Overrides};
+use statuscope::config::{self, FlagValues};
 use statuscope::lifecycle::{self, StartError};
 use statuscope::lint::Linter;
 use statuscope::record::report::{Format, Report, ReportGate};
@@ -211,7 +211,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { args } => {
-            let overrides = Overrides {
+            let overrides = FlagValues {
                 listen: args.listen,
                 admin: args.admin,
                 upstream: args.upstream,
@@ -245,7 +245,7 @@ fn main() -> ExitCode {
                     fail_on: args.fail_on,
                 })
             });
-            let reload: lifecycle::Reload = Box::new(move || {
+            let reload: lifecycle::LoadConfig = Box::new(move || {
                 config::load(file.as_deref(), &overrides).map(|loaded| loaded.config)
             });
             finish(lifecycle::run(
@@ -257,7 +257,7 @@ fn main() -> ExitCode {
                 gate,
             ))
         }
-        Command::CheckConfig { file } => match config::load(Some(&file), &Overrides::default()) {
+        Command::CheckConfig { file } => match config::load(Some(&file), &FlagValues::default()) {
             Ok(loaded) => {
                 for warning in loaded.config.warnings() {
                     eprintln!("statuscope: warning: {warning}");
@@ -302,7 +302,7 @@ fn main() -> ExitCode {
                 Ok(options) => options,
                 Err(e) => return fail(EXIT_CONFIG, &e),
             };
-            let settings = injector::Settings {
+            let settings = injector::Setup {
                 listen,
                 admin_listen,
                 tls_cert,
@@ -322,7 +322,7 @@ fn main() -> ExitCode {
             format,
             fail_on,
         } => {
-            let loaded = match config::load(config.as_deref(), &Overrides::default()) {
+            let loaded = match config::load(config.as_deref(), &FlagValues::default()) {
                 Ok(loaded) => loaded,
                 Err(e) => return fail(EXIT_CONFIG, &e),
             };
@@ -371,7 +371,7 @@ fn main() -> ExitCode {
             listen,
             admin,
         } => {
-            let overrides = Overrides {
+            let overrides = FlagValues {
                 listen: Some(listen),
                 admin: Some(admin),
                 upstream: None,

@@ -2,7 +2,9 @@
 //! No two modules import each other (nor through a longer cycle), and the stages the pipeline
 //! runs through last — sampling, classification, the rules, recording — import nothing from
 //! the modules that drive them (proxy, configuration, admin server, lint, lifecycle, demo).
-//! And no file under `src/` grows past 700 lines: a longer one holds more than one concern.
+//! No file under `src/` grows past 700 lines: a longer one holds more than one concern. A
+//! configuration key's path is written only in the key table, and no public type name is
+//! defined twice (a word names one thing).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -158,12 +160,12 @@ fn string_literals(text: &str) -> Vec<String> {
 
 #[test]
 fn key_paths_are_written_only_in_the_key_table() {
-    use statuscope::config::keys::{Kind, KEYS};
+    use statuscope::config::keys::{KeyKind, KEYS};
     // A value a key accepts (`h2c` is a protocol and a key) is not the key.
     let values: BTreeSet<&str> = KEYS
         .iter()
         .filter_map(|key| match key.kind {
-            Kind::Choice { options, .. } => Some(options),
+            KeyKind::Choice { options, .. } => Some(options),
             _ => None,
         })
         .flatten()
@@ -195,4 +197,26 @@ fn key_paths_are_written_only_in_the_key_table() {
         written.is_empty(),
         "key paths written outside src/config/keys.rs (read them through keys::<NAME>): {written:?}"
     );
+}
+
+#[test]
+fn no_public_type_name_is_defined_twice() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut defined: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in text.lines() {
+            let words: Vec<&str> = line.split_whitespace().take(3).collect();
+            if let ["pub", "struct" | "enum" | "type" | "trait", name] = words[..] {
+                let name = name.split(['<', '(', ';', '{', ':']).next().unwrap();
+                let place = file.strip_prefix(&src).unwrap().display().to_string();
+                defined.entry(name.to_string()).or_default().push(place);
+            }
+        }
+    }
+    assert!(defined.len() > 50, "only {} public types found", defined.len());
+    let twice: Vec<_> = defined.iter().filter(|(_, places)| places.len() > 1).collect();
+    assert!(twice.is_empty(), "public type names defined more than once: {twice:?}");
 }

@@ -6,8 +6,8 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use statuscope::classify::route::{normalise, RouteTable, RouteTemplate};
-use statuscope::proxy::h2::conn::{Conn, Event, HeadKind, Key, Limits, Role};
-use statuscope::proxy::h2::frame::{Head, HEADER_LEN, PREFACE};
+use statuscope::proxy::h2::conn::{Conn, Event, HeadKind, Limits, Role, StreamKey};
+use statuscope::proxy::h2::frame::{FrameHead, HEADER_LEN, PREFACE};
 use statuscope::proxy::h2::hpack::{encode_field, Decoder};
 use statuscope::proxy::request_head::{self, HeadLimits, HeadReader, Progress};
 use statuscope::rules::parse::headers::{
@@ -214,7 +214,7 @@ pub fn h2_server(data: &[u8]) {
                 Ok(read) => read,
             };
             if taken == 0 {
-                if let Some(head) = Head::parse(rest).filter(|_| read >= PREFACE.len()) {
+                if let Some(head) = FrameHead::parse(rest).filter(|_| read >= PREFACE.len()) {
                     assert!(
                         rest.len() < HEADER_LEN + head.len,
                         "a whole frame left unread"
@@ -249,7 +249,7 @@ pub fn h2_server(data: &[u8]) {
 }
 
 /// Answers a request with a status and a short body, as a relay would.
-fn answer(conn: &mut Conn<()>, key: Key) {
+fn answer(conn: &mut Conn<()>, key: StreamKey) {
     conn.send_headers(key, false, |out| encode_field(out, b":status", b"200"));
     conn.send_data(key, b"ok", true);
 }

@@ -15,7 +15,7 @@ pub struct Key {
     /// The dotted path as written in a file; a segment `<id>` stands for any one name.
     pub path: &'static str,
     /// What the key holds: its type, built-in value and bounds.
-    pub kind: Kind,
+    pub kind: KeyKind,
     /// What the key controls, in Markdown, for the reference.
     pub meaning: &'static str,
     /// When a changed value takes effect.
@@ -25,7 +25,7 @@ pub struct Key {
 /// What a key holds, its built-in value and the bounds a value must keep. The loader feeds the
 /// built-in value to the same parsing as a user's, validation reads the bounds, and the
 /// reference prints both.
-pub enum Kind {
+pub enum KeyKind {
     /// `host:port`, resolved once at start-up.
     Address(&'static str),
     /// A whole number from `low` to `high`.
@@ -68,27 +68,27 @@ pub enum Kind {
 /// The greatest value of a count with no bound of its own.
 pub(super) const MAX_COUNT: i64 = i64::MAX;
 
-impl Kind {
-    const fn count(default: i64, low: i64, high: i64) -> Kind {
-        Kind::Count { default, low, high }
+impl KeyKind {
+    const fn count(default: i64, low: i64, high: i64) -> KeyKind {
+        KeyKind::Count { default, low, high }
     }
 
-    const fn duration(default: &'static str) -> Kind {
-        Kind::Duration {
+    const fn duration(default: &'static str) -> KeyKind {
+        KeyKind::Duration {
             default,
             nonzero: false,
         }
     }
 
-    const fn nonzero_duration(default: &'static str) -> Kind {
-        Kind::Duration {
+    const fn nonzero_duration(default: &'static str) -> KeyKind {
+        KeyKind::Duration {
             default,
             nonzero: true,
         }
     }
 
-    const fn choice(default: &'static str, options: &'static [&'static str]) -> Kind {
-        Kind::Choice { default, options }
+    const fn choice(default: &'static str, options: &'static [&'static str]) -> KeyKind {
+        KeyKind::Choice { default, options }
     }
 }
 
@@ -253,7 +253,7 @@ pub const KEYS: &[Key] = &[
 define_key!(
     LISTEN,
     "listen",
-    Kind::Address(concat!("0.0.0.0:", default_proxy_port!())),
+    KeyKind::Address(concat!("0.0.0.0:", default_proxy_port!())),
     "proxy listener, `host:port` (a name is resolved once at start-up)",
     restart: |a, b| a.listen == b.listen,
 );
@@ -261,7 +261,7 @@ define_key!(
 define_key!(
     ADMIN,
     "admin",
-    Kind::Address(concat!("0.0.0.0:", default_admin_port!())),
+    KeyKind::Address(concat!("0.0.0.0:", default_admin_port!())),
     "admin listener (`/metrics`, `/healthz`, `/readyz`, `/findings`); must differ from `listen`",
     restart: |a, b| a.admin == b.admin,
 );
@@ -269,14 +269,14 @@ define_key!(
 define_key!(
     UPSTREAM,
     "upstream",
-    Kind::Optional("none (required by `run`)"),
+    KeyKind::Optional("none (required by `run`)"),
     "the service, `host:port`; a host name is resolved once at start-up",
 );
 
 define_key!(
     THREADS,
     "threads",
-    Kind::count(1, 1, MAX_COUNT),
+    KeyKind::count(1, 1, MAX_COUNT),
     "proxy worker threads; with the fast engine each has its own runtime and listening socket (`SO_REUSEPORT`)",
     restart: |a, b| a.threads == b.threads,
 );
@@ -284,14 +284,14 @@ define_key!(
 define_key!(
     MAX_IN_FLIGHT,
     "max_in_flight",
-    Kind::count(1024, 1, MAX_COUNT),
+    KeyKind::count(1024, 1, MAX_COUNT),
     "requests proxied at once; past it, 503 with `Retry-After`",
 );
 
 define_key!(
     DRAIN_TIMEOUT,
     "drain_timeout",
-    Kind::duration("10s"),
+    KeyKind::duration("10s"),
     "how long SIGTERM waits for in-flight requests",
     restart: |a, b| a.drain_timeout == b.drain_timeout,
 );
@@ -303,7 +303,7 @@ define_key!(
 define_key!(
     UPSTREAM_KEEPALIVE_POOL_SIZE,
     "upstream_keepalive_pool_size",
-    Kind::count(1024, 1, MAX_COUNT),
+    KeyKind::count(1024, 1, MAX_COUNT),
     "idle upstream connections kept for reuse (the fast engine spreads them over its workers); as large as `max_in_flight`'s default, so the pool never closes a connection the next request would have reused",
     restart: |a, b| a.upstream_keepalive_pool_size == b.upstream_keepalive_pool_size,
 );
@@ -311,7 +311,7 @@ define_key!(
 define_key!(
     H2C,
     "h2c",
-    Kind::Switch(true),
+    KeyKind::Switch(true),
     "accept HTTP/2 with prior knowledge on the proxy port",
     restart: |a, b| a.h2c == b.h2c,
 );
@@ -319,7 +319,7 @@ define_key!(
 define_key!(
     UPSTREAM_PROTOCOL,
     "upstream_protocol",
-    Kind::choice("http1", &names(UpstreamProtocol::NAMED)),
+    KeyKind::choice("http1", &names(UpstreamProtocol::NAMED)),
     "what statuscope speaks to the upstream: `http1`; `h2c`, HTTP/2 with prior knowledge, streams multiplexed over pooled connections (a gRPC server), HTTP/1 clients' requests included; or `downstream`, the client's own (HTTP/2 for h2c clients, HTTP/1.1 for the others), for a service that serves gRPC and HTTP/1 on one port; see [grpc.md](grpc.md)",
     restart: |a, b| a.upstream_protocol == b.upstream_protocol,
 );
@@ -327,7 +327,7 @@ define_key!(
 define_key!(
     PROXY_ENGINE,
     "proxy.engine",
-    Kind::choice("fast", &names(Engine::NAMED)),
+    KeyKind::choice("fast", &names(Engine::NAMED)),
     "what carries exchanges, HTTP/1 and HTTP/2: `fast`, statuscope's own path, or `pingora`, pingora-proxy's `ProxyHttp` (the fallback); see [engines.md](engines.md)",
     restart: |a, b| a.engine == b.engine,
 );
@@ -337,7 +337,7 @@ define_key!(
 define_key!(
     DOWNSTREAM_MAX_CONNECTIONS,
     "downstream.max_connections",
-    Kind::count(10_000, 1, MAX_COUNT),
+    KeyKind::count(10_000, 1, MAX_COUNT),
     "client connections open at once; more are closed at accept and counted",
 );
 
@@ -345,14 +345,14 @@ define_key!(
 define_key!(
     DOWNSTREAM_HEADER_TIMEOUT,
     "downstream.header_timeout",
-    Kind::nonzero_duration("10s"),
+    KeyKind::nonzero_duration("10s"),
     "a new connection must send its first bytes, and a request head must be complete once begun, within this; otherwise 408 (or a silent close when nothing came)",
 );
 
 define_key!(
     DOWNSTREAM_KEEPALIVE_TIMEOUT,
     "downstream.keepalive_timeout",
-    Kind::duration("60s"),
+    KeyKind::duration("60s"),
     "how long an idle keep-alive client connection waits for its next request",
 );
 
@@ -360,21 +360,21 @@ define_key!(
 define_key!(
     DOWNSTREAM_MAX_HEADER_BYTES,
     "downstream.max_header_bytes",
-    Kind::count(32 * 1024, 1, MAX_COUNT),
+    KeyKind::count(32 * 1024, 1, MAX_COUNT),
     "bytes of a request head; 431 beyond",
 );
 
 define_key!(
     DOWNSTREAM_MAX_HEADERS,
     "downstream.max_headers",
-    Kind::count(100, 1, MAX_COUNT),
+    KeyKind::count(100, 1, MAX_COUNT),
     "header fields in a request; 431 beyond",
 );
 
 define_key!(
     DOWNSTREAM_MAX_TARGET_BYTES,
     "downstream.max_target_bytes",
-    Kind::count(8 * 1024, 1, MAX_COUNT),
+    KeyKind::count(8 * 1024, 1, MAX_COUNT),
     "bytes of the request target; 414 beyond. Must stay below `downstream.max_header_bytes` by more than 64, so which limit refuses a long request line never depends on how its bytes arrive",
 );
 
@@ -382,7 +382,7 @@ define_key!(
 define_key!(
     H2_MAX_CONCURRENT_STREAMS,
     "h2.max_concurrent_streams",
-    Kind::count(100, 1, 10_000),
+    KeyKind::count(100, 1, 10_000),
     "streams one HTTP/2 client connection may have open at once; more are refused (RST_STREAM REFUSED_STREAM) and counted against the client (see [security.md](security.md))",
 );
 
@@ -391,35 +391,35 @@ define_key!(
 define_key!(
     H2_STREAM_WINDOW,
     "h2.stream_window",
-    Kind::count(256 * 1024, 65_535, 16 << 20),
+    KeyKind::count(256 * 1024, 65_535, 16 << 20),
     "bytes an HTTP/2 stream may have in flight toward statuscope before statuscope has passed them on — a client's request body, or the upstream's response body: the most statuscope buffers for one stream.",
 );
 
 define_key!(
     H2_CONNECTION_WINDOW,
     "h2.connection_window",
-    Kind::count(1024 * 1024, 65_535, (1 << 31) - 1),
+    KeyKind::count(1024 * 1024, 65_535, (1 << 31) - 1),
     "bytes one HTTP/2 client connection may have in flight toward statuscope across all its streams: the most statuscope buffers for one client connection's request bodies.",
 );
 
 define_key!(
     TIMEOUTS_CONNECT,
     "timeouts.connect",
-    Kind::nonzero_duration("2s"),
+    KeyKind::nonzero_duration("2s"),
     "establishing a connection to the upstream",
 );
 
 define_key!(
     TIMEOUTS_READ,
     "timeouts.read",
-    Kind::nonzero_duration("30s"),
+    KeyKind::nonzero_duration("30s"),
     "each read from the upstream (so also the wait for the response header)",
 );
 
 define_key!(
     TIMEOUTS_WRITE,
     "timeouts.write",
-    Kind::nonzero_duration("30s"),
+    KeyKind::nonzero_duration("30s"),
     "each write to the upstream",
 );
 
@@ -428,7 +428,7 @@ define_key!(
 define_key!(
     TIMEOUTS_IDLE,
     "timeouts.idle",
-    Kind::duration("50s"),
+    KeyKind::duration("50s"),
     "how long an unused pooled upstream connection is kept; keep it below the service's own keep-alive timeout, or a reused connection may be closed under a request",
 );
 
@@ -436,35 +436,35 @@ define_key!(
 define_key!(
     TIMEOUTS_RESPONSE,
     "timeouts.response",
-    Kind::duration("300s"),
+    KeyKind::duration("300s"),
     "the whole upstream response, from the request's arrival to the last body byte: bounds an upstream that trickles a byte just within `timeouts.read`; `0` lifts it (for long streams)",
 );
 
 define_key!(
     ROUTES_TEMPLATES,
     "routes.templates",
-    Kind::List(&[]),
+    KeyKind::List(&[]),
     "route templates such as `/users/{id}`, matched in order before automatic normalisation (see the README's *Routes*)",
 );
 
 define_key!(
     ROUTES_MAX,
     "routes.max",
-    Kind::count(200, 1, MAX_COUNT),
+    KeyKind::count(200, 1, MAX_COUNT),
     "distinct automatically normalised routes before `__other__`",
 );
 
 define_key!(
     ROUTES_PROBES,
     "routes.probes",
-    Kind::choice("separate", &names(Probes::NAMED)),
+    KeyKind::choice("separate", &names(Probes::NAMED)),
     "the kubelet's probes (`User-Agent: kube-probe/…`): `separate`, tallied and judged under `route=\"__probe__\"`, which the SLO recording rules and the dashboards' route lists leave out; or `mixed`, under their paths' routes like any request",
 );
 
 define_key!(
     DURATION_BUCKET_BOUNDS,
     "metrics.duration_buckets",
-    Kind::Numbers(DURATION_BUCKETS),
+    KeyKind::Numbers(DURATION_BUCKETS),
     "the upper bounds, in seconds and ascending, of the buckets of `statuscope_response_duration_seconds` and `statuscope_grpc_duration_seconds` (at most 32; each is one more series per route, method and class): sub-millisecond edges for a cache, minutes for an export. The dashboards' quantiles work with any set; the latency SLO's rules read the bound at its threshold (`0.5`), which `check-config` warns about when it is missing",
     restart: |a, b| a.duration_buckets == b.duration_buckets,
 );
@@ -472,7 +472,7 @@ define_key!(
 define_key!(
     LOG_FORMAT,
     "log.format",
-    Kind::choice("human", &names(LogFormat::NAMED)),
+    KeyKind::choice("human", &names(LogFormat::NAMED)),
     "how lines are written to standard error",
     restart: |a, b| a.log.format == b.log.format,
 );
@@ -480,7 +480,7 @@ define_key!(
 define_key!(
     LOG_LEVEL,
     "log.level",
-    Kind::Text("info"),
+    KeyKind::Text("info"),
     "a filter such as `info`, `warn` or `statuscope=debug,pingora_core=warn`; pingora's own `debug` and `trace` lines are never emitted, whatever the filter, because they print whole headers and bodies",
     restart: |a, b| a.log.level == b.log.level,
 );
@@ -488,35 +488,35 @@ define_key!(
 define_key!(
     LOG_ACCESS,
     "log.access",
-    Kind::Switch(false),
+    KeyKind::Switch(false),
     "one line per request: route, method, code, origin, duration — never bodies, query strings or credentials",
 );
 
 define_key!(
     BODY_SAMPLE_BYTES,
     "body_sample_bytes",
-    Kind::count(8 * 1024, 0, MAX_BODY_SAMPLE_BYTES as i64),
+    KeyKind::count(8 * 1024, 0, MAX_BODY_SAMPLE_BYTES as i64),
     "bytes of each response body kept for the rules; `0` turns sampling off (header rules still run)",
 );
 
 define_key!(
     ERROR_FIELDS,
     "error_fields",
-    Kind::List(&["code", "error", "type", "title", "message"]),
+    KeyKind::List(&["code", "error", "type", "title", "message"]),
     "top-level JSON fields that make an error body structured (`unstructured-error-body`)",
 );
 
 define_key!(
     FINDINGS_ENABLED,
     "findings.enabled",
-    Kind::Switch(true),
+    KeyKind::Switch(true),
     "evaluate the rule catalogue at all",
 );
 
 define_key!(
     FINDINGS_ENDPOINT,
     "findings.endpoint",
-    Kind::Switch(true),
+    KeyKind::Switch(true),
     "serve `GET /findings` on the admin port",
     restart: |a, b| a.findings.endpoint == b.findings.endpoint,
 );
@@ -524,7 +524,7 @@ define_key!(
 define_key!(
     FINDINGS_KEEP_PER_RULE,
     "findings.keep_per_rule",
-    Kind::count(20, 1, MAX_COUNT),
+    KeyKind::count(20, 1, MAX_COUNT),
     "recent findings kept per rule for `/findings`",
     restart: |a, b| a.findings.keep_per_rule == b.findings.keep_per_rule,
 );
@@ -532,7 +532,7 @@ define_key!(
 define_key!(
     FINDINGS_LOG_INTERVAL,
     "findings.log_interval",
-    Kind::duration("60s"),
+    KeyKind::duration("60s"),
     "at most one log line per rule and route per interval",
     restart: |a, b| a.findings.log_interval == b.findings.log_interval,
 );
@@ -540,7 +540,7 @@ define_key!(
 define_key!(
     FINDINGS_TOKEN_FILE,
     "findings.token_file",
-    Kind::Optional("none"),
+    KeyKind::Optional("none"),
     "a file holding a bearer token that `GET /findings` then requires (`Authorization: Bearer …`); mount it from a Secret. `/metrics` and the probes stay open",
     restart: |a, b| a.findings.token == b.findings.token,
 );
@@ -548,28 +548,28 @@ define_key!(
 define_key!(
     CONTRACT_OPENAPI,
     "contract.openapi",
-    Kind::Optional("none"),
+    KeyKind::Optional("none"),
     "the service's OpenAPI document (3.0.x or 3.1.x, YAML or JSON; `$ref`s to files beside it are followed): its paths become route templates ahead of `routes.templates`, and the contract rules judge every response against it; an unreadable or invalid document stops start-up naming the file and the JSON pointer of the problem (at reload, the running configuration stays). See [contract.md](contract.md)",
 );
 
 define_key!(
     RULE_ENABLED,
     "rules.<id>.enabled",
-    Kind::Switch(true),
+    KeyKind::Switch(true),
     "switch one rule off (ids as in `statuscope rules`; `_` may stand for `-`, as environment variables need)",
 );
 
 define_key!(
     RULE_SEVERITY,
     "rules.<id>.severity",
-    Kind::Optional("the rule's own"),
+    KeyKind::Optional("the rule's own"),
     "override a rule's severity: `error`, `warning` or `info`",
 );
 
 define_key!(
     ROUTE_RULES,
     "route_rules",
-    Kind::Entries,
+    KeyKind::Entries,
     "per-route exceptions, in the file only: a list of `{route, disable: [ids], error_fields: [names]}`",
 );
 

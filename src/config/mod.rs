@@ -285,7 +285,7 @@ pub struct Log {
 
 /// Values given on the command line; they override the file and the environment.
 #[derive(Debug, Default, Clone)]
-pub struct Overrides {
+pub struct FlagValues {
     /// `--listen`
     pub listen: Option<String>,
     /// `--admin`
@@ -304,14 +304,14 @@ pub struct Loaded {
 }
 
 /// Loads the layers (file, then `STATUSCOPE_*` environment, then flags) and validates them.
-pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Loaded, ConfigErrors> {
+pub fn load(file: Option<&Path>, overrides: &FlagValues) -> Result<Loaded, ConfigErrors> {
     load_from(file, overrides, None)
 }
 
 /// Like [`load`], with an explicit environment instead of the process's (for tests).
 pub fn load_from(
     file: Option<&Path>,
-    overrides: &Overrides,
+    overrides: &FlagValues,
     env: Option<config::Map<String, String>>,
 ) -> Result<Loaded, ConfigErrors> {
     let sources = sources::Sources::read(file, overrides, env)?;

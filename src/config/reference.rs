@@ -1,32 +1,32 @@
 //! `docs/configuration.md`, generated from the key table (`statuscope reference
 //! configuration`; a test fails when the file is stale).
 
-use super::keys::{Applies, Kind, KEYS, MAX_COUNT};
+use super::keys::{Applies, KeyKind, KEYS, MAX_COUNT};
 
 /// How a key's built-in value, and the values it accepts, read in the reference.
-fn describe_kind(kind: &Kind) -> String {
+fn describe_kind(kind: &KeyKind) -> String {
     match kind {
-        Kind::Address(text) | Kind::Text(text) => format!("`{text}`"),
-        Kind::Count { default, low, high } if *high == MAX_COUNT => {
+        KeyKind::Address(text) | KeyKind::Text(text) => format!("`{text}`"),
+        KeyKind::Count { default, low, high } if *high == MAX_COUNT => {
             format!("`{default}` (at least {low})")
         }
-        Kind::Count { default, low, high } => format!("`{default}` ({low} to {high})"),
-        Kind::Duration { default, nonzero } if *nonzero => {
+        KeyKind::Count { default, low, high } => format!("`{default}` ({low} to {high})"),
+        KeyKind::Duration { default, nonzero } if *nonzero => {
             format!("`{default}` (more than 0)")
         }
-        Kind::Duration { default, .. } => format!("`{default}`"),
-        Kind::Switch(on) => format!("`{on}`"),
-        Kind::Choice { default, options } => {
+        KeyKind::Duration { default, .. } => format!("`{default}`"),
+        KeyKind::Switch(on) => format!("`{on}`"),
+        KeyKind::Choice { default, options } => {
             let options: Vec<String> = options.iter().map(|name| format!("`{name}`")).collect();
             format!("`{default}` (one of {})", options.join(", "))
         }
-        Kind::List(items) => format!("`[{}]`", items.join(", ")),
-        Kind::Numbers(numbers) => {
+        KeyKind::List(items) => format!("`[{}]`", items.join(", ")),
+        KeyKind::Numbers(numbers) => {
             let shown: Vec<String> = numbers.iter().map(f64::to_string).collect();
             format!("`[{}]`", shown.join(", "))
         }
-        Kind::Optional(meaning) => (*meaning).to_string(),
-        Kind::Entries => "none".to_string(),
+        KeyKind::Optional(meaning) => (*meaning).to_string(),
+        KeyKind::Entries => "none".to_string(),
     }
 }
 

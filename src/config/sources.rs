@@ -8,8 +8,8 @@ use config::{Environment, File, Value, ValueKind};
 use serde::de::DeserializeOwned;
 
 use super::error::{ConfigError, ConfigErrors};
-use super::keys::{self, Kind, KEYS};
-use super::{Overrides, ENV_PREFIX};
+use super::keys::{self, KeyKind, KEYS};
+use super::{FlagValues, ENV_PREFIX};
 
 const UNKNOWN_KEY: &str = "unknown key; see docs/configuration.md";
 
@@ -26,22 +26,22 @@ impl Sources {
     /// the typed reads.
     pub(super) fn read(
         file: Option<&Path>,
-        overrides: &Overrides,
+        overrides: &FlagValues,
         env: Option<config::Map<String, String>>,
     ) -> Result<Sources, ConfigErrors> {
         let mut builder = config::Config::builder();
         for key in KEYS.iter().filter(|key| !key.is_pattern()) {
             let result = match &key.kind {
-                Kind::Address(text)
-                | Kind::Text(text)
-                | Kind::Duration { default: text, .. }
-                | Kind::Choice { default: text, .. } => builder.set_default(key.path, *text),
-                Kind::Count { default, .. } => builder.set_default(key.path, *default),
-                Kind::Switch(on) => builder.set_default(key.path, *on),
-                Kind::List(items) => builder.set_default(key.path, items.to_vec()),
-                Kind::Numbers(numbers) => builder.set_default(key.path, numbers.to_vec()),
-                Kind::Entries => builder.set_default(key.path, Vec::<String>::new()),
-                Kind::Optional(_) => Ok(builder),
+                KeyKind::Address(text)
+                | KeyKind::Text(text)
+                | KeyKind::Duration { default: text, .. }
+                | KeyKind::Choice { default: text, .. } => builder.set_default(key.path, *text),
+                KeyKind::Count { default, .. } => builder.set_default(key.path, *default),
+                KeyKind::Switch(on) => builder.set_default(key.path, *on),
+                KeyKind::List(items) => builder.set_default(key.path, items.to_vec()),
+                KeyKind::Numbers(numbers) => builder.set_default(key.path, numbers.to_vec()),
+                KeyKind::Entries => builder.set_default(key.path, Vec::<String>::new()),
+                KeyKind::Optional(_) => Ok(builder),
             };
             builder = result.expect("key table paths are valid config paths");
         }
@@ -62,7 +62,7 @@ impl Sources {
             .try_parsing(true)
             .source(env);
         for key in KEYS {
-            if matches!(key.kind, Kind::List(_) | Kind::Numbers(_)) {
+            if matches!(key.kind, KeyKind::List(_) | KeyKind::Numbers(_)) {
                 environment = environment.with_list_parse_key(key.path);
             }
         }

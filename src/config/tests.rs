@@ -1,6 +1,6 @@
 //! Loading and validating configuration from files, the environment and flags.
 
-use super::keys::Kind;
+use super::keys::KeyKind;
 use super::*;
 use crate::rules::Severity;
 
@@ -15,7 +15,7 @@ fn env(pairs: &[(&str, &str)]) -> Option<config::Map<String, String>> {
 
 #[test]
 fn defaults_apply_without_any_source() {
-    let loaded = load_from(None, &Overrides::default(), env(&[])).unwrap();
+    let loaded = load_from(None, &FlagValues::default(), env(&[])).unwrap();
     let config = loaded.config;
     assert_eq!(config.listen, "0.0.0.0:7070".parse().unwrap());
     assert_eq!(config.admin, "0.0.0.0:9070".parse().unwrap());
@@ -27,9 +27,9 @@ fn defaults_apply_without_any_source() {
 
 #[test]
 fn environment_sets_nested_keys_and_flags_win() {
-    let overrides = Overrides {
+    let overrides = FlagValues {
         upstream: Some("127.0.0.1:9999".into()),
-        ..Overrides::default()
+        ..FlagValues::default()
     };
     let loaded = load_from(
         None,
@@ -51,7 +51,7 @@ fn environment_sets_nested_keys_and_flags_win() {
 fn unknown_environment_key_is_named_with_its_source() {
     let err = load_from(
         None,
-        &Overrides::default(),
+        &FlagValues::default(),
         env(&[("STATUSCOPE_LISTNE", "x")]),
     )
     .unwrap_err()
@@ -64,7 +64,7 @@ fn unknown_environment_key_is_named_with_its_source() {
 fn negative_timeout_is_rejected() {
     let err = load_from(
         None,
-        &Overrides::default(),
+        &FlagValues::default(),
         env(&[("STATUSCOPE_TIMEOUTS__CONNECT", "-1")]),
     )
     .unwrap_err()
@@ -77,7 +77,7 @@ fn negative_timeout_is_rejected() {
 #[test]
 fn the_engine_is_fast_unless_pingora_is_asked_for() {
     let engine = |pairs: &[(&str, &str)]| {
-        load_from(None, &Overrides::default(), env(pairs)).map(|loaded| loaded.config.engine)
+        load_from(None, &FlagValues::default(), env(pairs)).map(|loaded| loaded.config.engine)
     };
     assert_eq!(engine(&[]).unwrap(), Engine::Fast);
     assert_eq!(
@@ -100,7 +100,7 @@ fn duration_buckets_default_to_1ms_to_30s_and_must_be_positive_and_ascending() {
             .map(|v| ("STATUSCOPE_METRICS__DURATION_BUCKETS", v))
             .into_iter()
             .collect();
-        load_from(None, &Overrides::default(), env(&pairs))
+        load_from(None, &FlagValues::default(), env(&pairs))
             .map(|loaded| loaded.config.duration_buckets)
             .map_err(|e| e.to_string())
     };
@@ -136,7 +136,7 @@ fn duration_buckets_default_to_1ms_to_30s_and_must_be_positive_and_ascending() {
 #[test]
 fn upstream_protocol_is_read_by_name_and_leaves_the_engine_alone() {
     let config = |pairs: &[(&str, &str)]| {
-        load_from(None, &Overrides::default(), env(pairs))
+        load_from(None, &FlagValues::default(), env(pairs))
             .map(|loaded| loaded.config)
             .map_err(|e| e.to_string())
     };
@@ -161,7 +161,7 @@ fn verbose_pingora_logging_is_refused_and_modest_levels_are_not() {
     let level = |text: &str| {
         load_from(
             None,
-            &Overrides::default(),
+            &FlagValues::default(),
             env(&[("STATUSCOPE_LOG__LEVEL", text)]),
         )
     };
@@ -189,7 +189,7 @@ fn verbose_pingora_logging_is_refused_and_modest_levels_are_not() {
 fn a_target_limit_that_does_not_fit_the_head_limit_is_refused() {
     let err = load_from(
         None,
-        &Overrides::default(),
+        &FlagValues::default(),
         env(&[
             ("STATUSCOPE_DOWNSTREAM__MAX_HEADER_BYTES", "4096"),
             ("STATUSCOPE_DOWNSTREAM__MAX_TARGET_BYTES", "4064"),
@@ -204,7 +204,7 @@ fn a_target_limit_that_does_not_fit_the_head_limit_is_refused() {
 fn rule_settings_accept_underscored_ids_from_the_environment() {
     let loaded = load_from(
         None,
-        &Overrides::default(),
+        &FlagValues::default(),
         env(&[
             ("STATUSCOPE_RULES__ERROR_BODY_ON_SUCCESS__ENABLED", "false"),
             ("STATUSCOPE_RULES__MISSING_RETRY_AFTER__SEVERITY", "error"),
@@ -221,7 +221,7 @@ fn rule_settings_accept_underscored_ids_from_the_environment() {
 fn unknown_rule_ids_are_named() {
     let err = load_from(
         None,
-        &Overrides::default(),
+        &FlagValues::default(),
         env(&[("STATUSCOPE_RULES__NO_SUCH_RULE__ENABLED", "false")]),
     )
     .unwrap_err()
@@ -229,7 +229,7 @@ fn unknown_rule_ids_are_named() {
     assert!(err.contains("unknown rule id `no_such_rule`"), "{err}");
     let err = load_from(
         None,
-        &Overrides::default(),
+        &FlagValues::default(),
         env(&[("STATUSCOPE_RULES__MISSING_RETRY_AFTER__LOUDNESS", "9")]),
     )
     .unwrap_err()
@@ -246,7 +246,7 @@ fn route_rules_are_read_from_a_file_and_their_ids_checked() {
     std::fs::create_dir_all(&dir).unwrap();
     let good = dir.join("good.yaml");
     std::fs::write(&good, "route_rules:\n  - route: /graphql\n    disable: [error-body-on-success]\n    error_fields: [errors]\n").unwrap();
-    let loaded = load_from(Some(&good), &Overrides::default(), env(&[])).unwrap();
+    let loaded = load_from(Some(&good), &FlagValues::default(), env(&[])).unwrap();
     assert_eq!(loaded.config.route_rules[0].route, "/graphql");
     assert_eq!(loaded.config.route_rules[0].error_fields, ["errors"]);
     let bad = dir.join("bad.yaml");
@@ -255,7 +255,7 @@ fn route_rules_are_read_from_a_file_and_their_ids_checked() {
         "route_rules:\n  - route: /graphql\n    disable: [no-such-rule]\n",
     )
     .unwrap();
-    let err = load_from(Some(&bad), &Overrides::default(), env(&[]))
+    let err = load_from(Some(&bad), &FlagValues::default(), env(&[]))
         .unwrap_err()
         .to_string();
     assert!(
@@ -268,7 +268,7 @@ fn route_rules_are_read_from_a_file_and_their_ids_checked() {
 fn body_sample_bytes_is_bounded() {
     let err = load_from(
         None,
-        &Overrides::default(),
+        &FlagValues::default(),
         env(&[("STATUSCOPE_BODY_SAMPLE_BYTES", "-1")]),
     )
     .unwrap_err()
@@ -276,7 +276,7 @@ fn body_sample_bytes_is_bounded() {
     assert!(err.contains("`body_sample_bytes`"), "{err}");
     let zero = load_from(
         None,
-        &Overrides::default(),
+        &FlagValues::default(),
         env(&[("STATUSCOPE_BODY_SAMPLE_BYTES", "0")]),
     )
     .unwrap();
@@ -285,9 +285,9 @@ fn body_sample_bytes_is_bounded() {
 
 #[test]
 fn bad_flag_address_names_the_flag() {
-    let overrides = Overrides {
+    let overrides = FlagValues {
         listen: Some("nowhere".into()),
-        ..Overrides::default()
+        ..FlagValues::default()
     };
     let err = load_from(None, &overrides, env(&[]))
         .unwrap_err()
@@ -300,7 +300,7 @@ fn bad_flag_address_names_the_flag() {
 fn every_invalid_key_is_reported_at_once() {
     let errors = load_from(
         None,
-        &Overrides::default(),
+        &FlagValues::default(),
         env(&[
             ("STATUSCOPE_THREADS", "0"),
             ("STATUSCOPE_TIMEOUTS__CONNECT", "soon"),
@@ -334,21 +334,21 @@ fn every_invalid_key_is_reported_at_once() {
 /// name files, which the e2e reload tests change.
 fn other_value(key: &keys::Key) -> Option<String> {
     Some(match key.kind {
-        Kind::Address(default) => {
+        KeyKind::Address(default) => {
             let port: u16 = default.rsplit_once(':').unwrap().1.parse().unwrap();
             format!("127.0.0.1:{}", port + 1)
         }
-        Kind::Count { default, low, high } => {
+        KeyKind::Count { default, low, high } => {
             (if default < high { default + 1 } else { low }).to_string()
         }
-        Kind::Duration { default, .. } => if default == "3s" { "4s" } else { "3s" }.to_string(),
-        Kind::Switch(on) => (!on).to_string(),
-        Kind::Choice { default, options } => {
+        KeyKind::Duration { default, .. } => if default == "3s" { "4s" } else { "3s" }.to_string(),
+        KeyKind::Switch(on) => (!on).to_string(),
+        KeyKind::Choice { default, options } => {
             options.iter().find(|o| **o != default).unwrap().to_string()
         }
-        Kind::Numbers(_) => "0.1,1,60".to_string(),
+        KeyKind::Numbers(_) => "0.1,1,60".to_string(),
         // Free text, lists and values with no default: one example each, by key.
-        Kind::Text(_) | Kind::List(_) | Kind::Optional(_) => [
+        KeyKind::Text(_) | KeyKind::List(_) | KeyKind::Optional(_) => [
             (&keys::UPSTREAM, "127.0.0.1:8081"),
             (&keys::LOG_LEVEL, "warn"),
             (&keys::ROUTES_TEMPLATES, "/users/{id}"),
@@ -358,14 +358,14 @@ fn other_value(key: &keys::Key) -> Option<String> {
         .iter()
         .find(|(known, _)| known.path == key.path)
         .map(|(_, value)| value.to_string())?,
-        Kind::Entries => return None,
+        KeyKind::Entries => return None,
     })
 }
 
 #[test]
 fn a_reload_names_exactly_the_changed_keys_the_table_marks_restart_only() {
     let load_with = |pairs: &[(&str, &str)]| {
-        load_from(None, &Overrides::default(), env(pairs))
+        load_from(None, &FlagValues::default(), env(pairs))
             .unwrap_or_else(|e| panic!("{pairs:?}: {e}"))
             .config
     };
@@ -375,7 +375,7 @@ fn a_reload_names_exactly_the_changed_keys_the_table_marks_restart_only() {
     for key in keys::KEYS {
         let Some(value) = other_value(key) else {
             assert!(
-                matches!(key.kind, Kind::Entries) || files.iter().any(|f| f.path == key.path),
+                matches!(key.kind, KeyKind::Entries) || files.iter().any(|f| f.path == key.path),
                 "no other value for `{}`",
                 key.path
             );
@@ -405,7 +405,7 @@ fn a_bad_contract_is_named_by_file_and_pointer() {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         let var = ("STATUSCOPE_CONTRACT__OPENAPI", path.to_str().unwrap());
-        load_from(None, &Overrides::default(), env(&[var])).map(|loaded| loaded.config)
+        load_from(None, &FlagValues::default(), env(&[var])).map(|loaded| loaded.config)
     };
     let cases = [
         ("missing.yaml", "info: {title: t}\n", "`/openapi`"),
@@ -445,7 +445,10 @@ fn every_key_the_security_limits_table_names_exists() {
     for row in table.lines().filter(|line| line.starts_with("| `")) {
         let first = row.split('|').nth(1).unwrap();
         for path in first.split('`').skip(1).step_by(2) {
-            assert!(keys::find(path).is_some(), "docs/security.md names `{path}`");
+            assert!(
+                keys::find(path).is_some(),
+                "docs/security.md names `{path}`"
+            );
             named += 1;
         }
     }

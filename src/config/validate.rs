@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::error::{ConfigError, ConfigErrors};
-use super::keys::{self, Key, Kind};
+use super::keys::{self, Key, KeyKind};
 use super::sources::Sources;
 use super::{
     Config, Downstream, Engine, Findings, H2Limits, HeadLimits, Log, Probes, Routes, Secret,
@@ -94,13 +94,17 @@ impl Checker<'_> {
     }
 
     fn text(&mut self, key: &Key) -> String {
-        assert!(matches!(key.kind, Kind::Text(_)), "{} is no text", key.path);
+        assert!(
+            matches!(key.kind, KeyKind::Text(_)),
+            "{} is no text",
+            key.path
+        );
         self.value(key).unwrap_or_default()
     }
 
     fn switch(&mut self, key: &Key) -> bool {
         assert!(
-            matches!(key.kind, Kind::Switch(_)),
+            matches!(key.kind, KeyKind::Switch(_)),
             "{} is no switch",
             key.path
         );
@@ -109,7 +113,7 @@ impl Checker<'_> {
 
     /// A whole number within the key's bounds, as the type the configuration keeps it in.
     fn count<T: TryFrom<i64>>(&mut self, key: &Key) -> T {
-        let Kind::Count { low, high, .. } = key.kind else {
+        let KeyKind::Count { low, high, .. } = key.kind else {
             panic!("{} is no count", key.path);
         };
         let n: i64 = self.value(key).unwrap_or(low);
@@ -126,7 +130,7 @@ impl Checker<'_> {
     }
 
     fn duration(&mut self, key: &Key) -> Duration {
-        let Kind::Duration { nonzero, .. } = key.kind else {
+        let KeyKind::Duration { nonzero, .. } = key.kind else {
             panic!("{} is no duration", key.path);
         };
         let Some(raw) = self.value::<RawDuration>(key) else {
@@ -155,7 +159,7 @@ impl Checker<'_> {
 
     /// One of the named options; the first stands in when the value is none of them.
     fn choice<T: Copy>(&mut self, key: &Key, named: &[(&str, T)]) -> T {
-        let Kind::Choice { options, .. } = key.kind else {
+        let KeyKind::Choice { options, .. } = key.kind else {
             panic!("{} is no choice", key.path);
         };
         assert!(

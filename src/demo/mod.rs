@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{self, Config, Overrides, UpstreamProtocol};
+use crate::config::{self, Config, FlagValues, UpstreamProtocol};
 use crate::contract::Contract;
 use crate::lifecycle::{self, StartError};
 use crate::record::Recorder;
@@ -25,7 +25,7 @@ const WORKERS: usize = 8;
 const GRPC_WORKERS: usize = 2;
 
 /// Runs the demo until Ctrl-C or `duration`.
-pub fn run(overrides: &Overrides, duration: Option<Duration>) -> Result<u8, StartError> {
+pub fn run(overrides: &FlagValues, duration: Option<Duration>) -> Result<u8, StartError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

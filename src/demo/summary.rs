@@ -176,12 +176,12 @@ impl Summary {
 mod tests {
     use super::*;
     use crate::classify::Origin;
-    use crate::config::{load_from, Overrides};
+    use crate::config::{load_from, FlagValues};
     use crate::record::Tally;
 
     #[test]
     fn summary_sums_the_recorded_tallies() {
-        let config = load_from(None, &Overrides::default(), Some(Default::default()))
+        let config = load_from(None, &FlagValues::default(), Some(Default::default()))
             .unwrap()
             .config;
         let recorder = Recorder::new(

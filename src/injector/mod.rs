@@ -32,7 +32,7 @@ use tracing::{debug, info, warn};
 use crate::admin::{self, Health};
 use crate::families::Families;
 use crate::inject::Options;
-use review::InFlightLimit;
+use review::Decision;
 use tls::{Certificate, Reload};
 
 /// How often the certificate files are looked at again. A Secret update takes the kubelet up
@@ -47,7 +47,7 @@ const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// How to run the webhook.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct Setup {
     /// The HTTPS address the API server calls.
     pub listen: SocketAddr,
     /// The plain-HTTP address of `/healthz`, `/readyz` and `/metrics`.
@@ -76,7 +76,7 @@ impl Tally {
             "AdmissionReview requests answered, by result: injected; a reason the pod was allowed unchanged (opted_out, already_injected, host_network, unresolvable_port, port_conflict, invalid_annotation); ignored (not a Pod CREATE); not_understood; bad_request (not an AdmissionReview, answered 400).",
             &["result"],
         );
-        for result in InFlightLimit::all() {
+        for result in Decision::all() {
             admissions.with_label_values(&[result.as_str()]);
         }
         let reloads = families.counter_vec(
@@ -126,7 +126,7 @@ impl std::fmt::Display for RunError {
 }
 
 /// Runs the webhook until SIGTERM or SIGINT (and `--drain`); the error names the flag at fault.
-pub fn run(settings: Settings) -> Result<(), RunError> {
+pub fn run(settings: Setup) -> Result<(), RunError> {
     let certificate = Certificate::load(settings.tls_cert.clone(), settings.tls_key.clone())
         .map_err(RunError::Flags)?;
     let acceptor = TlsAcceptor::from(Arc::new(
@@ -177,7 +177,7 @@ async fn serve(
     certificate: Arc<Certificate>,
     tally: Arc<Tally>,
     health: Arc<Health>,
-    settings: Settings,
+    settings: Setup,
 ) -> Result<(), String> {
     listener
         .set_nonblocking(true)
@@ -307,7 +307,7 @@ async fn handle(
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             tally
                 .admissions
-                .with_label_values(&[InFlightLimit::BadRequest.as_str()])
+                .with_label_values(&[Decision::BadRequest.as_str()])
                 .inc();
             return admin::plain(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -327,7 +327,7 @@ async fn handle(
                 .inc();
             let reason = answer.reason.as_deref().unwrap_or("");
             match answer.result {
-                InFlightLimit::NotUnderstood => {
+                Decision::NotUnderstood => {
                     warn!(review = %answer.subject, reason, "allowed unchanged: not understood")
                 }
                 result => {
@@ -339,7 +339,7 @@ async fn handle(
         Err(why) => {
             tally
                 .admissions
-                .with_label_values(&[InFlightLimit::BadRequest.as_str()])
+                .with_label_values(&[Decision::BadRequest.as_str()])
                 .inc();
             warn!("refused a request that is not an AdmissionReview: {why}");
             let mut response = admin::with_type(

@@ -12,7 +12,7 @@ use crate::inject::Options;
 
 /// How a request was answered: the label of `statuscope_injector_admissions_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InFlightLimit {
+pub enum Decision {
     /// The sidecar was added.
     Injected,
     /// A pod allowed unchanged, and why.
@@ -25,27 +25,27 @@ pub enum InFlightLimit {
     BadRequest,
 }
 
-impl InFlightLimit {
+impl Decision {
     /// Every result, for exporting each at 0 from start-up.
-    pub fn all() -> impl Iterator<Item = InFlightLimit> {
-        [InFlightLimit::Injected]
+    pub fn all() -> impl Iterator<Item = Decision> {
+        [Decision::Injected]
             .into_iter()
-            .chain(Skip::ALL.map(InFlightLimit::Skipped))
+            .chain(Skip::ALL.map(Decision::Skipped))
             .chain([
-                InFlightLimit::Ignored,
-                InFlightLimit::NotUnderstood,
-                InFlightLimit::BadRequest,
+                Decision::Ignored,
+                Decision::NotUnderstood,
+                Decision::BadRequest,
             ])
     }
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
-            InFlightLimit::Injected => "injected",
-            InFlightLimit::Skipped(skip) => skip.as_str(),
-            InFlightLimit::Ignored => "ignored",
-            InFlightLimit::NotUnderstood => "not_understood",
-            InFlightLimit::BadRequest => "bad_request",
+            Decision::Injected => "injected",
+            Decision::Skipped(skip) => skip.as_str(),
+            Decision::Ignored => "ignored",
+            Decision::NotUnderstood => "not_understood",
+            Decision::BadRequest => "bad_request",
         }
     }
 }
@@ -56,7 +56,7 @@ pub struct Answer {
     /// The response `AdmissionReview`, as JSON.
     pub body: Vec<u8>,
     /// How the request was answered.
-    pub result: InFlightLimit,
+    pub result: Decision,
     /// The request's uid, namespace and pod name, for the log line.
     pub subject: String,
     /// Why, for the log line and the response's `warnings`.
@@ -96,7 +96,7 @@ pub fn answer(body: &[u8], options: &Options) -> Result<Answer, String> {
         && request["operation"] == "CREATE";
     let (result, reason, patch) = if !is_pod_create {
         (
-            InFlightLimit::Ignored,
+            Decision::Ignored,
             Some("only Pod CREATE requests are injected".to_string()),
             None,
         )
@@ -112,7 +112,7 @@ pub fn answer(body: &[u8], options: &Options) -> Result<Answer, String> {
     }
     let remark = match (result, &reason) {
         (_, None) => None,
-        (InFlightLimit::Injected, Some(remark)) => Some(format!("statuscope: {remark}")),
+        (Decision::Injected, Some(remark)) => Some(format!("statuscope: {remark}")),
         (_, Some(reason)) => Some(format!("statuscope: not injected: {reason}")),
     };
     if let Some(remark) = remark {
@@ -132,11 +132,8 @@ pub fn answer(body: &[u8], options: &Options) -> Result<Answer, String> {
 }
 
 /// Injects the pod `object`; the result, its reason, and the patch when it changed.
-fn mutate(
-    object: &Value,
-    options: &Options,
-) -> (InFlightLimit, Option<String>, Option<Vec<Value>>) {
-    let not_understood = |why: String| (InFlightLimit::NotUnderstood, Some(why), None);
+fn mutate(object: &Value, options: &Options) -> (Decision, Option<String>, Option<Vec<Value>>) {
+    let not_understood = |why: String| (Decision::NotUnderstood, Some(why), None);
     if !object.is_object() || !object["spec"].is_object() {
         return not_understood("the request's object is not a pod with a spec".to_string());
     }
@@ -147,17 +144,13 @@ fn mutate(
     match pod::inject(&mut template, options) {
         Ok(injected) => match serde_json::to_value(&template) {
             Ok(after) => (
-                InFlightLimit::Injected,
+                Decision::Injected,
                 Some(injected.warning),
                 Some(patch::diff(object, &after)),
             ),
             Err(e) => not_understood(format!("the injected pod cannot be written: {e}")),
         },
-        Err(skipped) => (
-            InFlightLimit::Skipped(skipped.skip),
-            Some(skipped.message),
-            None,
-        ),
+        Err(skipped) => (Decision::Skipped(skipped.skip), Some(skipped.message), None),
     }
 }
 

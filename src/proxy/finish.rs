@@ -177,17 +177,17 @@ pub struct Judged<'a> {
 }
 
 /// Tallies, judges and logs one finished request under `settings` (those it started with).
-pub fn finish(recorder: &Recorder, settings: &LiveSettings, exchange: Finished<'_>) {
+pub fn finish(recorder: &Recorder, settings: &LiveSettings, finished: Finished<'_>) {
     let metrics = &recorder.metrics;
-    let probe_apart = exchange.probe && settings.probes == Probes::Separate;
-    let route = exchange
+    let probe_apart = finished.probe && settings.probes == Probes::Separate;
+    let route = finished
         .path
         .filter(|_| !probe_apart)
         .map(|path| settings.routes.resolve(path));
     if route.as_ref().is_some_and(|route| route.overflow) {
         metrics.routes.record_overflow();
     }
-    if let Some(kind) = exchange.upstream_error {
+    if let Some(kind) = finished.upstream_error {
         metrics.record_upstream_error(kind);
     }
     let own_label: Arc<str>;
@@ -202,21 +202,21 @@ pub fn finish(recorder: &Recorder, settings: &LiveSettings, exchange: Finished<'
             &own_label
         }
     };
-    let (code, origin) = exchange.outcome.code_and_origin(exchange.grpc.is_some());
+    let (code, origin) = finished.outcome.code_and_origin(finished.grpc.is_some());
     let tally = Tally {
         route: label,
-        method: exchange.method,
+        method: finished.method,
         code,
         origin,
-        duration: exchange.ended.saturating_duration_since(exchange.started),
+        duration: finished.ended.saturating_duration_since(finished.started),
     };
     metrics.record(&tally);
-    if let Some(call) = exchange.grpc {
-        let grpc = call.end(exchange.outcome, exchange.response.as_ref(), exchange.ended);
+    if let Some(call) = finished.grpc {
+        let grpc = call.end(finished.outcome, finished.response.as_ref(), finished.ended);
         metrics.record_grpc(label, grpc.code, grpc.origin, tally.duration);
     }
     if let (Some(response), Some(path), Origin::Upstream) =
-        (exchange.response, exchange.path, origin)
+        (finished.response, finished.path, origin)
     {
         judge(recorder, settings, label, path, &tally, response);
     }
@@ -284,13 +284,13 @@ fn judge(
 }
 
 /// The access log line of one tallied exchange (`log.access`).
-fn log_access(exchange: &Tally<'_>) {
+fn log_access(tally: &Tally<'_>) {
     info!(
         target: "statuscope::access",
-        route = exchange.route,
-        method = exchange.method,
-        code = exchange.code,
-        origin = exchange.origin.as_str(),
-        duration_ms = exchange.duration.as_secs_f64() * 1000.0,
+        route = tally.route,
+        method = tally.method,
+        code = tally.code,
+        origin = tally.origin.as_str(),
+        duration_ms = tally.duration.as_secs_f64() * 1000.0,
     );
 }

@@ -99,7 +99,7 @@ impl Scan {
                 bytes = &bytes[take..];
                 if self.head_filled == frame::HEADER_LEN {
                     self.head_filled = 0;
-                    let head = frame::Head::parse(&self.head).expect("nine bytes");
+                    let head = frame::FrameHead::parse(&self.head).expect("nine bytes");
                     self.payload_left = head.len;
                     self.frame(head, now)?;
                 }
@@ -109,7 +109,11 @@ impl Scan {
     }
 
     /// Accounts for one frame by its header.
-    fn frame(&mut self, head: frame::Head, now: Instant) -> Result<(), (Reason, &'static str)> {
+    fn frame(
+        &mut self,
+        head: frame::FrameHead,
+        now: Instant,
+    ) -> Result<(), (Reason, &'static str)> {
         const CALM: Reason = Reason::ENHANCE_YOUR_CALM;
         if !self.settings_seen {
             if head.kind != kind::SETTINGS {

@@ -81,8 +81,8 @@ pub async fn refuse(
     // Finished before the answer goes out, so whoever has read the answer finds the tally.
     // A refused head is tallied as the request it failed to be, probe or not.
     let outcome = Outcome::Proxy(refusal.error);
-    let exchange = Finished::new(method, line.path, outcome, started, Instant::now());
-    finish(recorder, settings, exchange);
+    let finished = Finished::new(method, line.path, outcome, started, Instant::now());
+    finish(recorder, settings, finished);
     if let Ok(wire) = refusal.error.to_http1(refusal.reason) {
         // A client that does not read its answer is not waited for.
         let write = async {

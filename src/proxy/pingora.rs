@@ -295,7 +295,7 @@ impl ProxyHttp for StatuscopeProxy {
             }
             _ => None,
         };
-        let exchange = Finished {
+        let finished = Finished {
             method: method_label(&request.method),
             path: Some(request.uri.path()),
             outcome,
@@ -309,7 +309,7 @@ impl ProxyHttp for StatuscopeProxy {
                 .get(http::header::USER_AGENT)
                 .is_some_and(|agent| is_probe_user_agent(agent.as_bytes())),
         };
-        finish(&self.recorder, &ctx.settings, exchange);
+        finish(&self.recorder, &ctx.settings, finished);
     }
 }
 

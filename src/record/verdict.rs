@@ -7,7 +7,7 @@ use std::sync::MutexGuard;
 use super::findings::Place;
 use super::report::Report;
 use super::Recorder;
-use crate::rules::rule_set::{Finding, Outcome, RuleSet};
+use crate::rules::rule_set::{Evaluation, Finding, RuleSet};
 use crate::rules::{Exchange, CATALOGUE};
 
 /// What receives the verdicts on one exchange.
@@ -30,11 +30,11 @@ pub fn judge(
 ) {
     let mut flagged = false;
     rules.evaluate(exchange, |outcome| match outcome {
-        Outcome::Finding(finding) => {
+        Evaluation::Finding(finding) => {
             flagged = true;
             verdicts.finding(&finding, place);
         }
-        Outcome::Panicked { index } => verdicts.panicked(index, place),
+        Evaluation::Panicked { index } => verdicts.panicked(index, place),
     });
     verdicts.judged(place, flagged);
 }

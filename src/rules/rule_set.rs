@@ -75,7 +75,7 @@ pub struct Finding {
 
 /// What evaluating one rule produced.
 #[derive(Debug)]
-pub enum Outcome {
+pub enum Evaluation {
     /// The rule fired.
     Finding(Finding),
     /// The rule panicked; the exchange is otherwise unaffected.
@@ -163,7 +163,7 @@ impl RuleSet {
     }
 
     /// Runs every active rule over `exchange`, reporting each finding and each panic to `sink`.
-    pub fn evaluate(&self, exchange: &Exchange<'_>, mut sink: impl FnMut(Outcome)) {
+    pub fn evaluate(&self, exchange: &Exchange<'_>, mut sink: impl FnMut(Evaluation)) {
         let exception = self.routes.get(&**exchange.route);
         let exchange = Exchange {
             error_fields: exception.map_or(&self.fields, |e| &e.fields),
@@ -190,13 +190,13 @@ impl RuleSet {
             }
             match catch_unwind(AssertUnwindSafe(|| (active.rule.evaluate)(&exchange))) {
                 Ok(None) => {}
-                Ok(Some(verdict)) => sink(Outcome::Finding(Finding {
+                Ok(Some(verdict)) => sink(Evaluation::Finding(Finding {
                     rule: active.rule,
                     index: active.index,
                     severity: active.severity.unwrap_or(verdict.severity),
                     evidence: verdict.evidence,
                 })),
-                Err(_) => sink(Outcome::Panicked {
+                Err(_) => sink(Evaluation::Panicked {
                     index: active.index,
                 }),
             }
@@ -214,7 +214,7 @@ mod tests {
         let mut found = Vec::new();
         case.with_exchange(route, |exchange| {
             engine.evaluate(exchange, |outcome| {
-                if let Outcome::Finding(f) = outcome {
+                if let Evaluation::Finding(f) = outcome {
                     found.push(f);
                 }
             })
@@ -375,8 +375,8 @@ mod tests {
         let (mut panics, mut found) = (Vec::new(), Vec::new());
         case.with_exchange("/r", |exchange| {
             engine.evaluate(exchange, |outcome| match outcome {
-                Outcome::Panicked { index } => panics.push(index),
-                Outcome::Finding(f) => found.push(f.rule.id),
+                Evaluation::Panicked { index } => panics.push(index),
+                Evaluation::Finding(f) => found.push(f.rule.id),
             })
         });
         assert_eq!(panics, [63]);

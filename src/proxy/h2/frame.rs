@@ -125,7 +125,7 @@ impl Reason {
 
 /// A frame header as read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Head {
+pub struct FrameHead {
     /// The payload's length.
     pub len: usize,
     /// The frame type.
@@ -136,11 +136,11 @@ pub struct Head {
     pub stream: u32,
 }
 
-impl Head {
+impl FrameHead {
     /// The header at the start of `buf`, if all nine bytes are there.
-    pub fn parse(buf: &[u8]) -> Option<Head> {
+    pub fn parse(buf: &[u8]) -> Option<FrameHead> {
         let bytes: &[u8; HEADER_LEN] = buf.get(..HEADER_LEN)?.try_into().ok()?;
-        Some(Head {
+        Some(FrameHead {
             len: (usize::from(bytes[0]) << 16)
                 | (usize::from(bytes[1]) << 8)
                 | usize::from(bytes[2]),
@@ -244,14 +244,14 @@ mod tests {
             flag::END_HEADERS,
             0x8000_0007,
         );
-        let head = Head::parse(&out).unwrap();
+        let head = FrameHead::parse(&out).unwrap();
         assert_eq!(head.len, 0x01_02_03);
         assert_eq!(head.kind, kind::HEADERS);
         assert!(head.has(flag::END_HEADERS) && !head.has(flag::END_STREAM));
         // The reserved bit is ignored on receipt (RFC 9113 §4.1).
         assert_eq!(head.stream, 7);
-        assert_eq!(Head::parse(&out[..8]), None);
+        assert_eq!(FrameHead::parse(&out[..8]), None);
         set_len(&mut out, 0, 5);
-        assert_eq!(Head::parse(&out).unwrap().len, 5);
+        assert_eq!(FrameHead::parse(&out).unwrap().len, 5);
     }
 }

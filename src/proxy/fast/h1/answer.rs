@@ -93,10 +93,10 @@ impl Client<'_> {
     ) {
         let ended = Instant::now();
         let path = checked_target_path(head.target.of(&self.parts.inbuf));
-        let mut exchange = Finished::new(method_label(method), path, outcome, started, ended);
-        exchange.upstream_error = upstream_error;
-        exchange.probe = head.probe;
-        finish(&self.engine.recorder, settings, exchange);
+        let mut finished = Finished::new(method_label(method), path, outcome, started, ended);
+        finished.upstream_error = upstream_error;
+        finished.probe = head.probe;
+        finish(&self.engine.recorder, settings, finished);
         self.last_ended = Some(ended);
     }
 

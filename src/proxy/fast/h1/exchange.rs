@@ -24,7 +24,7 @@ use super::request_body::{upstream_failure, Failure, Pump};
 use crate::classify::{method_label, UpstreamErrorKind};
 use crate::config::UpstreamProtocol;
 use crate::proxy::error_response::ProxyError;
-use crate::proxy::fast::upstream::http1::Upstream;
+use crate::proxy::fast::upstream::http1::UpstreamConn;
 use crate::proxy::fast::upstream::response_head::{Asked, Framing, Persistence, ResponseHead};
 use crate::proxy::finish::{finish, response_sampler, Finished, Judged, Outcome};
 use crate::proxy::guard::refuse;
@@ -127,7 +127,7 @@ impl Client<'_> {
         &mut self,
         request: &Request<'_>,
         pump: &mut Pump,
-    ) -> Result<(Upstream, ResponseHead), Failure> {
+    ) -> Result<(UpstreamConn, ResponseHead), Failure> {
         let (head, settings) = (request.head, request.settings);
         let edited = forward::upstream_head(
             &self.parts.inbuf[..head.head_len],
@@ -196,10 +196,12 @@ impl Client<'_> {
         &mut self,
         request: &Request<'_>,
         pooled: bool,
-    ) -> Result<Upstream, Failure> {
+    ) -> Result<UpstreamConn, Failure> {
         let settings = request.settings;
         let reused = pooled
-            .then(|| Upstream::checkout(settings.upstream, settings.timeouts.idle, request.started))
+            .then(|| {
+                UpstreamConn::checkout(settings.upstream, settings.timeouts.idle, request.started)
+            })
             .flatten();
         match reused {
             Some(upstream) => Ok(upstream),
@@ -208,7 +210,7 @@ impl Client<'_> {
                 .deadline
                 .run(
                     || Some(Instant::now() + settings.timeouts.connect),
-                    Upstream::connect(settings.upstream),
+                    UpstreamConn::connect(settings.upstream),
                 )
                 .await
                 .unwrap_or(Err(UpstreamErrorKind::ConnectTimeout))
@@ -222,7 +224,7 @@ impl Client<'_> {
         &mut self,
         request: &Request<'_>,
         pump: &mut Pump,
-        upstream: &mut Upstream,
+        upstream: &mut UpstreamConn,
         response: &mut ResponseHead,
     ) -> Result<bool, Failure> {
         let mut sent_continue = false;
@@ -264,7 +266,7 @@ impl Client<'_> {
         &mut self,
         request: &Request<'_>,
         pump: &Pump,
-        mut upstream: Upstream,
+        mut upstream: UpstreamConn,
         response: ResponseHead,
         sent_continue: bool,
     ) -> After {
@@ -415,16 +417,16 @@ pub(super) fn finish_answered(
         grpc_trailers: None,
     });
     let path = checked_target_path(head.target.of(inbuf));
-    let mut exchange = Finished::new(
+    let mut finished = Finished::new(
         method_label(&request.method),
         path,
         answered.outcome,
         request.started,
         ended,
     );
-    exchange.upstream_error = answered.upstream_error;
-    exchange.response = judged;
-    exchange.probe = head.probe;
-    finish(recorder, request.settings, exchange);
+    finished.upstream_error = answered.upstream_error;
+    finished.response = judged;
+    finished.probe = head.probe;
+    finish(recorder, request.settings, finished);
     ended
 }

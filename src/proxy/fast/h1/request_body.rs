@@ -18,7 +18,7 @@ use super::body::BodyLeft;
 use super::connection::{Client, Parts};
 use crate::classify::UpstreamErrorKind;
 use crate::config::Timeouts;
-use crate::proxy::fast::upstream::http1::Upstream;
+use crate::proxy::fast::upstream::http1::UpstreamConn;
 use crate::proxy::fast::upstream::response_head::{self, Asked, Parsed, ResponseHead};
 use crate::rules::FieldSpan;
 
@@ -193,7 +193,7 @@ impl Pump {
 #[inline]
 fn poll_head(
     cx: &mut Context<'_>,
-    upstream: &mut Upstream,
+    upstream: &mut UpstreamConn,
     asked: Asked,
     spans: &mut Vec<FieldSpan>,
 ) -> Poll<Result<Option<ResponseHead>, Failure>> {
@@ -220,7 +220,7 @@ fn poll_head(
 /// The response head in the upstream's buffer, if it is complete.
 #[inline]
 fn parsed_head(
-    upstream: &Upstream,
+    upstream: &UpstreamConn,
     asked: Asked,
     spans: &mut Vec<FieldSpan>,
 ) -> Result<Option<ResponseHead>, Failure> {
@@ -236,7 +236,7 @@ impl Client<'_> {
     /// head, watching the client for a hang-up once the body is sent.
     pub(super) async fn await_head(
         &mut self,
-        upstream: &mut Upstream,
+        upstream: &mut UpstreamConn,
         pump: &mut Pump,
         asked: Asked,
         timeouts: &Timeouts,

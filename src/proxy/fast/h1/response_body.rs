@@ -10,7 +10,7 @@ use super::body::{write_all_vectored, BodyLeft};
 use super::connection::Client;
 use super::request_body::{upstream_failure, Failure};
 use crate::classify::UpstreamErrorKind;
-use crate::proxy::fast::upstream::http1::Upstream;
+use crate::proxy::fast::upstream::http1::UpstreamConn;
 use crate::proxy::fast::upstream::response_head::ResponseHead;
 use crate::proxy::settings::LiveSettings;
 use crate::sample::Sampler;
@@ -24,7 +24,7 @@ impl Client<'_> {
     /// framing said. With `dechunked`, only the chunks' data goes to the client.
     pub(super) async fn relay_body(
         &mut self,
-        upstream: &mut Upstream,
+        upstream: &mut UpstreamConn,
         response: &ResponseHead,
         dechunked: bool,
         sampler: &mut Option<Sampler>,

@@ -28,7 +28,7 @@ use crate::proxy::fast::deadline::read_deadline;
 use crate::proxy::fast::h2::{lock, Shared};
 use crate::proxy::fast::upstream::h2::{self as pool, Inbox, InboxEnd, OnUpstream, UpstreamSide};
 use crate::proxy::finish::{response_sampler, Outcome};
-use crate::proxy::h2::conn::Key;
+use crate::proxy::h2::conn::StreamKey;
 use crate::proxy::h2::fields::{field_problem, FieldBlock};
 use crate::proxy::h2::hpack::encode_field;
 use crate::proxy::request_head::{is_hop_by_hop, Head};
@@ -37,7 +37,7 @@ use crate::sample::Sampler;
 /// The upstream stream an exchange took.
 struct Stream {
     upstream: Shared<UpstreamSide>,
-    key: Key,
+    key: StreamKey,
 }
 
 impl Drop for Stream {

@@ -5,12 +5,12 @@
 
 use std::time::Instant;
 
-use super::exchange::Exchange;
+use super::exchange::Carried;
 use super::{ClientSide, OnClient};
 use crate::classify::UpstreamErrorKind;
 use crate::proxy::error_response::ProxyError;
 use crate::proxy::finish::Outcome;
-use crate::proxy::h2::conn::{Conn, Key};
+use crate::proxy::h2::conn::{Conn, StreamKey};
 use crate::proxy::h2::frame::Reason;
 use crate::proxy::h2::hpack::encode_field;
 
@@ -19,7 +19,7 @@ use crate::proxy::h2::hpack::encode_field;
 /// JSON body. What is left of a request still arriving is read and dropped.
 pub(super) fn write_answer(
     conn: &mut Conn<OnClient>,
-    key: Key,
+    key: StreamKey,
     answer: ProxyError,
     detail: &str,
     grpc: bool,
@@ -47,7 +47,7 @@ pub(super) fn write_answer(
 /// upstream by the caller, who may hold the upstream connection.
 pub(in crate::proxy::fast) fn fail(
     side: &mut ClientSide,
-    key: Key,
+    key: StreamKey,
     kind: UpstreamErrorKind,
     now: Instant,
 ) {
@@ -75,7 +75,7 @@ pub(in crate::proxy::fast) fn fail(
 /// Ends an exchange whose client reset its stream or left: tallied as 499 (a gRPC call as
 /// CANCELLED, or DEADLINE_EXCEEDED past its deadline). A response that was complete already
 /// keeps its status.
-pub(in crate::proxy::fast) fn client_gone(side: &mut ClientSide, key: Key, now: Instant) {
+pub(in crate::proxy::fast) fn client_gone(side: &mut ClientSide, key: StreamKey, now: Instant) {
     let Some(exchange) = take_open_exchange(side, key) else {
         return;
     };
@@ -83,7 +83,7 @@ pub(in crate::proxy::fast) fn client_gone(side: &mut ClientSide, key: Key, now: 
 }
 
 /// The exchange of a stream if it has not ended yet.
-fn take_open_exchange(side: &mut ClientSide, key: Key) -> Option<Box<Exchange>> {
+fn take_open_exchange(side: &mut ClientSide, key: StreamKey) -> Option<Box<Carried>> {
     let stream = side.conn.streams.get_mut(key)?;
     let exchange = stream.user.exchange.take()?;
     if exchange.ending.is_some() {
@@ -97,8 +97,8 @@ fn take_open_exchange(side: &mut ClientSide, key: Key) -> Option<Box<Exchange>> 
 /// task that writes the frames that ended it (see [`outbox`](super::outbox)).
 pub(in crate::proxy::fast) fn end(
     side: &mut ClientSide,
-    key: Key,
-    mut exchange: Box<Exchange>,
+    key: StreamKey,
+    mut exchange: Box<Carried>,
     outcome: Outcome,
     upstream_error: Option<UpstreamErrorKind>,
     now: Instant,

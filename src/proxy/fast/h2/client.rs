@@ -30,7 +30,7 @@ use super::{answer, lock, to_http1, ClientSide, Shared};
 use crate::classify::UpstreamErrorKind;
 use crate::proxy::fast::deadline::Deadline;
 use crate::proxy::fast::FastEngine;
-use crate::proxy::h2::conn::{Conn, Key, Lifecycle, Role, WBUF_SOFT_CAP};
+use crate::proxy::h2::conn::{Conn, Lifecycle, Role, StreamKey, WBUF_SOFT_CAP};
 use crate::proxy::h2::frame::{self, Reason};
 
 /// The worker's read buffer: room for what a connection kept of a cut frame and a frame more.
@@ -85,7 +85,7 @@ async fn shutting_down(mut shutdown: ShutdownWatch) {
 
 /// Ends every exchange still open as the client's: it is gone.
 fn abandon(side: &mut ClientSide, now: Instant) {
-    let keys: Vec<Key> = side.conn.streams.keys().collect();
+    let keys: Vec<StreamKey> = side.conn.streams.keys().collect();
     for key in keys {
         answer::client_gone(side, key, now);
     }
@@ -101,9 +101,9 @@ struct Task<'a> {
     draining: bool,
     /// Streams carried to an HTTP/1 upstream.
     calls: FuturesUnordered<Call>,
-    new_calls: Vec<Key>,
+    new_calls: Vec<StreamKey>,
     /// Streams opened in the read being handled (kept for its capacity).
-    opened: Vec<Key>,
+    opened: Vec<StreamKey>,
     /// The client preface and SETTINGS are due by then.
     preface_by: Option<Instant>,
     /// Since when the connection has had no stream.

@@ -1,7 +1,7 @@
 //! One HTTP/2 client stream's exchange: what statuscope keeps from the request head to the
 //! tally — the settings it started under, its in-flight permit, the request and response heads the
 //! rules read, the body sample, how it is linked to the upstream, and how it ended — and the
-//! tally itself ([`Exchange::finish`]), run by the client's task once its frames are written.
+//! tally itself ([`Carried::finish`]), run by the client's task once its frames are written.
 //!
 //! Exchanges and their header buffers are recycled per worker: a call costs no allocation once
 //! the worker has carried a few.
@@ -17,7 +17,7 @@ use crate::classify::route::is_probe_user_agent;
 use crate::classify::{method_label, UpstreamErrorKind};
 use crate::proxy::fast::upstream::h2::UpstreamSide;
 use crate::proxy::finish::{finish, Finished, GrpcCall, Judged, Outcome};
-use crate::proxy::h2::conn::Key;
+use crate::proxy::h2::conn::StreamKey;
 use crate::proxy::h2::fields::FieldBlock;
 use crate::proxy::in_flight::{InFlight, Permit};
 use crate::proxy::request_head::target_path;
@@ -39,7 +39,7 @@ pub(in crate::proxy::fast) enum Link {
         /// The upstream connection.
         upstream: Shared<UpstreamSide>,
         /// The stream on it.
-        key: Key,
+        key: StreamKey,
     },
     /// An HTTP/1 upstream connection, driven by a future in the client's task.
     Http1(Http1Call),
@@ -69,8 +69,8 @@ pub(in crate::proxy::fast) struct Retained {
 /// Request bodies kept for a retry up to this size; a larger one is not retried.
 pub(in crate::proxy::fast) const RETAIN_LIMIT: usize = 64 * 1024;
 
-/// One client stream's exchange (see the module docs).
-pub(in crate::proxy::fast) struct Exchange {
+/// One client stream's exchange while statuscope carries it (see the module docs).
+pub(in crate::proxy::fast) struct Carried {
     /// The settings in force when the request head arrived, kept to its end.
     pub settings: Arc<LiveSettings>,
     /// When the request head arrived.
@@ -127,7 +127,7 @@ thread_local! {
     static SPARE: RefCell<Vec<Buffers>> = const { RefCell::new(Vec::new()) };
 }
 
-impl Exchange {
+impl Carried {
     /// An exchange for a request whose head is `request`, begun at `started`.
     pub(in crate::proxy::fast) fn new(
         settings: Arc<LiveSettings>,
@@ -135,7 +135,7 @@ impl Exchange {
         in_flight: InFlight,
         permit: Option<Permit>,
         request_head: &FieldBlock,
-    ) -> Box<Exchange> {
+    ) -> Box<Carried> {
         let Buffers {
             blocks: [mut request, response, trailers],
             body,
@@ -151,7 +151,7 @@ impl Exchange {
             request.get("grpc-timeout"),
             started,
         );
-        Box::new(Exchange {
+        Box::new(Carried {
             settings,
             started,
             _in_flight: in_flight,
@@ -266,9 +266,9 @@ impl Exchange {
     }
 }
 
-impl std::fmt::Debug for Exchange {
+impl std::fmt::Debug for Carried {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Exchange")
+        f.debug_struct("Carried")
             .field("method", &self.method)
             .field("status", &self.status)
             .field("ending", &self.ending)
@@ -276,7 +276,7 @@ impl std::fmt::Debug for Exchange {
     }
 }
 
-impl Drop for Exchange {
+impl Drop for Carried {
     fn drop(&mut self) {
         // Not at all while the thread's own spare list is being torn down.
         let mut body = std::mem::take(&mut self.retained.body);

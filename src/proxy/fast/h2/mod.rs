@@ -28,10 +28,10 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use pingora::protocols::Stream;
 
-use crate::proxy::h2::conn::{Conn, Key, WBUF_SOFT_CAP};
+use crate::proxy::h2::conn::{Conn, StreamKey, WBUF_SOFT_CAP};
 use crate::record::Recorder;
 
-use exchange::Exchange;
+use exchange::Carried;
 
 pub(in crate::proxy::fast) use client::serve;
 
@@ -55,7 +55,7 @@ pub(in crate::proxy::fast) fn lock<T>(shared: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug, Default)]
 pub(in crate::proxy::fast) struct OnClient {
     /// Set once the request head was accepted.
-    pub exchange: Option<Box<Exchange>>,
+    pub exchange: Option<Box<Carried>>,
 }
 
 /// A client connection as its task and the upstream connections' tasks share it.
@@ -68,7 +68,7 @@ pub(in crate::proxy::fast) struct ClientSide {
     /// A write by another task found the socket gone.
     pub failed: bool,
     /// Streams whose exchange ended: tallied and judged once what was written for them is out.
-    pub ended: Vec<Key>,
+    pub ended: Vec<StreamKey>,
     /// Where the tallies go.
     pub recorder: Recorder,
 }
@@ -130,12 +130,12 @@ impl ClientSide {
     }
 
     /// The exchange a stream carries, while it has one.
-    pub fn exchange(&self, key: Key) -> Option<&Exchange> {
+    pub fn exchange(&self, key: StreamKey) -> Option<&Carried> {
         self.conn.streams.get(key)?.user.exchange.as_deref()
     }
 
     /// The exchange a stream carries, while it has one.
-    pub fn exchange_mut(&mut self, key: Key) -> Option<&mut Exchange> {
+    pub fn exchange_mut(&mut self, key: StreamKey) -> Option<&mut Carried> {
         self.conn.streams.get_mut(key)?.user.exchange.as_deref_mut()
     }
 }
@@ -146,5 +146,5 @@ pub(in crate::proxy::fast) struct Peer {
     /// The client connection.
     pub client: Shared<ClientSide>,
     /// The stream on it.
-    pub key: Key,
+    pub key: StreamKey,
 }

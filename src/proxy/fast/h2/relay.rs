@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use super::answer::{self, write_answer};
-use super::exchange::{Exchange, Link};
+use super::exchange::{Carried, Link};
 use super::to_http1::Http1Call;
 use super::{lock, outbox, ClientSide, Peer, Shared};
 use crate::classify::UpstreamErrorKind;
@@ -23,7 +23,7 @@ use crate::proxy::fast::h1::is_idempotent;
 use crate::proxy::fast::upstream::h2::{self as pool, Inbox, InboxEnd, OnUpstream, UpstreamSide};
 use crate::proxy::fast::FastEngine;
 use crate::proxy::finish::{response_sampler, Outcome};
-use crate::proxy::h2::conn::{Event, HeadKind, Key};
+use crate::proxy::h2::conn::{Event, HeadKind, StreamKey};
 use crate::proxy::h2::fields::FieldBlock;
 use crate::proxy::h2::frame::Reason;
 
@@ -34,9 +34,9 @@ pub(super) struct ClientTask<'a> {
     pub me: &'a Shared<ClientSide>,
     pub now: Instant,
     /// Streams whose request head came in this batch, sent on at its end.
-    pub opened: &'a mut Vec<Key>,
+    pub opened: &'a mut Vec<StreamKey>,
     /// Streams that go to an HTTP/1 upstream: the task starts their futures.
-    pub http1: &'a mut Vec<Key>,
+    pub http1: &'a mut Vec<StreamKey>,
 }
 
 /// Acts on one event of a client connection.
@@ -64,7 +64,12 @@ pub(super) fn client_event(side: &mut ClientSide, event: Event<'_>, task: &mut C
 }
 
 /// A request head: refused, shed, or sent on to the upstream.
-fn request_head(side: &mut ClientSide, key: Key, end_stream: bool, task: &mut ClientTask<'_>) {
+fn request_head(
+    side: &mut ClientSide,
+    key: StreamKey,
+    end_stream: bool,
+    task: &mut ClientTask<'_>,
+) {
     let engine = task.engine;
     let settings = engine.settings.current();
     let in_flight = engine.in_flight.arrive();
@@ -74,7 +79,7 @@ fn request_head(side: &mut ClientSide, key: Key, end_stream: bool, task: &mut Cl
         None => engine.in_flight.try_admit(settings.max_in_flight),
         Some(_) => None,
     };
-    let mut exchange = Exchange::new(settings, task.now, in_flight, None, block);
+    let mut exchange = Carried::new(settings, task.now, in_flight, None, block);
     exchange.request_ended = end_stream;
     let refusal = refusal
         .or((permit.is_none()).then_some((ProxyError::OVERLOADED, ProxyError::OVERLOADED.detail)));
@@ -142,7 +147,7 @@ fn refusal_of(block: &FieldBlock) -> Option<(ProxyError, &'static str)> {
 
 /// Opens the exchange's stream on an upstream connection (a new one when `fresh`) and sends
 /// its head, and any body already kept for it; returns how much of that body went out.
-pub(super) fn dispatch(exchange: &mut Exchange, peer: Peer, fresh: bool) -> usize {
+pub(super) fn dispatch(exchange: &mut Carried, peer: Peer, fresh: bool) -> usize {
     let settings = &exchange.settings;
     let dial = pool::Dial {
         addr: settings.upstream,
@@ -187,7 +192,13 @@ pub(super) fn dispatch(exchange: &mut Exchange, peer: Peer, fresh: bool) -> usiz
 }
 
 /// Request body bytes: on to the upstream as far as its windows allow.
-fn request_data(side: &mut ClientSide, key: Key, data: &[u8], end_stream: bool, now: Instant) {
+fn request_data(
+    side: &mut ClientSide,
+    key: StreamKey,
+    data: &[u8],
+    end_stream: bool,
+    now: Instant,
+) {
     let Some(exchange) = side.exchange_mut(key) else {
         // The exchange is over: what is left of the request is read and dropped.
         side.conn.consumed(key, data.len());
@@ -223,7 +234,7 @@ fn request_data(side: &mut ClientSide, key: Key, data: &[u8], end_stream: bool, 
 }
 
 /// Request trailers: on to the upstream, behind the body.
-fn request_trailers(side: &mut ClientSide, key: Key, now: Instant) {
+fn request_trailers(side: &mut ClientSide, key: StreamKey, now: Instant) {
     let (stream, block) = side.conn.stream_and_block(key);
     let Some(exchange) = stream.and_then(|s| s.user.exchange.as_mut()) else {
         remove_if_closed(side, key);
@@ -249,7 +260,7 @@ fn request_trailers(side: &mut ClientSide, key: Key, now: Instant) {
 }
 
 /// Takes out a stream whose exchange was tallied once the client has ended its half too.
-pub(super) fn remove_if_closed(side: &mut ClientSide, key: Key) {
+pub(super) fn remove_if_closed(side: &mut ClientSide, key: StreamKey) {
     let over = side
         .conn
         .streams
@@ -261,7 +272,7 @@ pub(super) fn remove_if_closed(side: &mut ClientSide, key: Key) {
 }
 
 /// Unlinks a client stream from its upstream stream, which is reset if still open.
-fn unlink(side: &mut ClientSide, key: Key) {
+fn unlink(side: &mut ClientSide, key: StreamKey) {
     if let Some(exchange) = side.exchange_mut(key) {
         exchange.unlink();
     }
@@ -269,7 +280,7 @@ fn unlink(side: &mut ClientSide, key: Key) {
 
 /// A client window opened: what waited for it goes out, and the upstream streams it came from
 /// get their windows back.
-pub(super) fn client_window(side: &mut ClientSide, key: Option<Key>) {
+pub(super) fn client_window(side: &mut ClientSide, key: Option<StreamKey>) {
     let mut keys = Vec::new();
     match key {
         Some(key) => keys.push(key),
@@ -294,7 +305,7 @@ pub(super) fn client_window(side: &mut ClientSide, key: Option<Key>) {
 }
 
 /// Ends an exchange whose response went out whole: the END_STREAM is in the write buffer.
-fn complete_if_sent(side: &mut ClientSide, key: Key, now: Instant) {
+fn complete_if_sent(side: &mut ClientSide, key: StreamKey, now: Instant) {
     let Some(stream) = side.conn.streams.get_mut(key) else {
         return;
     };
@@ -342,7 +353,7 @@ pub(in crate::proxy::fast) fn upstream_event(
         } => upstream_reset(up, key, reason, by_peer, now),
         Event::WindowOpened(key) => upstream_window(up, key),
         Event::GoAway { last_stream, .. } => {
-            let unprocessed: Vec<Key> = up
+            let unprocessed: Vec<StreamKey> = up
                 .conn
                 .streams
                 .keys()
@@ -361,7 +372,7 @@ pub(in crate::proxy::fast) fn upstream_event(
 }
 
 /// The client stream an upstream stream answers.
-fn peer_of(up: &UpstreamSide, key: Key) -> Option<Peer> {
+fn peer_of(up: &UpstreamSide, key: StreamKey) -> Option<Peer> {
     match &up.conn.streams.get(key)?.user {
         OnUpstream::Relay(peer) => Some(peer.clone()),
         OnUpstream::Unlinked | OnUpstream::Local(_) => None,
@@ -369,7 +380,7 @@ fn peer_of(up: &UpstreamSide, key: Key) -> Option<Peer> {
 }
 
 /// The inbox of an upstream stream an HTTP/1 client's task reads.
-fn inbox_of(up: &mut UpstreamSide, key: Key) -> Option<&mut Inbox> {
+fn inbox_of(up: &mut UpstreamSide, key: StreamKey) -> Option<&mut Inbox> {
     match &mut up.conn.streams.get_mut(key)?.user {
         OnUpstream::Local(inbox) => Some(inbox),
         _ => None,
@@ -383,7 +394,7 @@ fn end_inbox(inbox: &mut Inbox, end: InboxEnd) {
 }
 
 /// Keeps an upstream stream's event in its inbox for the HTTP/1 client's task reading it.
-fn local_event(up: &mut UpstreamSide, key: Key, event: Event<'_>) {
+fn local_event(up: &mut UpstreamSide, key: StreamKey, event: Event<'_>) {
     let malformed = {
         let block = up.conn.block();
         block.malformed.is_some() || block.too_large
@@ -457,7 +468,7 @@ fn local_event(up: &mut UpstreamSide, key: Key, event: Event<'_>) {
 /// an upstream stream whose client stream is gone is reset.
 fn with_exchange(
     up: &mut UpstreamSide,
-    key: Key,
+    key: StreamKey,
     act: impl FnOnce(&mut UpstreamSide, &mut ClientSide, &Peer),
 ) {
     let Some(peer) = peer_of(up, key) else {
@@ -483,12 +494,18 @@ fn with_exchange(
     }
 }
 
-fn exchange_of(client: &mut ClientSide, key: Key) -> &mut Exchange {
+fn exchange_of(client: &mut ClientSide, key: StreamKey) -> &mut Carried {
     client.exchange_mut(key).expect("checked alive")
 }
 
 /// A response head (interim or final) or trailers: on to the client.
-fn response_head(up: &mut UpstreamSide, key: Key, kind: HeadKind, end_stream: bool, now: Instant) {
+fn response_head(
+    up: &mut UpstreamSide,
+    key: StreamKey,
+    kind: HeadKind,
+    end_stream: bool,
+    now: Instant,
+) {
     with_exchange(up, key, |up, client, peer| {
         let peer = peer.key;
         let block = up.conn.block();
@@ -524,7 +541,13 @@ fn response_head(up: &mut UpstreamSide, key: Key, kind: HeadKind, end_stream: bo
 }
 
 /// Response body bytes: on to the client as far as its windows allow, sampled on the way.
-fn response_data(up: &mut UpstreamSide, key: Key, data: &[u8], end_stream: bool, now: Instant) {
+fn response_data(
+    up: &mut UpstreamSide,
+    key: StreamKey,
+    data: &[u8],
+    end_stream: bool,
+    now: Instant,
+) {
     with_exchange(up, key, |up, client, peer| {
         let peer = peer.key;
         let exchange = exchange_of(client, peer);
@@ -539,7 +562,13 @@ fn response_data(up: &mut UpstreamSide, key: Key, data: &[u8], end_stream: bool,
 }
 
 /// The upstream reset a stream, or broke the protocol on it.
-fn upstream_reset(up: &mut UpstreamSide, key: Key, reason: Reason, by_peer: bool, now: Instant) {
+fn upstream_reset(
+    up: &mut UpstreamSide,
+    key: StreamKey,
+    reason: Reason,
+    by_peer: bool,
+    now: Instant,
+) {
     if by_peer && reason == Reason::REFUSED_STREAM {
         return refused(up, key, false, UpstreamErrorKind::Reset, now);
     }
@@ -569,7 +598,7 @@ fn upstream_reset(up: &mut UpstreamSide, key: Key, reason: Reason, by_peer: bool
 /// may have processed it).
 fn refused(
     up: &mut UpstreamSide,
-    key: Key,
+    key: StreamKey,
     idempotent_only: bool,
     kind: UpstreamErrorKind,
     now: Instant,
@@ -594,7 +623,7 @@ fn refused(
 
 /// An upstream window opened (or its write buffer emptied): what waited goes out, and the
 /// client streams it came from get their windows back.
-pub(in crate::proxy::fast) fn upstream_window(up: &mut UpstreamSide, key: Option<Key>) {
+pub(in crate::proxy::fast) fn upstream_window(up: &mut UpstreamSide, key: Option<StreamKey>) {
     let mut keys = Vec::new();
     match key {
         Some(key) => keys.push(key),
@@ -626,7 +655,7 @@ pub(in crate::proxy::fast) fn upstream_lost(
     kind: UpstreamErrorKind,
     now: Instant,
 ) {
-    let keys: Vec<Key> = up.conn.streams.keys().collect();
+    let keys: Vec<StreamKey> = up.conn.streams.keys().collect();
     let retry = !matches!(
         kind,
         UpstreamErrorKind::ConnectRefused | UpstreamErrorKind::ConnectTimeout

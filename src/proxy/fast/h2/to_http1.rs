@@ -18,16 +18,16 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
 use super::answer;
-use super::exchange::{Exchange, Link};
+use super::exchange::{Carried, Link};
 use super::{lock, ClientSide, Shared};
 use crate::classify::UpstreamErrorKind;
 use crate::proxy::chunked::{write_chunk_size, write_last_chunk};
 use crate::proxy::fast::deadline::{read_deadline, Deadline};
 use crate::proxy::fast::h1::BodyLeft;
-use crate::proxy::fast::upstream::http1::Upstream;
+use crate::proxy::fast::upstream::http1::UpstreamConn;
 use crate::proxy::fast::upstream::response_head::{self, Asked, Framing, Parsed, ResponseHead};
 use crate::proxy::finish::{response_sampler, Outcome};
-use crate::proxy::h2::conn::Key;
+use crate::proxy::h2::conn::StreamKey;
 use crate::proxy::h2::fields::{field_problem, FieldBlock};
 use crate::proxy::h2::hpack::encode_field;
 use crate::rules::FieldSpan;
@@ -138,7 +138,7 @@ enum Failed {
 }
 
 /// Carries the exchange of client stream `key` to an HTTP/1 upstream, to its end.
-pub(super) async fn carry(client: Shared<ClientSide>, key: Key, pool_capacity: usize) {
+pub(super) async fn carry(client: Shared<ClientSide>, key: StreamKey, pool_capacity: usize) {
     let mut timer = Deadline::default();
     let mut call = Call {
         client: &client,
@@ -159,7 +159,7 @@ pub(super) async fn carry(client: Shared<ClientSide>, key: Key, pool_capacity: u
 /// One call's state.
 struct Call<'a> {
     client: &'a Shared<ClientSide>,
-    key: Key,
+    key: StreamKey,
     /// A head or body piece for the upstream.
     out: Vec<u8>,
     spans: Vec<FieldSpan>,
@@ -168,8 +168,8 @@ struct Call<'a> {
 /// Runs `act` on the exchange of client stream `key`, if it is still there and has not ended.
 fn with<T>(
     client: &Shared<ClientSide>,
-    key: Key,
-    act: impl FnOnce(&mut ClientSide, &mut Exchange) -> T,
+    key: StreamKey,
+    act: impl FnOnce(&mut ClientSide, &mut Carried) -> T,
 ) -> Result<T, Failed> {
     let mut side = lock(client);
     let mut exchange = side
@@ -208,12 +208,12 @@ impl Call<'_> {
         })?;
         self.out = out;
         let mut upstream =
-            match Upstream::checkout(settings.upstream, settings.timeouts.idle, started) {
+            match UpstreamConn::checkout(settings.upstream, settings.timeouts.idle, started) {
                 Some(upstream) => upstream,
                 None => timer
                     .run(
                         || Some(Instant::now() + settings.timeouts.connect),
-                        Upstream::connect(settings.upstream),
+                        UpstreamConn::connect(settings.upstream),
                     )
                     .await
                     .unwrap_or(Err(UpstreamErrorKind::ConnectTimeout))
@@ -252,7 +252,7 @@ impl Call<'_> {
     /// passing interim ones on; says whether the whole body went out.
     async fn send(
         &mut self,
-        upstream: &mut Upstream,
+        upstream: &mut UpstreamConn,
         timer: &mut Deadline,
         chunked: bool,
         asked: Asked,
@@ -309,7 +309,7 @@ impl Call<'_> {
     fn poll_body(
         &mut self,
         cx: &mut Context<'_>,
-        upstream: &mut Upstream,
+        upstream: &mut UpstreamConn,
         chunked: bool,
         asked: Asked,
     ) -> Poll<Result<Next, Failed>> {
@@ -347,7 +347,7 @@ impl Call<'_> {
     fn poll_head(
         &mut self,
         cx: &mut Context<'_>,
-        upstream: &mut Upstream,
+        upstream: &mut UpstreamConn,
         asked: Asked,
     ) -> Poll<Result<ResponseHead, Failed>> {
         loop {
@@ -381,7 +381,7 @@ impl Call<'_> {
     /// Waits for the next response head, within the read timeout and the response deadline.
     async fn await_head(
         &mut self,
-        upstream: &mut Upstream,
+        upstream: &mut UpstreamConn,
         timer: &mut Deadline,
         asked: Asked,
         timeouts: &crate::config::Timeouts,
@@ -401,7 +401,11 @@ impl Call<'_> {
     }
 
     /// Passes an interim response on to the client.
-    fn pass_interim(&mut self, upstream: &mut Upstream, head: &ResponseHead) -> Result<(), Failed> {
+    fn pass_interim(
+        &mut self,
+        upstream: &mut UpstreamConn,
+        head: &ResponseHead,
+    ) -> Result<(), Failed> {
         let (spans, key) = (&self.spans, self.key);
         with(self.client, key, |side, exchange| {
             exchange.sent_continue |= head.status == 100;
@@ -453,7 +457,7 @@ impl Call<'_> {
     /// `Ok(true)` when the body ended where its framing said.
     async fn respond(
         &mut self,
-        upstream: &mut Upstream,
+        upstream: &mut UpstreamConn,
         timer: &mut Deadline,
         head: ResponseHead,
         settings: &crate::proxy::settings::LiveSettings,

@@ -30,7 +30,7 @@ use crate::proxy::fast::deadline::{read_deadline, Deadline};
 const RESPONSE_BUFFER: usize = 16 * 1024;
 
 /// One connection to the upstream with its response buffer.
-pub struct Upstream {
+pub struct UpstreamConn {
     /// The socket.
     pub stream: TcpStream,
     /// Response bytes, up to `filled`: a head, then body pieces as they stream. Zeroed once
@@ -52,7 +52,7 @@ const SPARE_BUFFERS: usize = 64;
 thread_local! {
     /// This worker's idle connections, the most recently used at the back. They hold no
     /// buffer: a connection gets one when it is taken.
-    static POOL: RefCell<VecDeque<Upstream>> = const { RefCell::new(VecDeque::new()) };
+    static POOL: RefCell<VecDeque<UpstreamConn>> = const { RefCell::new(VecDeque::new()) };
     /// Buffers of connections returned to the pool.
     static BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
@@ -64,15 +64,15 @@ fn buffer() -> Vec<u8> {
         .unwrap_or_else(|| vec![0; RESPONSE_BUFFER])
 }
 
-impl Upstream {
+impl UpstreamConn {
     /// Connects to `addr` (the caller bounds the wait).
-    pub async fn connect(addr: SocketAddr) -> Result<Upstream, UpstreamErrorKind> {
+    pub async fn connect(addr: SocketAddr) -> Result<UpstreamConn, UpstreamErrorKind> {
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|_| UpstreamErrorKind::ConnectRefused)?;
         // Heads and small bodies go out in one segment each; nothing waits for more.
         let _ = stream.set_nodelay(true);
-        Ok(Upstream {
+        Ok(UpstreamConn {
             stream,
             buf: buffer(),
             filled: 0,
@@ -84,7 +84,11 @@ impl Upstream {
 
     /// Takes this worker's most recently used idle connection to `addr` that is still good,
     /// dropping the stale and the expired on the way.
-    pub fn checkout(addr: SocketAddr, idle_timeout: Duration, now: Instant) -> Option<Upstream> {
+    pub fn checkout(
+        addr: SocketAddr,
+        idle_timeout: Duration,
+        now: Instant,
+    ) -> Option<UpstreamConn> {
         POOL.with_borrow_mut(|pool| {
             while let Some(mut upstream) = pool.pop_back() {
                 if upstream.addr == addr
@@ -167,7 +171,7 @@ impl Upstream {
 }
 
 /// Drops connections at the front (the longest idle) once they are past `idle_timeout`.
-fn expire_oldest(pool: &mut VecDeque<Upstream>, idle_timeout: Duration, now: Instant) {
+fn expire_oldest(pool: &mut VecDeque<UpstreamConn>, idle_timeout: Duration, now: Instant) {
     while pool
         .front()
         .is_some_and(|oldest| now.saturating_duration_since(oldest.idle_since) >= idle_timeout)
@@ -195,14 +199,14 @@ mod tests {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let idle = Duration::from_secs(60);
-            let mut upstream = Upstream::connect(addr).await.unwrap();
+            let mut upstream = UpstreamConn::connect(addr).await.unwrap();
             let (mut accepted, _) = listener.accept().await.unwrap();
             accepted.write_all(b"response").await.unwrap();
             let mut buf = [0u8; 8];
             upstream.stream.read_exact(&mut buf).await.unwrap();
             upstream.mark_drained();
             upstream.checkin(4, Instant::now());
-            let again = Upstream::checkout(addr, idle, Instant::now()).expect("reused");
+            let again = UpstreamConn::checkout(addr, idle, Instant::now()).expect("reused");
             assert!(again.reused);
             again.mark_drained();
             again.checkin(4, Instant::now());
@@ -212,7 +216,7 @@ mod tests {
                 POOL.with_borrow(|pool| pool[0].stream.poll_read_ready(cx).map(|_| ()))
             })
             .await;
-            assert!(Upstream::checkout(addr, idle, Instant::now()).is_none());
+            assert!(UpstreamConn::checkout(addr, idle, Instant::now()).is_none());
         });
     }
 
@@ -222,14 +226,14 @@ mod tests {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let idle = Duration::from_secs(60);
-            let upstream = Upstream::connect(addr).await.unwrap();
+            let upstream = UpstreamConn::connect(addr).await.unwrap();
             let now = Instant::now();
             upstream.checkin(4, now);
-            assert!(Upstream::checkout(addr, idle, now + idle).is_none());
-            let upstream = Upstream::connect(addr).await.unwrap();
+            assert!(UpstreamConn::checkout(addr, idle, now + idle).is_none());
+            let upstream = UpstreamConn::connect(addr).await.unwrap();
             upstream.checkin(4, now);
             let other: SocketAddr = "127.0.0.1:1".parse().unwrap();
-            assert!(Upstream::checkout(other, idle, now).is_none());
+            assert!(UpstreamConn::checkout(other, idle, now).is_none());
             assert!(POOL.with_borrow(VecDeque::is_empty));
         });
     }

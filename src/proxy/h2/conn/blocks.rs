@@ -7,7 +7,7 @@ use super::receive::{conn_error, ConnError, Event, HeadKind};
 use super::{Conn, Lifecycle, Role};
 use crate::proxy::h2::budget;
 use crate::proxy::h2::fields::BlockKind;
-use crate::proxy::h2::frame::{self, flag, kind, Head, Reason, MAX_FRAME_SIZE, MAX_WINDOW};
+use crate::proxy::h2::frame::{self, flag, kind, FrameHead, Reason, MAX_FRAME_SIZE, MAX_WINDOW};
 
 /// A header block still arriving in CONTINUATION frames.
 #[derive(Debug)]
@@ -21,7 +21,7 @@ pub(super) struct Partial {
 impl<U: Default> Conn<U> {
     pub(super) fn read_headers<'a>(
         &mut self,
-        head: Head,
+        head: FrameHead,
         payload: &'a [u8],
     ) -> Result<Option<Event<'a>>, ConnError> {
         if head.stream == 0 {
@@ -66,7 +66,7 @@ impl<U: Default> Conn<U> {
     }
     pub(super) fn read_continuation<'a>(
         &mut self,
-        head: Head,
+        head: FrameHead,
         payload: &'a [u8],
     ) -> Result<Option<Event<'a>>, ConnError> {
         let Some(partial) = self.receive.partial.as_mut() else {
@@ -206,7 +206,7 @@ impl<U: Default> Conn<U> {
         id: u32,
         end_stream: bool,
     ) -> Result<Option<Event<'a>>, ConnError> {
-        let head = Head {
+        let head = FrameHead {
             len: 0,
             kind: kind::HEADERS,
             flags: 0,

@@ -19,7 +19,7 @@ use super::hpack::Decoder;
 
 pub use receive::{ConnError, Event, HeadKind};
 use streams::PendingEnd;
-pub use streams::{Key, Stream, Streams};
+pub use streams::{Stream, StreamKey, Streams};
 
 /// Which end of the connection this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,7 +163,7 @@ impl<U> Conn<U> {
 
     /// A stream and the last decoded header block, together (valid while handling the
     /// block's [`Event::Headers`]).
-    pub fn stream_and_block(&mut self, key: Key) -> (Option<&mut Stream<U>>, &FieldBlock) {
+    pub fn stream_and_block(&mut self, key: StreamKey) -> (Option<&mut Stream<U>>, &FieldBlock) {
         (self.streams.get_mut(key), &self.block)
     }
 
@@ -203,7 +203,7 @@ impl<U> Conn<U> {
     }
 
     /// Opens a client stream for `user`; `None` when the connection has no room.
-    pub fn open(&mut self, user: U) -> Option<Key> {
+    pub fn open(&mut self, user: U) -> Option<StreamKey> {
         if self.role != Role::Client || !self.has_room() {
             return None;
         }
@@ -216,7 +216,7 @@ impl<U> Conn<U> {
         Some(self.insert_stream(id, user))
     }
 
-    fn insert_stream(&mut self, id: u32, user: U) -> Key {
+    fn insert_stream(&mut self, id: u32, user: U) -> StreamKey {
         self.streams.insert(Stream {
             user,
             id,
@@ -235,7 +235,7 @@ impl<U> Conn<U> {
 
     /// Takes a stream out of the connection, giving back its user data. A stream still open
     /// either way is reset first (CANCEL).
-    pub fn remove(&mut self, key: Key) -> Option<U> {
+    pub fn remove(&mut self, key: StreamKey) -> Option<U> {
         let open = self.streams.get(key).is_some_and(|s| !s.is_closed());
         if open {
             self.reset(key, Reason::CANCEL);
@@ -248,7 +248,7 @@ impl<U> Conn<U> {
     /// is over and they will never be sent on. Without it their share of the connection's
     /// window would be lost for good, and a client still sending on the stream would wait
     /// for a window that never opens.
-    pub fn release(&mut self, key: Key) {
+    pub fn release(&mut self, key: StreamKey) {
         let initial = self.limits.initial_window;
         if let Some(held) = self.streams.get(key).map(|s| s.held(initial)) {
             self.consumed(key, held as usize);
@@ -256,7 +256,7 @@ impl<U> Conn<U> {
     }
 
     /// Marks a half closed, keeping the count of active streams.
-    fn close_half(&mut self, key: Key, recv: bool) {
+    fn close_half(&mut self, key: StreamKey, recv: bool) {
         let Some(stream) = self.streams.get_mut(key) else {
             return;
         };
@@ -276,7 +276,12 @@ impl<U> Conn<U> {
     /// Writes a header block for a stream: `encode` appends the block; it goes out in a
     /// HEADERS frame (and CONTINUATION frames if it is larger than the peer's frame size).
     /// Trailers (`end_stream` after data) wait behind queued data.
-    pub fn send_headers(&mut self, key: Key, end_stream: bool, encode: impl FnOnce(&mut Vec<u8>)) {
+    pub fn send_headers(
+        &mut self,
+        key: StreamKey,
+        end_stream: bool,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) {
         let Some(stream) = self.streams.get_mut(key) else {
             return;
         };
@@ -342,7 +347,7 @@ impl<U> Conn<U> {
     /// Sends body bytes on a stream as far as the windows allow and queues the rest (which
     /// [`Conn::drain`] sends as they open); `end_stream` ends the stream after them. Returns how
     /// many were sent now: the sender's credit.
-    pub fn send_data(&mut self, key: Key, data: &[u8], end_stream: bool) -> usize {
+    pub fn send_data(&mut self, key: StreamKey, data: &[u8], end_stream: bool) -> usize {
         let Some(stream) = self.streams.get(key) else {
             return 0;
         };
@@ -372,7 +377,7 @@ impl<U> Conn<U> {
 
     /// Writes DATA frames for `data`, which the windows allow; the last carries END_STREAM when
     /// `end_stream`.
-    fn write_data(&mut self, key: Key, data: &[u8], end_stream: bool) {
+    fn write_data(&mut self, key: StreamKey, data: &[u8], end_stream: bool) {
         let Some(stream) = self.streams.get_mut(key) else {
             return;
         };
@@ -397,7 +402,7 @@ impl<U> Conn<U> {
 
     /// Sends what a stream has queued, as far as the windows now allow, and what ends it once
     /// the queue is empty. Returns how many body bytes went out: the sender's credit.
-    pub fn drain(&mut self, key: Key) -> usize {
+    pub fn drain(&mut self, key: StreamKey) -> usize {
         let Some(stream) = self.streams.get_mut(key) else {
             return 0;
         };
@@ -433,7 +438,7 @@ impl<U> Conn<U> {
     }
 
     /// Streams with data or an end waiting for window, into `into` (cleared first).
-    pub fn blocked(&mut self, into: &mut Vec<Key>) {
+    pub fn blocked(&mut self, into: &mut Vec<StreamKey>) {
         into.clear();
         if !self.maybe_blocked {
             return;
@@ -449,7 +454,7 @@ impl<U> Conn<U> {
     /// Gives back `n` bytes of a stream's receive window, taken by the other side, and of the
     /// connection's (unless the connection gave them back on receipt); a WINDOW_UPDATE goes
     /// out once half a window is owed.
-    pub fn consumed(&mut self, key: Key, n: usize) {
+    pub fn consumed(&mut self, key: StreamKey, n: usize) {
         if n == 0 {
             return;
         }
@@ -482,7 +487,7 @@ impl<U> Conn<U> {
     }
 
     /// Resets a stream (RST_STREAM) and closes both its halves; nothing queued is sent.
-    pub fn reset(&mut self, key: Key, reason: Reason) {
+    pub fn reset(&mut self, key: StreamKey, reason: Reason) {
         let Some(stream) = self.streams.get(key) else {
             return;
         };

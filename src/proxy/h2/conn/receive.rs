@@ -9,10 +9,10 @@
 use std::time::Instant;
 
 use super::blocks::Partial;
-use super::streams::Key;
+use super::streams::StreamKey;
 use super::{Conn, Lifecycle, Role};
 use crate::proxy::h2::frame::{
-    self, flag, kind, setting, Head, Reason, MAX_FRAME_SIZE, MAX_WINDOW,
+    self, flag, kind, setting, FrameHead, Reason, MAX_FRAME_SIZE, MAX_WINDOW,
 };
 
 /// What a frame asks of the relay.
@@ -21,7 +21,7 @@ pub enum Event<'a> {
     /// A complete header block for a stream, in [`Conn::block`].
     Headers {
         /// The stream (new, for a request).
-        key: Key,
+        key: StreamKey,
         /// What the block is.
         kind: HeadKind,
         /// The peer ends its half of the stream with it.
@@ -30,7 +30,7 @@ pub enum Event<'a> {
     /// Body bytes for a stream.
     Data {
         /// The stream.
-        key: Key,
+        key: StreamKey,
         /// The bytes, padding left out.
         data: &'a [u8],
         /// The peer ends its half of the stream with them.
@@ -39,14 +39,14 @@ pub enum Event<'a> {
     /// The stream was reset: by the peer, or by this end for breaking the protocol.
     Reset {
         /// The stream, closed both ways now.
-        key: Key,
+        key: StreamKey,
         /// The error code.
         reason: Reason,
         /// The peer sent the RST_STREAM.
         by_peer: bool,
     },
     /// A window grew: a stream's, or (`None`) the connection's or every stream's.
-    WindowOpened(Option<Key>),
+    WindowOpened(Option<StreamKey>),
     /// The peer sent GOAWAY: streams above `last_stream` were not processed.
     GoAway {
         /// The last stream the peer may have processed.
@@ -58,7 +58,7 @@ pub enum Event<'a> {
 
 impl Event<'_> {
     /// The stream the event is about, if one.
-    pub fn key(&self) -> Option<Key> {
+    pub fn key(&self) -> Option<StreamKey> {
         match self {
             Event::Headers { key, .. } | Event::Data { key, .. } | Event::Reset { key, .. } => {
                 Some(*key)
@@ -159,7 +159,7 @@ impl<U: Default> Conn<U> {
         if self.receive.preface_left > 0 {
             return self.read_preface(buf);
         }
-        let Some(head) = Head::parse(buf) else {
+        let Some(head) = FrameHead::parse(buf) else {
             return Ok((0, None));
         };
         if head.len > MAX_FRAME_SIZE {
@@ -221,7 +221,7 @@ impl<U: Default> Conn<U> {
 
     /// Checks a stream id a peer's frame names: not 0, and (for frames other than HEADERS) not
     /// a stream that was never opened.
-    pub(super) fn known_stream(&self, head: &Head) -> Result<Option<Key>, ConnError> {
+    pub(super) fn known_stream(&self, head: &FrameHead) -> Result<Option<StreamKey>, ConnError> {
         if head.stream == 0 {
             return Err(conn_error(
                 Reason::PROTOCOL_ERROR,
@@ -242,7 +242,7 @@ impl<U: Default> Conn<U> {
     }
 
     /// Strips the padding of a DATA or HEADERS payload.
-    pub(super) fn unpad<'p>(head: &Head, payload: &'p [u8]) -> Result<&'p [u8], ConnError> {
+    pub(super) fn unpad<'p>(head: &FrameHead, payload: &'p [u8]) -> Result<&'p [u8], ConnError> {
         if !head.has(flag::PADDED) {
             return Ok(payload);
         }
@@ -261,7 +261,7 @@ impl<U: Default> Conn<U> {
 
     fn read_data<'a>(
         &mut self,
-        head: Head,
+        head: FrameHead,
         payload: &'a [u8],
         now: Instant,
     ) -> Result<Option<Event<'a>>, ConnError> {
@@ -330,7 +330,7 @@ impl<U: Default> Conn<U> {
     }
 
     /// Resets a stream for breaking the protocol and tells the relay.
-    pub(super) fn stream_error<'a>(&mut self, key: Key, reason: Reason) -> Option<Event<'a>> {
+    pub(super) fn stream_error<'a>(&mut self, key: StreamKey, reason: Reason) -> Option<Event<'a>> {
         self.reset(key, reason);
         Some(Event::Reset {
             key,
@@ -341,7 +341,7 @@ impl<U: Default> Conn<U> {
 
     fn read_priority<'a>(
         &mut self,
-        head: Head,
+        head: FrameHead,
         payload: &[u8],
     ) -> Result<Option<Event<'a>>, ConnError> {
         if head.stream == 0 {
@@ -354,7 +354,7 @@ impl<U: Default> Conn<U> {
 
     fn read_reset<'a>(
         &mut self,
-        head: Head,
+        head: FrameHead,
         payload: &[u8],
     ) -> Result<Option<Event<'a>>, ConnError> {
         sized(payload, 4, "RST_STREAM of the wrong size")?;
@@ -380,7 +380,7 @@ impl<U: Default> Conn<U> {
 
     fn read_settings<'a>(
         &mut self,
-        head: Head,
+        head: FrameHead,
         payload: &[u8],
         now: Instant,
     ) -> Result<Option<Event<'a>>, ConnError> {
@@ -438,7 +438,7 @@ impl<U: Default> Conn<U> {
                 }
                 let delta = i64::from(value) - i64::from(self.peer_initial_window);
                 self.peer_initial_window = value;
-                let keys: Vec<Key> = self.streams.keys().collect();
+                let keys: Vec<StreamKey> = self.streams.keys().collect();
                 for key in keys {
                     let stream = self.streams.get_mut(key).expect("listed");
                     stream.send_window += delta;
@@ -469,7 +469,7 @@ impl<U: Default> Conn<U> {
 
     fn read_ping<'a>(
         &mut self,
-        head: Head,
+        head: FrameHead,
         payload: &[u8],
         now: Instant,
     ) -> Result<Option<Event<'a>>, ConnError> {
@@ -493,7 +493,7 @@ impl<U: Default> Conn<U> {
 
     fn read_goaway<'a>(
         &mut self,
-        head: Head,
+        head: FrameHead,
         payload: &[u8],
     ) -> Result<Option<Event<'a>>, ConnError> {
         if head.stream != 0 {
@@ -519,7 +519,7 @@ impl<U: Default> Conn<U> {
 
     fn read_window_update<'a>(
         &mut self,
-        head: Head,
+        head: FrameHead,
         payload: &[u8],
     ) -> Result<Option<Event<'a>>, ConnError> {
         sized(payload, 4, "WINDOW_UPDATE of the wrong size")?;

@@ -11,12 +11,12 @@ use crate::fxhash::FxHasher;
 /// A stream's handle: its slot and its id, so a handle kept past the stream's end never
 /// reaches the stream that reuses the slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Key {
+pub struct StreamKey {
     slot: u32,
     id: u32,
 }
 
-impl Key {
+impl StreamKey {
     /// The stream id.
     pub fn id(self) -> u32 {
         self.id
@@ -122,7 +122,7 @@ impl<U> Default for Streams<U> {
 
 impl<U> Streams<U> {
     /// Adds an open stream.
-    pub(super) fn insert(&mut self, stream: Stream<U>) -> Key {
+    pub(super) fn insert(&mut self, stream: Stream<U>) -> StreamKey {
         let id = stream.id;
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -136,16 +136,16 @@ impl<U> Streams<U> {
         };
         self.by_id.insert(id, slot);
         self.active += 1;
-        Key { slot, id }
+        StreamKey { slot, id }
     }
 
     /// The stream with this id.
-    pub fn find(&self, id: u32) -> Option<Key> {
-        self.by_id.get(&id).map(|&slot| Key { slot, id })
+    pub fn find(&self, id: u32) -> Option<StreamKey> {
+        self.by_id.get(&id).map(|&slot| StreamKey { slot, id })
     }
 
     /// The stream a key names, if it is still there.
-    pub fn get(&self, key: Key) -> Option<&Stream<U>> {
+    pub fn get(&self, key: StreamKey) -> Option<&Stream<U>> {
         self.slots
             .get(key.slot as usize)?
             .as_ref()
@@ -153,7 +153,7 @@ impl<U> Streams<U> {
     }
 
     /// The stream a key names, if it is still there.
-    pub fn get_mut(&mut self, key: Key) -> Option<&mut Stream<U>> {
+    pub fn get_mut(&mut self, key: StreamKey) -> Option<&mut Stream<U>> {
         self.slots
             .get_mut(key.slot as usize)?
             .as_mut()
@@ -161,7 +161,7 @@ impl<U> Streams<U> {
     }
 
     /// Takes the stream out, giving back its user data.
-    pub(super) fn remove(&mut self, key: Key) -> Option<U> {
+    pub(super) fn remove(&mut self, key: StreamKey) -> Option<U> {
         self.get(key)?;
         let stream = self.slots[key.slot as usize].take()?;
         self.by_id.remove(&key.id);
@@ -173,9 +173,9 @@ impl<U> Streams<U> {
     }
 
     /// Every stream's key.
-    pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+    pub fn keys(&self) -> impl Iterator<Item = StreamKey> + '_ {
         self.slots.iter().enumerate().filter_map(|(slot, s)| {
-            s.as_ref().map(|s| Key {
+            s.as_ref().map(|s| StreamKey {
                 slot: slot as u32,
                 id: s.id,
             })
