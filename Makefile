@@ -105,7 +105,7 @@ generate:
 	$(CARGO) run --quiet --example generate
 
 ## docs: regenerate the references generated from the code (a test fails when one is stale).
-REFERENCES := configuration metrics rules annotations answers
+REFERENCES := configuration metrics rules annotations answers cli
 docs:
 	@for topic in $(REFERENCES); do \
 	  $(CARGO) run --quiet -- reference $$topic > docs/$$topic.md || exit 1; \

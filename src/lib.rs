@@ -15,6 +15,7 @@
 
 pub mod admin;
 pub mod classify;
+pub mod cli;
 pub mod config;
 pub mod contract;
 pub mod demo;

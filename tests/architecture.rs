@@ -216,7 +216,17 @@ fn no_public_type_name_is_defined_twice() {
             }
         }
     }
-    assert!(defined.len() > 50, "only {} public types found", defined.len());
-    let twice: Vec<_> = defined.iter().filter(|(_, places)| places.len() > 1).collect();
-    assert!(twice.is_empty(), "public type names defined more than once: {twice:?}");
+    assert!(
+        defined.len() > 50,
+        "only {} public types found",
+        defined.len()
+    );
+    let twice: Vec<_> = defined
+        .iter()
+        .filter(|(_, places)| places.len() > 1)
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "public type names defined more than once: {twice:?}"
+    );
 }
