@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::listeners::{L4BufferSettings, ListenerConfig, TcpSocketOptions};
-use pingora::proxy::http_proxy;
+use pingora::proxy::{http_proxy, HttpProxy};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
@@ -79,12 +79,7 @@ pub fn run(
         .map_err(|e| StartError::Config(e.into()))?;
     let health = Arc::new(Health::default());
 
-    let admin = TcpListener::bind(config.admin)
-        .map_err(|e| StartError::Io(format!("cannot bind admin address {}: {e}", config.admin)))?;
-    // pingora retries a taken port for 30 s and then panics: fail clearly and at once instead.
-    drop(TcpListener::bind(config.listen).map_err(|e| {
-        StartError::Io(format!("cannot bind listen address {}: {e}", config.listen))
-    })?);
+    let admin = bind_ports(config)?;
     let findings = config.findings.endpoint.then(|| recorder.findings.clone());
     crate::admin::spawn(
         admin,
@@ -96,77 +91,19 @@ pub fn run(
     )
     .map_err(|e| StartError::Io(format!("cannot start the admin server: {e}")))?;
 
-    let conf = ServerConf {
-        threads: config.threads,
-        // The fast engine runs one current-thread runtime per worker: no work stealing.
-        work_stealing: config.engine == Engine::Pingora,
-        // pingora sleeps the whole grace period; the drain watcher exits earlier once idle.
-        grace_period_seconds: Some(config.drain_timeout.as_secs_f64().ceil() as u64),
-        graceful_shutdown_timeout_seconds: Some(1),
-        upstream_keepalive_pool_size: config.upstream_keepalive_pool_size,
-        // pingora's own timer thread ticks every 10 ms once any timeout has used it, waking an
-        // idle sidecar 100 times a second; tokio's timers wake only when one is due. With the
-        // fast engine every pingora timeout of a second or more (the listener's handshake
-        // timeout on every connection among them) uses tokio's.
-        fast_timeout_to_tokio_threshold_seconds: match config.engine {
-            Engine::Fast => Some(0),
-            Engine::Pingora => ServerConf::default().fast_timeout_to_tokio_threshold_seconds,
-        },
-        ..ServerConf::default()
-    };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let mut server = Server::new_with_opt_and_conf(None, server_conf(config));
     server.bootstrap();
-    let proxy = Arc::new(http_proxy(&server.configuration, proxy));
-    match config.engine {
-        Engine::Pingora => {
-            let guard = ConnectionGuard::new(proxy, settings.clone(), recorder, limit, config.h2c);
-            let mut service = Service::new("statuscope proxy".to_string(), guard);
-            service.add_tcp(&config.listen.to_string());
-            server.add_service(service);
-        }
-        Engine::Fast => {
-            let pool_capacity = config.upstream_keepalive_pool_size.div_ceil(config.threads);
-            // One service per worker thread, each with its own listening socket on the same
-            // port (SO_REUSEPORT): the kernel spreads connections over the workers, and each
-            // connection lives on the runtime whose reactor drives its socket.
-            let mut socket = TcpSocketOptions::default();
-            socket.so_reuseport = Some(config.threads > 1);
-            for worker in 0..config.threads {
-                let engine = FastEngine::new(
-                    proxy.clone(),
-                    settings.clone(),
-                    recorder,
-                    in_flight.clone(),
-                    limit.clone(),
-                    config.h2c,
-                    pool_capacity,
-                );
-                let mut service = Service::new(format!("statuscope proxy worker {worker}"), engine);
-                service.threads = Some(1);
-                // The engine reads into buffers of its own: no second buffer per connection.
-                service.add_listener(
-                    ListenerConfig::tcp(config.listen.to_string())
-                        .tcp_socket_options(socket.clone())
-                        .l4_buffer(L4BufferSettings::unbuffered()),
-                );
-                server.add_service(service);
-            }
-        }
-    }
+    let engines = Engines {
+        proxy: Arc::new(http_proxy(&server.configuration, proxy)),
+        settings: &settings,
+        recorder,
+        in_flight: &in_flight,
+        limit: &limit,
+    };
+    engines.add_to(&mut server, config);
 
     spawn_readiness_probe(config.listen, health.clone());
-    info!(
-        listen = %config.listen,
-        admin = %config.admin,
-        upstream = %upstream.authority,
-        engine = config.engine.as_str(),
-        upstream_protocol = config.upstream_protocol.as_str(),
-        config = source,
-        "statuscope starting"
-    );
-    for warning in config.warnings() {
-        warn!("{warning}");
-    }
+    log_start(config, &upstream.authority, source);
     let watch = SignalWatch {
         health,
         in_flight: in_flight.gauge().clone(),
@@ -185,6 +122,113 @@ pub fn run(
     });
     info!("statuscope stopped");
     Ok(gate.map_or(0, |gate| gate.finish()))
+}
+
+/// The admin listener, bound; the proxy's port checked free.
+fn bind_ports(config: &Config) -> Result<TcpListener, StartError> {
+    let admin = TcpListener::bind(config.admin)
+        .map_err(|e| StartError::Io(format!("cannot bind admin address {}: {e}", config.admin)))?;
+    // pingora retries a taken port for 30 s and then panics: fail clearly and at once instead.
+    drop(TcpListener::bind(config.listen).map_err(|e| {
+        StartError::Io(format!("cannot bind listen address {}: {e}", config.listen))
+    })?);
+    Ok(admin)
+}
+
+/// pingora's server settings for `config`.
+fn server_conf(config: &Config) -> ServerConf {
+    ServerConf {
+        threads: config.threads,
+        // The fast engine runs one current-thread runtime per worker: no work stealing.
+        work_stealing: config.engine == Engine::Pingora,
+        // pingora sleeps the whole grace period; the drain watcher exits earlier once idle.
+        grace_period_seconds: Some(config.drain_timeout.as_secs_f64().ceil() as u64),
+        graceful_shutdown_timeout_seconds: Some(1),
+        upstream_keepalive_pool_size: config.upstream_keepalive_pool_size,
+        // pingora's own timer thread ticks every 10 ms once any timeout has used it, waking an
+        // idle sidecar 100 times a second; tokio's timers wake only when one is due. With the
+        // fast engine every pingora timeout of a second or more (the listener's handshake
+        // timeout on every connection among them) uses tokio's.
+        fast_timeout_to_tokio_threshold_seconds: match config.engine {
+            Engine::Fast => Some(0),
+            Engine::Pingora => ServerConf::default().fast_timeout_to_tokio_threshold_seconds,
+        },
+        ..ServerConf::default()
+    }
+}
+
+/// What the proxy's services are built from.
+struct Engines<'a> {
+    proxy: Arc<HttpProxy<StatuscopeProxy>>,
+    settings: &'a Arc<Settings>,
+    recorder: &'a Recorder,
+    in_flight: &'a InFlightLimit,
+    limit: &'a ConnectionLimit,
+}
+
+impl Engines<'_> {
+    /// Adds the proxy's services, as `proxy.engine` says, to `server`.
+    fn add_to(self, server: &mut Server, config: &Config) {
+        match config.engine {
+            Engine::Pingora => {
+                let guard = ConnectionGuard::new(
+                    self.proxy,
+                    self.settings.clone(),
+                    self.recorder,
+                    self.limit.clone(),
+                    config.h2c,
+                );
+                let mut service = Service::new("statuscope proxy".to_string(), guard);
+                service.add_tcp(&config.listen.to_string());
+                server.add_service(service);
+            }
+            Engine::Fast => {
+                let pool_capacity = config.upstream_keepalive_pool_size.div_ceil(config.threads);
+                // One service per worker thread, each with its own listening socket on the same
+                // port (SO_REUSEPORT): the kernel spreads connections over the workers, and each
+                // connection lives on the runtime whose reactor drives its socket.
+                let mut socket = TcpSocketOptions::default();
+                socket.so_reuseport = Some(config.threads > 1);
+                for worker in 0..config.threads {
+                    let engine = FastEngine::new(
+                        self.proxy.clone(),
+                        self.settings.clone(),
+                        self.recorder,
+                        self.in_flight.clone(),
+                        self.limit.clone(),
+                        config.h2c,
+                        pool_capacity,
+                    );
+                    let mut service =
+                        Service::new(format!("statuscope proxy worker {worker}"), engine);
+                    service.threads = Some(1);
+                    // The engine reads into buffers of its own: no second buffer per connection.
+                    service.add_listener(
+                        ListenerConfig::tcp(config.listen.to_string())
+                            .tcp_socket_options(socket.clone())
+                            .l4_buffer(L4BufferSettings::unbuffered()),
+                    );
+                    server.add_service(service);
+                }
+            }
+        }
+    }
+}
+
+/// The start-up log line, and the configuration's warnings.
+fn log_start(config: &Config, upstream: &str, source: &str) {
+    info!(
+        listen = %config.listen,
+        admin = %config.admin,
+        upstream = %upstream,
+        engine = config.engine.as_str(),
+        upstream_protocol = config.upstream_protocol.as_str(),
+        config = source,
+        "statuscope starting"
+    );
+    for warning in config.warnings() {
+        warn!("{warning}");
+    }
 }
 
 /// The families of the stages that run the proxy, registered once per process beside the

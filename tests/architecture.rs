@@ -4,7 +4,7 @@
 //! the modules that drive them (proxy, configuration, admin server, lint, lifecycle, demo).
 //! No file under `src/` grows past 700 lines: a longer one holds more than one concern. A
 //! configuration key's path is written only in the key table, and no public type name is
-//! defined twice (a word names one thing).
+//! defined twice (a word names one thing), and no function outside tests is over 80 lines.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -228,5 +228,57 @@ fn no_public_type_name_is_defined_twice() {
     assert!(
         twice.is_empty(),
         "public type names defined more than once: {twice:?}"
+    );
+}
+
+/// The most lines a function under `src/` may have (the style guide's limit; tests aside).
+const MAX_FUNCTION_LINES: usize = 80;
+
+#[test]
+fn no_function_is_over_80_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut long = Vec::new();
+    for file in files.iter().filter(|f| !f.ends_with("tests.rs")) {
+        let text = std::fs::read_to_string(file).unwrap();
+        let lines: Vec<&str> = text.split("#[cfg(test)]").next().unwrap().lines().collect();
+        for (at, line) in lines.iter().enumerate() {
+            let code = line.trim_start();
+            let indent = line.len() - code.len();
+            let is_fn = [
+                "fn ",
+                "pub fn ",
+                "pub(super) fn ",
+                "pub(crate) fn ",
+                "async fn ",
+                "pub async fn ",
+                "const fn ",
+            ]
+            .iter()
+            .any(|start| code.starts_with(start));
+            if !is_fn || code.ends_with(';') {
+                continue;
+            }
+            // rustfmt closes a function's body at the indentation it opened at.
+            let closing = format!("{}}}", " ".repeat(indent));
+            let end = lines[at..]
+                .iter()
+                .position(|l| l.starts_with(&closing) && l.len() - l.trim_start().len() == indent)
+                .unwrap_or(0);
+            if end + 1 > MAX_FUNCTION_LINES {
+                let name = code.split('(').next().unwrap();
+                long.push(format!(
+                    "{}:{} {name} ({} lines)",
+                    file.display(),
+                    at + 1,
+                    end + 1
+                ));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FUNCTION_LINES} lines: {long:?}"
     );
 }

@@ -134,9 +134,35 @@ async fn answer(
     dice: &Dice,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path();
-    let method = request.method().clone();
+    let method = request.method();
     let roll = dice.roll(100);
-    let response = match (method, path) {
+    if let Some(response) = resources(method, path, roll).or_else(|| misuses(method, path, roll)) {
+        return Ok(response);
+    }
+    let response = match (method.clone(), path) {
+        (Method::GET, "/reports") => {
+            // Now and then far slower than the proxy's read timeout: the proxy answers 504.
+            if roll < 10 {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+            json(StatusCode::OK, r#"{"report":"ok"}"#)
+        }
+        (Method::GET, "/export") => {
+            // Slower than the demo client waits: it hangs up and statuscope tallies a 499.
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            json(StatusCode::OK, r#"{"export":"done"}"#)
+        }
+        _ => json(
+            StatusCode::NOT_FOUND,
+            r#"{"code":"NOT_FOUND","details":["no such route"]}"#,
+        ),
+    };
+    Ok(response)
+}
+
+/// The demo API's resources: mostly correct answers, some misuses among them.
+fn resources(method: &Method, path: &str, roll: u64) -> Option<Response<Full<Bytes>>> {
+    Some(match (method.clone(), path) {
         (Method::GET | Method::HEAD, "/health") => json(StatusCode::OK, r#"{"status":"up"}"#),
         // method-not-allowed-without-allow
         (_, "/health") => json(
@@ -183,12 +209,6 @@ async fn answer(
             // missing-retry-after
             _ => json(StatusCode::TOO_MANY_REQUESTS, r#"{"code":"RATE_LIMITED"}"#),
         },
-        // method-changing-redirect
-        (Method::POST, "/v1/orders") => with(
-            json(StatusCode::MOVED_PERMANENTLY, "{}"),
-            header::LOCATION,
-            "/orders",
-        ),
         (Method::POST, "/login") => match roll {
             0..=69 => json(StatusCode::OK, r#"{"token":"abcd1234"}"#),
             _ => with(
@@ -200,6 +220,19 @@ async fn answer(
                 "Bearer",
             ),
         },
+        _ => return None,
+    })
+}
+
+/// Routes that misuse status codes one way each (the comment names the rule).
+fn misuses(method: &Method, path: &str, roll: u64) -> Option<Response<Full<Bytes>>> {
+    Some(match (method.clone(), path) {
+        // method-changing-redirect
+        (Method::POST, "/v1/orders") => with(
+            json(StatusCode::MOVED_PERMANENTLY, "{}"),
+            header::LOCATION,
+            "/orders",
+        ),
         // unauthorized-without-challenge
         (Method::GET, "/admin") => json(StatusCode::UNAUTHORIZED, r#"{"code":"UNAUTHENTICATED"}"#),
         // forbidden-without-credentials (the demo clients send no credentials here)
@@ -260,22 +293,6 @@ async fn answer(
             "text/html",
             "<html><body><h1>Bad Gateway</h1></body></html>",
         ),
-        (Method::GET, "/reports") => {
-            // Now and then far slower than the proxy's read timeout: the proxy answers 504.
-            if roll < 10 {
-                tokio::time::sleep(Duration::from_secs(3)).await;
-            }
-            json(StatusCode::OK, r#"{"report":"ok"}"#)
-        }
-        (Method::GET, "/export") => {
-            // Slower than the demo client waits: it hangs up and statuscope tallies a 499.
-            tokio::time::sleep(Duration::from_millis(800)).await;
-            json(StatusCode::OK, r#"{"export":"done"}"#)
-        }
-        _ => json(
-            StatusCode::NOT_FOUND,
-            r#"{"code":"NOT_FOUND","details":["no such route"]}"#,
-        ),
-    };
-    Ok(response)
+        _ => return None,
+    })
 }

@@ -164,48 +164,9 @@ pub fn inject(input: &str, options: &Options) -> Result<Injection, InjectError> 
     let mut workloads = Vec::new();
     let mut warnings = Vec::new();
     for document in &mut documents {
-        let Some(value) = document.value.as_mut() else {
-            continue;
-        };
-        let name = name_of(value);
-        let namespace = namespace_of(value);
-        let Some(template) = pod_template(value) else {
-            continue;
-        };
-        let labels = template["metadata"]["labels"]
-            .as_mapping()
-            .cloned()
-            .unwrap_or_default();
-        let (app_port, proxy_port_name) = match pod::inject(template, options) {
-            Ok(injected) => {
-                document.changed = true;
-                warnings.push(format!("{name}: {}", injected.warning));
-                (injected.app_port, injected.proxy_port_name)
-            }
-            Err(skipped) => match skipped.skip {
-                pod::Skip::AlreadyInjected => match pod::sidecar_ports(&template["spec"]) {
-                    Some(ports) => ports,
-                    None => continue,
-                },
-                pod::Skip::OptedOut => {
-                    warnings.push(format!("{name}: not injected: {}", skipped.message));
-                    continue;
-                }
-                _ => {
-                    return Err(InjectError(format!(
-                        "{name}: {}; not injected",
-                        skipped.message
-                    )))
-                }
-            },
-        };
-        workloads.push(Workload {
-            namespace,
-            labels,
-            app_port,
-            proxy_port_name,
-            port_names: pod::port_names(&template["spec"]),
-        });
+        if let Some(workload) = inject_workload(document, options, &mut warnings)? {
+            workloads.push(workload);
+        }
     }
     for document in &mut documents {
         let Some(value) = document.value.as_mut() else {
@@ -218,6 +179,62 @@ pub fn inject(input: &str, options: &Options) -> Result<Injection, InjectError> 
         document.changed |= retarget(value, &workloads)
             .map_err(|problem| InjectError(format!("{name}: {problem}")))?;
     }
+    Ok(Injection {
+        output: render(documents)?,
+        warnings,
+    })
+}
+
+/// Injects the workload `document` holds, if it holds one; what Services must know of it.
+fn inject_workload(
+    document: &mut Document,
+    options: &Options,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Workload>, InjectError> {
+    let Some(value) = document.value.as_mut() else {
+        return Ok(None);
+    };
+    let name = name_of(value);
+    let namespace = namespace_of(value);
+    let Some(template) = pod_template(value) else {
+        return Ok(None);
+    };
+    let labels = template["metadata"]["labels"]
+        .as_mapping()
+        .cloned()
+        .unwrap_or_default();
+    let (app_port, proxy_port_name) = match pod::inject(template, options) {
+        Ok(injected) => {
+            document.changed = true;
+            warnings.push(format!("{name}: {}", injected.warning));
+            (injected.app_port, injected.proxy_port_name)
+        }
+        Err(skipped) => match skipped.skip {
+            pod::Skip::AlreadyInjected => match pod::sidecar_ports(&template["spec"]) {
+                Some(ports) => ports,
+                None => return Ok(None),
+            },
+            pod::Skip::OptedOut => {
+                warnings.push(format!("{name}: not injected: {}", skipped.message));
+                return Ok(None);
+            }
+            _ => {
+                let message = format!("{name}: {}; not injected", skipped.message);
+                return Err(InjectError(message));
+            }
+        },
+    };
+    Ok(Some(Workload {
+        namespace,
+        labels,
+        app_port,
+        proxy_port_name,
+        port_names: pod::port_names(&template["spec"]),
+    }))
+}
+
+/// The documents again, those changed written anew and the others as they came.
+fn render(documents: Vec<Document>) -> Result<String, InjectError> {
     let mut output = String::new();
     for document in documents {
         output.push_str("---\n");
@@ -230,7 +247,7 @@ pub fn inject(input: &str, options: &Options) -> Result<Injection, InjectError> 
             output.push('\n');
         }
     }
-    Ok(Injection { output, warnings })
+    Ok(output)
 }
 
 /// Re-targets a Service's ports that reach an injected application's port by number to the

@@ -134,7 +134,14 @@ pub fn read(metadata: &Value) -> Result<Overrides, Invalid> {
             },
         }
     }
-    let [cpu_request, cpu_limit, memory_request, memory_limit] = resources.map(|(_, v)| v);
+    overrides.resources = resources_of(resources.map(|(_, v)| v))?;
+    Ok(overrides)
+}
+
+/// The sidecar's `resources` from its CPU and memory requests and limits, in
+/// [`DEFAULT_RESOURCES`]' order; a request above its limit is refused.
+fn resources_of(quantities: [String; 4]) -> Result<Value, Invalid> {
+    let [cpu_request, cpu_limit, memory_request, memory_limit] = quantities;
     for (request, limit, names) in [
         (&cpu_request, &cpu_limit, (CPU_REQUEST, CPU_LIMIT)),
         (
@@ -159,8 +166,7 @@ pub fn read(metadata: &Value) -> Result<Overrides, Invalid> {
     let mut resources = Mapping::new();
     resources.insert("requests".into(), requests.into());
     resources.insert("limits".into(), limits.into());
-    overrides.resources = resources.into();
-    Ok(overrides)
+    Ok(resources.into())
 }
 
 /// A port number as Kubernetes writes one: 1–65535, no leading zero.

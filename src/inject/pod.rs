@@ -101,52 +101,12 @@ pub fn inject(template: &mut Value, options: &Options) -> Result<Injected, Skipp
     }
     let overrides = overrides::read(&template["metadata"])
         .map_err(|Invalid(message)| skipped(Skip::InvalidAnnotation, message))?;
-    if overrides.opted_out {
-        return Err(skipped(
-            Skip::OptedOut,
-            format!("{}: disabled", overrides::INJECT),
-        ));
-    }
     let spec = &template["spec"];
-    if is_injected(spec) {
-        return Err(skipped(
-            Skip::AlreadyInjected,
-            "statuscope is already there",
-        ));
-    }
-    if spec["hostNetwork"].as_bool() == Some(true) {
-        return Err(skipped(
-            Skip::HostNetwork,
-            "the pod uses hostNetwork, so the sidecar's ports would be the node's",
-        ));
-    }
+    check_injectable(spec, &overrides)?;
     let wanted = overrides.app_port.as_ref().or(options.app_port.as_ref());
     let app = app_port(spec, wanted).map_err(|m| skipped(Skip::UnresolvablePort, m))?;
-    let names = port_names(spec);
-    let renamed = match &app.name {
-        Some(name) => {
-            let renamed = format!("{RENAMED_PREFIX}{name}");
-            if !overrides::is_port_name(&renamed) || names.contains(&renamed) {
-                return Err(skipped(
-                    Skip::UnresolvablePort,
-                    format!("the application port `{name}` cannot be renamed `{renamed}` (a port name has at most 15 characters and is unique in the pod); rename it"),
-                ));
-            }
-            Some(renamed)
-        }
-        None => None,
-    };
-    let taken: Vec<u64> = container_ports(spec)
-        .filter_map(|p| p["containerPort"].as_u64())
-        .collect();
-    for wanted in [options.proxy_port, options.admin_port] {
-        if taken.contains(&u64::from(wanted)) {
-            return Err(skipped(
-                Skip::PortConflict,
-                format!("port {wanted} is already used in the pod; choose others with --proxy-port/--admin-port"),
-            ));
-        }
-    }
+    let renamed = renamed_app_port(spec, &app)?;
+    check_ports_free(spec, options)?;
     let proxy_port_name = app.name.clone().unwrap_or(PROXY_PORT_NAME.to_string());
     let warning = match &app.name {
         Some(name) => format!("Services that target port {} by number reach the application directly, not statuscope; use targetPort: {name}", app.number),
@@ -179,6 +139,61 @@ pub fn inject(template: &mut Value, options: &Options) -> Result<Injected, Skipp
         proxy_port_name,
         warning,
     })
+}
+
+/// Refuses a pod that opted out, already has statuscope, or shares the node's network.
+fn check_injectable(spec: &Value, overrides: &Overrides) -> Result<(), Skipped> {
+    if overrides.opted_out {
+        return Err(skipped(
+            Skip::OptedOut,
+            format!("{}: disabled", overrides::INJECT),
+        ));
+    }
+    if is_injected(spec) {
+        return Err(skipped(
+            Skip::AlreadyInjected,
+            "statuscope is already there",
+        ));
+    }
+    if spec["hostNetwork"].as_bool() == Some(true) {
+        return Err(skipped(
+            Skip::HostNetwork,
+            "the pod uses hostNetwork, so the sidecar's ports would be the node's",
+        ));
+    }
+    Ok(())
+}
+
+/// The name the application's port takes when the sidecar takes over its own; `None` for an
+/// unnamed port.
+fn renamed_app_port(spec: &Value, app: &AppPort) -> Result<Option<String>, Skipped> {
+    let Some(name) = &app.name else {
+        return Ok(None);
+    };
+    let renamed = format!("{RENAMED_PREFIX}{name}");
+    if !overrides::is_port_name(&renamed) || port_names(spec).contains(&renamed) {
+        return Err(skipped(
+            Skip::UnresolvablePort,
+            format!("the application port `{name}` cannot be renamed `{renamed}` (a port name has at most 15 characters and is unique in the pod); rename it"),
+        ));
+    }
+    Ok(Some(renamed))
+}
+
+/// Refuses a pod that already uses the sidecar's ports.
+fn check_ports_free(spec: &Value, options: &Options) -> Result<(), Skipped> {
+    let taken: Vec<u64> = container_ports(spec)
+        .filter_map(|p| p["containerPort"].as_u64())
+        .collect();
+    for wanted in [options.proxy_port, options.admin_port] {
+        if taken.contains(&u64::from(wanted)) {
+            return Err(skipped(
+                Skip::PortConflict,
+                format!("port {wanted} is already used in the pod; choose others with --proxy-port/--admin-port"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// An injected pod's application port and sidecar proxy port name, read back from its sidecar.
