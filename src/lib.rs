@@ -5,11 +5,14 @@
 //! against a catalogue of status-code misuse rules and the service's own OpenAPI document,
 //! and exports it all as Prometheus metrics on an admin port. A request's path through the
 //! modules: the client's connection is carried by an engine in [`proxy`], whose end of every
-//! exchange (`proxy::finish`) hands it to [`sample`] and [`classify`], then the [`rules`]
-//! (with [`contract`]), then [`record`]; [`admin`] serves what was recorded. Around them:
-//! [`config`], [`lifecycle`] (start-up, reload, drain), [`logs`], [`lint`] (the same judging
-//! over HAR files), [`inject`] and [`injector`] (the sidecar added to pods, offline and as an
-//! admission webhook), and the self-contained [`demo`]. docs/architecture.md draws it.
+//! exchange (`proxy::finish`) classifies ([`classify`], [`sample`]) and tallies it, then hands
+//! it to the one judging path in [`record`], which runs the [`rules`] (with [`contract`]) and
+//! records each verdict; [`admin`] serves what was recorded and [`report`] writes a CI report.
+//! Around them: [`cli`] (the command), [`config`], [`lifecycle`] (start-up, reload, drain),
+//! [`logs`], [`lint`] (the same judging over HAR files), [`inject`] and [`injector`] (the
+//! sidecar added to pods, offline and as an admission webhook), the self-contained [`demo`],
+//! and the leaves [`families`] (how a stage declares a metric family) and [`fxhash`].
+//! docs/architecture.md draws it.
 
 #![warn(missing_docs)]
 
@@ -28,5 +31,6 @@ pub mod lint;
 pub mod logs;
 pub mod proxy;
 pub mod record;
+pub mod report;
 pub mod rules;
 pub mod sample;

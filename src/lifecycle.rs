@@ -29,8 +29,8 @@ use crate::proxy::guard::{ConnectionGuard, ConnectionLimit};
 use crate::proxy::in_flight::InFlightLimit;
 use crate::proxy::pingora::StatuscopeProxy;
 use crate::proxy::settings::Settings;
-use crate::record::report::ReportGate;
 use crate::record::{Metrics, Recorder};
+use crate::report::ReportGate;
 
 /// Loads the configuration again from the sources the process started with; called on SIGHUP.
 pub type LoadConfig = Box<dyn Fn() -> Result<Config, ConfigErrors> + Send + Sync>;

@@ -45,16 +45,55 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             if preceded.is_some_and(|c| c.is_alphanumeric() || c == '_') {
                 continue; // `statuscope_crate::` and the like
             }
-            let name: String = text[at + "crate::".len()..]
-                .chars()
-                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
-                .collect();
-            if !name.is_empty() && name != module {
-                named.insert(name);
+            let rest = &text[at + "crate::".len()..];
+            // `crate::{a, b::c}` names each of its items' first segment.
+            let names: Vec<&str> = match rest.strip_prefix('{') {
+                Some(list) => list[..list.find('}').unwrap_or(0)]
+                    .split(',')
+                    .map(|item| item.trim().split("::").next().unwrap())
+                    .collect(),
+                None => vec![rest],
+            };
+            for name in names {
+                let name: String = name
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                if is_module(&src, &name) && name != module {
+                    named.insert(name);
+                }
             }
         }
     }
     graph
+}
+
+/// Is `name` a top-level module of `src/` (not a macro such as `crate::default_proxy_port!`)?
+fn is_module(src: &Path, name: &str) -> bool {
+    !name.is_empty() && (src.join(format!("{name}.rs")).exists() || src.join(name).is_dir())
+}
+
+#[test]
+fn the_architecture_doc_lists_the_real_imports() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md"))
+            .unwrap();
+    let section = doc
+        .split("## Imports\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("docs/architecture.md has an Imports section");
+    let mut drawn: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in section.lines().filter(|line| line.starts_with("- `")) {
+        let (module, imports) = line[2..].split_once(" → ").expect("- `module` → imports");
+        let names = imports.split('`').skip(1).step_by(2).map(str::to_string);
+        drawn.insert(module.trim_matches('`').to_string(), names.collect());
+    }
+    assert_eq!(
+        drawn,
+        imports(),
+        "docs/architecture.md's Imports differ from the code's"
+    );
 }
 
 #[test]

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use super::{parse_severity, Exit};
 use crate::config::{self, FlagValues};
 use crate::lint::Linter;
-use crate::record::report::{Format, Report};
+use crate::record::report::Report;
+use crate::report::{self, Format};
 use crate::rules::Severity;
 
 /// `lint`'s flags.
@@ -31,7 +32,7 @@ pub(super) fn execute(args: LintArgs) -> u8 {
         Err(e) => return Exit::Unusable.because(&e),
     };
     let report = lint(&loaded.config, &args.files);
-    print!("{}", report.render(args.format, args.fail_on));
+    print!("{}", report::render(&report, args.format, args.fail_on));
     for error in &report.input_errors {
         eprintln!("statuscope: cannot read {error}");
     }

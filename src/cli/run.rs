@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use super::{after_run, parse_severity, Exit};
 use crate::config::{self, Config, FlagValues};
 use crate::lifecycle::{self, LoadConfig};
-use crate::record::report::{Format, Report, ReportGate};
+use crate::record::report::Report;
 use crate::record::Recorder;
+use crate::report::{Format, ReportGate};
 use crate::rules::Severity;
 
 /// `run`'s flags.

@@ -1,8 +1,8 @@
 //! Typed configuration, layered as built-in defaults < file < environment < command-line flags.
 //!
 //! [`keys`] defines every key once (path, kind with default and bounds, meaning, when it
-//! applies) as a constant the code reads it through; [`reference`] generates its docs;
-//! [`sources`] merges the layers; [`validate`] checks them section by section and reports every invalid
+//! applies) as a constant the code reads it through; [`reference`](mod@reference) generates its docs;
+//! `sources` merges the layers; `validate` checks them section by section and reports every invalid
 //! key at once, each naming the key and the source its value came from (the file's path, `the
 //! environment`, `a command-line flag`), before any port is bound.
 

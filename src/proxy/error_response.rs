@@ -319,7 +319,7 @@ enum Answer {
     Own(ProxyError),
 }
 
-/// `docs/answers.md`: every answer statuscope makes itself, generated from [`SITUATIONS`] and
+/// `docs/answers.md`: every answer statuscope makes itself, generated from `SITUATIONS` and
 /// the answers' definitions above.
 pub fn reference_markdown() -> String {
     let mut out = String::from(
