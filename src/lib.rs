@@ -16,21 +16,21 @@
 
 #![warn(missing_docs)]
 
-pub mod admin;
+mod admin;
 pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod contract;
-pub mod demo;
-pub mod families;
-pub mod fxhash;
-pub mod inject;
-pub mod injector;
-pub mod lifecycle;
-pub mod lint;
-pub mod logs;
+mod demo;
+mod families;
+mod fxhash;
+mod inject;
+mod injector;
+mod lifecycle;
+mod lint;
+mod logs;
 pub mod proxy;
 pub mod record;
-pub mod report;
+mod report;
 pub mod rules;
 pub mod sample;

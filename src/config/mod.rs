@@ -6,9 +6,9 @@
 //! key at once, each naming the key and the source its value came from (the file's path, `the
 //! environment`, `a command-line flag`), before any port is bound.
 
-pub mod error;
+pub(crate) mod error;
 pub mod keys;
-pub mod reference;
+pub(crate) mod reference;
 mod sources;
 mod validate;
 

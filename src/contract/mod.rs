@@ -8,10 +8,10 @@
 //! response up also counts it, per declared response or per undeclared (route, method, code),
 //! for `GET /contract`, the coverage metrics and `lint`'s coverage table.
 
-pub mod coverage;
-pub mod document;
-pub mod schema;
-pub mod tape;
+pub(crate) mod coverage;
+pub(crate) mod document;
+pub(crate) mod schema;
+pub(crate) mod tape;
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;

@@ -117,11 +117,6 @@ impl ChunkedReader {
         self.trailers.as_deref()
     }
 
-    /// Whether the whole body, its last chunk and trailer section included, has been read.
-    pub fn is_done(&self) -> bool {
-        self.state == State::Done
-    }
-
     /// Reads `bytes`, the next part of the body, handing each piece of chunk data to `data`.
     /// A framing error names what is wrong in a few words.
     pub fn feed(&mut self, bytes: &[u8], mut data: impl FnMut(&[u8])) -> Result<Fed, &'static str> {
@@ -274,7 +269,7 @@ mod tests {
             };
             assert_eq!(fed, expected, "at byte {i}");
         }
-        assert!(reader.is_done());
+        assert!(reader.state == State::Done);
         assert_eq!(data, b"0123456789");
     }
 
@@ -327,7 +322,7 @@ mod tests {
         for byte in body {
             reader.feed(std::slice::from_ref(byte), |_| {}).unwrap();
         }
-        assert!(reader.is_done());
+        assert!(reader.state == State::Done);
         assert_eq!(
             reader.trailers(),
             Some(&b"grpc-status: 0\r\nx-a: b\r\n"[..])

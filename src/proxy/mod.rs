@@ -11,14 +11,14 @@
 //! [`in_flight`], answer their own failures with [`error_response`], and end every request in
 //! [`finish`], the one recording and judging path.
 
-pub mod chunked;
-pub mod error_response;
-pub mod fast;
-pub mod finish;
-pub mod frame_guard;
-pub mod guard;
+pub(crate) mod chunked;
+pub(crate) mod error_response;
+pub(crate) mod fast;
+pub(crate) mod finish;
+pub(crate) mod frame_guard;
+pub(crate) mod guard;
 pub mod h2;
-pub mod in_flight;
-pub mod pingora;
+pub(crate) mod in_flight;
+pub(crate) mod pingora;
 pub mod request_head;
-pub mod settings;
+pub(crate) mod settings;

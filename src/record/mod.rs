@@ -4,12 +4,12 @@
 //! The metric and label names are a contract with the dashboards and alerts; `docs/metrics.md`
 //! lists every registered family, generated from the registry itself.
 
-pub mod findings;
-pub mod grpc;
-pub mod handles;
-pub mod redact;
-pub mod report;
-pub mod verdict;
+pub(crate) mod findings;
+pub(crate) mod grpc;
+pub(crate) mod handles;
+pub(crate) mod redact;
+pub(crate) mod report;
+pub(crate) mod verdict;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,7 +9,7 @@
 //! `body-schema-mismatch`) judge against the service's OpenAPI document and stay silent
 //! without one.
 
-pub mod describe;
+pub(crate) mod describe;
 pub mod parse;
 pub mod rule_set;
 

@@ -6,7 +6,7 @@
 //! decoded output capped at the same limit so a decompression bomb costs nothing. The client
 //! always receives the body exactly as the upstream sent it.
 
-pub mod decode;
+pub(crate) mod decode;
 
 use std::cell::Cell;
 

@@ -11,8 +11,8 @@
 //! of that: it decodes a block into spans and encodes it again for the other side. See
 //! docs/engines.md.
 
-pub mod budget;
+pub(crate) mod budget;
 pub mod conn;
-pub mod fields;
+pub(crate) mod fields;
 pub mod frame;
 pub mod hpack;

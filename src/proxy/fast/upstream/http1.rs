@@ -29,9 +29,9 @@ use crate::proxy::fast::deadline::{read_deadline, Deadline};
 /// of its body arrive in it, and the body streams through it.
 const RESPONSE_BUFFER: usize = 16 * 1024;
 
-/// One connection to the upstream with its response buffer.
-pub struct UpstreamConn {
-    /// The socket.
+/// One connection to the upstream with its response buffer. The exchanges that use it read
+/// and write its fields directly: it is their I/O, on the request path.
+pub(in crate::proxy::fast) struct UpstreamConn {
     pub stream: TcpStream,
     /// Response bytes, up to `filled`: a head, then body pieces as they stream. Zeroed once
     /// when allocated, so reads need no unsafe code.
