@@ -198,12 +198,12 @@ impl ProxyError {
 
     /// The whole HTTP/1.1 response, closing the connection, for answers written straight to a
     /// socket without a pingora session.
-    pub fn to_http1(&self, detail: &str) -> pingora::Result<Vec<u8>> {
+    pub fn to_http1(self, detail: &str) -> pingora::Result<Vec<u8>> {
         self.to_http1_keeping(detail, false)
     }
 
     /// The whole HTTP/1.1 response; with `keep_alive`, the connection stays open after it.
-    pub fn to_http1_keeping(&self, detail: &str, keep_alive: bool) -> pingora::Result<Vec<u8>> {
+    pub fn to_http1_keeping(self, detail: &str, keep_alive: bool) -> pingora::Result<Vec<u8>> {
         let body = self.body_with_detail(detail);
         let mut header = self.header(body.len())?;
         if !keep_alive {
