@@ -428,19 +428,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn docs_metrics_md_is_generated_from_the_registered_families() {
-        let committed = include_str!("../docs/metrics.md");
-        let generated = crate::admin::reference::markdown(
-            &registered_families(),
-            &crate::injector::registered_families(),
-        );
-        assert!(
-            committed == generated,
-            "docs/metrics.md is stale: run `make docs`"
-        );
-    }
-
-    #[test]
     fn every_family_is_registered_and_served() {
         let families = registered_families();
         let described = families.described();

@@ -52,3 +52,23 @@ pub(super) fn rules(json: bool, markdown: bool) -> u8 {
     print!("{text}");
     Exit::Clean.code()
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::ValueEnum;
+
+    use super::*;
+
+    #[test]
+    fn every_reference_in_docs_is_what_the_code_generates() {
+        for topic in Topic::value_variants() {
+            let name = topic.to_possible_value().unwrap().get_name().to_string();
+            let path = format!("{}/docs/{name}.md", env!("CARGO_MANIFEST_DIR"));
+            let committed = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                committed == text(*topic),
+                "docs/{name}.md is stale: run `make docs`"
+            );
+        }
+    }
+}

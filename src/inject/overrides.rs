@@ -260,15 +260,6 @@ mod tests {
     }
 
     #[test]
-    fn docs_annotations_md_is_generated_from_the_table() {
-        let committed = include_str!("../../docs/annotations.md");
-        assert!(
-            committed == reference_markdown(),
-            "docs/annotations.md is stale: run `make docs`"
-        );
-    }
-
-    #[test]
     fn quantities_are_read_as_kubernetes_writes_them() {
         for (text, value) in [
             ("50m", 0.05),
