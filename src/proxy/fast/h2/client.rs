@@ -30,7 +30,7 @@ use super::{answer, lock, to_http1, ClientSide, Shared};
 use crate::classify::UpstreamErrorKind;
 use crate::proxy::fast::deadline::Deadline;
 use crate::proxy::fast::FastEngine;
-use crate::proxy::h2::conn::{Conn, Lifecycle, Role, StreamKey, WBUF_SOFT_CAP};
+use crate::proxy::h2::conn::{Conn, Lifecycle, Role, StreamKey};
 use crate::proxy::h2::frame::{self, Reason};
 
 /// The worker's read buffer: room for what a connection kept of a cut frame and a frame more.
@@ -253,10 +253,7 @@ impl Task<'_> {
             return true;
         }
         let wrote = side.conn.wbuf.len() < queued;
-        if wrote && queued >= WBUF_SOFT_CAP {
-            // Room in the write buffer again: streams waiting for it go on.
-            relay::client_window(side, None);
-        }
+        side.resume_if_drained(queued);
         if side.conn.wbuf.is_empty() && side.conn.wbuf.capacity() > 4 * READ_BUFFER {
             side.conn.wbuf = Vec::new();
         }

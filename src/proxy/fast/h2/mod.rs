@@ -104,8 +104,13 @@ impl ClientSide {
                 self.conn.wake();
             }
         }
+        self.resume_if_drained(queued);
+    }
+
+    /// Lets the streams that waited for room in the write buffer go on, when it held
+    /// `queued` bytes, at least the soft cap, and the socket has taken some.
+    pub fn resume_if_drained(&mut self, queued: usize) {
         if queued >= WBUF_SOFT_CAP && self.conn.wbuf.len() < queued {
-            // Room in the write buffer again: streams waiting for it go on.
             relay::client_window(self, None);
         }
     }
