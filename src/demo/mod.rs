@@ -44,11 +44,7 @@ pub fn run(overrides: &FlagValues, duration: Option<Duration>) -> Result<u8, Sta
     let config = demo_config(loaded.config)?;
     crate::logs::init(config.log.format, &config.log.level);
 
-    let recorder = Recorder::new(
-        config.findings.keep_per_rule,
-        config.findings.log_interval,
-        &config.duration_buckets,
-    );
+    let recorder = config.recorder();
     runtime.spawn(service::serve(listener));
     runtime.spawn(traffic_when_ready(config.listen, config.admin));
     runtime.spawn(print_table(recorder.clone(), config.admin));

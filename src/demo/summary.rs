@@ -184,11 +184,7 @@ mod tests {
         let config = load_from(None, &FlagValues::default(), Some(Default::default()))
             .unwrap()
             .config;
-        let recorder = Recorder::new(
-            config.findings.keep_per_rule,
-            config.findings.log_interval,
-            &config.duration_buckets,
-        );
+        let recorder = config.recorder();
         let metrics = &recorder.metrics;
         for (code, origin) in [
             (200, Origin::Upstream),

@@ -17,6 +17,7 @@ use crate::classify::route::RouteTable;
 use crate::config::Config;
 use crate::contract::coverage::Snapshot;
 use crate::record::findings::Place;
+use crate::record::observed::{Learnt, Observed};
 use crate::record::report::Report;
 use crate::record::verdict::{self, ReportVerdicts};
 use crate::rules::rule_set::RuleSet;
@@ -29,6 +30,8 @@ pub struct Linter {
     routes: RouteTable,
     rules: RuleSet,
     body_sample_bytes: usize,
+    /// The observed contract learnt from the recordings, when `observed.enabled`.
+    observed: Option<Observed>,
 }
 
 impl Linter {
@@ -38,6 +41,7 @@ impl Linter {
             routes: config.route_table(),
             rules: config.rule_set(config.contract.clone()),
             body_sample_bytes: config.body_sample_bytes,
+            observed: config.observed.map(Observed::new),
         }
     }
 
@@ -61,6 +65,12 @@ impl Linter {
     /// The contract's coverage by every exchange linted so far, when one is configured.
     pub fn coverage(&self) -> Option<Snapshot> {
         self.rules.contract().map(|contract| contract.snapshot())
+    }
+
+    /// The observed contract of every exchange linted so far, the same learning the sidecar
+    /// does live; `None` when `observed.enabled` is off.
+    pub fn observed(&self) -> Option<Learnt> {
+        self.observed.as_ref().map(Observed::learnt)
     }
 
     /// Lints the files named (`-` is standard input), each in turn; an unreadable one does
@@ -137,6 +147,9 @@ impl Linter {
             // live traffic only.
             grpc_trailers: None,
         };
+        if let Some(observed) = &self.observed {
+            observed.learn(&exchange, std::time::Instant::now());
+        }
         let place = Place {
             route: &route.label,
             method: method_label,

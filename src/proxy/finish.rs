@@ -218,7 +218,8 @@ pub fn finish(recorder: &Recorder, settings: &LiveSettings, finished: Finished<'
     if let (Some(response), Some(path), Origin::Upstream) =
         (finished.response, finished.path, origin)
     {
-        judge(recorder, settings, label, path, &tally, response);
+        let learn = (!finished.probe).then_some(finished.ended);
+        judge(recorder, settings, (label, path, learn), &tally, response);
     }
     if settings.access_log {
         log_access(&tally);
@@ -243,12 +244,12 @@ pub fn response_sampler(
     )
 }
 
-/// Runs the rule catalogue over a response the upstream produced.
+/// Runs the rule catalogue over a response the upstream produced at `route` and `path`, and
+/// learns it into the observed contract, as ended at `learn`, unless it answered a probe.
 fn judge(
     recorder: &Recorder,
     settings: &LiveSettings,
-    route: &Arc<str>,
-    path: &str,
+    (route, path, learn): (&Arc<str>, &str, Option<Instant>),
     tally: &Tally<'_>,
     response: Judged<'_>,
 ) {
@@ -274,6 +275,9 @@ fn judge(
         contract: None,
         grpc_trailers: response.grpc_trailers,
     };
+    if let (Some(observed), Some(ended)) = (&recorder.observed, learn) {
+        observed.learn(&exchange, ended);
+    }
     let place = Place {
         route,
         method: tally.method,

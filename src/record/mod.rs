@@ -7,6 +7,7 @@
 pub(crate) mod findings;
 pub(crate) mod grpc;
 pub(crate) mod handles;
+pub(crate) mod observed;
 pub(crate) mod redact;
 pub(crate) mod report;
 pub(crate) mod verdict;
@@ -239,6 +240,8 @@ pub struct Recorder {
     pub findings: Arc<findings::FindingsStore>,
     /// The CI report findings also go to, when `run --report` asked for one.
     pub report: Option<Arc<std::sync::Mutex<report::Report>>>,
+    /// The observed contract's learner, when `observed.enabled`.
+    pub observed: Option<Arc<observed::Observed>>,
 }
 
 impl Recorder {
@@ -250,6 +253,7 @@ impl Recorder {
             metrics: Arc::new(Metrics::new(duration_buckets)),
             findings: Arc::new(findings::FindingsStore::new(keep_per_rule, log_interval)),
             report: None,
+            observed: None,
         }
     }
 }

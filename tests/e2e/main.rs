@@ -19,6 +19,7 @@ mod injector;
 mod lifecycle;
 mod lint;
 mod logs;
+mod observed;
 mod passthrough;
 mod prometheus;
 mod promtool;

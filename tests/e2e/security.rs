@@ -49,7 +49,7 @@ each_engine! {
 }
 
 each_engine! {
-    fn findings_require_the_bearer_token_when_one_is_configured(engine) {
+    fn findings_and_the_observed_contract_require_the_bearer_token_when_one_is_configured(engine) {
         const TOKEN: &str = "s3cr3t-admin-token-value";
         let upstream = Upstream::start();
         let token_file = config_file("findings-token", &format!("{TOKEN}\n"));
@@ -64,12 +64,18 @@ each_engine! {
             env: vec![("STATUSCOPE_LOG__LEVEL", "debug".into())],
             ..Launch::default()
         });
-        let findings = |authorization: &str| {
+        let get = |path: &str, authorization: &str| {
             let request = format!(
-                "GET /findings HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n{authorization}\r\n"
+                "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n{authorization}\r\n"
             );
             raw_exchange(statuscope.admin, request.as_bytes())
         };
+        // The observed contract takes the same token.
+        let observed = get("/contract/observed", "");
+        assert!(observed.starts_with("HTTP/1.1 401"), "{observed}");
+        let observed = get("/contract/observed", &format!("Authorization: Bearer {TOKEN}\r\n"));
+        assert!(observed.starts_with("HTTP/1.1 200"), "{observed}");
+        let findings = |authorization: &str| get("/findings", authorization);
         for refused in [
             String::new(),
             "Authorization: Bearer wrong-token-of-other-length\r\n".to_string(),

@@ -1,0 +1,228 @@
+//! The observed contract end to end: traffic through a real statuscope is learnt into an
+//! OpenAPI 3.1 document (`/contract/observed`) that PyPI's openapi-spec-validator accepts,
+//! that a second statuscope loads as its `contract.openapi` and replays the same traffic
+//! against without a contract finding, and that `statuscope lint --observed` learns the same
+//! from a HAR recording of that traffic.
+
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::support::upstream::Upstream;
+use crate::support::{
+    client, config_file, each_engine, python, raw_get, run_statuscope, send, Launch, Statuscope,
+};
+
+/// One exchange of a small API: the request, and what the upstream answers.
+struct Exchange {
+    method: &'static str,
+    path: &'static str,
+    status: u16,
+    headers: &'static [(&'static str, &'static str)],
+    body: &'static str,
+}
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+fn traffic() -> Vec<Exchange> {
+    let user = |path, body| Exchange {
+        method: "GET",
+        path,
+        status: 200,
+        headers: &[JSON, ("etag", "\"v1\""), ("x-request-id", "r1")],
+        body,
+    };
+    vec![
+        user(
+            "/api/users/7",
+            r#"{"id": 7, "name": "Ada", "email": "ada@example.com", "created": "2026-12-05T10:00:00Z", "manager": null}"#,
+        ),
+        user(
+            "/api/users/8",
+            r#"{"id": 8, "name": "Bo", "email": "bo@example.com", "created": "2026-12-04T09:30:00Z", "manager": 7, "nickname": "b"}"#,
+        ),
+        Exchange {
+            method: "GET",
+            path: "/api/users/9",
+            status: 404,
+            headers: &[JSON],
+            body: r#"{"code": "NOT_FOUND"}"#,
+        },
+        Exchange {
+            method: "POST",
+            path: "/api/users",
+            status: 201,
+            headers: &[JSON, ("location", "/api/users/10")],
+            body: r#"{"id": 10}"#,
+        },
+        Exchange {
+            method: "GET",
+            path: "/api/orders",
+            status: 200,
+            headers: &[JSON],
+            body: r#"[{"id": 1, "total": 9.5, "items": [{"sku": "a-1"}]}, {"id": 2, "total": 3, "items": []}]"#,
+        },
+        Exchange {
+            method: "GET",
+            path: "/api/orders",
+            status: 429,
+            headers: &[JSON, ("retry-after", "5")],
+            body: r#"{"code": "RATE_LIMITED"}"#,
+        },
+        Exchange {
+            method: "DELETE",
+            path: "/api/users/7",
+            status: 204,
+            headers: &[],
+            body: "",
+        },
+    ]
+}
+
+const ROUTES: &str = "routes:\n  templates: [\"/api/users/{id}\"]\n";
+
+async fn replay(statuscope: &Statuscope) {
+    for exchange in traffic() {
+        let mut headers = vec![
+            ("x-reply-status".to_string(), exchange.status.to_string()),
+            ("x-reply-body".to_string(), exchange.body.to_string()),
+        ];
+        for (name, value) in exchange.headers {
+            headers.push(("x-reply-header".to_string(), format!("{name}: {value}")));
+        }
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let url = format!("http://{}{}", statuscope.listen, exchange.path);
+        let received = send(&client(), exchange.method, &url, &headers, b"").await;
+        assert_eq!(
+            received.status, exchange.status,
+            "{} {}",
+            exchange.method, exchange.path
+        );
+    }
+    statuscope.wait_idle();
+}
+
+/// `/contract/observed` in `format`.
+fn observed(statuscope: &Statuscope, format: &str) -> String {
+    let (status, body) = raw_get(
+        statuscope.admin,
+        &format!("/contract/observed?format={format}"),
+    )
+    .expect("the admin port answers");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// What two documents must agree on: paths, methods, codes, media types with their schemas,
+/// headers with whether they are required — not counts or times.
+fn shape_of(document: &Value) -> Value {
+    let mut shape = json!({});
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for (code, response) in operation["responses"].as_object().unwrap() {
+                let media: Value = response["content"]
+                    .as_object()
+                    .map(|content| {
+                        content
+                            .iter()
+                            .map(|(m, c)| (m.clone(), c["schema"].clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let headers: Value = response["headers"]
+                    .as_object()
+                    .map(|h| {
+                        h.iter()
+                            .map(|(n, v)| (n.clone(), v["required"].clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                shape[format!("{method} {path} {code}")] =
+                    json!({"content": media, "headers": headers});
+            }
+        }
+    }
+    shape
+}
+
+fn validate_with_openapi_spec_validator(path: &std::path::Path) {
+    let output = Command::new(python())
+        .args(["-c", "import sys; from openapi_spec_validator import validate; from openapi_spec_validator.readers import read_from_filename; validate(read_from_filename(sys.argv[1])[0]); print('valid')"])
+        .arg(path)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "openapi-spec-validator refused the observed document:\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        std::fs::read_to_string(path).unwrap()
+    );
+}
+
+/// The traffic as a HAR 1.2 recording.
+fn har() -> Value {
+    let entries: Vec<Value> = traffic()
+        .iter()
+        .map(|e| {
+            let headers: Vec<Value> = e.headers.iter().map(|(n, v)| json!({"name": n, "value": v})).collect();
+            let mime = e.headers.iter().find(|(n, _)| *n == "content-type").map_or("", |(_, v)| v);
+            json!({
+                "startedDateTime": "2026-12-05T10:00:00Z",
+                "time": 1,
+                "request": {"method": e.method, "url": format!("http://api.test{}", e.path), "httpVersion": "HTTP/1.1", "headers": [], "queryString": [], "cookies": [], "headersSize": -1, "bodySize": 0},
+                "response": {"status": e.status, "statusText": "", "httpVersion": "HTTP/1.1", "headers": headers, "cookies": [], "content": {"size": e.body.len(), "mimeType": mime, "text": e.body}, "redirectURL": "", "headersSize": -1, "bodySize": e.body.len()},
+                "cache": {}, "timings": {"send": 0, "wait": 1, "receive": 0}
+            })
+        })
+        .collect();
+    json!({"log": {"version": "1.2", "creator": {"name": "statuscope tests", "version": "1"}, "entries": entries}})
+}
+
+each_engine! {
+    async fn traffic_is_learnt_into_a_valid_document_that_reloads_and_replays_clean(engine) {
+        let upstream = Upstream::start();
+        let config = config_file("observed.yaml", ROUTES);
+        let learner = Statuscope::launch(Launch { engine, upstream: Some(upstream.addr), config: Some(&config), ..Launch::default() });
+        replay(&learner).await;
+        let document: Value = serde_json::from_str(&observed(&learner, "json")).unwrap();
+        let yaml: Value = serde_yaml::from_str(&observed(&learner, "yaml")).unwrap();
+        let (status, _) = raw_get(learner.admin, "/contract/observed?format=xml").unwrap();
+        assert_eq!(status, 400, "an unknown format is refused");
+        assert_eq!(shape_of(&yaml), shape_of(&document), "YAML and JSON differ");
+        let users = &document["paths"]["/api/users/{id}"]["get"]["responses"];
+        assert_eq!(users["200"]["x-statuscope-seen"], 2);
+        let user = &users["200"]["content"]["application/json"]["schema"];
+        assert_eq!(user["required"], json!(["created", "email", "id", "manager", "name"]));
+        assert_eq!(user["properties"]["manager"]["type"], json!(["integer", "null"]));
+        assert_eq!(user["properties"]["created"]["format"], "date-time");
+        assert_eq!(users["200"]["headers"]["x-request-id"]["required"], true);
+        let orders = &document["paths"]["/api/orders"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        assert_eq!(orders["items"]["properties"]["total"]["type"], "number");
+        assert!(document["paths"]["/api/users/{id}"]["delete"]["responses"]["204"].get("content").is_none());
+
+        let file = config_file("observed-contract.json", &serde_json::to_string_pretty(&document).unwrap());
+        validate_with_openapi_spec_validator(&file);
+        let contract = config_file("observed-replay.yaml", &format!("{ROUTES}contract:\n  openapi: {}\n", file.display()));
+        let judge = Statuscope::launch(Launch { engine, upstream: Some(upstream.addr), config: Some(&contract), ..Launch::default() });
+        replay(&judge).await;
+        let contract_rules = statuscope::rules::of_kind(statuscope::rules::RuleKind::Contract);
+        for rule in contract_rules {
+            let fired = judge.total("statuscope_findings_total", &[("rule", rule.id)]);
+            assert_eq!(fired, 0.0, "{} fired replaying the observed traffic", rule.id);
+        }
+        assert_eq!(judge.total("statuscope_judged_responses_total", &[]), traffic().len() as f64);
+
+        // The same traffic recorded as HAR, learnt offline.
+        let recording = config_file("observed.har", &har().to_string());
+        let written = std::env::temp_dir().join(format!("statuscope-{}-{engine:?}-observed.json", std::process::id()));
+        let args = ["lint", recording.to_str().unwrap(), "--config", config.to_str().unwrap(), "--observed", written.to_str().unwrap()];
+        let output = run_statuscope(&args, None);
+        assert!(output.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&output.stderr));
+        let offline: Value = serde_json::from_slice(&std::fs::read(&written).unwrap()).unwrap();
+        assert_eq!(shape_of(&offline), shape_of(&document), "the HAR's document differs from the live one");
+        let _ = std::fs::remove_file(written);
+    }
+}
