@@ -1,11 +1,12 @@
 //! The cost of judging one exchange: sampling (copy and decode) plus the whole rule catalogue,
-//! over representative exchanges. Run with `make bench-rules` (or `cargo bench --bench rules`).
+//! over representative exchanges, and learning the observed contract. Run with `make bench-rules` (or `cargo bench --bench rules`).
 
 use std::io::Write;
 use std::sync::{Arc, OnceLock};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::Method;
+use statuscope::record::observed::{Learnt, ObservedLimits};
 use statuscope::rules::rule_set::{Evaluation, RuleSet, RuleSetting};
 use statuscope::rules::{Exchange, Field, Headers, RequestFacts};
 use statuscope::sample::{Sample, Sampler};
@@ -323,5 +324,76 @@ fn contract_rules(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, catalogue, each_rule, contract_rules);
+/// Learning the observed contract: per exchange whose body is not learnt (the shape is known),
+/// and per learnt 1 KiB and 8 KiB JSON body; and amortised at the defaults (the first 16
+/// bodies of a response learnt, then one in `observed.body_every`).
+fn observed_learning(c: &mut Criterion) {
+    let limits = |body_every| ObservedLimits {
+        max_depth: 8,
+        max_properties: 64,
+        max_responses: 16,
+        body_every,
+    };
+    let method = Method::GET;
+    let json = headers(&[("content-type", "application/json"), ("etag", "\"v1\"")]);
+    let sample = |body: Vec<u8>| {
+        Sampler::start(SAMPLE_BYTES, Some("application/json"), None).map(|mut s| {
+            s.feed(&body);
+            s.finish()
+        })
+    };
+    let small = sample(json_list(1024));
+    let large = sample(json_success(SAMPLE_BYTES));
+    let mut group = c.benchmark_group("observed contract per exchange");
+    let mut learnt = Learnt::default();
+    let never = limits(u64::MAX);
+    for _ in 0..32 {
+        learnt.learn(&exchange(&method, 200, &json, small.as_ref()), 1, &never);
+    }
+    group.bench_function("shape known, body not learnt", |b| {
+        b.iter(|| {
+            learnt.learn(
+                black_box(&exchange(&method, 200, &json, small.as_ref())),
+                1,
+                &never,
+            )
+        })
+    });
+    for (name, body) in [
+        ("1 KiB JSON body learnt", &small),
+        ("8 KiB JSON body learnt", &large),
+    ] {
+        let mut learnt = Learnt::default();
+        let every = limits(1);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                learnt.learn(
+                    black_box(&exchange(&method, 200, &json, body.as_ref())),
+                    1,
+                    &every,
+                )
+            })
+        });
+    }
+    let mut learnt = Learnt::default();
+    let defaults = limits(256);
+    group.bench_function("1 KiB JSON bodies at the defaults, amortised", |b| {
+        b.iter(|| {
+            learnt.learn(
+                black_box(&exchange(&method, 200, &json, small.as_ref())),
+                1,
+                &defaults,
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    catalogue,
+    each_rule,
+    contract_rules,
+    observed_learning
+);
 criterion_main!(benches);

@@ -7,7 +7,7 @@
 pub(crate) mod findings;
 pub(crate) mod grpc;
 pub(crate) mod handles;
-pub(crate) mod observed;
+pub mod observed;
 pub(crate) mod redact;
 pub(crate) mod report;
 pub(crate) mod verdict;
