@@ -25,6 +25,8 @@ pub use health::Health;
 
 use crate::config::Secret;
 use crate::contract::coverage::Current;
+use crate::contract::drift::{self, DriftFormat};
+use crate::contract::Contract;
 use crate::record::findings::FindingsStore;
 use crate::record::observed::{DocumentFormat, Observed};
 use crate::record::Metrics;
@@ -155,13 +157,13 @@ impl Admin {
         let known = match path {
             "/metrics" | "/healthz" | "/readyz" | "/contract" => true,
             "/findings" => self.findings.is_some(),
-            "/contract/observed" => self.observed.is_some(),
+            "/contract/observed" | "/contract/drift" => self.observed.is_some(),
             _ => false,
         };
         if !known {
             return plain(
                 StatusCode::NOT_FOUND,
-                "not found: try /metrics, /findings, /contract, /contract/observed, /healthz or /readyz\n",
+                "not found: try /metrics, /findings, /contract, /contract/observed, /contract/drift, /healthz or /readyz\n",
             );
         }
         if !matches!(*request.method(), Method::GET | Method::HEAD) {
@@ -173,7 +175,9 @@ impl Admin {
         }
         match path {
             "/metrics" => metrics_response(self.metrics.registry()),
-            "/findings" | "/contract" | "/contract/observed" if !self.authorised(request) => {
+            "/findings" | "/contract" | "/contract/observed" | "/contract/drift"
+                if !self.authorised(request) =>
+            {
                 let mut response = plain(StatusCode::UNAUTHORIZED, "a bearer token is required\n");
                 response.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
@@ -199,6 +203,15 @@ impl Admin {
                     "no contract: set contract.openapi to the service's OpenAPI document\n",
                 ),
             },
+            "/contract/drift" => match (self.observed.as_ref(), (self.contract)()) {
+                (Some(observed), Some(contract)) => {
+                    drift_response(&contract, observed, request.uri().query())
+                }
+                _ => plain(
+                    StatusCode::NOT_FOUND,
+                    "no contract: set contract.openapi to the service's OpenAPI document\n",
+                ),
+            },
             "/contract/observed" => match self.observed.as_ref() {
                 Some(observed) => observed_response(observed, request.uri().query()),
                 None => plain(StatusCode::NOT_FOUND, "observed.enabled is off\n"),
@@ -209,13 +222,42 @@ impl Admin {
     }
 }
 
-/// `/contract/observed`: the learnt document, as YAML (the default) or JSON (`?format=json`).
-fn observed_response(observed: &Observed, query: Option<&str>) -> Response<Full<Bytes>> {
-    let format = query
+/// `/contract/drift`: the declared contract against what was observed, as JSON (the default),
+/// a table (`?format=table`) or Markdown (`?format=markdown`).
+fn drift_response(
+    contract: &Contract,
+    observed: &Observed,
+    query: Option<&str>,
+) -> Response<Full<Bytes>> {
+    let (format, content_type) = match query_format(query).unwrap_or("json") {
+        "json" => (DriftFormat::Json, "application/json"),
+        "table" => (DriftFormat::Table, "text/plain; charset=utf-8"),
+        "markdown" => (DriftFormat::Markdown, "text/markdown; charset=utf-8"),
+        _ => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "format is json, table or markdown\n",
+            )
+        }
+    };
+    let differences = drift::diff(contract, &observed.learnt().to_openapi("observed"));
+    with_type(
+        drift::render(&differences, format).into_bytes(),
+        content_type,
+    )
+}
+
+/// The `format` a query asks for.
+fn query_format(query: Option<&str>) -> Option<&str> {
+    query
         .into_iter()
         .flat_map(|query| query.split('&'))
         .find_map(|pair| pair.strip_prefix("format="))
-        .unwrap_or("yaml");
+}
+
+/// `/contract/observed`: the learnt document, as YAML (the default) or JSON (`?format=json`).
+fn observed_response(observed: &Observed, query: Option<&str>) -> Response<Full<Bytes>> {
+    let format = query_format(query).unwrap_or("yaml");
     let Some(format) = DocumentFormat::named(format) else {
         return plain(StatusCode::BAD_REQUEST, "format is yaml or json\n");
     };

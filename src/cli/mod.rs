@@ -2,6 +2,7 @@
 //! to what the subcommand runs), their flags — documented once, here, and printed as
 //! `docs/cli.md` — and the exit statuses every subcommand shares.
 
+mod contract;
 mod demo;
 mod inject;
 mod lint;
@@ -102,6 +103,11 @@ enum Command {
         #[command(flatten)]
         args: lint::LintArgs,
     },
+    /// Compare a declared OpenAPI contract with an observed one.
+    Contract {
+        #[command(subcommand)]
+        command: contract::ContractCommand,
+    },
     /// Print the catalogue of misuse rules.
     Rules {
         /// As JSON.
@@ -132,6 +138,7 @@ pub fn main() -> ExitCode {
         Command::Inject { args } => inject::inject(args),
         Command::Injector { args } => inject::injector(args),
         Command::Lint { args } => lint::execute(args),
+        Command::Contract { command } => contract::execute(command),
         Command::Rules { json, markdown } => reference::rules(json, markdown),
         Command::Reference { topic } => reference::print(topic),
         Command::Demo { args } => demo::execute(args),
@@ -177,6 +184,11 @@ pub fn reference_markdown() -> String {
             .bin_name(format!("statuscope {name}"))
             .render_long_help();
         out.push_str(&format!("\n## `statuscope {name}`\n\n```\n{help}```\n"));
+        for nested in sub.get_subcommands_mut().filter(|n| n.get_name() != "help") {
+            let full = format!("statuscope {name} {}", nested.get_name());
+            let help = nested.clone().bin_name(&full).render_long_help();
+            out.push_str(&format!("\n### `{full}`\n\n```\n{help}```\n"));
+        }
     }
     out
 }

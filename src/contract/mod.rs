@@ -10,6 +10,7 @@
 
 pub(crate) mod coverage;
 pub(crate) mod document;
+pub(crate) mod drift;
 pub(crate) mod schema;
 pub(crate) mod tape;
 

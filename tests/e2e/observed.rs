@@ -79,6 +79,25 @@ fn traffic() -> Vec<Exchange> {
     ]
 }
 
+/// The contract the team committed some time ago: no orders, no DELETE, no 404 yet, and a
+/// PUT the service no longer answers.
+const DECLARED: &str = r#"
+openapi: 3.1.0
+info: {title: users, version: "1"}
+paths:
+  /api/users/{userId}:
+    get:
+      responses:
+        "200": {description: a user}
+    put:
+      responses:
+        "200": {description: updated}
+  /api/users:
+    post:
+      responses:
+        "201": {description: created}
+"#;
+
 const ROUTES: &str = "routes:\n  templates: [\"/api/users/{id}\"]\n";
 
 async fn replay(statuscope: &Statuscope) {
@@ -214,6 +233,36 @@ each_engine! {
             assert_eq!(fired, 0.0, "{} fired replaying the observed traffic", rule.id);
         }
         assert_eq!(judge.total("statuscope_judged_responses_total", &[]), traffic().len() as f64);
+        // Judged against what it was learnt from, the traffic drifts nowhere.
+        let (status, drift) = raw_get(judge.admin, "/contract/drift").unwrap();
+        assert_eq!(status, 200, "{drift}");
+        assert_eq!(serde_json::from_str::<Value>(&drift).unwrap(), json!({"differences": []}));
+
+        // A declared contract that lags behind: `contract diff` names what changed and fails.
+        let declared = config_file("observed-declared.yaml", DECLARED);
+        let args = ["contract", "diff", declared.to_str().unwrap(), file.to_str().unwrap(), "--format", "json"];
+        let output = run_statuscope(&args, None);
+        assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let found: Vec<String> = report["differences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| format!("{} {} {} {}", d["kind"].as_str().unwrap(), d["method"].as_str().unwrap(), d["route"].as_str().unwrap(), d["response"].as_str().unwrap_or("")).trim().to_string())
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "undeclared-operation DELETE /api/users/{userId}",
+                "undeclared-route GET /api/orders",
+                "undeclared-status GET /api/users/{userId} 404",
+                "unseen-operation PUT /api/users/{userId}",
+            ]
+        );
+        let itself = ["contract", "diff", file.to_str().unwrap(), file.to_str().unwrap(), "--fail-on", "info"];
+        let output = run_statuscope(&itself, None);
+        assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stdout));
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "0 differences\n");
 
         // The same traffic recorded as HAR, learnt offline.
         let recording = config_file("observed.har", &har().to_string());
