@@ -75,10 +75,8 @@ fn main() {
             route: &route.label,
             path,
             request: RequestFacts {
-                has_authorization: false,
-                has_cookie: false,
-                expects_continue: false,
-                accept: None,
+                target: path.as_bytes(),
+                ..RequestFacts::default()
             },
             status: code,
             headers: Headers::List(&fields),

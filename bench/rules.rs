@@ -102,6 +102,7 @@ fn exchange<'a>(
             has_cookie: false,
             expects_continue: false,
             accept: Some("application/json"),
+            ..RequestFacts::default()
         },
         status,
         headers: Headers::List(headers),

@@ -112,6 +112,7 @@ impl Linter {
             .parse()
             .map_err(|e| format!("`{}` is not a URL: {e}", entry.request.url))?;
         let path = uri.path();
+        let target = uri.path_and_query().map_or(path, |p| p.as_str());
         let fields = fields(&response.headers);
         let headers = Headers::List(&fields);
         let body = self.body(entry, headers)?;
@@ -124,7 +125,7 @@ impl Linter {
             method: &method,
             route: &route.label,
             path,
-            request: RequestFacts::from_fields(|name| {
+            request: RequestFacts::from_fields(target.as_bytes(), |name| {
                 entry
                     .request
                     .headers

@@ -284,9 +284,13 @@ impl ProxyHttp for StatuscopeProxy {
                     .map_or_else(Vec::new, |t| t.iter().map(field).collect());
                 Some(Judged {
                     method: &request.method,
-                    request: RequestFacts::from_fields(|name| {
-                        request.headers.get(name).map(|v| v.as_bytes())
-                    }),
+                    request: RequestFacts::from_fields(
+                        request
+                            .uri
+                            .path_and_query()
+                            .map_or(b"", |p| p.as_str().as_bytes()),
+                        |name| request.headers.get(name).map(|v| v.as_bytes()),
+                    ),
                     headers: Headers::List(&fields),
                     sent_continue: ctx.sent_continue,
                     sample: ctx.sampler.take(),

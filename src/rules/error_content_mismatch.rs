@@ -39,10 +39,8 @@ mod tests {
 
     fn accepting(accept: &'static str) -> RequestFacts<'static> {
         RequestFacts {
-            has_authorization: false,
-            has_cookie: false,
-            expects_continue: false,
             accept: Some(accept),
+            ..RequestFacts::default()
         }
     }
 

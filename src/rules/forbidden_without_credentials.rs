@@ -36,8 +36,7 @@ mod tests {
         RequestFacts {
             has_authorization,
             has_cookie,
-            expects_continue: false,
-            accept: None,
+            ..RequestFacts::default()
         }
     }
 

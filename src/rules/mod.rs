@@ -87,8 +87,8 @@ impl fmt::Display for Severity {
     }
 }
 
-/// Facts about the request that some rule needs.
-#[derive(Debug, Clone, Copy)]
+/// Facts about the request that some rule, or the observed contract, needs.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct RequestFacts<'a> {
     /// The request carried `Authorization`.
     pub has_authorization: bool,
@@ -98,20 +98,36 @@ pub struct RequestFacts<'a> {
     pub expects_continue: bool,
     /// The request's `Accept` value, if any.
     pub accept: Option<&'a str>,
+    /// The request's `Content-Type` value as sent, if any (read only when learnt: the observed
+    /// contract's request media types).
+    pub content_type: Option<&'a [u8]>,
+    /// The request target as sent, its query included (read only when learnt: the observed
+    /// contract's query parameter names, [`query_of`]).
+    pub target: &'a [u8],
 }
 
 impl<'a> RequestFacts<'a> {
-    /// The facts read from the request's header fields; `value` looks one up by its
-    /// lower-case name. (The fast engine gathers the same facts while it checks the head.)
-    pub fn from_fields(value: impl Fn(&'static str) -> Option<&'a [u8]>) -> Self {
+    /// The facts read from the request's `target` (path and query) and header fields;
+    /// `value` looks one up by its lower-case name. (The fast engine gathers the same facts
+    /// while it checks the head.)
+    pub fn from_fields(target: &'a [u8], value: impl Fn(&'static str) -> Option<&'a [u8]>) -> Self {
         RequestFacts {
             has_authorization: value("authorization").is_some(),
             has_cookie: value("cookie").is_some(),
             expects_continue: value("expect")
                 .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue")),
             accept: value("accept").and_then(visible_ascii),
+            content_type: value("content-type"),
+            target,
         }
     }
+}
+
+/// The query of a request target, after its `?` (and before any `#`).
+pub fn query_of(target: &[u8]) -> Option<&[u8]> {
+    let at = memchr::memchr(b'?', target)?;
+    let query = &target[at + 1..];
+    Some(memchr::memchr(b'#', query).map_or(query, |end| &query[..end]))
 }
 
 /// One completed exchange, as the rules see it.
@@ -513,12 +529,7 @@ components:
             method: Method::GET,
             status,
             headers: Vec::new(),
-            request: RequestFacts {
-                has_authorization: false,
-                has_cookie: false,
-                expects_continue: false,
-                accept: None,
-            },
+            request: RequestFacts::default(),
             sent_continue: false,
             body: None,
             fields: default_fields(),

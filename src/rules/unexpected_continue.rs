@@ -43,10 +43,8 @@ mod tests {
     #[test]
     fn quiet_when_expected_or_absent() {
         let mut expected = case(200).method("POST").request(RequestFacts {
-            has_authorization: false,
-            has_cookie: false,
             expects_continue: true,
-            accept: None,
+            ..RequestFacts::default()
         });
         expected.sent_continue = true;
         assert!(!expected.fires(&RULE));

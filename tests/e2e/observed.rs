@@ -34,7 +34,7 @@ fn traffic() -> Vec<Exchange> {
     };
     vec![
         user(
-            "/api/users/7",
+            "/api/users/7?expand=manager",
             r#"{"id": 7, "name": "Ada", "email": "ada@example.com", "created": "2026-12-05T10:00:00Z", "manager": null}"#,
         ),
         user(
@@ -109,12 +109,21 @@ async fn replay(statuscope: &Statuscope) {
         for (name, value) in exchange.headers {
             headers.push(("x-reply-header".to_string(), format!("{name}: {value}")));
         }
-        let headers: Vec<(&str, &str)> = headers
+        let mut headers: Vec<(&str, &str)> = headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
+        // A POST sends a JSON body, as a client creating a user would.
+        let body: &[u8] = if exchange.method == "POST" {
+            br#"{"name": "Cy"}"#
+        } else {
+            b""
+        };
+        if !body.is_empty() {
+            headers.push(("content-type", "application/json"));
+        }
         let url = format!("http://{}{}", statuscope.listen, exchange.path);
-        let received = send(&client(), exchange.method, &url, &headers, b"").await;
+        let received = send(&client(), exchange.method, &url, &headers, body).await;
         assert_eq!(
             received.status, exchange.status,
             "{} {}",
@@ -221,6 +230,12 @@ each_engine! {
         let orders = &document["paths"]["/api/orders"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
         assert_eq!(orders["items"]["properties"]["total"]["type"], "number");
         assert!(document["paths"]["/api/users/{id}"]["delete"]["responses"]["204"].get("content").is_none());
+        let get_user = &document["paths"]["/api/users/{id}"]["get"]["parameters"];
+        assert_eq!(get_user[1]["name"], "expand", "{get_user}");
+        assert_eq!(get_user[1]["in"], "query");
+        let create = &document["paths"]["/api/users"]["post"]["requestBody"];
+        assert_eq!(create["required"], true, "{create}");
+        assert!(create["content"]["application/json"].is_object(), "{create}");
 
         let file = config_file("observed-contract.json", &serde_json::to_string_pretty(&document).unwrap());
         validate_with_openapi_spec_validator(&file);

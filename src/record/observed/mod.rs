@@ -23,7 +23,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::contract::tape;
 use crate::fxhash::FxHasher;
-use crate::rules::Exchange;
+use crate::rules::{query_of, visible_ascii, Exchange};
+use crate::sample::media_type;
 use crate::sample::BodyKind;
 pub use openapi::DocumentFormat;
 use shape::{PropertyBudget, SchemaShape};
@@ -73,6 +74,22 @@ fn is_transport(name: &[u8]) -> bool {
         .any(|t| t.len() == name.len() && t.as_bytes().eq_ignore_ascii_case(name))
 }
 
+/// Counts one more `name` (case as given) in `counts`; `false` when it is new and there is no
+/// room for it (`MAX_HEADERS`).
+fn count_name(counts: &mut Vec<(Box<str>, u64)>, name: &str) -> bool {
+    add_count(counts, name, 1)
+}
+
+/// Adds `count` to `name`'s in `counts`; `false` when it is new and there is no room.
+fn add_count(counts: &mut Vec<(Box<str>, u64)>, name: &str, count: u64) -> bool {
+    match counts.iter().position(|(known, _)| &**known == name) {
+        Some(at) => counts[at].1 += count,
+        None if counts.len() < MAX_HEADERS => counts.push((name.into(), count)),
+        None => return false,
+    }
+    true
+}
+
 /// What was learnt of one status code of one operation.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Response {
@@ -111,6 +128,17 @@ struct Media {
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Operation {
     method: &'static str,
+    /// Requests seen.
+    seen: u64,
+    /// Requests whose media type and query were learnt (as headers: the first ones, then one
+    /// in `body_every`).
+    requests_learnt: u64,
+    /// Request media types, and the learnt requests that had each.
+    request_media: Vec<(Box<str>, u64)>,
+    /// Query parameter names, and the learnt requests that had each.
+    query: Vec<(Box<str>, u64)>,
+    /// Some request media type or query parameter was not learnt (`MAX_HEADERS` each).
+    request_truncated: bool,
     responses: Vec<Response>,
     /// Some response was not learnt (`observed.max_responses`).
     truncated: bool,
@@ -234,7 +262,37 @@ impl Learnt {
 }
 
 impl Operation {
+    /// Learns the request's media type and query parameter names.
+    fn learn_request(&mut self, exchange: &Exchange<'_>) {
+        self.requests_learnt += 1;
+        let media = exchange
+            .request
+            .content_type
+            .and_then(visible_ascii)
+            .map(media_type);
+        if let Some(media) = media.filter(|m| !m.is_empty()) {
+            self.request_truncated |= !count_name(&mut self.request_media, media);
+        }
+        let query = query_of(exchange.request.target).unwrap_or_default();
+        let mut names: Vec<&[u8]> = query
+            .split(|&b| b == b'&')
+            .map(|pair| pair.split(|&b| b == b'=').next().unwrap_or_default())
+            .filter(|name| !name.is_empty() && name.len() <= 64)
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            if let Some(name) = visible_ascii(name) {
+                self.request_truncated |= !count_name(&mut self.query, name);
+            }
+        }
+    }
+
     fn learn(&mut self, exchange: &Exchange<'_>, seen: u64, limits: &ObservedLimits) {
+        self.seen += 1;
+        if is_turn(self.seen, limits) {
+            self.learn_request(exchange);
+        }
         let status = exchange.status;
         let essence = exchange.content_type();
         let response = match self.responses.iter().position(|r| r.status == status) {
@@ -282,6 +340,15 @@ impl Operation {
 
     fn merge(&mut self, other: &Operation, limits: &ObservedLimits) {
         self.truncated |= other.truncated;
+        self.seen += other.seen;
+        self.requests_learnt += other.requests_learnt;
+        self.request_truncated |= other.request_truncated;
+        for (name, count) in &other.request_media {
+            self.request_truncated |= !add_count(&mut self.request_media, name, *count);
+        }
+        for (name, count) in &other.query {
+            self.request_truncated |= !add_count(&mut self.query, name, *count);
+        }
         for theirs in &other.responses {
             match self
                 .responses

@@ -146,8 +146,34 @@ impl Operation {
             .map(|r| (r.status.to_string(), r.to_openapi()))
             .collect();
         let mut operation = Map::new();
+        let mut parameters = parameters.to_vec();
+        let mut query: Vec<&(Box<str>, u64)> = self.query.iter().collect();
+        query.sort();
+        parameters.extend(query.iter().map(|(name, count)| {
+            json!({
+                "name": name,
+                "in": "query",
+                "required": *count == self.requests_learnt,
+                "schema": {"type": "string"},
+                "x-statuscope-seen": count,
+            })
+        }));
         if !parameters.is_empty() {
             operation.insert("parameters".into(), json!(parameters));
+        }
+        if !self.request_media.is_empty() {
+            let mut media: Vec<&(Box<str>, u64)> = self.request_media.iter().collect();
+            media.sort();
+            let with_body: u64 = media.iter().map(|(_, count)| count).sum();
+            let content: Map<String, Value> = media
+                .iter()
+                .map(|(name, count)| (name.to_string(), json!({"x-statuscope-seen": count})))
+                .collect();
+            let body = json!({"required": with_body == self.requests_learnt, "content": content});
+            operation.insert("requestBody".into(), body);
+        }
+        if self.request_truncated {
+            operation.insert("x-statuscope-request-limit".into(), json!("names"));
         }
         operation.insert("responses".into(), Value::Object(described));
         let seen: u64 = self.responses.iter().map(|r| r.count).sum();

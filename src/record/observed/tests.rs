@@ -40,6 +40,22 @@ fn learn(
     headers: &[(&str, &str)],
     limits: &ObservedLimits,
 ) {
+    learn_request(
+        learnt,
+        route,
+        RequestFacts::default(),
+        (status, body, headers),
+        limits,
+    );
+}
+
+fn learn_request(
+    learnt: &mut Learnt,
+    route: &Arc<str>,
+    request: RequestFacts<'_>,
+    (status, body, headers): (u16, &str, &[(&str, &str)]),
+    limits: &ObservedLimits,
+) {
     let fields: Vec<Field<'_>> = headers
         .iter()
         .map(|(name, value)| Field {
@@ -57,7 +73,7 @@ fn learn(
         method: &Method::GET,
         route,
         path: route,
-        request: RequestFacts::from_fields(|_| None),
+        request,
         status,
         headers,
         content_type: headers.media_type(),
@@ -226,6 +242,47 @@ fn a_header_in_every_response_of_a_code_is_required() {
     assert_eq!(headers["x-request-id"]["required"], true);
     assert_eq!(headers["etag"]["required"], false);
     assert!(headers.get("content-type").is_none(), "{headers}");
+}
+
+#[test]
+fn request_media_types_and_query_names_are_learnt_never_their_values() {
+    let route: Arc<str> = "/search".into();
+    let mut learnt = Learnt::default();
+    let answer = (200, "{}", &[][..]);
+    for (target, media) in [
+        (
+            &b"/search?q=alice&limit=5"[..],
+            Some(&b"application/json"[..]),
+        ),
+        (b"/search?q=bob&q=carol#top", None),
+    ] {
+        let request = RequestFacts {
+            target,
+            content_type: media,
+            ..RequestFacts::default()
+        };
+        learn_request(&mut learnt, &route, request, answer, &LIMITS);
+    }
+    let operation = &learnt.to_openapi("t")["paths"]["/search"]["get"];
+    let query: Vec<(&str, bool)> = operation["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap(),
+                p["required"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(query, [("limit", false), ("q", true)]);
+    assert_eq!(operation["requestBody"]["required"], false);
+    assert_eq!(
+        operation["requestBody"]["content"]["application/json"]["x-statuscope-seen"],
+        1
+    );
+    let text = operation.to_string();
+    assert!(!text.contains("alice") && !text.contains("carol"), "{text}");
 }
 
 #[test]

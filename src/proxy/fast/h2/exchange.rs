@@ -238,7 +238,8 @@ impl Carried {
             return;
         };
         let request = &self.request;
-        let facts = RequestFacts::from_fields(|name| request.get(name));
+        let target = request.pseudo(request.pseudo.path).unwrap_or_default();
+        let facts = RequestFacts::from_fields(target, |name| request.get(name));
         let grpc_trailers = self.has_trailers.then(|| self.trailers.headers());
         let judged = match ending.outcome {
             Outcome::Upstream(_) => Some(Judged {
