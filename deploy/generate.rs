@@ -488,6 +488,23 @@ fn misuse() -> Value {
         )],
         (12, 8),
     );
+    let operations = |state: &str| {
+        format!(r#"sum(statuscope_contract_operations{{{SELECTOR}, state="{state}"}})"#)
+    };
+    b.panel(
+        "timeseries",
+        "Operations: seen but not declared, declared but not seen",
+        "Operations (route and method) the service answered that contract.openapi does not have, and \
+         operations it declares that no request reached since the sidecar started — learnt from live traffic \
+         (the observed contract). GET /contract/drift on the admin port lists them, with the codes and media \
+         types that drifted too; docs/contract.md.",
+        "short",
+        vec![
+            series(operations("undeclared"), "seen, not declared"),
+            series(operations("unseen"), "declared, not seen"),
+        ],
+        (24, 8),
+    );
     b.row("Per rule");
     for rule in CATALOGUE {
         let description = format!(

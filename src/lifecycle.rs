@@ -29,6 +29,8 @@ use crate::proxy::guard::{ConnectionGuard, ConnectionLimit};
 use crate::proxy::in_flight::InFlightLimit;
 use crate::proxy::pingora::StatuscopeProxy;
 use crate::proxy::settings::Settings;
+use crate::record::observed::operations::OperationsCollector;
+use crate::record::observed::Observed;
 use crate::record::{Metrics, Recorder};
 use crate::report::ReportGate;
 
@@ -72,7 +74,11 @@ pub fn run(
         in_flight,
         limit,
         reloads,
-    } = RunFamilies::register(recorder.metrics.families(), current_contract(&settings));
+    } = RunFamilies::register(
+        recorder.metrics.families(),
+        current_contract(&settings),
+        recorder.observed.clone(),
+    );
     let proxy = StatuscopeProxy::new(settings.clone(), recorder, in_flight.clone());
     let upstream = config
         .require_upstream()
@@ -239,8 +245,9 @@ struct RunFamilies {
 }
 
 impl RunFamilies {
-    fn register(families: &Families, contract: Current) -> Self {
-        CoverageCollector::register(families, contract);
+    fn register(families: &Families, contract: Current, observed: Option<Arc<Observed>>) -> Self {
+        CoverageCollector::register(families, contract.clone());
+        OperationsCollector::register(families, contract, observed);
         let in_flight = InFlightLimit::register(families);
         let limit = ConnectionLimit::register(families);
         let reloads = families.counter_vec(
@@ -262,7 +269,7 @@ impl RunFamilies {
 /// Every family a running sidecar registers, in a registry of its own, for the reference.
 pub fn registered_families() -> Families {
     let metrics = Metrics::default();
-    RunFamilies::register(metrics.families(), Arc::new(|| None));
+    RunFamilies::register(metrics.families(), Arc::new(|| None), None);
     metrics.families().clone()
 }
 

@@ -12,6 +12,7 @@
 //! document.
 
 mod openapi;
+pub(crate) mod operations;
 pub(crate) mod shape;
 
 use std::cell::RefCell;
