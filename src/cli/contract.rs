@@ -1,10 +1,13 @@
-//! `statuscope contract diff`: a declared contract against an observed one.
+//! `statuscope contract diff` (a declared contract against an observed one) and `statuscope
+//! contract merge` (several observed ones into one).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::Exit;
+use crate::config::{self, FlagValues};
 use crate::contract::drift::{self, DriftFormat, DriftLevel};
 use crate::contract::Contract;
+use crate::record::observed::{DocumentFormat, Learnt};
 
 /// `contract`'s subcommands.
 #[derive(clap::Subcommand)]
@@ -28,20 +31,43 @@ pub(super) enum ContractCommand {
         #[arg(long, value_enum, default_value = "error")]
         fail_on: DriftLevel,
     },
+    /// Merge observed contracts (several replicas', or several runs') into one, with the same
+    /// merge live learning uses: counts add, a property or header stays required only where
+    /// every document had it, the latest "last seen" wins.
+    Merge {
+        /// Observed OpenAPI documents statuscope wrote (`/contract/observed`, `lint --observed`).
+        #[arg(required = true)]
+        documents: Vec<PathBuf>,
+        /// Where to write the merged document (JSON for a `.json` name, else YAML); standard
+        /// output when absent, as YAML.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
 pub(super) fn execute(command: ContractCommand) -> u8 {
-    let ContractCommand::Diff {
-        declared,
-        observed,
-        format,
-        fail_on,
-    } = command;
-    let declared = match Contract::load(&declared) {
+    match command {
+        ContractCommand::Diff {
+            declared,
+            observed,
+            format,
+            fail_on,
+        } => diff(&declared, &observed, format, fail_on),
+        ContractCommand::Merge { documents, output } => {
+            match merge(&documents, output.as_deref()) {
+                Ok(()) => Exit::Clean.code(),
+                Err(e) => Exit::Unusable.because(&e),
+            }
+        }
+    }
+}
+
+fn diff(declared: &Path, observed: &Path, format: DriftFormat, fail_on: DriftLevel) -> u8 {
+    let declared = match Contract::load(declared) {
         Ok(contract) => contract,
         Err(e) => return Exit::Unusable.because(&e),
     };
-    let observed = match read_document(&observed) {
+    let observed = match read_document(observed) {
         Ok(document) => document,
         Err(e) => return Exit::Unusable.because(&e),
     };
@@ -51,6 +77,34 @@ pub(super) fn execute(command: ContractCommand) -> u8 {
         Exit::Failed.code()
     } else {
         Exit::Clean.code()
+    }
+}
+
+/// Merges `documents` into `output` (standard output when `None`), within the limits the
+/// configuration (defaults and environment) sets.
+fn merge(documents: &[PathBuf], output: Option<&Path>) -> Result<(), String> {
+    let config = config::load(None, &FlagValues::default()).map_err(|e| e.to_string())?;
+    let limits = config
+        .config
+        .observed
+        .ok_or("observed.enabled is off: a merge keeps to the observed.* limits it turns on")?;
+    let mut merged = Learnt::default();
+    for path in documents {
+        let document = read_document(path)?;
+        let learnt = Learnt::from_openapi(&document, &limits)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        merged.merge(&learnt, &limits);
+    }
+    match output {
+        Some(path) => {
+            let (text, _) = merged.render("observed", DocumentFormat::for_path(path));
+            std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        }
+        None => {
+            let (text, _) = merged.render("observed", DocumentFormat::Yaml);
+            print!("{}", String::from_utf8_lossy(&text));
+            Ok(())
+        }
     }
 }
 

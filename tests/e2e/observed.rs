@@ -2,7 +2,8 @@
 //! OpenAPI 3.1 document (`/contract/observed`) that PyPI's openapi-spec-validator accepts,
 //! that a second statuscope loads as its `contract.openapi` and replays the same traffic
 //! against without a contract finding, and that `statuscope lint --observed` learns the same
-//! from a HAR recording of that traffic.
+//! from a HAR recording of that traffic; `contract merge` combines two such documents and
+//! `contract diff` names how a lagging declared contract differs.
 
 use std::process::Command;
 
@@ -287,6 +288,17 @@ each_engine! {
         assert!(output.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&output.stderr));
         let offline: Value = serde_json::from_slice(&std::fs::read(&written).unwrap()).unwrap();
         assert_eq!(shape_of(&offline), shape_of(&document), "the HAR's document differs from the live one");
+
+        // Two replicas' documents (here the live one and the HAR's) merge into one: the same
+        // shape, the counts added.
+        let merged_path = written.with_extension("merged.json");
+        let args = ["contract", "merge", file.to_str().unwrap(), written.to_str().unwrap(), "--output", merged_path.to_str().unwrap()];
+        let output = run_statuscope(&args, None);
+        assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+        let merged: Value = serde_json::from_slice(&std::fs::read(&merged_path).unwrap()).unwrap();
+        assert_eq!(shape_of(&merged), shape_of(&document), "merging changed the shape");
+        assert_eq!(merged["paths"]["/api/users/{id}"]["get"]["responses"]["200"]["x-statuscope-seen"], 4);
         let _ = std::fs::remove_file(written);
+        let _ = std::fs::remove_file(merged_path);
     }
 }

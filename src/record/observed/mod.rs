@@ -13,6 +13,7 @@
 
 mod openapi;
 pub(crate) mod operations;
+mod read;
 pub(crate) mod shape;
 
 use std::cell::RefCell;

@@ -176,8 +176,11 @@ impl Operation {
             operation.insert("x-statuscope-request-limit".into(), json!("names"));
         }
         operation.insert("responses".into(), Value::Object(described));
-        let seen: u64 = self.responses.iter().map(|r| r.count).sum();
-        operation.insert("x-statuscope-seen".into(), json!(seen));
+        operation.insert("x-statuscope-seen".into(), json!(self.seen));
+        operation.insert(
+            "x-statuscope-requests-learnt".into(),
+            json!(self.requests_learnt),
+        );
         if self.truncated {
             operation.insert("x-statuscope-limit".into(), json!("responses"));
         }
@@ -225,6 +228,10 @@ impl Response {
             response.insert("content".into(), Value::Object(content));
         }
         response.insert("x-statuscope-seen".into(), json!(self.count));
+        response.insert(
+            "x-statuscope-headers-learnt".into(),
+            json!(self.headers_learnt),
+        );
         response.insert(
             "x-statuscope-last-seen".into(),
             json!(rfc3339(self.last_seen)),

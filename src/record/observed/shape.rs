@@ -221,6 +221,73 @@ impl SchemaShape {
     }
 }
 
+impl SchemaShape {
+    /// The shape a schema this module wrote describes, as if learnt from `objects` values
+    /// (each object having its `required` properties and lacking the others once), so that
+    /// merging it gives what merging the shapes it was written from would: the read half of
+    /// `statuscope contract merge`.
+    pub fn from_schema(schema: &Value, values: u64) -> SchemaShape {
+        let values = values.max(1);
+        let types: Vec<&str> = match &schema["type"] {
+            Value::String(one) => vec![one.as_str()],
+            Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let bits = types.iter().fold(0, |bits, name| {
+            bits | match *name {
+                "null" => NULL,
+                "boolean" => BOOLEAN,
+                "integer" => INTEGER,
+                "number" => NUMBER,
+                "string" => STRING,
+                "array" => ARRAY,
+                "object" => OBJECT,
+                _ => 0,
+            }
+        });
+        let format = schema["format"].as_str();
+        let formats = FORMATS
+            .iter()
+            .filter(|(_, name, _)| Some(*name) == format)
+            .fold(0, |bits, (bit, _, _)| bits | bit);
+        let limit = schema["x-statuscope-limit"].as_str();
+        let object = schema["properties"].as_object().map(|properties| {
+            let required: Vec<&str> = schema["required"]
+                .as_array()
+                .map(|names| names.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            Box::new(ObjectShape {
+                objects: values,
+                properties: properties
+                    .iter()
+                    .map(|(name, schema)| Property {
+                        name: name.as_str().into(),
+                        present: if required.contains(&name.as_str()) {
+                            values
+                        } else {
+                            values - 1
+                        },
+                        shape: SchemaShape::from_schema(schema, values),
+                    })
+                    .collect(),
+                truncated: limit == Some("properties"),
+            })
+        });
+        let items = schema
+            .get("items")
+            .filter(|items| items.as_object().is_some_and(|i| !i.is_empty()))
+            .map(|items| Box::new(SchemaShape::from_schema(items, values)));
+        SchemaShape {
+            seen: values,
+            types: bits,
+            formats,
+            object,
+            items,
+            too_deep: limit == Some("depth"),
+        }
+    }
+}
+
 impl ObjectShape {
     fn learn_member(
         &mut self,

@@ -378,3 +378,17 @@ proptest! {
         prop_assert_eq!(without_times(merged.to_openapi("t")), without_times(one.to_openapi("t")));
     }
 }
+
+proptest! {
+    #[test]
+    fn documents_read_back_merge_like_the_learning_they_were_written_from(
+        a in proptest::collection::vec((any::<u8>(), any::<u16>()), 1..12),
+        b in proptest::collection::vec((any::<u8>(), any::<u16>()), 1..12),
+    ) {
+        let read = |learnt: &Learnt| Learnt::from_openapi(&learnt.to_openapi("t"), &LIMITS).unwrap();
+        let mut merged = read(&learnt_from(&a));
+        merged.merge(&read(&learnt_from(&b)), &LIMITS);
+        let one = learnt_from(&[a, b].concat());
+        prop_assert_eq!(without_times(merged.to_openapi("t")), without_times(one.to_openapi("t")));
+    }
+}
