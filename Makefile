@@ -75,6 +75,7 @@ bench: deps
 	bench/hotpath.sh
 	bench/h2c.sh
 	bench/injector.sh
+	bench/observed_memory.py
 	bench/compare.py
 
 ## fuzz: each cargo-fuzz target for FUZZ_SECONDS (default 300) from its seed corpus in

@@ -99,8 +99,11 @@ pub struct RequestFacts<'a> {
     /// The request's `Accept` value, if any.
     pub accept: Option<&'a str>,
     /// The request's `Content-Type` value as sent, if any (read only when learnt: the observed
-    /// contract's request media types).
+    /// contract's request media types); the fast engine leaves it to [`RequestFacts::head`].
     pub content_type: Option<&'a [u8]>,
+    /// The request head as received, where the fast engine leaves the fields no rule reads
+    /// (see [`RequestFacts::content_type_value`]); empty from the other engines.
+    pub head: &'a [u8],
     /// The request target as sent, its query included (read only when learnt: the observed
     /// contract's query parameter names, [`query_of`]).
     pub target: &'a [u8],
@@ -118,8 +121,21 @@ impl<'a> RequestFacts<'a> {
                 .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue")),
             accept: value("accept").and_then(visible_ascii),
             content_type: value("content-type"),
+            head: &[],
             target,
         }
+    }
+
+    /// The `Content-Type` value: as read, or found in the raw head (a cold path: only learning
+    /// asks).
+    pub fn content_type_value(&self) -> Option<&'a [u8]> {
+        self.content_type.or_else(|| {
+            self.head.split(|&b| b == b'\n').skip(1).find_map(|line| {
+                let (name, value) = line.split_at(memchr::memchr(b':', line)?);
+                name.eq_ignore_ascii_case(b"content-type")
+                    .then(|| value[1..].trim_ascii())
+            })
+        })
     }
 }
 

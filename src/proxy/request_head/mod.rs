@@ -139,8 +139,6 @@ pub struct Head {
     pub has_cookie: bool,
     /// The first `Accept` value, without surrounding whitespace.
     pub accept: Option<Span>,
-    /// The first `Content-Type` value, without surrounding whitespace.
-    pub content_type: Option<Span>,
     /// The `User-Agent` is the kubelet's: a liveness, readiness or startup probe.
     pub probe: bool,
     /// A field that is only for this hop: `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`,
@@ -372,9 +370,6 @@ impl HeadReader {
             }
             6 if is(b"accept") && self.facts.accept.is_none() => {
                 self.facts.accept = Some(Span::within(buf, value));
-            }
-            12 if is(b"content-type") && self.facts.content_type.is_none() => {
-                self.facts.content_type = Some(Span::within(buf, value));
             }
             6 if is(b"cookie") => self.facts.has_cookie = true,
             10 if is(b"user-agent") => self.facts.probe = is_probe_user_agent(value),

@@ -269,7 +269,7 @@ impl Operation {
         self.requests_learnt += 1;
         let media = exchange
             .request
-            .content_type
+            .content_type_value()
             .and_then(visible_ascii)
             .map(media_type);
         if let Some(media) = media.filter(|m| !m.is_empty()) {

@@ -277,6 +277,16 @@ fn request_media_types_and_query_names_are_learnt_never_their_values() {
         .collect();
     assert_eq!(query, [("limit", false), ("q", true)]);
     assert_eq!(operation["requestBody"]["required"], false);
+    // The fast engine leaves the field in the raw head.
+    let raw = RequestFacts {
+        head: b"POST /search HTTP/1.1\r\nHost: a\r\nContent-type: text/csv; charset=utf-8\r\n\r\n",
+        ..RequestFacts::default()
+    };
+    assert_eq!(
+        raw.content_type_value(),
+        Some(&b"text/csv; charset=utf-8"[..])
+    );
+    assert_eq!(RequestFacts::default().content_type_value(), None);
     assert_eq!(
         operation["requestBody"]["content"]["application/json"]["x-statuscope-seen"],
         1

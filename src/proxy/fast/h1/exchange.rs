@@ -406,7 +406,9 @@ pub(super) fn finish_answered(
         has_cookie: head.has_cookie,
         expects_continue: head.expects_continue,
         accept: head.accept.and_then(|span| visible_ascii(span.of(inbuf))),
-        content_type: head.content_type.map(|span| span.of(inbuf)),
+        // Found in the head only when learnt (the observed contract), off the request path.
+        content_type: None,
+        head: &inbuf[..head.head_len],
         target: head.target.of(inbuf),
     };
     let judged = matches!(answered.outcome, Outcome::Upstream(_)).then_some(Judged {
