@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::Method;
+use statuscope::contract::{Contract, Formats};
 use statuscope::record::observed::{Learnt, ObservedLimits};
 use statuscope::rules::rule_set::{Evaluation, RuleSet, RuleSetting};
 use statuscope::rules::{Exchange, Field, Headers, RequestFacts};
@@ -254,6 +255,7 @@ components:
         item: {type: string}
         quantity: {type: integer, minimum: 1}
         status: {enum: [open, shipped]}
+        placed: {type: string, format: date-time}
 "##;
 
 /// An order list of just under `bytes` that validates against [`CONTRACT`].
@@ -261,7 +263,9 @@ fn orders(bytes: usize) -> Vec<u8> {
     let mut body = String::from(r#"{"orders":["#);
     let mut id = 0;
     loop {
-        let order = format!(r#"{{"id":{id},"item":"book {id}","quantity":2,"status":"open"}}"#);
+        let order = format!(
+            r#"{{"id":{id},"item":"book {id}","quantity":2,"status":"open","placed":"2026-12-05T10:00:00Z"}}"#
+        );
         if body.len() + order.len() + 3 > bytes {
             break;
         }
@@ -276,13 +280,21 @@ fn orders(bytes: usize) -> Vec<u8> {
 }
 
 /// The six contract rules alone (every other rule off), with the lookup the engine makes for
-/// them: without a body, and with an 8 KiB JSON body validated against its schema.
+/// them: without a body, and with an 8 KiB JSON body validated against its schema — its
+/// `format: date-time` annotated, then asserted (`contract.formats`).
 fn contract_rules(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("statuscope-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("openapi.yaml");
     std::fs::write(&path, CONTRACT).unwrap();
-    let contract = Arc::new(statuscope::contract::Contract::load(&path).unwrap());
+    for formats in [Formats::Annotate, Formats::Assert] {
+        let contract = Arc::new(Contract::load_with(&path, formats).unwrap());
+        contract_group(c, contract, formats);
+    }
+}
+
+/// The contract rules judging against `contract`, compiled with `formats`.
+fn contract_group(c: &mut Criterion, contract: Arc<Contract>, formats: Formats) {
     let settings: Vec<RuleSetting> = statuscope::rules::CATALOGUE
         .iter()
         .enumerate()
@@ -310,7 +322,11 @@ fn contract_rules(c: &mut Criterion) {
             body: Some(orders(SAMPLE_BYTES)),
         },
     ];
-    let mut group = c.benchmark_group("contract rules per exchange");
+    let name = match formats {
+        Formats::Annotate => "contract rules per exchange",
+        Formats::Assert => "contract rules per exchange, formats asserted",
+    };
+    let mut group = c.benchmark_group(name);
     for scenario in &scenarios {
         assert_eq!(
             judge(&engine, scenario, &method),

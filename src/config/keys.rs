@@ -4,6 +4,7 @@
 //! generated from it (`statuscope reference configuration`; a test fails when it is stale).
 
 use super::{Config, Engine, Probes, UpstreamProtocol};
+use crate::contract::Formats;
 use crate::logs::LogFormat;
 use crate::record::DURATION_BUCKETS;
 use crate::sample::MAX_BODY_SAMPLE_BYTES;
@@ -245,6 +246,7 @@ pub const KEYS: &[Key] = &[
     FINDINGS_LOG_INTERVAL,
     FINDINGS_TOKEN_FILE,
     CONTRACT_OPENAPI,
+    CONTRACT_FORMATS,
     OBSERVED_ENABLED,
     OBSERVED_MAX_DEPTH,
     OBSERVED_MAX_PROPERTIES,
@@ -555,6 +557,13 @@ define_key!(
     "contract.openapi",
     KeyKind::Optional("none"),
     "the service's OpenAPI document (3.0.x or 3.1.x, YAML or JSON; `$ref`s to files beside it are followed): its paths become route templates ahead of `routes.templates`, and the contract rules judge every response against it; an unreadable or invalid document stops start-up naming the file and the JSON pointer of the problem (at reload, the running configuration stays). See [contract.md](contract.md)",
+);
+
+define_key!(
+    CONTRACT_FORMATS,
+    "contract.formats",
+    KeyKind::choice("annotate", &names(Formats::NAMED)),
+    "what a schema's `format` does in the contract's bodies: `annotate`, JSON Schema 2020-12's default (a value that does not match its format still validates), or `assert` — `date-time`, `date`, `time`, `email`, `uuid`, `uri`, `ipv4`, `ipv6` and the other formats the validator knows are checked, and a mismatch is a `body-schema-mismatch`; see [contract.md](contract.md) for the cost",
 );
 
 define_key!(

@@ -21,7 +21,7 @@ use super::{
     Timeouts, Upstream, UpstreamProtocol, REQUEST_LINE_SLACK,
 };
 use crate::classify::route::RouteTemplate;
-use crate::contract::Contract;
+use crate::contract::{Contract, Formats};
 use crate::logs::{self, LogFormat};
 use crate::record::observed::ObservedLimits;
 use crate::rules::rule_set::{RouteRules, RuleSetting};
@@ -436,8 +436,9 @@ fn route_rules(check: &mut Checker<'_>) -> Vec<RouteRules> {
 }
 
 fn contract(check: &mut Checker<'_>) -> Option<Arc<Contract>> {
+    let formats = check.choice(&keys::CONTRACT_FORMATS, &Formats::NAMED);
     let path: PathBuf = check.value(&keys::CONTRACT_OPENAPI)?;
-    Contract::load(&path)
+    Contract::load_with(&path, formats)
         .map(Arc::new)
         .map_err(|problem| check.fail(&keys::CONTRACT_OPENAPI, problem))
         .ok()

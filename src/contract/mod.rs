@@ -27,6 +27,7 @@ use crate::classify::route::RouteTemplate;
 use crate::fxhash::FxHasher;
 use coverage::Coverage;
 use document::{Files, LoadError, Location};
+pub use schema::Formats;
 use schema::{Compiler, Dialect};
 
 /// The methods an OpenAPI path item may declare, in the order the specification lists them.
@@ -168,34 +169,22 @@ pub enum Declared<'a> {
 }
 
 impl Contract {
-    /// Reads, checks and compiles the document at `path`.
+    /// Reads, checks and compiles the document at `path`, its formats annotations.
     pub fn load(path: &Path) -> Result<Contract, LoadError> {
+        Contract::load_with(path, Formats::Annotate)
+    }
+
+    /// Reads, checks and compiles the document at `path`, its formats treated as `formats`.
+    pub fn load_with(path: &Path, formats: Formats) -> Result<Contract, LoadError> {
         let files = Files::read(path)?;
         let root = Location {
             file: files.root.clone(),
             pointer: String::new(),
         };
         let document = files.get(&root).expect("the root file was read");
-        let version = match document.get("openapi") {
-            Some(Value::String(version)) => version.clone(),
-            Some(other) => other.to_string(),
-            None => {
-                return Err(root
-                    .child("openapi")
-                    .error("missing: an OpenAPI document names its version (`openapi: 3.1.0`)"))
-            }
-        };
-        let dialect = if version.starts_with("3.0.") {
-            Dialect::OpenApi30
-        } else if version.starts_with("3.1.") {
-            Dialect::OpenApi31
-        } else {
-            return Err(root
-                .child("openapi")
-                .error(format!("version `{version}` is neither 3.0.x nor 3.1.x")));
-        };
+        let dialect = dialect_of(document, &root)?;
         let prefix = servers_prefix(document);
-        let compiler = Compiler::new(&files, dialect)?;
+        let compiler = Compiler::new(&files, dialect, formats)?;
         let mut paths = Vec::new();
         let mut by_route = HashMap::default();
         let mut responses = 0;
@@ -243,7 +232,8 @@ impl Contract {
         }
         Ok(Contract {
             file: files.root.clone(),
-            digest: digest(&files),
+            // The same text compiled another way is another contract.
+            digest: digest(&files) ^ u64::from(formats == Formats::Assert),
             coverage: Coverage::new(responses),
             paths,
             by_route,
@@ -384,6 +374,28 @@ fn servers_prefix(document: &Value) -> String {
     path.trim_end_matches('/').to_string()
 }
 
+/// The schema dialect the document's `openapi` version names.
+fn dialect_of(document: &Value, root: &Location) -> Result<Dialect, LoadError> {
+    let version = match document.get("openapi") {
+        Some(Value::String(version)) => version.clone(),
+        Some(other) => other.to_string(),
+        None => {
+            return Err(root
+                .child("openapi")
+                .error("missing: an OpenAPI document names its version (`openapi: 3.1.0`)"))
+        }
+    };
+    if version.starts_with("3.0.") {
+        Ok(Dialect::OpenApi30)
+    } else if version.starts_with("3.1.") {
+        Ok(Dialect::OpenApi31)
+    } else {
+        Err(root
+            .child("openapi")
+            .error(format!("version `{version}` is neither 3.0.x nor 3.1.x")))
+    }
+}
+
 fn digest(files: &Files) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = FxHasher::default();
@@ -433,5 +445,44 @@ mod tests {
         assert!(!range("application/*").covers("text/plain"));
         assert!(range("application/json").covers("application/json"));
         assert!(!range("application/json").covers("application/problem+json"));
+    }
+
+    #[test]
+    fn formats_fail_a_body_only_when_asserted() {
+        let dir = std::env::temp_dir().join(format!("statuscope-formats-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("formats.yaml");
+        let document = "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /t:\n    get:\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: {type: object, properties: {at: {type: string, format: date-time}, id: {type: string, format: uuid}}}\n";
+        std::fs::write(&file, document).unwrap();
+        let verdict = |formats, body: &str| {
+            let contract = Contract::load_with(&file, formats).unwrap();
+            let Declared::Response(_, response) = contract.declared("/t", &Method::GET, 200) else {
+                panic!("declared");
+            };
+            let schema = response
+                .media_for("application/json")
+                .unwrap()
+                .schema
+                .as_ref()
+                .unwrap();
+            schema::first_failure(schema, body.as_bytes())
+        };
+        let bad = r#"{"at": "yesterday", "id": "7"}"#;
+        let good =
+            r#"{"at": "2026-12-05T10:00:00Z", "id": "6f1c2b8e-3a5d-4c9e-8f7a-1b2c3d4e5f60"}"#;
+        assert_eq!(verdict(Formats::Annotate, bad), None);
+        assert_eq!(verdict(Formats::Assert, good), None);
+        let failure = verdict(Formats::Assert, bad).expect("a date-time that is not one fails");
+        assert!(failure.contains("format"), "{failure}");
+        assert!(
+            !failure.contains("yesterday"),
+            "the value stays out of the evidence: {failure}"
+        );
+        let annotated = Contract::load_with(&file, Formats::Annotate).unwrap();
+        let asserted = Contract::load_with(&file, Formats::Assert).unwrap();
+        assert_ne!(
+            annotated.digest, asserted.digest,
+            "a reload that asserts recompiles"
+        );
     }
 }

@@ -39,11 +39,29 @@ impl Dialect {
 pub struct Compiler {
     dialect: Dialect,
     registry: Registry<'static>,
+    formats: Formats,
+}
+
+/// What a schema's `format` does (`contract.formats`): JSON Schema 2020-12 makes it an
+/// annotation by default; asserted, a value that does not match its format fails the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Formats {
+    /// `format` is an annotation, as 2020-12 says by default (`annotate`).
+    Annotate,
+    /// `format` is checked (`assert`): `date-time`, `date`, `time`, `email`, `uuid`, `uri`,
+    /// `ipv4`, `ipv6` and every other format the validator knows.
+    Assert,
+}
+
+impl Formats {
+    /// Each choice by its `contract.formats` name.
+    pub const NAMED: [(&'static str, Formats); 2] =
+        [("annotate", Formats::Annotate), ("assert", Formats::Assert)];
 }
 
 impl Compiler {
-    /// Registers every file of the document, in `dialect`.
-    pub fn new(files: &Files, dialect: Dialect) -> Result<Compiler, LoadError> {
+    /// Registers every file of the document, in `dialect`, its formats treated as `formats`.
+    pub fn new(files: &Files, dialect: Dialect, formats: Formats) -> Result<Compiler, LoadError> {
         let whole = |problem: String| LoadError {
             file: files.root.clone(),
             pointer: String::new(),
@@ -62,7 +80,11 @@ impl Compiler {
         let registry = builder
             .prepare()
             .map_err(|e| whole(format!("cannot resolve the document's references: {e}")))?;
-        Ok(Compiler { dialect, registry })
+        Ok(Compiler {
+            dialect,
+            registry,
+            formats,
+        })
     }
 
     /// A validator for the schema at `at`.
@@ -70,7 +92,7 @@ impl Compiler {
         jsonschema::options_for::<TapeJson>()
             .with_draft(self.dialect.draft())
             .offline()
-            .should_validate_formats(false)
+            .should_validate_formats(self.formats == Formats::Assert)
             .with_registry(&self.registry)
             .build(&serde_json::json!({ "$ref": at.uri() }))
             .map_err(|e| at.error(format!("not a valid schema: {e}")))
