@@ -13,6 +13,10 @@ use serde::Deserialize;
 /// One recorded exchange, as far as the rules need it.
 #[derive(Debug, Deserialize)]
 pub struct Entry {
+    /// When the request began (`startedDateTime`, ISO 8601), for the observed contract's
+    /// "last seen".
+    #[serde(default, rename = "startedDateTime")]
+    pub started: Option<String>,
     /// The request as recorded; only its method, URL and header fields are read.
     pub request: Request,
     /// The final response as recorded (HAR keeps no interim 1xx).

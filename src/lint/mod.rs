@@ -149,7 +149,10 @@ impl Linter {
             grpc_trailers: None,
         };
         if let Some(observed) = &self.observed {
-            observed.learn(&exchange, std::time::Instant::now());
+            match entry.started.as_deref().and_then(recorded_at) {
+                Some(seen) => observed.learn_at(&exchange, seen),
+                None => observed.learn(&exchange, std::time::Instant::now()),
+            }
         }
         let place = Place {
             route: &route.label,
@@ -250,6 +253,24 @@ fn body_expected(entry: &Entry, method: &Method, status: u16) -> bool {
         && entry.response.content.size != Some(0)
 }
 
+/// Seconds since the Unix epoch of a HAR `startedDateTime` (ISO 8601: a date, `T`, a time
+/// with or without a fraction, and `Z` or an offset such as `+01:00`).
+fn recorded_at(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (local, offset) = match text.len().checked_sub(6).map(|at| text.split_at(at)) {
+        Some((local, zone)) if zone.starts_with(['+', '-']) && zone.as_bytes()[3] == b':' => {
+            let hours: i64 = zone[1..3].parse().ok()?;
+            let minutes: i64 = zone[4..].parse().ok()?;
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            (local, sign * (hours * 3600 + minutes * 60))
+        }
+        _ => (text.trim_end_matches(['Z', 'z']), 0),
+    };
+    let time = humantime::parse_rfc3339_weak(local).ok()?;
+    let seconds = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    u64::try_from(i64::try_from(seconds).ok()? - offset).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,5 +292,15 @@ mod tests {
             Some("deflate")
         );
         assert_eq!(recorded_encoding(None, &[0x1f, 0x8b]), None);
+    }
+
+    #[test]
+    fn a_recording_s_time_is_read_with_its_offset() {
+        let utc = recorded_at("2026-12-05T10:00:00Z").unwrap();
+        assert_eq!(recorded_at("2026-12-05T10:00:00.123Z"), Some(utc));
+        assert_eq!(recorded_at("2026-12-05T11:00:00+01:00"), Some(utc));
+        assert_eq!(recorded_at("2026-12-05T08:30:00-01:30"), Some(utc));
+        assert_eq!(utc % 86_400, 10 * 3600);
+        assert_eq!(recorded_at("yesterday"), None);
     }
 }

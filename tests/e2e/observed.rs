@@ -288,6 +288,8 @@ each_engine! {
         assert!(output.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&output.stderr));
         let offline: Value = serde_json::from_slice(&std::fs::read(&written).unwrap()).unwrap();
         assert_eq!(shape_of(&offline), shape_of(&document), "the HAR's document differs from the live one");
+        let recorded = &offline["paths"]["/api/users/{id}"]["get"]["responses"]["200"];
+        assert_eq!(recorded["x-statuscope-last-seen"], "2026-12-05T10:00:00Z", "the recording's own time");
 
         // Two replicas' documents (here the live one and the HAR's) merge into one: the same
         // shape, the counts added.

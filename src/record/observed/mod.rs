@@ -195,6 +195,11 @@ impl Observed {
     /// `ended` (the engine's clock: learning reads none of its own).
     pub fn learn(&self, exchange: &Exchange<'_>, ended: Instant) {
         let seen = self.started.1 + ended.saturating_duration_since(self.started.0).as_secs();
+        self.learn_at(exchange, seen);
+    }
+
+    /// Learns one exchange seen at `seen` seconds since the Unix epoch (a recording's time).
+    pub fn learn_at(&self, exchange: &Exchange<'_>, seen: u64) {
         SHARD.with(|slot| {
             let mut slot = slot.borrow_mut();
             if !matches!(&*slot, Some((id, _)) if *id == self.id) {
