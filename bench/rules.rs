@@ -279,7 +279,7 @@ fn orders(bytes: usize) -> Vec<u8> {
     body.into_bytes()
 }
 
-/// The six contract rules alone (every other rule off), with the lookup the engine makes for
+/// The contract rules alone (every other rule off), with the lookup the engine makes for
 /// them: without a body, and with an 8 KiB JSON body validated against its schema — its
 /// `format: date-time` annotated, then asserted (`contract.formats`).
 fn contract_rules(c: &mut Criterion) {

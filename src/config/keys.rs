@@ -563,7 +563,7 @@ define_key!(
     CONTRACT_FORMATS,
     "contract.formats",
     KeyKind::choice("annotate", &names(Formats::NAMED)),
-    "what a schema's `format` does in the contract's bodies: `annotate`, JSON Schema 2020-12's default (a value that does not match its format still validates), or `assert` — `date-time`, `date`, `time`, `email`, `uuid`, `uri`, `ipv4`, `ipv6` and the other formats the validator knows are checked, and a mismatch is a `body-schema-mismatch`; see [contract.md](contract.md) for the cost",
+    "what a schema's `format` does in the contract's bodies and headers: `annotate`, JSON Schema 2020-12's default (a value that does not match its format still validates), or `assert` — `date-time`, `date`, `time`, `email`, `uuid`, `uri`, `ipv4`, `ipv6` and the other formats the validator knows are checked, and a mismatch is a `body-schema-mismatch` or `declared-header-mismatch`; see [contract.md](contract.md) for the cost",
 );
 
 define_key!(

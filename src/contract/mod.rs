@@ -111,8 +111,71 @@ pub struct DeclaredResponse {
     pub content: Option<Vec<MediaType>>,
     /// The header fields it marks `required: true`, lower case.
     pub required_headers: Vec<String>,
+    /// The header fields it declares a schema for, to judge their values by.
+    pub header_schemas: Vec<DeclaredHeader>,
     /// Its index among all declared responses of the contract, for coverage.
     pub index: usize,
+}
+
+/// A declared response header with a schema: its values are judged as OpenAPI's `simple`
+/// style (the only one headers have) writes them.
+#[derive(Debug)]
+pub struct DeclaredHeader {
+    /// The field name, lower case.
+    pub name: String,
+    /// How a value is read into the instance the schema judges.
+    pub shape: HeaderShape,
+    /// For an object, the type each declared property's text is read as.
+    pub members: Vec<(String, ScalarType)>,
+    /// The compiled schema.
+    pub schema: schema::Validator,
+}
+
+/// How a header's `simple`-style value reads as a JSON instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderShape {
+    /// One value of this type.
+    Scalar(ScalarType),
+    /// Comma-separated values of this type (`type: array`).
+    Array(ScalarType),
+    /// Comma-separated `name,value` pairs, or `name=value` ones with `explode: true`.
+    Object {
+        /// `explode: true`.
+        explode: bool,
+    },
+}
+
+/// The JSON type a header's (or an array element's) text is read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScalarType {
+    /// Kept as text.
+    String,
+    /// A whole number, when the text is one.
+    Integer,
+    /// A number, when the text is one.
+    Number,
+    /// `true` or `false`, when the text is one.
+    Boolean,
+}
+
+impl ScalarType {
+    /// The type a schema's `type` names (the first that is not `null`); text otherwise.
+    fn of(schema: &Value) -> ScalarType {
+        let named = match &schema["type"] {
+            Value::String(name) => Some(name.as_str()),
+            Value::Array(names) => names
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|n| *n != "null"),
+            _ => None,
+        };
+        match named {
+            Some("integer") => ScalarType::Integer,
+            Some("number") => ScalarType::Number,
+            Some("boolean") => ScalarType::Boolean,
+            _ => ScalarType::String,
+        }
+    }
 }
 
 /// One media type of a declared response.
@@ -337,24 +400,66 @@ fn read_responses(
                 Some(media)
             }
         };
-        let mut required_headers = Vec::new();
-        if let Some(headers) = response.get("headers").and_then(Value::as_object) {
-            for name in headers.keys() {
-                let (_, header) = files.resolve(&at.child("headers").child(name))?;
-                if header.get("required") == Some(&Value::Bool(true)) {
-                    required_headers.push(name.to_ascii_lowercase());
-                }
-            }
-        }
+        let (required_headers, header_schemas) = read_headers(files, compiler, &at, response)?;
         declared.push(DeclaredResponse {
             key: response_key,
             content,
             required_headers,
+            header_schemas,
             index: *count,
         });
         *count += 1;
     }
     Ok(declared)
+}
+
+/// A declared response's headers: the names it requires, and those with a schema.
+fn read_headers(
+    files: &Files,
+    compiler: &Compiler,
+    at: &Location,
+    response: &Value,
+) -> Result<(Vec<String>, Vec<DeclaredHeader>), LoadError> {
+    let mut required = Vec::new();
+    let mut with_schema = Vec::new();
+    let Some(headers) = response.get("headers").and_then(Value::as_object) else {
+        return Ok((required, with_schema));
+    };
+    for name in headers.keys() {
+        let (header_at, header) = files.resolve(&at.child("headers").child(name))?;
+        if header.get("required") == Some(&Value::Bool(true)) {
+            required.push(name.to_ascii_lowercase());
+        }
+        if header.get("schema").is_none() {
+            continue;
+        }
+        let (schema_at, schema) = files.resolve(&header_at.child("schema"))?;
+        let shape = match schema["type"].as_str() {
+            Some("array") => {
+                let items = files
+                    .resolve(&schema_at.child("items"))
+                    .map(|(_, items)| items);
+                HeaderShape::Array(items.map_or(ScalarType::String, ScalarType::of))
+            }
+            Some("object") => HeaderShape::Object {
+                explode: header.get("explode") == Some(&Value::Bool(true)),
+            },
+            _ => HeaderShape::Scalar(ScalarType::of(schema)),
+        };
+        let members = schema["properties"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(member, declared)| (member.clone(), ScalarType::of(declared)))
+            .collect();
+        with_schema.push(DeclaredHeader {
+            name: name.to_ascii_lowercase(),
+            shape,
+            members,
+            schema: compiler.compile(&schema_at)?,
+        });
+    }
+    Ok((required, with_schema))
 }
 
 /// The path part of the first `servers` URL, without a trailing `/` (`http://h/api/` → `/api`).

@@ -121,7 +121,19 @@ fn rewrite_nullable(value: &mut Value) {
 /// Why a JSON body does not validate, without quoting it: the JSON pointer of the failing
 /// value and the schema keyword that failed; `None` when it validates.
 pub fn first_failure(validator: &Validator, body: &[u8]) -> Option<String> {
-    let judged = tape::with_root(body, |root| {
+    match failure(validator, body) {
+        Some(Some((at, keyword))) => {
+            Some(format!("the body at `{at}` fails the schema's `{keyword}`"))
+        }
+        Some(None) => None,
+        None => Some("the body is not JSON".to_string()),
+    }
+}
+
+/// Where `json` fails `validator` — the JSON pointer of the failing value (`/` for the whole)
+/// and the keyword that failed — `Some(None)` when it validates, `None` when it is not JSON.
+pub fn failure(validator: &Validator, json: &[u8]) -> Option<Option<(String, String)>> {
+    tape::with_root(json, |root| {
         // The fast path answers yes or no without building errors; only a failure needs them.
         if validator.is_valid(root) {
             return None;
@@ -130,10 +142,6 @@ pub fn first_failure(validator: &Validator, body: &[u8]) -> Option<String> {
         let at = error.instance_path().to_string();
         let keyword = error.schema_path().to_string();
         let keyword = keyword.rsplit('/').next().unwrap_or_default().to_string();
-        Some(format!(
-            "the body at `{}` fails the schema's `{keyword}`",
-            if at.is_empty() { "/" } else { &at }
-        ))
-    });
-    judged.unwrap_or_else(|| Some("the body is not JSON".to_string()))
+        Some((if at.is_empty() { "/".to_string() } else { at }, keyword))
+    })
 }

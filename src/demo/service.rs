@@ -270,7 +270,12 @@ fn misuses(method: &Method, path: &str, roll: u64) -> Option<Response<Full<Bytes
             ),
         },
         (Method::GET, "/catalog") => match roll {
-            0..=89 => json(StatusCode::OK, r#"{"products":[]}"#),
+            // declared-header-mismatch: the contract declares the header an integer
+            0..=89 => with(
+                json(StatusCode::OK, r#"{"products":[]}"#),
+                header::HeaderName::from_static("x-ratelimit-remaining"),
+                "unlimited",
+            ),
             // cacheable-server-error
             _ => with(
                 with(

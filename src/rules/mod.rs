@@ -18,6 +18,7 @@ mod body_schema_mismatch;
 mod cacheable_server_error;
 mod created_for_safe_method;
 mod created_without_location;
+mod declared_header_mismatch;
 mod error_body_on_success;
 mod error_content_mismatch;
 mod error_leaks_internals;
@@ -383,7 +384,7 @@ pub struct Rule {
 }
 
 /// Every rule, in the order the docs list them.
-pub static CATALOGUE: [&Rule; 27] = [
+pub static CATALOGUE: [&Rule; 28] = [
     &error_body_on_success::RULE,
     &missing_retry_after::RULE,
     &invalid_retry_after::RULE,
@@ -410,6 +411,7 @@ pub static CATALOGUE: [&Rule; 27] = [
     &undeclared_route::RULE,
     &undeclared_content_type::RULE,
     &missing_declared_header::RULE,
+    &declared_header_mismatch::RULE,
     &body_schema_mismatch::RULE,
 ];
 
@@ -461,6 +463,9 @@ paths:
           description: a user
           headers:
             ETag: {schema: {type: string}}
+            X-RateLimit-Remaining: {schema: {type: integer, minimum: 0}}
+            X-Flags: {schema: {type: array, items: {type: boolean}}}
+            X-Window: {explode: true, schema: {type: object, properties: {from: {type: integer}}}}
           content:
             application/json:
               schema: {$ref: "#/components/schemas/User"}

@@ -12,6 +12,7 @@ const MISUSES: &[(&str, &str, &str)] = &[
     ("body-on-no-content", "DELETE", "/legacy/items/{id}"),
     ("body-schema-mismatch", "GET", "/orders"),
     ("missing-declared-header", "POST", "/users"),
+    ("declared-header-mismatch", "GET", "/catalog"),
     ("undeclared-content-type", "GET", "/widgets"),
     ("undeclared-operation", "PATCH", "/orders"),
     ("undeclared-route", "GET", "/old-home"),
