@@ -302,9 +302,12 @@ paths:
 "#;
 
     fn declared() -> Contract {
+        // A file per call: the tests run at once, and one must not read another's half-written.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("statuscope-drift-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("declared.yaml");
+        let file = dir.join(format!("declared-{call}.yaml"));
         std::fs::write(&file, DECLARED).unwrap();
         Contract::load(&file).unwrap()
     }
