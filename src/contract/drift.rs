@@ -9,7 +9,8 @@ use http::Method;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Contract, Declared, ResponseKey};
+use super::schema::{failures, Validator};
+use super::{Contract, Declared, DeclaredResponse, ResponseKey};
 
 /// How much a difference matters: `error` for what production does undeclared, `warning` for
 /// an undeclared media type, `info` for what was declared and never seen.
@@ -30,7 +31,7 @@ pub struct Difference {
     /// How much it matters.
     pub level: DriftLevel,
     /// What differs: `undeclared-route`, `undeclared-operation`, `undeclared-status`,
-    /// `undeclared-content-type`, `unseen-operation`, `unseen-status`.
+    /// `undeclared-content-type`, `undeclared-property`, `unseen-operation`, `unseen-status`.
     pub kind: &'static str,
     /// The route, as the declared contract writes it where it has it.
     pub route: String,
@@ -40,6 +41,8 @@ pub struct Difference {
     pub response: Option<String>,
     /// The media type, where it is about one.
     pub media: Option<String>,
+    /// Where in the body, for a property the declared schema forbids (a JSON pointer).
+    pub at: Option<String>,
 }
 
 /// One response of the observed document: its route, method, code and media types.
@@ -47,7 +50,8 @@ struct Seen {
     route: String,
     method: Method,
     code: u16,
-    media: Vec<String>,
+    /// Each media type, with the schema learnt for it.
+    media: Vec<(String, Option<Value>)>,
 }
 
 /// A route with its parameters' names dropped, so `/users/{id}` and `/users/{userId}` match.
@@ -86,7 +90,13 @@ fn seen(observed: &Value) -> Vec<Seen> {
                 let Ok(code) = code.parse() else { continue };
                 let media = response["content"]
                     .as_object()
-                    .map(|content| content.keys().cloned().collect())
+                    .map(|content| {
+                        let schema = |media: &Value| media.get("schema").cloned();
+                        content
+                            .iter()
+                            .map(|(m, c)| (m.clone(), schema(c)))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 seen.push(Seen {
                     route: route.clone(),
@@ -98,6 +108,78 @@ fn seen(observed: &Value) -> Vec<Seen> {
         }
     }
     seen
+}
+
+/// What differs for one observed media type of a declared response: a type the response does
+/// not declare, or a property its schema forbids; `found` makes a difference of a level and
+/// kind.
+fn media_differences(
+    declared: &DeclaredResponse,
+    media: &str,
+    learnt: Option<&Value>,
+    found: impl Fn(DriftLevel, &'static str) -> Difference,
+) -> Vec<Difference> {
+    let mut differences = Vec::new();
+    let declared_media = declared.media_for(media);
+    let forbidden = declared_media
+        .and_then(|declared| declared.schema.as_ref())
+        .zip(learnt)
+        .and_then(|(validator, learnt)| forbidden_property(validator, learnt));
+    if let Some(at) = forbidden {
+        let mut difference = found(DriftLevel::Warning, "undeclared-property");
+        difference.at = Some(at);
+        differences.push(difference);
+    }
+    if declared.content.is_some() && declared_media.is_none() {
+        differences.push(found(DriftLevel::Warning, "undeclared-content-type"));
+    }
+    differences
+}
+
+/// Where a body the learnt schema describes has a property the declared schema forbids
+/// (`additionalProperties`, `unevaluatedProperties`): an instance with every learnt property,
+/// each value of its first learnt type (a string in its learnt format), is judged by the
+/// declared schema, and only those keywords count — the made-up values prove nothing else.
+fn forbidden_property(declared: &Validator, learnt: &Value) -> Option<String> {
+    let instance = serde_json::to_vec(&example(learnt)).ok()?;
+    failures(declared, &instance)
+        .into_iter()
+        .find(|(_, keyword)| {
+            keyword == "additionalProperties" || keyword == "unevaluatedProperties"
+        })
+        .map(|(at, _)| at)
+}
+
+/// A value a learnt schema describes: every property, each of its first type.
+fn example(schema: &Value) -> Value {
+    let first = match &schema["type"] {
+        Value::String(name) => name.as_str(),
+        Value::Array(names) => names.first().and_then(Value::as_str).unwrap_or("null"),
+        _ => "null",
+    };
+    match first {
+        "object" => Value::Object(
+            schema["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(name, property)| (name.clone(), example(property)))
+                .collect(),
+        ),
+        "array" => Value::Array(schema.get("items").map(example).into_iter().collect()),
+        "integer" => Value::from(1),
+        "number" => Value::from(1.5),
+        "boolean" => Value::Bool(true),
+        "string" => Value::from(match schema["format"].as_str() {
+            Some("date-time") => "2026-01-01T00:00:00Z",
+            Some("date") => "2026-01-01",
+            Some("uuid") => "00000000-0000-4000-8000-000000000000",
+            Some("email") => "someone@example.com",
+            Some("uri") => "https://example.com/",
+            _ => "text",
+        }),
+        _ => Value::Null,
+    }
 }
 
 /// Every difference between `declared` and the `observed` document, most serious first.
@@ -123,6 +205,7 @@ pub fn diff(declared: &Contract, observed: &Value) -> Vec<Difference> {
             method: response.method.to_string(),
             response: code.map(|c| c.to_string()),
             media: media.map(str::to_string),
+            at: None,
         };
         match declared.declared(route, &response.method, response.code) {
             Declared::NoRoute => {
@@ -150,19 +233,14 @@ pub fn diff(declared: &Contract, observed: &Value) -> Vec<Difference> {
             Declared::Response(_, declared_response) => {
                 let key = declared_response.key.label();
                 exercised.insert((route.to_string(), response.method.to_string(), Some(key)));
-                for media in &response.media {
-                    if declared_response.content.is_some()
-                        && declared_response.media_for(media).is_none()
-                    {
-                        let kind = "undeclared-content-type";
-                        let code = Some(response.code);
-                        differences.insert(difference(
-                            DriftLevel::Warning,
-                            kind,
-                            code,
-                            Some(media),
-                        ));
-                    }
+                for (media, learnt) in &response.media {
+                    let found =
+                        |level, kind| difference(level, kind, Some(response.code), Some(media));
+                    media_differences(declared_response, media, learnt.as_ref(), found)
+                        .into_iter()
+                        .for_each(|d| {
+                            differences.insert(d);
+                        });
                 }
             }
         }
@@ -193,6 +271,7 @@ fn unseen(
                 method: method.clone(),
                 response,
                 media: None,
+                at: None,
             };
             if !any {
                 differences.insert(unseen("unseen-operation", None));
@@ -234,7 +313,11 @@ pub fn render(differences: &[Difference], format: DriftFormat) -> String {
             .as_deref()
             .map(|m| format!(" {m}"))
             .unwrap_or_default();
-        format!("{} {}{response}{media}", d.method, d.route)
+        let at =
+            d.at.as_deref()
+                .map(|at| format!(" at {at}"))
+                .unwrap_or_default();
+        format!("{} {}{response}{media}{at}", d.method, d.route)
     };
     let mut out = String::new();
     match format {
@@ -302,13 +385,17 @@ paths:
 "#;
 
     fn declared() -> Contract {
+        declared_from(DECLARED)
+    }
+
+    fn declared_from(document: &str) -> Contract {
         // A file per call: the tests run at once, and one must not read another's half-written.
         static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("statuscope-drift-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join(format!("declared-{call}.yaml"));
-        std::fs::write(&file, DECLARED).unwrap();
+        std::fs::write(&file, document).unwrap();
         Contract::load(&file).unwrap()
     }
 
@@ -389,6 +476,38 @@ paths:
             "{markdown}"
         );
         assert_eq!(markdown.lines().count(), 2 + differences.len());
+    }
+
+    #[test]
+    fn a_property_the_declared_schema_forbids_is_named_by_where_it_is() {
+        let observed = json!({"paths": {"/users/{id}": {"get": {"responses": {
+            "200": {"content": {"application/json": {"schema": {
+                "type": "object",
+                "properties": {"id": {"type": "integer"}, "nickname": {"type": ["string", "null"]}}
+            }}}}
+        }}}}});
+        let strict = DECLARED.replace(
+            "\"200\": {description: ok, content: {application/json: {}}}",
+            "\"200\": {description: ok, content: {application/json: {schema: {type: object, additionalProperties: false, properties: {id: {type: string}}}}}}",
+        );
+        let differences = diff(&declared_from(&strict), &observed);
+        let forbidden: Vec<_> = differences
+            .iter()
+            .filter(|d| d.kind == "undeclared-property")
+            .collect();
+        assert_eq!(forbidden.len(), 1, "{differences:?}");
+        assert_eq!(forbidden[0].at.as_deref(), Some("/"));
+        assert_eq!(forbidden[0].level, DriftLevel::Warning);
+        // The made-up values break `type` too (an integer where a string is declared): that
+        // proves nothing, and is no difference.
+        let warnings = differences
+            .iter()
+            .filter(|d| d.level == DriftLevel::Warning)
+            .count();
+        assert_eq!(warnings, 1, "{differences:?}");
+        assert!(diff(&declared(), &observed)
+            .iter()
+            .all(|d| d.kind != "undeclared-property"));
     }
 
     #[test]

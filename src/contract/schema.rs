@@ -130,6 +130,23 @@ pub fn first_failure(validator: &Validator, body: &[u8]) -> Option<String> {
     }
 }
 
+/// Every place `json` fails `validator`, each a JSON pointer and the keyword that failed;
+/// empty when it validates or is not JSON.
+pub fn failures(validator: &Validator, json: &[u8]) -> Vec<(String, String)> {
+    tape::with_root(json, |root| {
+        validator
+            .iter_errors(root)
+            .map(|error| {
+                let at = error.instance_path().to_string();
+                let keyword = error.schema_path().to_string();
+                let keyword = keyword.rsplit('/').next().unwrap_or_default().to_string();
+                (if at.is_empty() { "/".to_string() } else { at }, keyword)
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
 /// Where `json` fails `validator` — the JSON pointer of the failing value (`/` for the whole)
 /// and the keyword that failed — `Some(None)` when it validates, `None` when it is not JSON.
 pub fn failure(validator: &Validator, json: &[u8]) -> Option<Option<(String, String)>> {

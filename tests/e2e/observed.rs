@@ -80,8 +80,9 @@ fn traffic() -> Vec<Exchange> {
     ]
 }
 
-/// The contract the team committed some time ago: no orders, no DELETE, no 404 yet, and a
-/// PUT the service no longer answers.
+/// The contract the team committed some time ago: no orders, no DELETE, no 404 yet, a user
+/// without a nickname (and no other property allowed), and a PUT the service no longer
+/// answers.
 const DECLARED: &str = r#"
 openapi: 3.1.0
 info: {title: users, version: "1"}
@@ -89,7 +90,14 @@ paths:
   /api/users/{userId}:
     get:
       responses:
-        "200": {description: a user}
+        "200":
+          description: a user
+          content:
+            application/json:
+              schema:
+                type: object
+                additionalProperties: false
+                properties: {id: {type: integer}, name: {}, email: {}, created: {}, manager: {}}
     put:
       responses:
         "200": {description: updated}
@@ -272,6 +280,7 @@ each_engine! {
                 "undeclared-operation DELETE /api/users/{userId}",
                 "undeclared-route GET /api/orders",
                 "undeclared-status GET /api/users/{userId} 404",
+                "undeclared-property GET /api/users/{userId} 200",
                 "unseen-operation PUT /api/users/{userId}",
             ]
         );
