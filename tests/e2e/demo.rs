@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 
-use crate::support::{free_port, raw_get, wait_until, Sample};
+use crate::support::{config_file, free_port, raw_get, run_statuscope, wait_until, Sample};
 
 /// Where the demo service breaks each rule (rule, method, route). Any other finding is a
 /// false alarm on a look-alike.
@@ -104,6 +104,23 @@ fn the_demo_breaks_every_rule_raises_no_false_alarm_and_fits_80_columns() {
     assert!(
         false_alarms.is_empty(),
         "findings on look-alikes: {false_alarms:?}"
+    );
+
+    // What the demo's traffic taught statuscope is a valid OpenAPI document that loads as a
+    // contract.
+    let (status, observed) = raw_get(admin_addr, "/contract/observed?format=json").unwrap();
+    assert_eq!(status, 200, "{observed}");
+    let document = config_file("demo-observed.json", &observed);
+    crate::support::validate_with_openapi_spec_validator(&document);
+    let config = config_file(
+        "demo-observed.yaml",
+        &format!("contract:\n  openapi: {}\n", document.display()),
+    );
+    let checked = run_statuscope(&["check-config", config.to_str().unwrap()], None);
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
     );
 
     let demo = demo.0.take().unwrap();

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::support::upstream::Upstream;
 use crate::support::{
-    client, config_file, each_engine, python, raw_get, run_statuscope, send, Launch, Statuscope,
+    client, config_file, each_engine, raw_get, run_statuscope, send, Launch, Statuscope,
 };
 
 /// One exchange of a small API: the request, and what the upstream answers.
@@ -185,20 +185,6 @@ fn shape_of(document: &Value) -> Value {
     shape
 }
 
-fn validate_with_openapi_spec_validator(path: &std::path::Path) {
-    let output = Command::new(python())
-        .args(["-c", "import sys; from openapi_spec_validator import validate; from openapi_spec_validator.readers import read_from_filename; validate(read_from_filename(sys.argv[1])[0]); print('valid')"])
-        .arg(path)
-        .output()
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "openapi-spec-validator refused the observed document:\n{}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        std::fs::read_to_string(path).unwrap()
-    );
-}
-
 /// The traffic as a HAR 1.2 recording.
 fn har() -> Value {
     let entries: Vec<Value> = traffic()
@@ -247,7 +233,7 @@ each_engine! {
         assert!(create["content"]["application/json"].is_object(), "{create}");
 
         let file = config_file("observed-contract.json", &serde_json::to_string_pretty(&document).unwrap());
-        validate_with_openapi_spec_validator(&file);
+        crate::support::validate_with_openapi_spec_validator(&file);
         let contract = config_file("observed-replay.yaml", &format!("{ROUTES}contract:\n  openapi: {}\n", file.display()));
         let judge = Statuscope::launch(Launch { engine, upstream: Some(upstream.addr), config: Some(&contract), ..Launch::default() });
         replay(&judge).await;
@@ -424,4 +410,32 @@ fn mitmproxy2swagger_finds_the_same_operations_and_codes_in_the_same_recording()
         })
         .collect();
     assert_eq!(operations_and_codes(&theirs), expected);
+}
+
+#[test]
+fn ten_thousand_distinct_paths_leave_the_document_as_bounded_as_the_route_table() {
+    let upstream = Upstream::start();
+    let config = config_file("observed-routes.yaml", "routes:\n  max: 50\n");
+    let statuscope = Statuscope::launch(Launch {
+        upstream: Some(upstream.addr),
+        config: Some(&config),
+        ..Launch::default()
+    });
+    // Distinct paths with no identifier to normalise: each a new route until `routes.max`,
+    // then `__other__`, which is not a path of the document.
+    let (mut writer, mut reader) = crate::support::raw_connection(statuscope.listen);
+    for n in 0..10_000 {
+        let request = format!("GET /catalogue/page-{n}/items HTTP/1.1\r\nHost: t\r\nx-reply-header: content-type: application/json\r\nx-reply-body: {{\"k{n}\": 1}}\r\n\r\n");
+        std::io::Write::write_all(&mut writer, request.as_bytes()).unwrap();
+        let head = crate::support::read_head(&mut reader);
+        assert!(head.status.contains("200"), "{}", head.status);
+        crate::support::read_body(&mut reader, &head);
+    }
+    statuscope.wait_idle();
+    let document: Value = serde_json::from_str(&observed(&statuscope, "json")).unwrap();
+    let paths = document["paths"].as_object().unwrap().len();
+    assert!(paths <= 50, "{paths} paths for a route table of 50");
+    assert!(paths >= 40, "only {paths} paths learnt");
+    let rss = statuscope.peak_rss();
+    assert!(rss < 64 << 20, "peak resident memory {} MiB", rss >> 20);
 }

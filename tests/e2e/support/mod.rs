@@ -84,6 +84,21 @@ impl Drop for Peer {
     }
 }
 
+/// Fails the test unless PyPI's openapi-spec-validator accepts the OpenAPI document at `path`.
+pub fn validate_with_openapi_spec_validator(path: &std::path::Path) {
+    let output = Command::new(python())
+        .args(["-c", "import sys; from openapi_spec_validator import validate; from openapi_spec_validator.readers import read_from_filename; validate(read_from_filename(sys.argv[1])[0]); print('valid')"])
+        .arg(path)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "openapi-spec-validator refused the observed document:\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        std::fs::read_to_string(path).unwrap()
+    );
+}
+
 /// Runs `statuscope <args>` to completion from the repository root, feeding `stdin` when given.
 pub fn run_statuscope(args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_statuscope"));
