@@ -413,9 +413,12 @@ fn mitmproxy2swagger_finds_the_same_operations_and_codes_in_the_same_recording()
 }
 
 #[test]
-fn ten_thousand_distinct_paths_leave_the_document_as_bounded_as_the_route_table() {
+fn ten_thousand_distinct_paths_leave_the_document_as_bounded_as_the_route_table_and_probes_out() {
     let upstream = Upstream::start();
-    let config = config_file("observed-routes.yaml", "routes:\n  max: 50\n");
+    let config = config_file(
+        "observed-routes.yaml",
+        "routes:\n  max: 50\n  probes: mixed\n",
+    );
     let statuscope = Statuscope::launch(Launch {
         upstream: Some(upstream.addr),
         config: Some(&config),
@@ -431,8 +434,17 @@ fn ten_thousand_distinct_paths_leave_the_document_as_bounded_as_the_route_table(
         assert!(head.status.contains("200"), "{}", head.status);
         crate::support::read_body(&mut reader, &head);
     }
+    // The kubelet's probes are never learnt, whatever `routes.probes` says.
+    let probe = "GET /probed HTTP/1.1\r\nHost: t\r\nUser-Agent: kube-probe/1.31\r\n\r\n";
+    std::io::Write::write_all(&mut writer, probe.as_bytes()).unwrap();
+    let head = crate::support::read_head(&mut reader);
+    crate::support::read_body(&mut reader, &head);
     statuscope.wait_idle();
     let document: Value = serde_json::from_str(&observed(&statuscope, "json")).unwrap();
+    assert!(
+        document["paths"].get("/probed").is_none(),
+        "a probe was learnt"
+    );
     let paths = document["paths"].as_object().unwrap().len();
     assert!(paths <= 50, "{paths} paths for a route table of 50");
     assert!(paths >= 40, "only {paths} paths learnt");
