@@ -1,12 +1,11 @@
 use std::sync::Arc;
 
-use http::Method;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::rules::{Exchange, Field, Headers, RequestFacts};
-use crate::sample::Sample;
+use crate::rules::testing::case;
+use crate::rules::RequestFacts;
 
 const LIMITS: ObservedLimits = ObservedLimits {
     max_depth: 8,
@@ -37,7 +36,7 @@ fn learn(
     route: &Arc<str>,
     status: u16,
     body: &str,
-    headers: &[(&str, &str)],
+    headers: &[(&'static str, &str)],
     limits: &ObservedLimits,
 ) {
     learn_request(
@@ -52,38 +51,20 @@ fn learn(
 fn learn_request(
     learnt: &mut Learnt,
     route: &Arc<str>,
-    request: RequestFacts<'_>,
-    (status, body, headers): (u16, &str, &[(&str, &str)]),
+    request: RequestFacts<'static>,
+    (status, body, headers): (u16, &str, &[(&'static str, &str)]),
     limits: &ObservedLimits,
 ) {
-    let fields: Vec<Field<'_>> = headers
-        .iter()
-        .map(|(name, value)| Field {
-            name: name.as_bytes(),
-            value: value.as_bytes(),
-        })
-        .collect();
-    let headers = Headers::List(&fields);
-    let sample = Sample {
-        kind: crate::sample::BodyKind::Json,
-        bytes: body.as_bytes().to_vec(),
-        truncated: false,
-    };
-    let exchange = Exchange {
-        method: &Method::GET,
-        route,
-        path: route,
-        request,
-        status,
-        headers,
-        content_type: headers.media_type(),
-        sent_continue: false,
-        body: Some(&sample),
-        error_fields: &[],
-        contract: None,
-        grpc_trailers: None,
-    };
-    learnt.learn(&exchange, 1_765_000_000, limits);
+    let mut case = case(status).request(request);
+    for (name, value) in headers {
+        case = match *name {
+            "content-type" => case.body(value, body),
+            _ => case.header(name, value),
+        };
+    }
+    case.with_exchange(route, |exchange| {
+        learnt.learn(exchange, 1_765_000_000, limits)
+    });
 }
 
 /// The schema learnt for `GET /things` 200 `application/json`.
