@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use http::Method;
 use statuscope::classify::route::{RouteTable, RouteTemplate};
-use statuscope::classify::{method_label, Origin};
+use statuscope::classify::{method_label, HttpVersion, Origin};
 use statuscope::proxy::request_head::{HeadLimits, HeadReader, Progress};
 use statuscope::record::{Metrics, Tally};
 use statuscope::rules::rule_set::RuleSet;
@@ -68,6 +68,7 @@ fn main() {
             method: label,
             code,
             origin: Origin::Upstream,
+            version: HttpVersion::Http11,
             duration: Duration::from_micros(850),
         });
         let exchange = rules::Exchange {

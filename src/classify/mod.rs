@@ -28,6 +28,50 @@ impl Origin {
     }
 }
 
+/// The HTTP version a client spoke: the `http_version` label of the duration histogram, and
+/// OpenTelemetry's `network.protocol.version` in the OTLP push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpVersion {
+    /// HTTP/1.0.
+    Http10,
+    /// HTTP/1.1, and what a request whose version could not be read is counted as.
+    #[default]
+    Http11,
+    /// HTTP/2 (h2c).
+    Http2,
+}
+
+impl HttpVersion {
+    /// The label value, as OpenTelemetry writes `network.protocol.version`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpVersion::Http10 => "1.0",
+            HttpVersion::Http11 => "1.1",
+            HttpVersion::Http2 => "2",
+        }
+    }
+
+    /// An HTTP/1 request head's version, from whether it said `HTTP/1.0`.
+    #[inline]
+    pub fn of_http1(http10: bool) -> HttpVersion {
+        if http10 {
+            HttpVersion::Http10
+        } else {
+            HttpVersion::Http11
+        }
+    }
+
+    /// The version of a request head (HTTP/0.9 and anything unknown count as 1.1: a head
+    /// statuscope read was answered in HTTP/1.1 framing).
+    pub fn of(version: http::Version) -> HttpVersion {
+        match version {
+            http::Version::HTTP_10 => HttpVersion::Http10,
+            http::Version::HTTP_2 => HttpVersion::Http2,
+            _ => HttpVersion::Http11,
+        }
+    }
+}
+
 /// nginx's convention for "client closed request": never sent on the wire, only tallied.
 pub const CLIENT_CLOSED_REQUEST: u16 = 499;
 

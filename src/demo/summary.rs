@@ -196,6 +196,7 @@ mod tests {
                 method: "GET",
                 code,
                 origin,
+                version: crate::classify::HttpVersion::Http11,
                 duration: Duration::from_millis(3),
             });
         }

@@ -15,7 +15,7 @@ use super::error_response::ProxyError;
 use super::settings::LiveSettings;
 use crate::classify::grpc::{self, GrpcCode};
 use crate::classify::route::PROBE_ROUTE;
-use crate::classify::{Origin, UpstreamErrorKind, CLIENT_CLOSED_REQUEST};
+use crate::classify::{HttpVersion, Origin, UpstreamErrorKind, CLIENT_CLOSED_REQUEST};
 use crate::config::Probes;
 use crate::record::findings::Place;
 use crate::record::verdict::{self, LiveVerdicts};
@@ -122,11 +122,13 @@ pub struct Finished<'a> {
     pub grpc: Option<GrpcCall>,
     /// The request is one of the kubelet's probes (`User-Agent: kube-probe/…`).
     pub probe: bool,
+    /// The HTTP version the client spoke.
+    pub version: HttpVersion,
 }
 
 impl<'a> Finished<'a> {
     /// A request that ended at `ended`, with nothing more known yet: no upstream error, no
-    /// response to judge, not a gRPC call, not a probe.
+    /// response to judge, not a gRPC call, not a probe, spoken in HTTP/1.1.
     pub fn new(
         method: &'static str,
         path: Option<&'a str>,
@@ -144,6 +146,7 @@ impl<'a> Finished<'a> {
             response: None,
             grpc: None,
             probe: false,
+            version: HttpVersion::Http11,
         }
     }
 }
@@ -208,6 +211,7 @@ pub fn finish(recorder: &Recorder, settings: &LiveSettings, finished: Finished<'
         method: finished.method,
         code,
         origin,
+        version: finished.version,
         duration: finished.ended.saturating_duration_since(finished.started),
     };
     metrics.record(&tally);

@@ -20,7 +20,7 @@ use super::in_flight::{InFlight, InFlightLimit, Permit};
 use super::request_head::split_absolute;
 use super::settings::{LiveSettings, Settings};
 use crate::classify::route::is_probe_user_agent;
-use crate::classify::{is_client_gone, method_label, UpstreamErrorKind};
+use crate::classify::{is_client_gone, method_label, HttpVersion, UpstreamErrorKind};
 use crate::record::Recorder;
 use crate::rules::{Field, Headers, RequestFacts};
 use crate::sample::Sampler;
@@ -312,6 +312,7 @@ impl ProxyHttp for StatuscopeProxy {
                 .headers
                 .get(http::header::USER_AGENT)
                 .is_some_and(|agent| is_probe_user_agent(agent.as_bytes())),
+            version: HttpVersion::of(request.version),
         };
         finish(&self.recorder, &ctx.settings, finished);
     }

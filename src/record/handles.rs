@@ -17,11 +17,12 @@ use crate::fxhash::FxHasher;
 
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
-/// The handles for one (method, code, origin) on a route.
+/// The handles for one method and one (code, origin, HTTP version), packed in a word, on a
+/// route.
 pub struct ResponseHandles {
     /// `statuscope_responses_total{route, method, code, class, origin}`
     pub responses: IntCounter,
-    /// `statuscope_response_duration_seconds{route, method, class}`
+    /// `statuscope_response_duration_seconds{route, method, code, class, origin, http_version}`
     pub duration: Histogram,
 }
 
@@ -43,7 +44,7 @@ pub struct GrpcHandles {
 
 #[derive(Default)]
 struct RouteHandles {
-    responses: FxMap<(&'static str, u16, u8), ResponseHandles>,
+    responses: FxMap<(&'static str, u32), ResponseHandles>,
     judged: FxMap<&'static str, JudgedHandles>,
     /// `statuscope_findings_total` by (rule index, severity, method, code).
     findings: FxMap<(usize, u8, &'static str, u16), IntCounter>,
@@ -82,7 +83,7 @@ impl HandleCache {
     pub fn responses(
         &self,
         route: &str,
-        key: (&'static str, u16, u8),
+        key: (&'static str, u32),
         resolve: impl FnOnce() -> ResponseHandles,
         record: impl FnOnce(&ResponseHandles),
     ) {

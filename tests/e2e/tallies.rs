@@ -102,12 +102,23 @@ each_engine! {
             counted.insert(key, sample.value as u64);
         }
         assert_eq!(counted, expected);
-        let histogram_count = crate::support::exposition::total(
-            &metrics,
-            "statuscope_response_duration_seconds_count",
-            &[],
-        );
-        assert_eq!(histogram_count as u64, total);
+        // The duration histogram counts the same exchanges under the same labels (and the
+        // HTTP version, 1.1 for this client): the OTLP push's HTTP view is read from it.
+        let mut timed: BTreeMap<Key, u64> = BTreeMap::new();
+        for sample in metrics
+            .iter()
+            .filter(|s| s.name == "statuscope_response_duration_seconds_count")
+        {
+            assert_eq!(sample.labels["http_version"], "1.1");
+            let key = (
+                sample.labels["route"].clone(),
+                sample.labels["method"].clone(),
+                sample.labels["code"].parse().unwrap(),
+                sample.labels["origin"].clone(),
+            );
+            *timed.entry(key).or_default() += sample.value as u64;
+        }
+        assert_eq!(timed, expected);
         assert_eq!(
             crate::support::exposition::total(&metrics, "statuscope_requests_in_flight", &[]),
             0.0

@@ -9,7 +9,7 @@ use tokio::io::AsyncWriteExt;
 use super::connection::{After, Client};
 use super::exchange::Request;
 use super::request_body::Failure;
-use crate::classify::{method_label, UpstreamErrorKind};
+use crate::classify::{method_label, HttpVersion, UpstreamErrorKind};
 use crate::proxy::error_response::ProxyError;
 use crate::proxy::finish::{finish, Finished, Outcome};
 use crate::proxy::request_head::{checked_target_path, Head};
@@ -96,6 +96,7 @@ impl Client<'_> {
         let mut finished = Finished::new(method_label(method), path, outcome, started, ended);
         finished.upstream_error = upstream_error;
         finished.probe = head.probe;
+        finished.version = HttpVersion::of_http1(head.http10);
         finish(&self.engine.recorder, settings, finished);
         self.last_ended = Some(ended);
     }

@@ -21,7 +21,7 @@ use super::body::{write_all_vectored, BodyLeft};
 use super::connection::{After, Client};
 use super::forward;
 use super::request_body::{upstream_failure, Failure, Pump};
-use crate::classify::{method_label, UpstreamErrorKind};
+use crate::classify::{method_label, HttpVersion, UpstreamErrorKind};
 use crate::config::UpstreamProtocol;
 use crate::proxy::error_response::ProxyError;
 use crate::proxy::fast::upstream::http1::UpstreamConn;
@@ -431,6 +431,7 @@ pub(super) fn finish_answered(
     finished.upstream_error = answered.upstream_error;
     finished.response = judged;
     finished.probe = head.probe;
+    finished.version = HttpVersion::of_http1(head.http10);
     finish(recorder, request.settings, finished);
     ended
 }

@@ -14,7 +14,7 @@ use http::Method;
 
 use super::{lock, outbox, Shared};
 use crate::classify::route::is_probe_user_agent;
-use crate::classify::{method_label, UpstreamErrorKind};
+use crate::classify::{method_label, HttpVersion, UpstreamErrorKind};
 use crate::proxy::fast::upstream::h2::UpstreamSide;
 use crate::proxy::finish::{finish, Finished, GrpcCall, Judged, Outcome};
 use crate::proxy::h2::conn::StreamKey;
@@ -263,6 +263,7 @@ impl Carried {
         finished.response = judged;
         finished.grpc = self.grpc;
         finished.probe = request.get("user-agent").is_some_and(is_probe_user_agent);
+        finished.version = HttpVersion::Http2;
         finish(recorder, &self.settings, finished);
     }
 }
