@@ -7,7 +7,8 @@
 //! modules: the client's connection is carried by an engine in [`proxy`], whose end of every
 //! exchange (`proxy::finish`) classifies ([`classify`], [`sample`]) and tallies it, then hands
 //! it to the one judging path in [`record`], which runs the [`rules`] (with [`contract`]) and
-//! records each verdict; [`admin`] serves what was recorded and [`report`] writes a CI report.
+//! records each verdict; [`admin`] serves what was recorded, [`export`] pushes it to an
+//! OpenTelemetry Collector and [`report`] writes a CI report.
 //! Around them: [`cli`] (the command), [`config`], [`lifecycle`] (start-up, reload, drain),
 //! [`logs`], [`lint`] (the same judging over HAR files), [`inject`] and [`injector`] (the
 //! sidecar added to pods, offline and as an admission webhook), the self-contained [`demo`],
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod contract;
 mod demo;
+mod export;
 mod families;
 mod fxhash;
 mod inject;

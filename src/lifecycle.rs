@@ -23,6 +23,7 @@ use tracing::{info, warn};
 use crate::admin::Health;
 use crate::config::{Config, ConfigErrors, Engine};
 use crate::contract::coverage::{CoverageCollector, Current};
+use crate::export::otlp::{ExportMetrics, Exporter};
 use crate::families::Families;
 use crate::proxy::fast::FastEngine;
 use crate::proxy::guard::{ConnectionGuard, ConnectionLimit};
@@ -74,6 +75,7 @@ pub fn run(
         in_flight,
         limit,
         reloads,
+        exports,
     } = RunFamilies::register(
         recorder.metrics.families(),
         current_contract(&settings),
@@ -84,6 +86,13 @@ pub fn run(
         .require_upstream()
         .map_err(|e| StartError::Config(e.into()))?;
     let health = Arc::new(Health::default());
+    let exporter = match &config.otlp {
+        Some(otlp) => Some(Arc::new(
+            Exporter::start(otlp.clone(), recorder.metrics.clone(), exports)
+                .map_err(|e| StartError::Io(format!("cannot start the OTLP push: {e}")))?,
+        )),
+        None => None,
+    };
 
     let admin = bind_ports(config)?;
     let findings = config.findings.endpoint.then(|| recorder.findings.clone());
@@ -115,16 +124,21 @@ pub fn run(
         drain_timeout: config.drain_timeout,
         stop_after,
         gate: gate.clone(),
+        exporter: exporter.clone(),
         reloader: reload.map(|reload| Reloader {
             reload,
             settings,
             reloads,
             started_with: config.clone(),
+            exporter: exporter.clone(),
         }),
     };
     server.run(RunArgs {
         shutdown_signal: Box::new(watch),
     });
+    if let Some(exporter) = &exporter {
+        exporter.flush();
+    }
     info!("statuscope stopped");
     Ok(gate.map_or(0, |gate| gate.finish()))
 }
@@ -242,6 +256,7 @@ struct RunFamilies {
     in_flight: InFlightLimit,
     limit: ConnectionLimit,
     reloads: IntCounterVec,
+    exports: ExportMetrics,
 }
 
 impl RunFamilies {
@@ -262,6 +277,7 @@ impl RunFamilies {
             in_flight,
             limit,
             reloads,
+            exports: ExportMetrics::register(families),
         }
     }
 }
@@ -312,6 +328,8 @@ struct SignalWatch {
     drain_timeout: Duration,
     stop_after: Option<Duration>,
     gate: Option<Arc<ReportGate>>,
+    /// The OTLP push, which sends its last export once the drain is done.
+    exporter: Option<Arc<Exporter>>,
     reloader: Option<Reloader>,
 }
 
@@ -323,12 +341,17 @@ struct Reloader {
     reloads: IntCounterVec,
     /// Keys outside [`Settings`] only take effect at start; a reload that changes them says so.
     started_with: Config,
+    /// The OTLP push, given the reloaded `otlp.*` settings.
+    exporter: Option<Arc<Exporter>>,
 }
 
 impl Reloader {
     fn reload(&self) {
         let applied = (self.reload)().and_then(|config| {
             self.settings.replace(&config)?;
+            if let (Some(exporter), Some(otlp)) = (&self.exporter, &config.otlp) {
+                exporter.replace(otlp.clone());
+            }
             Ok(config)
         });
         match applied {
@@ -381,7 +404,7 @@ impl ShutdownSignalWatch for SignalWatch {
                 _ = terminate.recv() => {
                     info!(drain_timeout = ?self.drain_timeout, "SIGTERM: draining in-flight requests");
                     self.health.begin_drain();
-                    spawn_drain_watcher(self.in_flight.clone(), self.drain_timeout, self.gate.clone());
+                    spawn_drain_watcher(self.in_flight.clone(), self.drain_timeout, self.gate.clone(), self.exporter.clone());
                     return ShutdownSignal::GracefulTerminate;
                 }
                 _ = interrupt.recv() => {
@@ -405,6 +428,7 @@ fn spawn_drain_watcher(
     in_flight: IntGauge,
     drain_timeout: Duration,
     gate: Option<Arc<ReportGate>>,
+    exporter: Option<Arc<Exporter>>,
 ) {
     let started = Instant::now();
     std::thread::spawn(move || {
@@ -424,6 +448,9 @@ fn spawn_drain_watcher(
                 in_flight = in_flight.get(),
                 "drain timeout reached; exiting"
             );
+        }
+        if let Some(exporter) = exporter {
+            exporter.flush();
         }
         std::process::exit(gate.map_or(0, |gate| i32::from(gate.finish())));
     });

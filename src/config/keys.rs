@@ -3,169 +3,14 @@
 //! from here, reloads ask it which keys need a restart, and `docs/configuration.md` is
 //! generated from it (`statuscope reference configuration`; a test fails when it is stale).
 
+use super::key::{define_key, names};
+pub use super::key::{Applies, Key, KeyKind, MAX_COUNT};
 use super::{Config, Engine, Probes, UpstreamProtocol};
 use crate::contract::Formats;
+use crate::export::otlp::{Compression, Protocol, Temporality};
 use crate::logs::LogFormat;
 use crate::record::DURATION_BUCKETS;
 use crate::sample::MAX_BODY_SAMPLE_BYTES;
-
-/// One configuration key. The code reads a key through its constant here (`keys::THREADS`),
-/// never through its path written again, so a mistyped key is a compile error; the kind says
-/// how the value is read and checked, and what the reference prints.
-pub struct Key {
-    /// The dotted path as written in a file; a segment `<id>` stands for any one name.
-    pub path: &'static str,
-    /// What the key holds: its type, built-in value and bounds.
-    pub kind: KeyKind,
-    /// What the key controls, in Markdown, for the reference.
-    pub meaning: &'static str,
-    /// When a changed value takes effect.
-    pub applies: Applies,
-}
-
-/// What a key holds, its built-in value and the bounds a value must keep. The loader feeds the
-/// built-in value to the same parsing as a user's, validation reads the bounds, and the
-/// reference prints both.
-pub enum KeyKind {
-    /// `host:port`, resolved once at start-up.
-    Address(&'static str),
-    /// A whole number from `low` to `high`.
-    Count {
-        /// The built-in value.
-        default: i64,
-        /// The least value accepted.
-        low: i64,
-        /// The greatest value accepted.
-        high: i64,
-    },
-    /// A duration such as `500ms` or `2s`, or a number of seconds.
-    Duration {
-        /// The built-in value, as written.
-        default: &'static str,
-        /// `0` is refused.
-        nonzero: bool,
-    },
-    /// A switch.
-    Switch(bool),
-    /// One of a few names.
-    Choice {
-        /// The built-in name.
-        default: &'static str,
-        /// Every name accepted.
-        options: &'static [&'static str],
-    },
-    /// Free text with a check of its own (a log filter).
-    Text(&'static str),
-    /// A list of strings.
-    List(&'static [&'static str]),
-    /// A list of numbers.
-    Numbers(&'static [f64]),
-    /// A value with no built-in one; the text says what its absence means.
-    Optional(&'static str),
-    /// A list of tables, in the file only; none by default.
-    Entries,
-}
-
-/// The greatest value of a count with no bound of its own.
-pub(super) const MAX_COUNT: i64 = i64::MAX;
-
-impl KeyKind {
-    const fn count(default: i64, low: i64, high: i64) -> KeyKind {
-        KeyKind::Count { default, low, high }
-    }
-
-    const fn duration(default: &'static str) -> KeyKind {
-        KeyKind::Duration {
-            default,
-            nonzero: false,
-        }
-    }
-
-    const fn nonzero_duration(default: &'static str) -> KeyKind {
-        KeyKind::Duration {
-            default,
-            nonzero: true,
-        }
-    }
-
-    const fn choice(default: &'static str, options: &'static [&'static str]) -> KeyKind {
-        KeyKind::Choice { default, options }
-    }
-}
-
-/// The names of a choice's options (`NAMED` tables of the enums the choice keys hold).
-const fn names<T: Copy, const N: usize>(named: [(&'static str, T); N]) -> [&'static str; N] {
-    let mut out = [""; N];
-    let mut i = 0;
-    while i < N {
-        out[i] = named[i].0;
-        i += 1;
-    }
-    out
-}
-
-/// When a changed value takes effect.
-pub enum Applies {
-    /// At the next SIGHUP, for every request that starts afterwards.
-    OnReload,
-    /// Only at the next start; the function says whether two configurations agree on the key,
-    /// so a reload can name the keys it could not apply.
-    OnRestart(fn(&Config, &Config) -> bool),
-}
-
-/// Defines a key's constant, its doc comment being the key's meaning as the reference prints it.
-macro_rules! define_key {
-    ($name:ident, $path:literal, $kind:expr, $meaning:literal, $(restart: $same:expr,)?) => {
-        #[doc = concat!("`", $path, "`: ", $meaning)]
-        pub const $name: Key = Key {
-            path: $path,
-            kind: $kind,
-            meaning: $meaning,
-            applies: define_key!(@applies $($same)?),
-        };
-    };
-    (@applies) => {
-        Applies::OnReload
-    };
-    (@applies $same:expr) => {
-        Applies::OnRestart($same)
-    };
-}
-
-impl Key {
-    /// Does `path` (a key as a source spelt it) name this key?
-    pub fn matches(&self, path: &str) -> bool {
-        segments_match(self.path, path, false)
-    }
-
-    /// Does this key continue below the table `path`?
-    pub fn is_below(&self, path: &str) -> bool {
-        path.is_empty() || segments_match(self.path, path, true)
-    }
-
-    /// `true` for a key with a `<name>` segment, which names a family of keys.
-    pub fn is_pattern(&self) -> bool {
-        self.path.contains('<')
-    }
-
-    /// The table a key family lives in: `rules` for `rules.<id>.enabled`.
-    pub fn table(&self) -> &'static str {
-        self.path
-            .split_once(".<")
-            .map_or(self.path, |(table, _)| table)
-    }
-}
-
-fn segments_match(known: &str, path: &str, prefix_only: bool) -> bool {
-    let mut known = known.split('.');
-    for part in path.split('.') {
-        match known.next() {
-            Some(k) if k.starts_with('<') || k == part => {}
-            _ => return false,
-        }
-    }
-    known.next().is_some() == prefix_only
-}
 
 /// The key `path` names, if any.
 pub fn find(path: &str) -> Option<&'static Key> {
@@ -252,6 +97,16 @@ pub const KEYS: &[Key] = &[
     OBSERVED_MAX_PROPERTIES,
     OBSERVED_MAX_RESPONSES,
     OBSERVED_BODY_EVERY,
+    OTLP_ENDPOINT,
+    OTLP_PROTOCOL,
+    OTLP_INTERVAL,
+    OTLP_TIMEOUT,
+    OTLP_HEADERS,
+    OTLP_HEADER_FILES,
+    OTLP_RESOURCE,
+    OTLP_TEMPORALITY,
+    OTLP_COMPRESSION,
+    OTLP_QUEUE,
     RULE_ENABLED,
     RULE_SEVERITY,
     ROUTE_RULES,
@@ -472,7 +327,7 @@ define_key!(
     DURATION_BUCKET_BOUNDS,
     "metrics.duration_buckets",
     KeyKind::Numbers(DURATION_BUCKETS),
-    "the upper bounds, in seconds and ascending, of the buckets of `statuscope_response_duration_seconds` and `statuscope_grpc_duration_seconds` (at most 32; each is one more series per route, method and class): sub-millisecond edges for a cache, minutes for an export. The dashboards' quantiles work with any set; the latency SLO's rules read the bound at its threshold (`0.5`), which `check-config` warns about when it is missing",
+    "the upper bounds, in seconds and ascending, of the buckets of `statuscope_response_duration_seconds` and `statuscope_grpc_duration_seconds` (at most 32; each is one more series per route, method, code, origin and HTTP version): sub-millisecond edges for a cache, minutes for an export. The dashboards' quantiles work with any set; the latency SLO's rules read the bound at its threshold (`0.5`), which `check-config` warns about when it is missing",
     restart: |a, b| a.duration_buckets == b.duration_buckets,
 );
 
@@ -604,6 +459,77 @@ define_key!(
     KeyKind::count(256, 1, 1_000_000),
     "after the first 16 JSON bodies of a response (code and media type), one in this many is learnt: a stable shape needs no more, and learning a 1 KiB body costs some 20,000 instructions (see [contract.md](contract.md#the-observed-contract)); `1` learns every body",
     restart: |a, b| a.observed.zip(b.observed).is_none_or(|(a, b)| a.body_every == b.body_every),
+);
+
+define_key!(
+    OTLP_ENDPOINT,
+    "otlp.endpoint",
+    KeyKind::Optional("none: no push (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, or `OTEL_EXPORTER_OTLP_ENDPOINT`, when set)"),
+    "push every family and OpenTelemetry's HTTP and RPC views of them to an OpenTelemetry Collector over OTLP/HTTP: the collector's base URL, `http://collector:4318`, to which `/v1/metrics` is appended (http only: statuscope is built without TLS). See [otlp.md](otlp.md)",
+    restart: |a, b| a.otlp.is_some() == b.otlp.is_some(),
+);
+
+define_key!(
+    OTLP_PROTOCOL,
+    "otlp.protocol",
+    KeyKind::choice("http/protobuf", &names(Protocol::NAMED)),
+    "the OTLP transport (`OTEL_EXPORTER_OTLP_PROTOCOL`): protobuf over HTTP, a collector's port 4318; OTLP/gRPC is not offered",
+);
+
+define_key!(
+    OTLP_INTERVAL,
+    "otlp.interval",
+    KeyKind::nonzero_duration("15s"),
+    "time between exports (`OTEL_METRIC_EXPORT_INTERVAL`, in milliseconds)",
+);
+
+define_key!(
+    OTLP_TIMEOUT,
+    "otlp.timeout",
+    KeyKind::nonzero_duration("10s"),
+    "how long one export may take, connecting included, before it counts as failed and is retried (`OTEL_EXPORTER_OTLP_TIMEOUT`, in milliseconds); also the most the final export at SIGTERM waits",
+);
+
+define_key!(
+    OTLP_HEADERS,
+    "otlp.headers",
+    KeyKind::List(&[]),
+    "header fields sent with every export, `name=value` each (`OTEL_EXPORTER_OTLP_HEADERS`'s form), such as a tenant's `X-Scope-OrgID=shop`; values are never logged",
+);
+
+define_key!(
+    OTLP_HEADER_FILES,
+    "otlp.header_files",
+    KeyKind::List(&[]),
+    "header fields whose values are read from files, `name=/path` each, such as `Authorization=/var/run/secrets/otlp/authorization` mounted from a Secret; read again at every export, so a rotated token is used without a reload",
+);
+
+define_key!(
+    OTLP_RESOURCE,
+    "otlp.resource",
+    KeyKind::List(&[]),
+    "resource attributes, `key=value` each, over those of `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME` (the manifests set `k8s.pod.name`, `k8s.namespace.name` and `service.name` there from the Downward API); `service.name` defaults to `unknown_service:statuscope`",
+);
+
+define_key!(
+    OTLP_TEMPORALITY,
+    "otlp.temporality",
+    KeyKind::choice("cumulative", &names(Temporality::NAMED)),
+    "sums and histograms as totals since start (`cumulative`: an export lost is made good by the next) or as changes since the previous export (`delta`; `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`)",
+);
+
+define_key!(
+    OTLP_COMPRESSION,
+    "otlp.compression",
+    KeyKind::choice("none", &names(Compression::NAMED)),
+    "the export body's encoding, `none` or `gzip` (`OTEL_EXPORTER_OTLP_COMPRESSION`)",
+);
+
+define_key!(
+    OTLP_QUEUE,
+    "otlp.queue",
+    KeyKind::count(8, 1, 1024),
+    "exports kept while the collector is down or slow; when full, the oldest is dropped and counted in `statuscope_otlp_exports_total{outcome=\"dropped\"}`",
 );
 
 define_key!(

@@ -7,6 +7,7 @@
 //! environment`, `a command-line flag`), before any port is bound.
 
 pub(crate) mod error;
+mod key;
 pub mod keys;
 pub(crate) mod reference;
 mod sources;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use crate::classify::route::{RouteTable, RouteTemplate};
 use crate::contract::Contract;
+use crate::export::otlp::OtlpSettings;
 pub use crate::logs::LogFormat;
 use crate::record::observed::{Observed, ObservedLimits};
 use crate::record::Recorder;
@@ -83,6 +85,8 @@ pub struct Config {
     pub contract: Option<Arc<Contract>>,
     /// How far the observed contract is learnt; `None` when it is not (`observed.*`).
     pub observed: Option<ObservedLimits>,
+    /// The OTLP push; `None` when no endpoint is configured (`otlp.*`).
+    pub otlp: Option<OtlpSettings>,
 }
 
 /// How findings are produced and shown.

@@ -2,6 +2,7 @@
 //! < command-line flags, merged by the `config` crate, and read back one key at a time so that
 //! each problem names its key and the source its value came from.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use config::{Environment, File, Value, ValueKind};
@@ -13,11 +14,19 @@ use super::{FlagValues, ENV_PREFIX};
 
 const UNKNOWN_KEY: &str = "unknown key; see docs/configuration.md";
 
+/// How [`Sources::origin`] names a value no source set.
+const BUILT_IN: &str = "the built-in default";
+
+/// The prefix of OpenTelemetry's own variables, read for the `otlp.*` keys no source set.
+const OTEL_PREFIX: &str = "OTEL_";
+
 /// The merged layers, before any value is checked.
 pub(super) struct Sources {
     merged: config::Config,
     /// The keys a command-line flag set: the `config` crate records no origin for them.
     flags: Vec<&'static str>,
+    /// OpenTelemetry's `OTEL_*` variables that hold a value.
+    otel: BTreeMap<String, String>,
 }
 
 impl Sources {
@@ -55,6 +64,10 @@ impl Sources {
             }
             builder = builder.add_source(File::from(PathBuf::from(path)));
         }
+        let otel = match &env {
+            Some(vars) => otel_variables(vars.clone()),
+            None => otel_variables(std::env::vars()),
+        };
         let mut environment = Environment::with_prefix(ENV_PREFIX)
             .prefix_separator("_")
             .separator("__")
@@ -84,7 +97,23 @@ impl Sources {
             let source = file.map_or("the environment".to_string(), |p| p.display().to_string());
             ConfigError::whole(source, e)
         })?;
-        Ok(Sources { merged, flags })
+        Ok(Sources {
+            merged,
+            flags,
+            otel,
+        })
+    }
+
+    /// Did a source (a file, `STATUSCOPE_*`, a flag) set `key`, rather than its built-in value?
+    pub(super) fn is_set(&self, key: &str) -> bool {
+        self.origin(key) != BUILT_IN
+    }
+
+    /// The first of OpenTelemetry's variables `names` that holds a value, and its name.
+    pub(super) fn otel(&self, names: &[&'static str]) -> Option<(&'static str, &str)> {
+        names
+            .iter()
+            .find_map(|name| Some((*name, self.otel.get(*name)?.as_str())))
     }
 
     /// Names the source the value at `key` came from.
@@ -107,7 +136,7 @@ impl Sources {
         match value.and_then(Value::origin) {
             Some(origin) => origin.to_string(),
             None if self.flags.contains(&key) => "a command-line flag".to_string(),
-            None => "the built-in default".to_string(),
+            None => BUILT_IN.to_string(),
         }
     }
 
@@ -172,4 +201,12 @@ impl Sources {
             Err(e) => Err(ConfigError::at(key, self.origin(key), e)),
         }
     }
+}
+
+/// The `OTEL_*` variables among `vars` that hold a value (OpenTelemetry reads an empty one as
+/// unset).
+fn otel_variables(vars: impl IntoIterator<Item = (String, String)>) -> BTreeMap<String, String> {
+    vars.into_iter()
+        .filter(|(name, value)| name.starts_with(OTEL_PREFIX) && !value.trim().is_empty())
+        .collect()
 }

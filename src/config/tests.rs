@@ -1,7 +1,10 @@
 //! Loading and validating configuration from files, the environment and flags.
 
+use std::time::Duration;
+
 use super::keys::KeyKind;
 use super::*;
+use crate::export::otlp::{Compression, OtlpSettings, Temporality};
 use crate::rules::Severity;
 
 fn env(pairs: &[(&str, &str)]) -> Option<config::Map<String, String>> {
@@ -343,8 +346,9 @@ fn other_value(key: &keys::Key) -> Option<String> {
         }
         KeyKind::Duration { default, .. } => if default == "3s" { "4s" } else { "3s" }.to_string(),
         KeyKind::Switch(on) => (!on).to_string(),
+        // A choice of one (`otlp.protocol`) has no other value.
         KeyKind::Choice { default, options } => {
-            options.iter().find(|o| **o != default).unwrap().to_string()
+            options.iter().find(|o| **o != default)?.to_string()
         }
         KeyKind::Numbers(_) => "0.1,1,60".to_string(),
         // Free text, lists and values with no default: one example each, by key.
@@ -354,6 +358,9 @@ fn other_value(key: &keys::Key) -> Option<String> {
             (&keys::ROUTES_TEMPLATES, "/users/{id}"),
             (&keys::ERROR_FIELDS, "problem"),
             (&keys::RULE_SEVERITY, "info"),
+            (&keys::OTLP_ENDPOINT, "http://127.0.0.1:4318"),
+            (&keys::OTLP_HEADERS, "X-Scope-OrgID=shop"),
+            (&keys::OTLP_RESOURCE, "service.name=shop"),
         ]
         .iter()
         .find(|(known, _)| known.path == key.path)
@@ -371,11 +378,18 @@ fn a_reload_names_exactly_the_changed_keys_the_table_marks_restart_only() {
     };
     let running = load_with(&[]);
     // The keys that name files are changed by the e2e reload tests.
-    let files = [&keys::FINDINGS_TOKEN_FILE, &keys::CONTRACT_OPENAPI];
+    let files = [
+        &keys::FINDINGS_TOKEN_FILE,
+        &keys::CONTRACT_OPENAPI,
+        &keys::OTLP_HEADER_FILES,
+    ];
     for key in keys::KEYS {
         let Some(value) = other_value(key) else {
             assert!(
-                matches!(key.kind, KeyKind::Entries) || files.iter().any(|f| f.path == key.path),
+                matches!(
+                    key.kind,
+                    KeyKind::Entries | KeyKind::Choice { options: [_], .. }
+                ) || files.iter().any(|f| f.path == key.path),
                 "no other value for `{}`",
                 key.path
             );
@@ -453,4 +467,118 @@ fn every_key_the_security_limits_table_names_exists() {
         }
     }
     assert!(named >= 10, "only {named} keys found in the table");
+}
+
+fn otlp_with(pairs: &[(&str, &str)]) -> Result<Option<OtlpSettings>, ConfigErrors> {
+    load_from(None, &FlagValues::default(), env(pairs)).map(|loaded| loaded.config.otlp)
+}
+
+#[test]
+fn the_push_is_off_unless_an_endpoint_is_set_by_key_or_by_opentelemetry_s_variables() {
+    assert!(otlp_with(&[]).unwrap().is_none());
+    let by_key = otlp_with(&[("STATUSCOPE_OTLP__ENDPOINT", "http://collector:4318")]).unwrap();
+    assert_eq!(by_key.unwrap().endpoint, "http://collector:4318/v1/metrics");
+    let general = otlp_with(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/base")]).unwrap();
+    assert_eq!(general.unwrap().endpoint, "http://c:4318/base/v1/metrics");
+    let both = otlp_with(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://general:4318"),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "http://signal:4318/as/is",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(both.unwrap().endpoint, "http://signal:4318/as/is");
+    let key_wins = otlp_with(&[
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "http://signal:4318/v1/metrics",
+        ),
+        ("STATUSCOPE_OTLP__ENDPOINT", "http://key:4318"),
+    ])
+    .unwrap();
+    assert_eq!(key_wins.unwrap().endpoint, "http://key:4318/v1/metrics");
+}
+
+#[test]
+fn opentelemetry_s_variables_fill_the_keys_no_source_set() {
+    let settings = otlp_with(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "x-scope-orgid=shop,authorization=Bearer%20abc",
+        ),
+        ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "2500"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "9000"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "1000"),
+        ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "Delta"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.name=env,k8s.pod.name=p-1",
+        ),
+        ("OTEL_SERVICE_NAME", "shop"),
+        ("STATUSCOPE_OTLP__RESOURCE", "k8s.namespace.name=prod"),
+        ("STATUSCOPE_OTLP__INTERVAL", "5s"),
+    ])
+    .unwrap()
+    .unwrap();
+    assert_eq!(settings.headers.len(), 2);
+    assert_eq!(settings.headers[1].1, "Bearer abc");
+    assert_eq!(settings.timeout, Duration::from_millis(2500));
+    assert_eq!(settings.interval, Duration::from_secs(5), "the key wins");
+    assert_eq!(settings.temporality, Temporality::Delta);
+    assert_eq!(settings.compression, Compression::Gzip);
+    let resource: Vec<(&str, &str)> = settings
+        .resource
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        resource,
+        [
+            ("k8s.pod.name", "p-1"),
+            ("service.name", "shop"),
+            ("k8s.namespace.name", "prod")
+        ]
+    );
+    let unnamed = otlp_with(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")]);
+    assert_eq!(
+        unnamed.unwrap().unwrap().resource,
+        [(
+            "service.name".to_string(),
+            "unknown_service:statuscope".to_string()
+        )]
+    );
+}
+
+#[test]
+fn a_bad_push_setting_names_its_key_or_its_variable_and_never_a_header_value() {
+    let errors = otlp_with(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4318"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "authorization=secret-token\n"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "soon"),
+        (
+            "STATUSCOPE_OTLP__HEADER_FILES",
+            "authorization=/nonexistent/token",
+        ),
+    ])
+    .unwrap_err();
+    let text = errors.to_string();
+    for (key, source) in [
+        ("otlp.endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        ("otlp.protocol", "OTEL_EXPORTER_OTLP_PROTOCOL"),
+        ("otlp.interval", "OTEL_METRIC_EXPORT_INTERVAL"),
+        ("otlp.header_files", "the environment"),
+    ] {
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.key.as_deref() == Some(key) && e.source.contains(source)),
+            "{key} from {source}: {text}"
+        );
+    }
+    assert!(text.contains("4318"), "{text}");
+    assert!(!text.contains("secret-token"), "{text}");
 }

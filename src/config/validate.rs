@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod otlp;
+
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -57,6 +59,7 @@ pub(super) fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         route_rules: route_rules(&mut check),
         contract: contract(&mut check),
         observed: observed(&mut check),
+        otlp: otlp::otlp(&mut check),
     };
     if check.errors.is_empty() {
         Ok(config)
@@ -289,8 +292,8 @@ fn routes(check: &mut Checker<'_>) -> Routes {
     }
 }
 
-/// Most bucket bounds a duration histogram may have: each is a series per route, method and
-/// class.
+/// Most bucket bounds a duration histogram may have: each is a series per route, method, code,
+/// origin and HTTP version.
 const MAX_DURATION_BUCKETS: usize = 32;
 
 fn duration_buckets(check: &mut Checker<'_>) -> Vec<f64> {
@@ -302,7 +305,7 @@ fn duration_buckets(check: &mut Checker<'_>) -> Vec<f64> {
         Some("is empty: give at least one bound, in seconds".to_string())
     } else if bounds.len() > MAX_DURATION_BUCKETS {
         Some(format!(
-            "has {} bounds; at most {MAX_DURATION_BUCKETS} (each is a series per route, method and class)",
+            "has {} bounds; at most {MAX_DURATION_BUCKETS} (each is a series per route, method, code, origin and HTTP version)",
             bounds.len()
         ))
     } else if let Some(bad) = bounds.iter().find(|b| !b.is_finite() || **b <= 0.0) {
