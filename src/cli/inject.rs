@@ -30,6 +30,11 @@ pub(super) struct InjectArgs {
     /// statuscope.io/config-map annotation wins.
     #[arg(long)]
     config_map: Option<String>,
+    /// An OpenTelemetry Collector's base URL (`http://collector:4318`) every sidecar pushes
+    /// its tallies to over OTLP, set as `OTEL_EXPORTER_OTLP_ENDPOINT`; a ConfigMap's
+    /// `otlp.endpoint` wins.
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
 }
 
 impl InjectArgs {
@@ -41,6 +46,7 @@ impl InjectArgs {
             admin_port: self.admin_port,
             app_port: self.app_port,
             config_map: self.config_map,
+            otlp_endpoint: self.otlp_endpoint,
         };
         options.validate().map(|()| options)
     }

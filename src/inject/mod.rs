@@ -39,6 +39,9 @@ pub struct Options {
     pub app_port: Option<String>,
     /// A ConfigMap holding `statuscope.yaml`, mounted at `/etc/statuscope`.
     pub config_map: Option<String>,
+    /// An OpenTelemetry Collector's base URL every sidecar pushes to (as
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, which a ConfigMap's `otlp.endpoint` overrides).
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Options {
@@ -64,6 +67,10 @@ impl Options {
             if !overrides::is_dns_subdomain(name) {
                 return Err(format!("--config-map `{name}`: not a ConfigMap name (lower-case letters, digits, `-` and `.`)"));
             }
+        }
+        if let Some(url) = &self.otlp_endpoint {
+            crate::export::otlp::settings::metrics_url_of_base(url)
+                .map_err(|problem| format!("--otlp-endpoint {problem}"))?;
         }
         Ok(())
     }

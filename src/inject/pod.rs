@@ -331,6 +331,12 @@ env:
   - {{name: STATUSCOPE_UPSTREAM, value: set per pod}}
   - {{name: STATUSCOPE_LISTEN, value: set per pod}}
   - {{name: STATUSCOPE_ADMIN, value: set per pod}}
+  # The OTLP push's resource attributes (docs/otlp.md), from the Downward API.
+  - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+  - {{name: POD_NAMESPACE, valueFrom: {{fieldRef: {{fieldPath: metadata.namespace}}}}}}
+  - {{name: NODE_NAME, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}
+  - {{name: OTEL_SERVICE_NAME, valueFrom: {{fieldRef: {{fieldPath: "metadata.labels['app.kubernetes.io/name']"}}}}}}
+  - {{name: OTEL_RESOURCE_ATTRIBUTES, value: "k8s.pod.name=$(POD_NAME),k8s.namespace.name=$(POD_NAMESPACE),k8s.node.name=$(NODE_NAME)"}}
 ports:
   - {{name: set per pod, containerPort: 0}}
   - {{name: {ADMIN_PORT_NAME}, containerPort: 0}}
@@ -380,6 +386,12 @@ fn sidecar(
     sidecar["ports"][0]["containerPort"] = Value::Number(options.proxy_port.into());
     sidecar["ports"][1]["containerPort"] = Value::Number(options.admin_port.into());
     sidecar["resources"] = overrides.resources.clone();
+    if let (Some(url), Value::Sequence(env)) = (&options.otlp_endpoint, &mut sidecar["env"]) {
+        let mut variable = Mapping::new();
+        variable.insert("name".into(), "OTEL_EXPORTER_OTLP_ENDPOINT".into());
+        variable.insert("value".into(), url.as_str().into());
+        env.push(variable.into());
+    }
     if config_map.is_some() {
         let config = format!("{CONFIG_DIR}/statuscope.yaml");
         sidecar["args"] = Value::Sequence(vec!["run".into(), "--config".into(), config.into()]);

@@ -44,6 +44,8 @@ fn workloads_and_their_services_are_injected_as_the_golden_files_say() {
                 "statuscope-config",
                 "--image",
                 "registry.local/statuscope:dev",
+                "--otlp-endpoint",
+                "http://otel-collector.observability:4318",
             ][..],
         ),
     ] {
@@ -175,6 +177,10 @@ fn bad_flags_are_named_before_anything_is_read() {
             "--config-map `Shop_Config`",
         ),
         (&["--app-port", "http port"][..], "--app-port `http port`"),
+        (
+            &["--otlp-endpoint", "https://collector:4318"][..],
+            "--otlp-endpoint `https://collector:4318`: https is not offered",
+        ),
         (&["--image", "a b"][..], "--image `a b`"),
         (
             &["--proxy-port", "9070"][..],
