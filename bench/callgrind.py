@@ -13,6 +13,11 @@ Prints one line per contender, `NAME INSTRUCTIONS`; bench/hotpath.sh checks them
 
     SHORT=1000 LONG=3000 CONNECTIONS=4 CONTENDERS=fast,pingora,nginx bench/callgrind.py
     CONTENDERS=fast,fast-contract bench/callgrind.py   # what judging against a contract costs
+    CONTENDERS=fast,fast-otlp bench/callgrind.py       # the request path with the OTLP push on
+
+`fast-otlp` pushes to the upstream nginx's /v1/metrics with an interval longer than the run, so
+the count is the request path's with the push configured; what one export costs is
+bench/otlp_export.py's measure.
 """
 import os
 import selectors
@@ -27,7 +32,7 @@ import compare
 SHORT = int(os.environ.get("SHORT", "1000"))
 LONG = int(os.environ.get("LONG", "3000"))
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "4"))
-CONTENDERS = os.environ.get("CONTENDERS", "fast,pingora,nginx").split(",")
+CONTENDERS = os.environ.get("CONTENDERS", "fast,fast-otlp,pingora,nginx").split(",")
 PORT, ADMIN = 18401, 18402
 
 
@@ -81,11 +86,15 @@ def count(contender, requests):
     else:
         argv = [os.path.join(compare.ROOT, "target/release/statuscope"), "run", "--upstream",
                 f"127.0.0.1:{compare.UPSTREAM}", "--listen", f"127.0.0.1:{PORT}", "--admin", f"127.0.0.1:{ADMIN}"]
-        # `fast-contract`: the fast engine judging against bench/mix-openapi.yaml as well.
-        engine, _, contract = contender.partition("-")
+        # `fast-contract`: the fast engine judging against bench/mix-openapi.yaml as well;
+        # `fast-otlp`: with the OTLP push configured.
+        engine, _, extra = contender.partition("-")
         env = {"STATUSCOPE_LOG__LEVEL": "warn", "STATUSCOPE_PROXY__ENGINE": engine}
-        if contract:
+        if extra == "contract":
             env["STATUSCOPE_CONTRACT__OPENAPI"] = os.path.join(compare.ROOT, "bench/mix-openapi.yaml")
+        if extra == "otlp":
+            env["STATUSCOPE_OTLP__ENDPOINT"] = f"http://127.0.0.1:{compare.UPSTREAM}"
+            env["STATUSCOPE_OTLP__INTERVAL"] = "1h"
     process = compare.start(f"callgrind-{contender}", valgrind + argv, env)
     compare.wait_port(PORT, "/ok", timeout=120)
     load(requests)

@@ -193,6 +193,8 @@ def start_upstream():
     location = /error {{ return 500 '{{"code":"INTERNAL","details":["try later"]}}'; }}
     location = /upload {{ return 200 '{{"ok":true}}'; }}
     location = /big {{ default_type application/octet-stream; alias {big}; }}
+    # The OTLP benchmarks' collector: takes every export (bench/otlp_export.py, fast-otlp).
+    location = /v1/metrics {{ return 200; }}
   }}""")
     start("upstream", [binary("nginx"), "-c", config, "-p", work])
     wait_port(UPSTREAM, "/ok")

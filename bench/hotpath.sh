@@ -4,7 +4,8 @@
 #
 # - whole proxy: the statuscope process, fast engine, every rule on, in front of nginx, serving
 #   compare.py's path mix (bench/callgrind.py) — with nginx's own count beside it, which the
-#   fast engine must stay within 1.5 times of, and the pingora engine's for the record;
+#   fast engine must stay within 1.5 times of, the same with the OTLP push configured (checked
+#   against the same baseline), and the pingora engine's for the record;
 # - request path: statuscope's own work per exchange without I/O — head check, route, classify,
 #   record, rules (bench/hotpath.rs), two runs of different lengths so start-up cancels out.
 #
@@ -28,6 +29,7 @@ request_path=$(( (long - short) / 100000 ))
 whole=$(bench/callgrind.py)
 echo "$whole" | sed 's/^/whole proxy, /; s/$/ instructions per request/'
 fast=$(echo "$whole" | awk '$1 == "fast" {print $2}')
+fast_otlp=$(echo "$whole" | awk '$1 == "fast-otlp" {print $2}')
 nginx=$(echo "$whole" | awk '$1 == "nginx" {print $2}')
 echo "request path: $request_path instructions per request (head check, route, classify, record, rules; no body)"
 
@@ -49,6 +51,8 @@ check() { # name measured
   fi
 }
 check whole-proxy "$fast"
+# The OTLP push reads the tallies at export time: configuring it must not move the request path.
+check whole-proxy "$fast_otlp"
 check request-path "$request_path"
 ratio=$(awk -v a="$fast" -v b="$nginx" 'BEGIN {printf "%.2f", a / b}')
 echo "fast engine / nginx: ${ratio}× (target ≤ 1.5×)"
