@@ -242,6 +242,7 @@ fn log_start(config: &Config, upstream: &str, source: &str) {
         upstream = %upstream,
         engine = config.engine.as_str(),
         upstream_protocol = config.upstream_protocol.as_str(),
+        otlp = %config.otlp.as_ref().map_or("off".to_string(), |otlp| otlp.endpoint.to_string()),
         config = source,
         "statuscope starting"
     );
