@@ -139,6 +139,16 @@ impl Key {
         path.is_empty() || segments_match(self.path, path, true)
     }
 
+    /// The environment variable that sets the key: `STATUSCOPE_TIMEOUTS__CONNECT` for
+    /// `timeouts.connect`.
+    pub fn env_var(&self) -> String {
+        format!(
+            "{}_{}",
+            super::ENV_PREFIX,
+            self.path.replace('.', "__").to_uppercase()
+        )
+    }
+
     /// `true` for a key with a `<name>` segment, which names a family of keys.
     pub fn is_pattern(&self) -> bool {
         self.path.contains('<')

@@ -395,13 +395,7 @@ fn a_reload_names_exactly_the_changed_keys_the_table_marks_restart_only() {
             );
             continue;
         };
-        let var = format!(
-            "STATUSCOPE_{}",
-            key.path
-                .replace("<id>", "missing_retry_after")
-                .replace('.', "__")
-                .to_uppercase()
-        );
+        let var = key.env_var().replace("<ID>", "MISSING_RETRY_AFTER");
         let changed = load_with(&[(&var, &value)]);
         let expected: Vec<&str> = match key.applies {
             keys::Applies::OnRestart(_) => vec![key.path],

@@ -1,6 +1,7 @@
 //! `statuscope demo`: statuscope in front of a built-in service, with clients driving traffic
 //! through it and a live table of the tallies in the terminal.
 
+pub mod collector;
 pub mod grpc;
 pub mod service;
 pub mod summary;
@@ -11,8 +12,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{self, Config, FlagValues, UpstreamProtocol};
+use crate::config::{self, keys, Config, FlagValues, UpstreamProtocol};
 use crate::contract::Contract;
+use crate::export::otlp::settings::ENDPOINT_VARIABLES;
 use crate::lifecycle::{self, StartError};
 use crate::record::Recorder;
 use summary::Summary;
@@ -21,6 +23,8 @@ use summary::Summary;
 const REFRESH: Duration = Duration::from_secs(3);
 /// Concurrent demo clients of the HTTP API.
 const WORKERS: usize = 8;
+/// How often the demo pushes to its stand-in collector: often enough to see on a dashboard.
+const DEMO_PUSH_INTERVAL: &str = "5s";
 /// Concurrent demo clients of the gRPC service.
 const GRPC_WORKERS: usize = 2;
 
@@ -40,7 +44,19 @@ pub fn run(overrides: &FlagValues, duration: Option<Duration>) -> Result<u8, Sta
 
     let mut overrides = overrides.clone();
     overrides.upstream = Some(service_addr.to_string());
-    let loaded = config::load(None, &overrides).map_err(StartError::Config)?;
+    // The demo service stands in for an OpenTelemetry Collector too, unless the environment
+    // names a push of its own.
+    let mut env: ::config::Map<String, String> = std::env::vars().collect();
+    let endpoint = keys::OTLP_ENDPOINT.env_var();
+    let named = ENDPOINT_VARIABLES
+        .iter()
+        .any(|name| env.contains_key(*name));
+    if !named && !env.contains_key(&endpoint) {
+        env.insert(endpoint, format!("http://{service_addr}"));
+        env.entry(keys::OTLP_INTERVAL.env_var())
+            .or_insert_with(|| DEMO_PUSH_INTERVAL.to_string());
+    }
+    let loaded = config::load_from(None, &overrides, Some(env)).map_err(StartError::Config)?;
     let config = demo_config(loaded.config)?;
     crate::logs::init(config.log.format, &config.log.level);
 

@@ -133,6 +133,9 @@ async fn answer(
     request: Request<Incoming>,
     dice: &Dice,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if request.method() == Method::POST && request.uri().path() == super::collector::METRICS_PATH {
+        return super::collector::take(request.into_body()).await;
+    }
     let path = request.uri().path();
     let method = request.method();
     let roll = dice.roll(100);

@@ -84,12 +84,9 @@ fn endpoint(check: &mut Checker<'_>) -> Option<http::Uri> {
     }
     let (name, text) = check
         .sources
-        .otel(&[
-            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-        ])
+        .otel(&otlp::ENDPOINT_VARIABLES)
         .map(|(name, text)| (name, text.to_string()))?;
-    let url = if name == "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT" {
+    let url = if name == otlp::ENDPOINT_VARIABLES[0] {
         otlp::metrics_url(&text)
     } else {
         otlp::metrics_url_of_base(&text)

@@ -9,6 +9,13 @@ use http::header::{HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
 use http::Uri;
 
+/// OpenTelemetry's variables that name the endpoint, the metrics-specific one (a full URL)
+/// first, then the general one (a base URL).
+pub const ENDPOINT_VARIABLES: [&str; 2] = [
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+];
+
 /// The path OTLP/HTTP serves metrics at, appended to a base endpoint.
 const METRICS_PATH: &str = "v1/metrics";
 
