@@ -614,6 +614,19 @@ fn sidecar() -> Value {
     );
     b.panel(
         "timeseries",
+        "OTLP exports",
+        "Exports pushed to the OpenTelemetry Collector per pod by outcome (only pods with otlp.endpoint set): \
+         success is one per otlp.interval; retried, rejected or dropped mean the collector is away or refusing \
+         (docs/otlp.md).",
+        "ops",
+        vec![series(
+            format!("sum by (pod, outcome) ({})", rate("statuscope_otlp_exports_total")),
+            "{{pod}} {{outcome}}",
+        )],
+        (12, 8),
+    );
+    b.panel(
+        "timeseries",
         "Body sampling",
         "Cost of the rules' body samples: bytes copied per second and bodies sampled per second.",
         "Bps",

@@ -224,12 +224,14 @@ fn every_dashboard_and_rule_expression_runs_against_real_prometheus() {
 #[test]
 fn dashboards_use_only_metrics_statuscope_exports_or_records() {
     let upstream = crate::support::upstream::Upstream::start();
-    // With a contract, so its coverage family is exported too.
+    // With a contract, so its coverage family is exported too, and the OTLP push (to the
+    // upstream, whatever it answers), so its family is.
     let config = crate::support::config_file(
         "dashboards-contract.yaml",
         &format!(
-            "upstream_protocol: downstream\ncontract:\n  openapi: {}\n",
-            root().join("tests/contract/shop-3.0.yaml").display()
+            "upstream_protocol: downstream\ncontract:\n  openapi: {}\notlp:\n  endpoint: http://{}\n",
+            root().join("tests/contract/shop-3.0.yaml").display(),
+            upstream.addr
         ),
     );
     let statuscope = crate::support::Statuscope::launch(crate::support::Launch {
