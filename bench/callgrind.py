@@ -21,7 +21,6 @@ bench/otlp_export.py's measure.
 """
 import os
 import selectors
-import shutil
 import signal
 import socket
 import subprocess
@@ -115,9 +114,7 @@ def main():
             short, long = count(contender, SHORT), count(contender, LONG)
             print(contender, (long - short) // (LONG - SHORT), flush=True)
     finally:
-        for process in compare.started:
-            compare.stop(process)
-        shutil.rmtree(compare.work, ignore_errors=True)
+        compare.clean_up()
 
 
 if __name__ == "__main__":

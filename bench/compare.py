@@ -139,6 +139,13 @@ def memory(leader, field):
     return total
 
 
+def clean_up():
+    """Stops every process this run started and removes its working directory."""
+    for process in started:
+        stop(process)
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def wait_port(port, path="/", timeout=30):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -465,9 +472,7 @@ def main():
                     stop(process)
         memory_report = memory_phase()
     finally:
-        for process in started:
-            stop(process)
-    shutil.rmtree(work, ignore_errors=True)
+        clean_up()
     summary = summarise(runs, loads)
     results = {"machine": {"cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d")},
                "settings": {"rounds": ROUNDS, "duration_s": DURATION, "concurrency": CONCURRENCY, "threads": THREADS},

@@ -10,7 +10,6 @@ resident memory idle and after, with learning on and, for comparison, off
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import urllib.request
@@ -74,9 +73,7 @@ def main():
                   f"{after / mib:.1f} MiB (+{(after - idle) / mib:.1f} MiB)"
                   + (f", {paths} paths in /contract/observed" if learning else ""), flush=True)
     finally:
-        for process in compare.started:
-            compare.stop(process)
-        shutil.rmtree(compare.work, ignore_errors=True)
+        compare.clean_up()
 
 
 if __name__ == "__main__":

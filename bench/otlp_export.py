@@ -11,7 +11,6 @@ in docs/performance.md.
 """
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -76,9 +75,7 @@ def main():
               f"{ROUTES} routes); a /metrics scrape of the same registry: "
               f"{admin / SCRAPES * 1000:.2f} ms", flush=True)
     finally:
-        for process in compare.started:
-            compare.stop(process)
-        shutil.rmtree(compare.work, ignore_errors=True)
+        compare.clean_up()
 
 
 if __name__ == "__main__":

@@ -224,7 +224,9 @@ fn normalise(path: &Path) -> PathBuf {
     out
 }
 
-fn percent_decode(text: &str) -> String {
+/// Undoes `%XX` escapes (RFC 3986's percent-encoding, which JSON pointers in URI fragments
+/// and OpenTelemetry's `OTEL_*` lists use); a `%` not followed by two hex digits stays as it is.
+pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

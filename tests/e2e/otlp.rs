@@ -56,13 +56,32 @@ fn launch(
         "otlp.yaml",
         &format!("otlp:\n  endpoint: http://{receiver_addr}\n  interval: {interval}\n{config}"),
     );
+    launch_with(upstream, &file, env)
+}
+
+/// statuscope in front of `upstream` with the configuration `file`.
+fn launch_with(
+    upstream: &Upstream,
+    file: &std::path::Path,
+    env: Vec<(&'static str, String)>,
+) -> Statuscope {
     Statuscope::launch(Launch {
         engine: Engine::Fast,
         upstream: Some(upstream.addr),
-        config: Some(&file),
+        config: Some(file),
         env,
         ..Launch::default()
     })
+}
+
+/// Every attribute name the semantic conventions define, from the receiver's `/conventions`.
+fn attribute_names(conventions: &Value) -> Vec<&str> {
+    conventions["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect()
 }
 
 /// One data point as it arrived.
@@ -302,12 +321,7 @@ async fn what_is_pushed_equals_metrics_and_is_named_by_the_semantic_conventions(
         .iter()
         .all(|p| p.temporality == "AGGREGATION_TEMPORALITY_CUMULATIVE"));
     assert_eq!(http.iter().map(|p| p.count).sum::<u64>(), sent, "{http:?}");
-    let known: Vec<&str> = conventions["attributes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let known = attribute_names(&conventions);
     let methods = &conventions["values"]["http.request.method"];
     for point in &http {
         for key in point.attributes.keys() {
@@ -401,12 +415,7 @@ async fn grpc_calls_are_pushed_as_rpc_server_call_duration_with_the_string_statu
         .unwrap();
     let rpc: Vec<&Point> = points.iter().filter(|p| p.metric == name).collect();
     assert!(rpc.iter().all(|p| p.kind == "histogram" && p.unit == "s"));
-    let known: Vec<&str> = conventions["attributes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let known = attribute_names(&conventions);
     let count = |code: &str| {
         rpc.iter()
             .filter(|p| p.attributes["rpc.response.status_code"] == code)
@@ -643,12 +652,7 @@ async fn a_reload_changes_what_the_next_exports_carry() {
         )
     };
     let file = config_file("otlp-reload.yaml", &config("before"));
-    let statuscope = Statuscope::launch(Launch {
-        engine: Engine::Fast,
-        upstream: Some(upstream.addr),
-        config: Some(&file),
-        ..Launch::default()
-    });
+    let statuscope = launch_with(&upstream, &file, Vec::new());
     assert!(statuscope
         .stderr()
         .contains(&format!("otlp=http://{}/v1/metrics", receiver.addr)));

@@ -32,35 +32,11 @@ impl Deltas {
 
 /// `now - before`, or `None` when a count went down.
 fn difference(now: &Reading, before: &Reading) -> Option<Reading> {
-    match (now, before) {
-        (Reading::Number(now), Reading::Number(before)) if now >= before => {
-            Some(Reading::Number(now - before))
-        }
-        (
-            Reading::Histogram {
-                count,
-                sum,
-                buckets,
-            },
-            Reading::Histogram {
-                count: c,
-                sum: s,
-                buckets: b,
-            },
-        ) if count >= c && buckets.len() == b.len() => {
-            let buckets = buckets
-                .iter()
-                .zip(b)
-                .map(|(now, before)| now.checked_sub(*before))
-                .collect::<Option<Vec<u64>>>()?;
-            Some(Reading::Histogram {
-                count: count - c,
-                sum: sum - s,
-                buckets,
-            })
-        }
-        _ => None,
-    }
+    now.combine(
+        before,
+        |now, before| (now >= before).then_some(now - before),
+        u64::checked_sub,
+    )
 }
 
 #[cfg(test)]

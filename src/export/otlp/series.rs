@@ -50,27 +50,45 @@ pub enum Reading {
 }
 
 impl Reading {
-    /// Adds `other` (a point of the same metric) to this one.
-    pub fn add(&mut self, other: &Reading) {
+    /// This reading and `other` (of the same metric) combined value by value: `number` for
+    /// numbers and sums, `count` for counts and buckets; `None` when either refuses or the
+    /// two are not alike.
+    pub fn combine(
+        &self,
+        other: &Reading,
+        number: impl Fn(f64, f64) -> Option<f64>,
+        count: impl Fn(u64, u64) -> Option<u64>,
+    ) -> Option<Reading> {
         match (self, other) {
-            (Reading::Number(a), Reading::Number(b)) => *a += b,
+            (Reading::Number(a), Reading::Number(b)) => number(*a, *b).map(Reading::Number),
             (
                 Reading::Histogram {
-                    count,
-                    sum,
-                    buckets,
+                    count: a,
+                    sum: sum_a,
+                    buckets: buckets_a,
                 },
                 Reading::Histogram {
-                    count: c,
-                    sum: s,
-                    buckets: b,
+                    count: b,
+                    sum: sum_b,
+                    buckets: buckets_b,
                 },
-            ) => {
-                *count += c;
-                *sum += s;
-                buckets.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-            }
-            _ => {}
+            ) if buckets_a.len() == buckets_b.len() => Some(Reading::Histogram {
+                count: count(*a, *b)?,
+                sum: number(*sum_a, *sum_b)?,
+                buckets: buckets_a
+                    .iter()
+                    .zip(buckets_b)
+                    .map(|(a, b)| count(*a, *b))
+                    .collect::<Option<_>>()?,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Adds `other` (a point of the same metric) to this one.
+    pub fn add(&mut self, other: &Reading) {
+        if let Some(sum) = self.combine(other, |a, b| Some(a + b), |a, b| Some(a + b)) {
+            *self = sum;
         }
     }
 }

@@ -9,6 +9,8 @@ use http::header::{HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
 use http::Uri;
 
+use crate::contract::document::percent_decode;
+
 /// OpenTelemetry's variables that name the endpoint, the metrics-specific one (a full URL)
 /// first, then the general one (a base URL).
 pub const ENDPOINT_VARIABLES: [&str; 2] = [
@@ -216,32 +218,6 @@ pub fn header_name(name: &str) -> Result<HeaderName, String> {
     Ok(field)
 }
 
-/// Undoes `%XX` escapes (W3C Baggage's encoding, which the `OTEL_*` lists use); a `%` not
-/// followed by two hex digits stays as it is.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-            }
-            (byte, _, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,7 +253,6 @@ mod tests {
         let problem = header_fields(vec![("authorization".into(), "bad\nvalue".into())]);
         assert!(!problem.unwrap_err().contains("bad"));
         assert!(header_name("Content-Type").is_err());
-        assert_eq!(percent_decode("100%"), "100%");
     }
 
     #[test]
