@@ -673,3 +673,37 @@ async fn a_reload_changes_what_the_next_exports_carry() {
         1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_collector_that_never_answers_costs_no_request_and_does_not_hold_up_exit() {
+    let receiver = receiver(0);
+    script_answers(
+        &receiver,
+        &format!("[{}]", vec![r#"{"hang": 60}"#; 50].join(",")),
+    );
+    let upstream = Upstream::start();
+    let mut statuscope = launch(
+        &upstream,
+        receiver.addr,
+        "200ms",
+        "  timeout: 500ms\n",
+        Vec::new(),
+    );
+    let client = client();
+    wait_until("tries cut short by otlp.timeout", || {
+        statuscope.total("statuscope_otlp_exports_total", &[("outcome", "retried")]) >= 2.0
+    });
+    for _ in 0..20 {
+        assert_eq!(get(&client, &statuscope, "/ok").await.status, 200);
+    }
+    statuscope.wait_idle();
+    assert!(
+        statuscope.stderr().contains("no answer within 500ms"),
+        "{}",
+        statuscope.stderr()
+    );
+    // The last export at exit meets the same silence and gives up at otlp.timeout.
+    statuscope.signal(libc::SIGTERM);
+    assert!(statuscope.wait_exit().success());
+    assert!(exports(&receiver).is_empty());
+}

@@ -6,7 +6,8 @@ OpenTelemetry project's own protobuf classes (PyPI `opentelemetry-proto`) and ke
 GET  /exports              every export taken, as JSON: {"headers": {...}, "request": {...}}
                            (the request as protobuf's own JSON mapping)
 POST /answers              a JSON list of answers for the next exports, each
-                           {"status": 503, "retry_after": "1"}; once used up, 200
+                           {"status": 503, "retry_after": "1"}, or {"hang": SECONDS} for none
+                           at all (the connection held, then closed); once used up, 200
 GET  /attempts             how many POSTs arrived, answered or not
 GET  /conventions          the semantic conventions' own names, from PyPI
                            `opentelemetry-semantic-conventions`: every attribute name, the schema
@@ -19,6 +20,7 @@ import json
 import pkgutil
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from google.protobuf.json_format import MessageToDict
@@ -105,6 +107,10 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             ATTEMPTS[0] += 1
             answer = ANSWERS.pop(0) if ANSWERS else {"status": 200}
+        if "hang" in answer:
+            time.sleep(answer["hang"])
+            self.close_connection = True
+            return
         if answer["status"] != 200:
             extra = [("Retry-After", answer["retry_after"])] if "retry_after" in answer else []
             return self.reply(answer["status"], b"{}", extra=extra)

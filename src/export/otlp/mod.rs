@@ -201,36 +201,65 @@ impl Pusher {
         let mut next_read = Instant::now() + self.settings.interval;
         loop {
             let wake = self.wake(next_read);
-            tokio::select! {
-                _ = tokio::time::sleep_until(wake.into()) => {}
-                command = commands.recv() => match command {
-                    Some(Command::Replace(settings)) => {
-                        if settings.interval != self.settings.interval {
-                            next_read = Instant::now() + settings.interval;
-                        }
-                        if settings.temporality != self.settings.temporality {
-                            self.deltas = delta::Deltas::default();
-                            self.last_read = None;
-                        }
-                        self.settings = *settings;
-                        continue;
-                    }
-                    Some(Command::Flush(done)) => {
-                        self.last_export().await;
-                        let _ = done.send(());
-                        return;
-                    }
-                    None => return,
-                },
+            let command = tokio::select! {
+                _ = tokio::time::sleep_until(wake.into()) => None,
+                command = commands.recv() => Some(command),
+            };
+            let command = match command {
+                Some(command) => Some(command),
+                None => self.act(&mut next_read, &mut commands).await,
+            };
+            if let Some(command) = command {
+                if !self.obey(command, &mut next_read).await {
+                    return;
+                }
             }
-            let now = Instant::now();
-            if now >= next_read {
-                self.enqueue();
-                next_read = now + self.settings.interval;
+        }
+    }
+
+    /// Reads the tallies when due and tries the export at the front of the queue when due; a
+    /// command that arrives during a try cuts it short (the export stays queued), so a flush at
+    /// exit never waits behind a try to a collector that does not answer. Returns what arrived
+    /// (a command, or `None` for the sender gone), if anything did.
+    async fn act(
+        &mut self,
+        next_read: &mut Instant,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> Option<Option<Command>> {
+        let now = Instant::now();
+        if now >= *next_read {
+            self.enqueue();
+            *next_read = now + self.settings.interval;
+        }
+        if self.queue.is_empty() || self.retry_at.is_some_and(|at| now < at) {
+            return None;
+        }
+        tokio::select! {
+            _ = self.attempt() => None,
+            command = commands.recv() => Some(command),
+        }
+    }
+
+    /// Applies a command (`None`: the sender is gone); `false` when the push is to stop.
+    async fn obey(&mut self, command: Option<Command>, next_read: &mut Instant) -> bool {
+        match command {
+            Some(Command::Replace(settings)) => {
+                if settings.interval != self.settings.interval {
+                    *next_read = Instant::now() + settings.interval;
+                }
+                if settings.temporality != self.settings.temporality {
+                    self.deltas = delta::Deltas::default();
+                    self.last_read = None;
+                }
+                self.settings = *settings;
+                true
             }
-            if !self.queue.is_empty() && self.retry_at.is_none_or(|at| now >= at) {
-                self.attempt().await;
+            Some(Command::Flush(done)) => {
+                self.last_export().await;
+                let _ = done.send(());
+                false
             }
+            None => false,
         }
     }
 
