@@ -576,3 +576,22 @@ fn a_bad_push_setting_names_its_key_or_its_variable_and_never_a_header_value() {
     assert!(text.contains("4318"), "{text}");
     assert!(!text.contains("secret-token"), "{text}");
 }
+
+#[test]
+fn opentelemetry_s_off_switches_stop_a_push_the_variables_ask_for_but_not_the_key() {
+    let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318");
+    for off in [
+        ("OTEL_SDK_DISABLED", "true"),
+        ("OTEL_METRICS_EXPORTER", "none"),
+        ("OTEL_METRICS_EXPORTER", "prometheus"),
+    ] {
+        assert!(otlp_with(&[endpoint, off]).unwrap().is_none(), "{off:?}");
+    }
+    let listed = otlp_with(&[endpoint, ("OTEL_METRICS_EXPORTER", "console, otlp")]);
+    assert!(listed.unwrap().is_some());
+    let key = otlp_with(&[
+        ("STATUSCOPE_OTLP__ENDPOINT", "http://key:4318"),
+        ("OTEL_SDK_DISABLED", "true"),
+    ]);
+    assert!(key.unwrap().is_some(), "a key outranks the variables");
+}

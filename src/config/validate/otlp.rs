@@ -82,6 +82,9 @@ fn endpoint(check: &mut Checker<'_>) -> Option<http::Uri> {
             .map_err(|problem| check.fail(KEY, problem))
             .ok();
     }
+    if switched_off(check) {
+        return None;
+    }
     let (name, text) = check
         .sources
         .otel(&otlp::ENDPOINT_VARIABLES)
@@ -93,6 +96,23 @@ fn endpoint(check: &mut Checker<'_>) -> Option<http::Uri> {
     };
     url.map_err(|problem| fail_variable(check, KEY, name, problem))
         .ok()
+}
+
+/// OpenTelemetry's own switches say no metrics are pushed: `OTEL_SDK_DISABLED=true`, or
+/// `OTEL_METRICS_EXPORTER` without `otlp` in its list (`none`, `prometheus`). They stop an
+/// endpoint taken from the variables, never `otlp.endpoint`: a key outranks the variables.
+fn switched_off(check: &Checker<'_>) -> bool {
+    let disabled = check
+        .sources
+        .otel(&["OTEL_SDK_DISABLED"])
+        .is_some_and(|(_, text)| text.trim().eq_ignore_ascii_case("true"));
+    let exporters = check.sources.otel(&["OTEL_METRICS_EXPORTER"]);
+    let no_otlp = exporters.is_some_and(|(_, list)| {
+        !list
+            .split(',')
+            .any(|exporter| exporter.trim().eq_ignore_ascii_case("otlp"))
+    });
+    disabled || no_otlp
 }
 
 fn protocol(check: &mut Checker<'_>) -> Protocol {
