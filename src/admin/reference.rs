@@ -27,6 +27,10 @@ Label values:
   table), `client` (the client hung up first; always `code="499"`).
 - `method`: `GET`, `HEAD`, `POST`, `PUT`, `DELETE`, `CONNECT`, `OPTIONS`, `TRACE`, `PATCH`, or
   `_OTHER` for anything else.
+- `http_version`: `1.0`, `1.1` or `2`, the HTTP version the client spoke (a request whose
+  version could not be read counts as `1.1`).
+- `outcome` (`statuscope_otlp_exports_total`): `success`, `retried`, `rejected`, `dropped`; see
+  [otlp.md](otlp.md).
 - `kind`: `connect_refused`, `connect_timeout`, `read_timeout`, `write_timeout`,
   `response_timeout`, `reset` (reset, or closed before answering), `truncated` (closed before
   the end of the body it announced), `other`. Every kind is exported at 0 from start-up, so
