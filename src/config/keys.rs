@@ -521,8 +521,8 @@ define_key!(
 define_key!(
     OTLP_COMPRESSION,
     "otlp.compression",
-    KeyKind::choice("none", &names(Compression::NAMED)),
-    "the export body's encoding, `none` or `gzip` (`OTEL_EXPORTER_OTLP_COMPRESSION`)",
+    KeyKind::choice("gzip", &names(Compression::NAMED)),
+    "the export body's encoding, `gzip` or `none` (`OTEL_EXPORTER_OTLP_COMPRESSION`). gzip by default, unlike OpenTelemetry's exporters: an export of 500 routes is 486 KB as protobuf and 13 KB gzipped, for 0.3 ms of CPU (see [otlp.md](otlp.md#cost)), and every Collector takes it",
 );
 
 define_key!(

@@ -506,7 +506,7 @@ fn opentelemetry_s_variables_fill_the_keys_no_source_set() {
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "9000"),
         ("OTEL_METRIC_EXPORT_INTERVAL", "1000"),
         ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "Delta"),
-        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
         (
             "OTEL_RESOURCE_ATTRIBUTES",
             "service.name=env,k8s.pod.name=p-1",
@@ -522,7 +522,7 @@ fn opentelemetry_s_variables_fill_the_keys_no_source_set() {
     assert_eq!(settings.timeout, Duration::from_millis(2500));
     assert_eq!(settings.interval, Duration::from_secs(5), "the key wins");
     assert_eq!(settings.temporality, Temporality::Delta);
-    assert_eq!(settings.compression, Compression::Gzip);
+    assert_eq!(settings.compression, Compression::None);
     let resource: Vec<(&str, &str)> = settings
         .resource
         .iter()

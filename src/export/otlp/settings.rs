@@ -124,7 +124,7 @@ pub enum Compression {
 impl Compression {
     /// Each encoding by its `otlp.compression` name (`OTEL_EXPORTER_OTLP_COMPRESSION`'s).
     pub const NAMED: [(&'static str, Compression); 2] =
-        [("none", Compression::None), ("gzip", Compression::Gzip)];
+        [("gzip", Compression::Gzip), ("none", Compression::None)];
 }
 
 /// The metrics URL for a base endpoint such as `http://collector:4318` (`otlp.endpoint`,
