@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{parse_duration, Checker, RawDuration};
+use super::Checker;
 use crate::config::error::ConfigError;
 use crate::config::keys::{self, Key};
 use crate::export::otlp::settings::{self as otlp, OtlpSettings};
@@ -67,12 +67,38 @@ fn variable(
         .map(|(name, value)| (name, value.to_string()))
 }
 
-fn fail_variable(check: &mut Checker<'_>, key: &Key, name: &str, problem: impl std::fmt::Display) {
-    check.errors.push(ConfigError::at(
-        key.path,
-        format!("the environment variable {name}"),
-        problem,
-    ));
+/// Records a problem with `key`'s value, naming the variable it came from, if one did.
+fn fail_from(
+    check: &mut Checker<'_>,
+    key: &Key,
+    variable: Option<&str>,
+    problem: impl std::fmt::Display,
+) {
+    match variable {
+        Some(name) => check.errors.push(ConfigError::at(
+            key.path,
+            format!("the environment variable {name}"),
+            problem,
+        )),
+        None => check.fail(key, problem),
+    }
+}
+
+/// A choice key, or its variable read by `parse`; the first option stands in for a bad value.
+fn choice_or<T: Copy>(
+    check: &mut Checker<'_>,
+    key: &Key,
+    names: &[&'static str],
+    named: &[(&str, T)],
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> T {
+    match variable(check, key, names) {
+        Some((name, text)) => parse(&text).unwrap_or_else(|problem| {
+            fail_from(check, key, Some(name), problem);
+            named[0].1
+        }),
+        None => check.choice(key, named),
+    }
 }
 
 fn endpoint(check: &mut Checker<'_>) -> Option<http::Uri> {
@@ -94,7 +120,7 @@ fn endpoint(check: &mut Checker<'_>) -> Option<http::Uri> {
     } else {
         otlp::metrics_url_of_base(&text)
     };
-    url.map_err(|problem| fail_variable(check, KEY, name, problem))
+    url.map_err(|problem| fail_from(check, KEY, Some(name), problem))
         .ok()
 }
 
@@ -116,18 +142,21 @@ fn switched_off(check: &Checker<'_>) -> bool {
 }
 
 fn protocol(check: &mut Checker<'_>) -> Protocol {
-    const KEY: &Key = &keys::OTLP_PROTOCOL;
-    const NAMES: &[&str] = &[
+    let names = [
         "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
         "OTEL_EXPORTER_OTLP_PROTOCOL",
     ];
-    match variable(check, KEY, NAMES) {
-        Some((name, text)) => super::choose(&Protocol::NAMED, &text).unwrap_or_else(|problem| {
-            fail_variable(check, KEY, name, format!("{problem}: OTLP/gRPC is not offered, push OTLP/HTTP to the collector's port 4318"));
-            Protocol::HttpProtobuf
-        }),
-        None => check.choice(KEY, &Protocol::NAMED),
-    }
+    choice_or(
+        check,
+        &keys::OTLP_PROTOCOL,
+        &names,
+        &Protocol::NAMED,
+        |text| {
+            super::choose(&Protocol::NAMED, text).map_err(|problem| {
+            format!("{problem}: OTLP/gRPC is not offered, push OTLP/HTTP to the collector's port 4318")
+        })
+        },
+    )
 }
 
 /// A duration key, or its variable's whole milliseconds.
@@ -138,21 +167,10 @@ fn millis_or(check: &mut Checker<'_>, key: &Key, names: &[&'static str]) -> Dura
     match text.trim().parse::<u64>() {
         Ok(ms) if ms > 0 => Duration::from_millis(ms),
         _ => {
-            fail_variable(
-                check,
-                key,
-                name,
-                format!("`{text}` is not a positive number of milliseconds"),
-            );
-            parse_duration(&RawDuration::Text(default_of(key))).unwrap_or(Duration::from_secs(1))
+            let problem = format!("`{text}` is not a positive number of milliseconds");
+            fail_from(check, key, Some(name), problem);
+            Duration::ZERO
         }
-    }
-}
-
-fn default_of(key: &Key) -> String {
-    match key.kind {
-        keys::KeyKind::Duration { default, .. } => default.to_string(),
-        _ => panic!("{} is no duration", key.path),
     }
 }
 
@@ -169,10 +187,7 @@ fn pairs_or(
     match otlp::pairs(entries.iter().map(String::as_str)) {
         Ok(pairs) => (pairs, name),
         Err(problem) => {
-            match name {
-                Some(name) => fail_variable(check, key, name, problem),
-                None => check.fail(key, problem),
-            }
+            fail_from(check, key, name, problem);
             (Vec::new(), name)
         }
     }
@@ -189,10 +204,7 @@ fn headers(check: &mut Checker<'_>) -> Vec<(http::HeaderName, http::HeaderValue)
         ],
     );
     otlp::header_fields(pairs).unwrap_or_else(|problem| {
-        match name {
-            Some(name) => fail_variable(check, KEY, name, problem),
-            None => check.fail(KEY, problem),
-        }
+        fail_from(check, KEY, name, problem);
         Vec::new()
     })
 }
@@ -231,7 +243,7 @@ fn resource(check: &mut Checker<'_>) -> Vec<(String, String)> {
     {
         match otlp::pairs([text.as_str()]) {
             Ok(pairs) => pairs.into_iter().for_each(|(k, v)| put(k, v)),
-            Err(problem) => fail_variable(check, KEY, name, problem),
+            Err(problem) => fail_from(check, KEY, Some(name), problem),
         }
     }
     if let Some((_, name)) = check.sources.otel(&["OTEL_SERVICE_NAME"]) {
@@ -250,36 +262,29 @@ fn resource(check: &mut Checker<'_>) -> Vec<(String, String)> {
 }
 
 fn temporality(check: &mut Checker<'_>) -> Temporality {
-    const KEY: &Key = &keys::OTLP_TEMPORALITY;
-    match variable(
+    let names = ["OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"];
+    choice_or(
         check,
-        KEY,
-        &["OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"],
-    ) {
-        Some((name, text)) => Temporality::of_preference(&text).unwrap_or_else(|| {
-            fail_variable(
-                check,
-                KEY,
-                name,
-                format!("`{text}` is not one of `cumulative`, `delta`, `lowmemory`"),
-            );
-            Temporality::Cumulative
-        }),
-        None => check.choice(KEY, &Temporality::NAMED),
-    }
+        &keys::OTLP_TEMPORALITY,
+        &names,
+        &Temporality::NAMED,
+        |text| {
+            Temporality::of_preference(text)
+                .ok_or_else(|| format!("`{text}` is not one of `cumulative`, `delta`, `lowmemory`"))
+        },
+    )
 }
 
 fn compression(check: &mut Checker<'_>) -> Compression {
-    const KEY: &Key = &keys::OTLP_COMPRESSION;
-    const NAMES: &[&str] = &[
+    let names = [
         "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
         "OTEL_EXPORTER_OTLP_COMPRESSION",
     ];
-    match variable(check, KEY, NAMES) {
-        Some((name, text)) => super::choose(&Compression::NAMED, &text).unwrap_or_else(|problem| {
-            fail_variable(check, KEY, name, problem);
-            Compression::None
-        }),
-        None => check.choice(KEY, &Compression::NAMED),
-    }
+    choice_or(
+        check,
+        &keys::OTLP_COMPRESSION,
+        &names,
+        &Compression::NAMED,
+        |text| super::choose(&Compression::NAMED, text),
+    )
 }

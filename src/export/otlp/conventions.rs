@@ -67,12 +67,10 @@ fn view(
                 .collect(),
         );
         let value = value(metric, family.get_field_type());
-        match points.entry(attributes(&labels)) {
-            std::collections::btree_map::Entry::Occupied(mut entry) => entry.get_mut().add(&value),
-            std::collections::btree_map::Entry::Vacant(entry) => {
-                entry.insert(value);
-            }
-        }
+        points
+            .entry(attributes(&labels))
+            .and_modify(|sum| sum.add(&value))
+            .or_insert(value);
     }
     Series {
         name,

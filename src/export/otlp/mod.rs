@@ -312,13 +312,11 @@ impl Pusher {
         &self,
         metrics: Vec<opentelemetry_proto::tonic::metrics::v1::Metric>,
     ) -> ExportMetricsServiceRequest {
-        let resource = self
+        let attributes = self
             .settings
             .resource
             .iter()
-            .map(|(key, value)| (key.as_str(), AttrValue::Str(value.clone())));
-        let attributes = resource
-            .map(|(key, value)| series::key_value(key, &value))
+            .map(|(key, value)| series::key_value(key, &AttrValue::Str(value.clone())))
             .collect();
         ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
