@@ -532,7 +532,14 @@ async fn a_refusal_is_not_retried_and_429_or_503_are_after_their_retry_after() {
         &receiver,
         r#"[{"status": 429, "retry_after": "2"}, {"status": 503, "retry_after": "2"}]"#,
     );
-    let statuscope = launch(&upstream, receiver.addr, "300ms", "", Vec::new());
+    // A queue of one: each read while the collector asks to wait replaces the one queued.
+    let statuscope = launch(
+        &upstream,
+        receiver.addr,
+        "300ms",
+        "  queue: 1\n",
+        Vec::new(),
+    );
     let started = Instant::now();
     wait_until("an export taken after two waits", || {
         !exports(&receiver).is_empty()
@@ -547,7 +554,8 @@ async fn a_refusal_is_not_retried_and_429_or_503_are_after_their_retry_after() {
         statuscope.total("statuscope_otlp_exports_total", &[("outcome", "retried")]),
         2.0
     );
-    // The queue filled while waiting: every try after the two refusals is taken.
+    assert!(statuscope.total("statuscope_otlp_exports_total", &[("outcome", "dropped")]) >= 1.0);
+    // Every try after the two refusals is taken.
     wait_until("every try but two taken", || {
         let attempts = receiver_get(&receiver, "/attempts").as_u64().unwrap();
         attempts == exports(&receiver).len() as u64 + 2
